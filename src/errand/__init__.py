@@ -1,0 +1,5 @@
+"""errand: a durable async-operations server for AI agents."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

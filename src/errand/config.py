@@ -1,0 +1,257 @@
+"""formation.yaml -> a frozen Config. The only module that reads os.environ.
+
+`${VAR}` and `${VAR:-default}` are interpolated in every string value. Unknown keys and bad
+values are rejected with a ConfigError naming the dotted key (e.g. `workers.concurrency`).
+Components get their own slice of the Config by constructor; nothing reads globals.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from errand.errors import ConfigError
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from 30, 2.5, "90s", "15m", "24h", "7d"."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30, '90s', '15m', '24h'")
+    if isinstance(value, int | float):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"expected a duration such as 30, '90s', '15m', '24h', got {value!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Keys(_Section):
+    client: list[str] = Field(default_factory=list)
+    admin: list[str] = Field(default_factory=list)
+
+
+class StorageConfig(_Section):
+    url: str = "sqlite:///errand.db"
+    sqlite_synchronous: Literal["full", "normal"] = "full"
+    """full: every commit is fsynced before the 202 (survives power loss); normal: survives a
+    process crash, the last commits may be lost on power loss."""
+    pool_size: int = Field(default=10, ge=1, le=200)
+
+
+class AsyncConfig(_Section):
+    mode: Literal["auto", "sync", "async"] = "auto"
+    threshold_seconds: float = Field(default=30.0, ge=0)
+    sync_wait_seconds: float | None = Field(default=None, ge=0)
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_retries: int = Field(default=3, ge=0, le=50)
+    webhook_timeout: Duration = 10.0
+    webhook_allow_hosts: list[str] = Field(default_factory=list)
+    result_ttl: Duration = 86400.0
+    tombstone_ttl: Duration = 30 * 86400.0
+
+    @property
+    def sync_wait(self) -> float:
+        """How long a sync call waits before answering 202 (default: the threshold)."""
+        return self.sync_wait_seconds if self.sync_wait_seconds is not None else self.threshold_seconds
+
+
+class RetryPolicy(_Section):
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    initial_delay: float = Field(default=1.0, ge=0)
+    max_delay: float = Field(default=60.0, ge=0)
+    backoff_factor: float = Field(default=2.0, ge=1)
+    jitter: float = Field(default=0.25, ge=0, le=1)
+    """Each delay is multiplied by a random factor in [1 - jitter, 1 + jitter]."""
+
+
+class WorkflowConfig(_Section):
+    task_timeout: Duration = 300.0
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+class WorkersConfig(_Section):
+    concurrency: int = Field(default=64, ge=1, le=100_000)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    poll_interval: float = Field(default=0.5, gt=0)
+    """Safety-net poll when no wake-up arrives (and for writes by other SQLite processes)."""
+
+
+class ServerConfig(_Section):
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_wait_seconds: float = Field(default=60.0, ge=0)
+
+
+class ModelConfig(_Section):
+    provider: Literal["openai"] = "openai"
+    name: str
+    base_url: str | None = None
+    api_key: str | None = None
+    timeout: float = Field(default=120.0, gt=0)
+
+
+class AgentConfig(_Section):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    handler: str | None = None
+    model: ModelConfig | None = None
+    system_prompt: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    tools: list[str] = Field(default_factory=list)
+    max_steps: int = Field(default=8, ge=1, le=100)
+    default: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Free-form settings handed to a Python handler agent as ctx.metadata['agent_options']."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AgentConfig:
+        if (self.handler is None) == (self.model is None):
+            raise ValueError("an agent needs exactly one of `handler` (module:function) or `model`")
+        if self.handler is not None and ":" not in self.handler:
+            raise ValueError(f"handler must look like module:function, got {self.handler!r}")
+        return self
+
+
+class Config(_Section):
+    name: str = Field(default="errand", pattern=r"^[A-Za-z0-9_.-]+$")
+    keys: Keys = Field(default_factory=Keys)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
+    workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    agents: list[AgentConfig] = Field(default_factory=list)
+    overlord: dict[str, Any] = Field(default_factory=dict)
+    """Accepted for MUXI compatibility; only overlord.workflow.timeouts.task_timeout is read."""
+    base_dir: str = "."
+    """The formation's folder (set by load_config): handlers and triggers/ are found there."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if not self.keys.client and not self.keys.admin:
+            raise ValueError("keys: at least one client or admin key is required")
+        for k in (*self.keys.client, *self.keys.admin):
+            if len(k) < 8:
+                raise ValueError("keys: every key must be at least 8 characters long")
+        ids = [a.id for a in self.agents]
+        if len(set(ids)) != len(ids):
+            raise ValueError("agents: agent ids must be unique")
+        if sum(a.default for a in self.agents) > 1:
+            raise ValueError("agents: at most one agent may be `default: true`")
+        return self
+
+    @property
+    def default_agent(self) -> str | None:
+        for a in self.agents:
+            if a.default:
+                return a.id
+        return self.agents[0].id if self.agents else None
+
+    @property
+    def storage_url(self) -> str:
+        """storage.url with a relative SQLite path resolved against the formation folder."""
+        url = self.storage.url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            return "sqlite:///" + str(Path(self.base_dir) / url[len("sqlite:///") :])
+        return url
+
+
+def interpolate(value: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Replace ${VAR} / ${VAR:-default} in every string; a missing VAR names its key."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{path}: environment variable {name} is not set")
+
+    return _ENV.sub(sub, value)
+
+
+def _drop_unset(value: Any) -> Any:
+    """Empty strings left by interpolation mean "not configured" (e.g. an unset optional key)."""
+    if isinstance(value, dict):
+        return {k: _drop_unset(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_drop_unset(v) for v in value if v != ""]
+    return value
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + ("async" if part == "async_" else part)
+    return out
+
+
+def build_config(
+    data: Mapping[str, Any], *, env: Mapping[str, str] | None = None, base_dir: str = "."
+) -> Config:
+    """Validate a formation mapping (already parsed YAML) into a Config."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("formation: the top level must be a mapping of keys")
+    raw = _drop_unset(interpolate(dict(data), os.environ if env is None else env))
+    raw.setdefault("base_dir", base_dir)
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{_loc(e['loc']) or 'formation'}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("invalid configuration: " + "; ".join(problems), details=problems) from None
+    timeout = cfg.overlord.get("workflow", {}).get("timeouts", {}).get("task_timeout")
+    if timeout is not None and "task_timeout" not in (data.get("workflow") or {}):
+        cfg = cfg.model_copy(
+            update={"workflow": cfg.workflow.model_copy(update={"task_timeout": parse_duration(timeout)})}
+        )
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read formation.yaml (path, else $ERRAND_CONFIG, else ./formation.yaml)."""
+    p = Path(path or os.environ.get("ERRAND_CONFIG") or "formation.yaml")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {p}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return build_config(data, base_dir=str(p.resolve().parent))
+
+
+def env_flag(name: str) -> bool:
+    """A boolean environment switch (tests and CLI use it; only this module reads os.environ)."""
+    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
+
+
+def env_value(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)

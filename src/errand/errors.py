@@ -1,0 +1,165 @@
+"""The ErrandError tree: every error errand raises on purpose, each saying transient or permanent.
+
+    ErrandError                     (code INTERNAL_ERROR)
+    ├── InvalidRequest              INVALID_REQUEST       bad input (400/422)
+    │   └── IdempotencyMismatch     same idempotency key, different body
+    ├── Unauthorized                UNAUTHORIZED          missing or unknown key
+    ├── NotFound                    REQUEST_NOT_FOUND     unknown request (or another owner's)
+    │   └── ResourceNotFound        RESOURCE_NOT_FOUND    unknown trigger, agent, route
+    ├── Conflict                    CONFLICT              e.g. cancel a completed request
+    ├── RequestExpired              REQUEST_EXPIRED       result purged after result_ttl
+    ├── PayloadTooLarge             PAYLOAD_TOO_LARGE
+    ├── RateLimited                 RATE_LIMITED          transient
+    ├── ServiceUnavailable          SERVICE_UNAVAILABLE   transient
+    │   └── StoreUnavailable        the database cannot be reached
+    ├── LeaseLost                   a stale attempt tried to write (fencing); never leaves a worker
+    ├── ConfigError                 formation.yaml is wrong; names the key
+    └── AgentError                  raised by agents
+        ├── TransientError          retry me (timeouts, connection errors, 429/5xx)
+        │   └── TaskTimeout         the attempt outlived workflow.task_timeout
+        └── PermanentError          fail at once
+
+HTTP status codes live in `api/errors.py` only; the SDK maps codes back to these classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ErrandError(Exception):
+    """Root of every deliberate errand error."""
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    transient: ClassVar[bool] = False
+
+    def __init__(self, message: str = "", *, details: Any = None) -> None:
+        super().__init__(message or (self.__doc__ or self.code).strip().splitlines()[0])
+        self.details = details
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidRequest(ErrandError):
+    """The request is not valid."""
+
+    code = "INVALID_REQUEST"
+
+
+class IdempotencyMismatch(InvalidRequest):
+    """This idempotency key was already used with a different request body."""
+
+
+class Unauthorized(ErrandError):
+    """A valid API key is required."""
+
+    code = "UNAUTHORIZED"
+
+
+class NotFound(ErrandError):
+    """Request not found."""
+
+    code = "REQUEST_NOT_FOUND"
+
+
+class ResourceNotFound(NotFound):
+    """Resource not found."""
+
+    code = "RESOURCE_NOT_FOUND"
+
+
+class Conflict(ErrandError):
+    """The request is in a state that does not allow this."""
+
+    code = "CONFLICT"
+
+
+class RequestExpired(ErrandError):
+    """The request finished and its result has been purged (result_ttl)."""
+
+    code = "REQUEST_EXPIRED"
+
+
+class PayloadTooLarge(ErrandError):
+    """The request body is too large."""
+
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class RateLimited(ErrandError):
+    """Too many requests."""
+
+    code = "RATE_LIMITED"
+    transient = True
+
+
+class ServiceUnavailable(ErrandError):
+    """The service is temporarily unavailable."""
+
+    code = "SERVICE_UNAVAILABLE"
+    transient = True
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The database cannot be reached."""
+
+
+class LeaseLost(ErrandError):
+    """This attempt no longer holds the request (taken over, cancelled or finished)."""
+
+    code = "LEASE_LOST"
+
+
+class ConfigError(ErrandError):
+    """The configuration is invalid."""
+
+    code = "CONFIG_ERROR"
+
+
+class AgentError(ErrandError):
+    """An agent failed."""
+
+    code = "AGENT_ERROR"
+
+
+class TransientError(AgentError):
+    """A transient agent failure; the engine retries it with backoff."""
+
+    code = "TRANSIENT_ERROR"
+    transient = True
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class TaskTimeout(TransientError):
+    """The attempt exceeded workflow.task_timeout."""
+
+    code = "TASK_TIMEOUT"
+
+
+class PermanentError(AgentError):
+    """A permanent agent failure; the request fails at once."""
+
+    code = "PERMANENT_ERROR"
+
+
+BY_CODE: dict[str, type[ErrandError]] = {
+    cls.code: cls
+    for cls in (
+        ErrandError,
+        InvalidRequest,
+        Unauthorized,
+        NotFound,
+        ResourceNotFound,
+        Conflict,
+        RequestExpired,
+        PayloadTooLarge,
+        RateLimited,
+        ServiceUnavailable,
+    )
+}
+"""Wire code -> class, used by the SDK to raise the same types the server raised."""

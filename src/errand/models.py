@@ -1,0 +1,273 @@
+"""Domain values, the one transition table and the one status document. No I/O.
+
+Every backend checks `can_transition()` in Python *and* encodes the same table in its
+`UPDATE ... WHERE status IN (...)` clauses, so a race can only lose, never corrupt.
+The status document built by `to_document()` is what GET /v1/requests/{id} answers, what a
+webhook carries and what the SDK parses: one shape, built in one place.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    # queued -> picked up, or cancelled before it ran
+    Status.PENDING: frozenset({Status.PROCESSING, Status.CANCELLED}),
+    # processing -> processing is a new attempt (retry after backoff, or takeover after a lost
+    # lease); the status never moves back to pending, so readers never see work "un-start".
+    Status.PROCESSING: frozenset({Status.PROCESSING, Status.COMPLETED, Status.FAILED, Status.CANCELLED}),
+    Status.COMPLETED: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+
+
+def can_transition(old: Status, new: Status) -> bool:
+    """The only judge of a legal status change."""
+    return new in TRANSITIONS[old]
+
+
+def sources_of(new: Status) -> tuple[Status, ...]:
+    """States from which `new` may be entered (backends use it in WHERE clauses)."""
+    return tuple(s for s in Status if new in TRANSITIONS[s])
+
+
+class Mode(enum.StrEnum):
+    AUTO = "auto"
+    SYNC = "sync"
+    ASYNC = "async"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    percent: float | None = None
+    message: str | None = None
+    step: int | None = None
+    total_steps: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "percent": self.percent,
+            "message": self.message,
+            "step": self.step,
+            "total_steps": self.total_steps,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Progress | None:
+        if not d:
+            return None
+        return cls(d.get("percent"), d.get("message"), d.get("step"), d.get("total_steps"))
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What an agent produced. `extra` holds anything else the agent returned (usage, data)."""
+
+    text: str
+    agent: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.extra, "text": self.text, "agent": self.agent}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Result | None:
+        if d is None:
+            return None
+        extra = {k: v for k, v in d.items() if k not in ("text", "agent")}
+        return cls(str(d.get("text", "")), d.get("agent"), extra)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    type: str
+    message: str
+    retryable: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "retryable": self.retryable}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> ErrorInfo | None:
+        if d is None:
+            return None
+        return cls(str(d.get("type", "Error")), str(d.get("message", "")), bool(d.get("retryable")))
+
+
+@dataclass(frozen=True, slots=True)
+class NewRequest:
+    """Everything `Store.submit` needs to create a request. Built by the API."""
+
+    id: str
+    owner: str  # fingerprint of the API key that created it (never the key itself)
+    user_id: str
+    message: str
+    kind: str = "chat"  # "chat" | "trigger"
+    agent: str | None = None
+    session_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    trigger: str | None = None
+    webhook_url: str | None = None
+    mode: Mode = Mode.ASYNC  # the decided mode: sync or async
+    max_attempts: int = 3
+    estimated_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """A client's idempotency key, scoped by owner + user + path, with a body fingerprint."""
+
+    key: str
+    scope: str  # owner fingerprint + user id + request path
+    fingerprint: str  # sha256 of the canonical request body
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request as stored. `seq` is the number of its latest event (a change counter)."""
+
+    id: str
+    owner: str
+    user_id: str
+    kind: str
+    agent: str | None
+    message: str
+    session_id: str | None
+    metadata: dict[str, Any]
+    trigger: str | None
+    webhook_url: str | None
+    mode: Mode
+    status: Status
+    attempt: int  # fencing token: number of claims so far
+    failures: int  # failed attempts so far (counted against max_attempts)
+    max_attempts: int
+    progress: Progress | None
+    result: Result | None
+    error: ErrorInfo | None
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+    run_at: float
+    estimated_seconds: float | None
+    seq: int
+    expired: bool = False  # a tombstone: result and input purged after result_ttl
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return round((self.completed_at - self.started_at) * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A request handed to a worker. `attempt` is the fencing token every write must carry."""
+
+    request: Request
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of a request's ordered event log (status, progress, content, terminal)."""
+
+    request_id: str
+    seq: int
+    type: str  # created | started | progress | content | retry | completed | failed | cancelled
+    data: dict[str, Any]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    requests: list[Request]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A webhook delivery due to be sent: the body is fixed when the request ends."""
+
+    id: str  # stable per delivery: the `webhook-id` receivers dedupe on
+    request_id: str
+    url: str
+    body: dict[str, Any]
+    attempt: int  # attempts made so far (0 before the first); the dispatcher owns the limit
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    delivery_id: str
+    attempt: int
+    at: float
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """State of a request's webhook delivery: pending | retrying | delivered | failed."""
+
+    id: str
+    request_id: str
+    url: str
+    state: str
+    attempts: list[DeliveryAttempt]
+    next_attempt_at: float | None
+    created_at: float
+
+
+def to_document(req: Request, *, delivery: Delivery | None = None) -> dict[str, Any]:
+    """The status document: GET /v1/requests/{id}, the webhook body, the SDK's input."""
+    doc: dict[str, Any] = {
+        "request_id": req.id,
+        "status": req.status.value,
+        "user_id": req.user_id,
+        "kind": req.kind,
+        "agent": req.agent,
+        "progress": req.progress.to_dict() if req.progress else None,
+        "attempts": req.attempt,
+        "created_at": req.created_at,
+        "started_at": req.started_at,
+        "completed_at": req.completed_at,
+        "duration_ms": req.duration_ms,
+        "delivery": "webhook" if req.webhook_url else "polling",
+    }
+    if req.session_id is not None:
+        doc["session_id"] = req.session_id
+    if req.trigger is not None:
+        doc["trigger"] = req.trigger
+    if req.status is Status.COMPLETED and req.result is not None:
+        doc["result"] = req.result.to_dict()
+    if req.status is Status.FAILED and req.error is not None:
+        doc["error"] = req.error.to_dict()
+    if delivery is not None:
+        doc["webhook"] = {
+            "state": delivery.state,
+            "attempts": len(delivery.attempts),
+            "next_attempt_at": delivery.next_attempt_at,
+        }
+    return doc

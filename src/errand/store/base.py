@@ -1,0 +1,217 @@
+"""The Store protocol: the entire persistence contract, and nothing else.
+
+Every method is one transaction with the guarantee written in its docstring. Backends return
+`models` values and raise only `errors` types (driver exceptions are translated inside each
+backend). `tests/store_contract.py` holds every backend to this text.
+
+Time: backends take a `Clock` at construction and read `clock.now()` for every timestamp, so
+tests drive lease expiry, backoff and TTL purge without sleeping.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from errand.models import (
+    Claim,
+    Delivery,
+    ErrorInfo,
+    Event,
+    IdempotencyKey,
+    NewRequest,
+    OutboxItem,
+    Page,
+    Progress,
+    Request,
+    Result,
+    Status,
+)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable requests, their events, leases and the webhook outbox."""
+
+    # -- capability flags (read by the contract suite; a difference is declared, never silent)
+    cross_process_wakeups: bool
+    """True when wait_for_work/wait_for_change/wait_for_cancellation are woken by writes made
+    in *other* processes (PostgreSQL LISTEN/NOTIFY). False: other processes' writes are seen by
+    polling within `poll_interval` (SQLite)."""
+
+    # -- write side ---------------------------------------------------------------------------
+    async def submit(
+        self, new: NewRequest, idempotency: IdempotencyKey | None = None
+    ) -> tuple[Request, bool]:
+        """Durably create a request (status pending, a `created` event, the idempotency key)
+        in one transaction, committed before returning; then wake workers.
+
+        Returns (request, created). With an idempotency key already stored in the same scope:
+        same fingerprint -> (the original request, False); different fingerprint ->
+        IdempotencyMismatch. A request id that already exists -> Conflict.
+        Keys are kept for 24 h (see purge_expired)."""
+        ...
+
+    # -- read side ----------------------------------------------------------------------------
+    async def get(self, request_id: str) -> Request:
+        """The request. NotFound if unknown; RequestExpired if purged to a tombstone."""
+        ...
+
+    async def list(
+        self,
+        *,
+        owner: str | None,
+        user_id: str | None,
+        status: Status | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Requests newest first (created_at, id), filtered by owner/user (None = any) and
+        status; tombstones excluded. `cursor` is the opaque `next_cursor` of the previous page."""
+        ...
+
+    async def events_since(self, request_id: str, after_seq: int = 0, limit: int = 1000) -> list[Event]:
+        """Events with seq > after_seq, in order. Seqs are 1, 2, 3... per request, no gaps."""
+        ...
+
+    async def wait_for_change(self, request_id: str, after_seq: int, timeout: float) -> bool:
+        """Return True as soon as the request's latest event seq is > after_seq (at once if it
+        already is), False after `timeout` seconds. Never misses a change made before the call."""
+        ...
+
+    async def duration_history(self, agent: str, limit: int = 50) -> list[float]:
+        """Run durations (seconds, started_at -> completed_at) of the agent's most recent
+        completed requests, newest first."""
+        ...
+
+    # -- work ---------------------------------------------------------------------------------
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Claim]:
+        """Atomically take up to `limit` runnable requests, oldest run_at first: status pending,
+        or processing without a lease (waiting for a retry), with run_at <= now. Each becomes
+        processing with attempt += 1 (the fencing token), lease_owner = worker_id, lease expiry
+        now + lease_seconds, started_at set if unset, and a `started` event. No request is ever
+        handed to two claimers."""
+        ...
+
+    async def heartbeat(self, worker_id: str, attempts: dict[str, int], lease_seconds: float) -> set[str]:
+        """Extend the leases of {request_id: attempt} held by worker_id. Returns the ids whose
+        lease is no longer held by that attempt (taken over, cancelled, finished): stop them."""
+        ...
+
+    async def append_event(
+        self,
+        request_id: str,
+        attempt: int,
+        type: str,
+        data: dict[str, Any],
+        progress: Progress | None = None,
+    ) -> Event:
+        """Append an event (and, when given, set the request's progress) for the running
+        attempt. LeaseLost if that attempt no longer holds the request."""
+        ...
+
+    async def retry_later(self, request_id: str, attempt: int, run_at: float, error: ErrorInfo) -> Request:
+        """Record a failed attempt that will be retried: failures += 1, lease released,
+        run_at set, a `retry` event. Status stays processing. LeaseLost if stale."""
+        ...
+
+    async def finish(
+        self,
+        request_id: str,
+        attempt: int,
+        status: Status,
+        *,
+        result: Result | None = None,
+        error: ErrorInfo | None = None,
+    ) -> Request:
+        """End the attempt in a terminal status (completed with result, failed with error).
+        In the same transaction: completed_at, the terminal event, and the webhook outbox row
+        when the request has a webhook URL. LeaseLost if the attempt is stale or the request
+        is already terminal (e.g. cancelled meanwhile): nothing is written then."""
+        ...
+
+    async def request_cancel(self, request_id: str) -> tuple[Request, str]:
+        """Cancel: pending, or processing -> cancelled at once (terminal, `cancelled` event,
+        outbox row if a webhook URL), in one transaction; then wake cancellation watchers.
+        Returns (request, "immediate") when no attempt was running, (request, "cooperative")
+        when a worker holds a lease (it stops the attempt on its next watch, within a second).
+        Already cancelled -> returned unchanged ("immediate"). Completed/failed -> Conflict.
+        NotFound/RequestExpired as get()."""
+        ...
+
+    async def cancelled_among(self, request_ids: list[str]) -> set[str]:
+        """Which of these ids are now cancelled (or otherwise terminal): running attempts of
+        them must stop."""
+        ...
+
+    async def requeue_expired(self) -> int:
+        """Requests in processing whose lease expired (their worker died): failures += 1, and
+        either made claimable now, or failed ("Worker lost ...") when max_attempts is reached.
+        Returns how many were touched."""
+        ...
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when new work may be claimable (a submit, a retry coming due is NOT signalled),
+        or after `timeout`."""
+        ...
+
+    async def wait_for_cancellation(self, timeout: float) -> None:
+        """Return when some request was cancelled (anywhere this backend can see), or after
+        `timeout`."""
+        ...
+
+    # -- webhook outbox -----------------------------------------------------------------------
+    async def claim_outbox(self, worker_id: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        """Take up to `limit` deliveries due now (next_attempt_at <= now, not delivered/failed,
+        not leased by a live dispatcher), leasing them for lease_seconds."""
+        ...
+
+    async def record_attempt(
+        self,
+        delivery_id: str,
+        *,
+        status_code: int | None,
+        error: str | None,
+        duration_ms: int,
+        next_attempt_at: float | None,
+    ) -> Delivery:
+        """Record one delivery attempt. A 2xx status_code -> delivered. Else: next_attempt_at
+        given -> retrying at that time; None -> failed (retries exhausted)."""
+        ...
+
+    async def list_deliveries(self, request_id: str) -> list[Delivery]:
+        """Deliveries of a request with every attempt, oldest first."""
+        ...
+
+    async def enqueue_redelivery(self, request_id: str) -> Delivery:
+        """A new delivery of a terminal request's webhook document, due now.
+        Conflict if the request is not terminal or has no webhook URL."""
+        ...
+
+    async def wait_for_outbox(self, timeout: float) -> None:
+        """Return when a delivery may have become due (a terminal write), or after timeout."""
+        ...
+
+    # -- housekeeping -------------------------------------------------------------------------
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations (safe to run concurrently from several processes).
+        Returns the names of the migrations applied."""
+        ...
+
+    async def schema_current(self) -> bool:
+        """True when every known migration is applied."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+        ...
+
+    async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
+        """Terminal requests completed more than result_ttl ago become tombstones (input,
+        result, error, events and deliveries dropped; get() -> RequestExpired); tombstones
+        older than tombstone_ttl and idempotency keys older than 24 h are deleted.
+        Returns the number of requests purged or dropped."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending writes and release connections."""
+        ...
