@@ -1,0 +1,458 @@
+#!/usr/bin/env python3
+"""errand's benchmarks, each with a baseline measured in the same run.
+
+    python bench/errand_bench.py all  [--storage sqlite|postgres] [--out results.jsonl]
+    python bench/errand_bench.py submit|burst|drain|pickup|io|scaleout ...
+
+Workloads (the same definitions as ../shared/bench-peers so the figures sit side by side):
+  submit    HTTP async submits, 32 keep-alive connections, 10 s, measured with wrk; baseline: a
+            bare Starlette endpoint on the same uvicorn settings (bench/bare_app.py). Reports
+            accepted/s, p50/p99 and the ratio errand / bare.
+  burst     10,000 async submits over 64 connections, then every accepted id is read back
+            until completed: lost = accepted - completed (must be 0).
+  drain     5,000 no-op requests accepted by `errand serve --no-workers`, then ONE
+            `errand worker` process: drain/s = 5000 / (last end - first start) (peers' B).
+  pickup    idle server; 200 requests one at a time 20 ms apart; latency = agent start - time
+            just before the POST (peers' C).
+  io        1,000 requests each awaiting 1 s of I/O, workers.concurrency 1000: wall time from
+            first submit to last completion, and peak RSS of the server process (peers' D).
+  scaleout  (PostgreSQL) drain with 1, 2 and 4 worker processes; cross-process pickup latency.
+
+Everything runs on loopback; every loop is bounded in count and time. Servers are real
+`errand` subprocesses; figures are printed as JSON lines (and appended to --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BIN = Path(sys.executable).parent
+ERRAND = str(BIN / "errand")
+KEY = "bench-client-key"
+ADMIN = "bench-admin-key"
+OUT: Path | None = None
+
+
+def emit(record: dict[str, Any]) -> None:
+    record = {"t": round(time.time(), 3), "load1": round(os.getloadavg()[0], 2), **record}
+    line = json.dumps(record)
+    print(line, flush=True)
+    if OUT is not None:
+        with OUT.open("a") as f:
+            f.write(line + "\n")
+
+
+def log(*a: Any) -> None:
+    print("#", *a, file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+class Server:
+    """An errand (or bare) server subprocess in its own process group."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        with log_path.open("ab") as out:
+            self.p = subprocess.Popen(
+                [a.replace("{port}", str(self.port)) for a in args],
+                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, path: str = "/ready", timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.p.poll() is not None:
+                raise RuntimeError(f"server exited with {self.p.returncode}")
+            try:
+                r = httpx.get(self.url + path, timeout=1)
+                if r.status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError("server not ready")
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait(5)
+
+
+def rss_tree_mb(pid: int) -> float:
+    """RSS of a process and its children, from /proc (MB)."""
+    total = 0
+    pids = [pid]
+    try:
+        out = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout
+        pids = [int(x) for x in out.split()] or [pid]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class Bench:
+    """One formation folder, its environment and the servers started from it."""
+
+    def __init__(self, storage: str, pg_dsn: str, scratch: Path) -> None:
+        self.storage, self.pg_dsn = storage, pg_dsn
+        self.dir = Path(tempfile.mkdtemp(prefix="errand-bench-", dir=scratch))
+        self.mark = self.dir / "marks.txt"
+        self.env = {**os.environ, "BENCH_MARK_FILE": str(self.mark),
+                    "PYTHONPATH": f"{HERE}:{os.environ.get('PYTHONPATH', '')}"}
+        self.n_db = 0
+
+    def storage_url(self) -> str:
+        self.n_db += 1
+        if self.storage == "sqlite":
+            return f"sqlite:///{self.dir}/bench{self.n_db}.db"
+        name = f"errand_bench_{os.getpid()}_{self.n_db}"
+        admin = self.pg_dsn.rsplit("/", 1)[0] + "/postgres"
+        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
+        subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
+        return self.pg_dsn.rsplit("/", 1)[0] + "/" + name
+
+    def formation(self, *, concurrency: int = 64, agent: str = "noop", sync: str = "full",
+                  url: str | None = None) -> Path:
+        data = {
+            "name": "bench",
+            "keys": {"client": [KEY], "admin": [ADMIN]},
+            "storage": {"url": url or self.storage_url(), "sqlite_synchronous": sync},
+            "async": {"mode": "async"},
+            "workers": {"concurrency": concurrency, "lease_seconds": 30},
+            "agents": [{"id": agent, "handler": f"bench_agents:{agent}"}],
+        }
+        path = self.dir / f"formation-{time.monotonic_ns()}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    def serve(self, cfg: Path, *extra: str) -> Server:
+        s = Server([ERRAND, "serve", "--config", str(cfg), "--port", "{port}", *extra], self.env,
+                   self.dir / "serve.log")
+        s.wait_ready()
+        return s
+
+    def worker(self, cfg: Path) -> subprocess.Popen[bytes]:
+        with (self.dir / "worker.log").open("ab") as out:
+            return subprocess.Popen([ERRAND, "worker", "--config", str(cfg)], env=self.env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
+    def read_marks(self) -> list[tuple[int, float, float, float]]:
+        if not self.mark.exists():
+            return []
+        rows = []
+        for line in self.mark.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 4:
+                rows.append((int(parts[0]), float(parts[1]), float(parts[2]), float(parts[3])))
+        return rows
+
+    def reset_marks(self) -> None:
+        self.mark.unlink(missing_ok=True)
+
+    def wait_marks(self, n: int, timeout: float) -> list[tuple[int, float, float, float]]:
+        deadline = time.monotonic() + timeout
+        rows = self.read_marks()
+        while len(rows) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+            rows = self.read_marks()
+        return rows
+
+
+@contextmanager
+def running(server: Server) -> Iterator[Server]:
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def headers() -> dict[str, str]:
+    return {"X-Muxi-Client-Key": KEY, "Content-Type": "application/json"}
+
+
+def body(tid: int, sleep: float | None = None) -> bytes:
+    msg: dict[str, Any] = {"tid": tid, "t_enq": time.time()}
+    if sleep is not None:
+        msg["sleep"] = sleep
+    return json.dumps({"message": json.dumps(msg), "mode": "async"}).encode()
+
+
+async def submit_many(url: str, n: int, conns: int, sleep: float | None = None,
+                      tid0: int = 0) -> tuple[list[str], list[float], int]:
+    """POST n async chats over `conns` connections; returns (ids, latencies, errors)."""
+    ids: list[str] = []
+    lat: list[float] = []
+    errors = 0
+    counter = iter(range(tid0, tid0 + n))
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+    async with httpx.AsyncClient(base_url=url, headers=headers(), limits=limits, timeout=60) as c:
+
+        async def one_conn() -> None:
+            nonlocal errors
+            for tid in counter:
+                t0 = time.perf_counter()
+                try:
+                    r = await c.post("/v1/chat", content=body(tid, sleep))
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
+                lat.append(time.perf_counter() - t0)
+                if r.status_code == 202:
+                    ids.append(r.json()["request_id"])
+                else:
+                    errors += 1
+
+        await asyncio.gather(*(one_conn() for _ in range(conns)))
+    return ids, lat, errors
+
+
+# ----------------------------------------------------------------------------- workloads
+
+WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Muxi-Client-Key"] = "%s"
+wrk.body = '{"message": "{\\\\"tid\\\\": 0, \\\\"t_enq\\\\": 0}", "mode": "async"}'
+done = function(summary, latency, requests)
+  io.write(string.format("JSON {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"p50_us\\": %%d, \\"p99_us\\": %%d, \\"non2xx\\": %%d, \\"errors\\": %%d}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def wrk(url: str, lua: Path, conns: int, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua), url + "/v1/chat"],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("JSON "))
+    d = json.loads(line[5:])
+    secs = d["duration_us"] / 1e6
+    return {"per_s": round(d["requests"] / secs, 1), "p50_ms": d["p50_us"] / 1000,
+            "p99_ms": d["p99_us"] / 1000, "requests": d["requests"], "non2xx": d["non2xx"],
+            "errors": d["errors"]}
+
+
+def w_submit(b: Bench, conns: int = 32, seconds: int = 10) -> None:
+    if shutil.which("wrk") is None:
+        log("wrk not found (apt-get install wrk): skipping the submit benchmark")
+        return
+    lua = b.dir / "post.lua"
+    lua.write_text(WRK_LUA % KEY)
+    bare = Server([str(BIN / "uvicorn"), "bare_app:app", "--port", "{port}", "--loop", "uvloop",
+                   "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+                  b.env, b.dir / "bare.log")
+    bare.wait_ready("/v1/chat")
+    with running(bare):
+        base = wrk(bare.url, lua, conns, seconds)
+    emit({"bench": "submit", "system": "bare-starlette", "storage": "-", **base})
+    for label, extra in (("errand serve (workers on)", ()), ("errand serve --no-workers", ("--no-workers",))):
+        with running(b.serve(b.formation(agent="noop"), *extra)) as s:
+            r = wrk(s.url, lua, conns, seconds)
+        emit({"bench": "submit", "system": label, "storage": b.storage, **r,
+              "ratio_vs_bare": round(r["per_s"] / base["per_s"], 3)})
+
+
+def w_burst(b: Bench, n: int = 10_000, conns: int = 64) -> None:
+    with running(b.serve(b.formation(agent="noop"))) as s:
+        t0 = time.time()
+        ids, lat, errors = asyncio.run(submit_many(s.url, n, conns))
+        t_sub = time.time() - t0
+        done = asyncio.run(count_completed(s.url, ids, timeout=300))
+    emit({"bench": "burst", "system": "errand", "storage": b.storage, "submitted": n, "accepted": len(ids),
+          "errors": errors, "completed": done, "lost": len(ids) - done, "submit_s": round(t_sub, 2),
+          "accepted_per_s": round(len(ids) / t_sub, 1), "p50_ms": round(pct(lat, 50) * 1000, 2),
+          "p99_ms": round(pct(lat, 99) * 1000, 2)})
+
+
+async def count_completed(url: str, ids: list[str], timeout: float) -> int:
+    """Read every id back (long-poll) until completed; returns how many completed."""
+    sem = asyncio.Semaphore(32)
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=url, headers=headers(), timeout=70,
+                                 limits=httpx.Limits(max_connections=32)) as c:
+
+        async def one(rid: str) -> bool:
+            async with sem:
+                while time.monotonic() < deadline:
+                    r = await c.get(f"/v1/requests/{rid}", params={"wait": 30})
+                    if r.status_code != 200:
+                        return False
+                    st = r.json()["status"]
+                    if st in ("completed", "failed", "cancelled"):
+                        return bool(st == "completed")
+                return False
+
+        results = await asyncio.gather(*(one(r) for r in ids))
+    return sum(results)
+
+
+def w_drain(b: Bench, n: int = 5000, workers: int = 1, concurrency: int = 64, label: str = "drain") -> None:
+    url = b.storage_url()
+    cfg = b.formation(agent="noop", concurrency=concurrency, url=url)
+    b.reset_marks()
+    with running(b.serve(cfg, "--no-workers")) as s:
+        ids, _lat, errors = asyncio.run(submit_many(s.url, n, 64))
+        assert len(ids) == n, f"only {len(ids)} of {n} accepted ({errors} errors)"
+        t_spawn = time.time()
+        procs = [b.worker(cfg) for _ in range(workers)]
+        try:
+            rows = b.wait_marks(n, timeout=300)
+            done = asyncio.run(count_completed(s.url, ids, timeout=120))
+            t_confirm = time.time()
+        finally:
+            for p in procs:
+                os.killpg(p.pid, signal.SIGTERM)
+            for p in procs:
+                p.wait(30)
+    starts = [r[2] for r in rows]
+    ends = [r[3] for r in rows]
+    span = max(ends) - min(starts)
+    emit({"bench": label, "system": "errand", "storage": b.storage, "workers": workers, "n": n,
+          "executed": len(rows), "completed": done, "drain_per_s": round(len(rows) / span, 1),
+          "total_s_incl_boot": round(max(ends) - t_spawn, 2),
+          "confirm_lag_s": round(t_confirm - max(ends), 3)})
+
+
+def w_pickup(b: Bench, n: int = 200, gap: float = 0.02, cross_process: bool = False) -> None:
+    cfg = b.formation(agent="noop")
+    b.reset_marks()
+    procs: list[subprocess.Popen[bytes]] = []
+    extra = ("--no-workers",) if cross_process else ()
+    with running(b.serve(cfg, *extra)) as s:
+        if cross_process:
+            procs.append(b.worker(cfg))
+        with httpx.Client(base_url=s.url, headers=headers(), timeout=10) as c:
+            for i in range(2):  # warm-up
+                c.post("/v1/chat", content=body(10_000 + i))
+            b.wait_marks(2, 10)
+            time.sleep(1.0)
+            b.reset_marks()
+            for i in range(n):
+                c.post("/v1/chat", content=body(i))
+                time.sleep(gap)
+            rows = b.wait_marks(n, 30)
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(30)
+    lat = [(r[2] - r[1]) * 1000 for r in rows]
+    emit({"bench": "pickup", "system": "errand", "storage": b.storage,
+          "cross_process": cross_process, "n": len(rows),
+          "p50_ms": round(pct(lat, 50), 2), "p99_ms": round(pct(lat, 99), 2)})
+
+
+def w_io(b: Bench, n: int = 1000, secs: float = 1.0) -> None:
+    cfg = b.formation(agent="sleep", concurrency=n)
+    b.reset_marks()
+    with running(b.serve(cfg)) as s:
+        peak = rss_tree_mb(s.p.pid)
+        stop = False
+
+        async def sample() -> None:
+            nonlocal peak
+            while not stop:
+                peak = max(peak, rss_tree_mb(s.p.pid))
+                await asyncio.sleep(0.1)
+
+        async def go() -> tuple[float, int]:
+            nonlocal stop
+            sampler = asyncio.create_task(sample())
+            t0 = time.time()
+            ids, _lat, errors = await submit_many(s.url, n, 64, sleep=secs)
+            rows = await asyncio.to_thread(b.wait_marks, n, 60)
+            t_end = max(r[3] for r in rows) if rows else time.time()
+            stop = True
+            await sampler
+            return t_end - t0, len(rows)
+
+        total, done = asyncio.run(go())
+    emit({"bench": "io", "system": "errand", "storage": b.storage, "n": n, "sleep_s": secs,
+          "completed": done, "total_s": round(total, 2), "peak_rss_mb": round(peak, 1)})
+
+
+def main() -> None:
+    global OUT
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("workload", choices=["all", "submit", "burst", "drain", "pickup", "io", "scaleout"])
+    ap.add_argument("--storage", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--sync", choices=["full", "normal"], default="full")
+    a = ap.parse_args()
+    OUT = a.out
+    scratch = Path(os.environ.get("BENCH_SCRATCH", tempfile.gettempdir()))
+    b = Bench(a.storage, a.pg_dsn, scratch)
+    log("scratch", b.dir)
+    w = a.workload
+    if w in ("all", "submit"):
+        w_submit(b, seconds=a.seconds)
+    if w in ("all", "burst"):
+        w_burst(b)
+    if w in ("all", "drain"):
+        w_drain(b)
+    if w in ("all", "pickup"):
+        w_pickup(b)
+        if a.storage == "postgres":
+            w_pickup(b, cross_process=True)
+    if w in ("all", "io"):
+        w_io(b)
+    if w == "scaleout":
+        for k in (1, 2, 4):
+            w_drain(b, workers=k, label="scaleout")
+        w_pickup(b, cross_process=True)
+    shutil.rmtree(b.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
