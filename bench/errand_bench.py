@@ -31,7 +31,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,7 +91,10 @@ class Server:
         with log_path.open("ab") as out:
             self.p = subprocess.Popen(
                 [a.replace("{port}", str(self.port)) for a in args],
-                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
 
@@ -146,8 +148,11 @@ class Bench:
         self.storage, self.pg_dsn = storage, pg_dsn
         self.dir = Path(tempfile.mkdtemp(prefix="errand-bench-", dir=scratch))
         self.mark = self.dir / "marks.txt"
-        self.env = {**os.environ, "BENCH_MARK_FILE": str(self.mark),
-                    "PYTHONPATH": f"{HERE}:{os.environ.get('PYTHONPATH', '')}"}
+        self.env = {
+            **os.environ,
+            "BENCH_MARK_FILE": str(self.mark),
+            "PYTHONPATH": f"{HERE}:{os.environ.get('PYTHONPATH', '')}",
+        }
         self.n_db = 0
 
     def storage_url(self) -> str:
@@ -160,8 +165,9 @@ class Bench:
         subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
         return self.pg_dsn.rsplit("/", 1)[0] + "/" + name
 
-    def formation(self, *, concurrency: int = 64, agent: str = "noop", sync: str = "full",
-                  url: str | None = None) -> Path:
+    def formation(
+        self, *, concurrency: int = 64, agent: str = "noop", sync: str = "full", url: str | None = None
+    ) -> Path:
         data = {
             "name": "bench",
             "keys": {"client": [KEY], "admin": [ADMIN]},
@@ -175,15 +181,23 @@ class Bench:
         return path
 
     def serve(self, cfg: Path, *extra: str) -> Server:
-        s = Server([ERRAND, "serve", "--config", str(cfg), "--port", "{port}", *extra], self.env,
-                   self.dir / "serve.log")
+        s = Server(
+            [ERRAND, "serve", "--config", str(cfg), "--port", "{port}", *extra],
+            self.env,
+            self.dir / "serve.log",
+        )
         s.wait_ready()
         return s
 
     def worker(self, cfg: Path) -> subprocess.Popen[bytes]:
         with (self.dir / "worker.log").open("ab") as out:
-            return subprocess.Popen([ERRAND, "worker", "--config", str(cfg)], env=self.env, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            return subprocess.Popen(
+                [ERRAND, "worker", "--config", str(cfg)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def read_marks(self) -> list[tuple[int, float, float, float]]:
         if not self.mark.exists():
@@ -226,8 +240,9 @@ def body(tid: int, sleep: float | None = None) -> bytes:
     return json.dumps({"message": json.dumps(msg), "mode": "async"}).encode()
 
 
-async def submit_many(url: str, n: int, conns: int, sleep: float | None = None,
-                      tid0: int = 0) -> tuple[list[str], list[float], int]:
+async def submit_many(
+    url: str, n: int, conns: int, sleep: float | None = None, tid0: int = 0
+) -> tuple[list[str], list[float], int]:
     """POST n async chats over `conns` connections; returns (ids, latencies, errors)."""
     ids: list[str] = []
     lat: list[float] = []
@@ -273,14 +288,22 @@ end
 def wrk(url: str, lua: Path, conns: int, seconds: int) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua), url + "/v1/chat"],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("JSON "))
     d = json.loads(line[5:])
     secs = d["duration_us"] / 1e6
-    return {"per_s": round(d["requests"] / secs, 1), "p50_ms": d["p50_us"] / 1000,
-            "p99_ms": d["p99_us"] / 1000, "requests": d["requests"], "non2xx": d["non2xx"],
-            "errors": d["errors"]}
+    return {
+        "per_s": round(d["requests"] / secs, 1),
+        "p50_ms": d["p50_us"] / 1000,
+        "p99_ms": d["p99_us"] / 1000,
+        "requests": d["requests"],
+        "non2xx": d["non2xx"],
+        "errors": d["errors"],
+    }
 
 
 def w_submit(b: Bench, conns: int = 32, seconds: int = 10) -> None:
@@ -289,9 +312,23 @@ def w_submit(b: Bench, conns: int = 32, seconds: int = 10) -> None:
         return
     lua = b.dir / "post.lua"
     lua.write_text(WRK_LUA % KEY)
-    bare = Server([str(BIN / "uvicorn"), "bare_app:app", "--port", "{port}", "--loop", "uvloop",
-                   "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-                  b.env, b.dir / "bare.log")
+    bare = Server(
+        [
+            str(BIN / "uvicorn"),
+            "bare_app:app",
+            "--port",
+            "{port}",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        b.env,
+        b.dir / "bare.log",
+    )
     bare.wait_ready("/v1/chat")
     with running(bare):
         base = wrk(bare.url, lua, conns, seconds)
@@ -299,8 +336,15 @@ def w_submit(b: Bench, conns: int = 32, seconds: int = 10) -> None:
     for label, extra in (("errand serve (workers on)", ()), ("errand serve --no-workers", ("--no-workers",))):
         with running(b.serve(b.formation(agent="noop"), *extra)) as s:
             r = wrk(s.url, lua, conns, seconds)
-        emit({"bench": "submit", "system": label, "storage": b.storage, **r,
-              "ratio_vs_bare": round(r["per_s"] / base["per_s"], 3)})
+        emit(
+            {
+                "bench": "submit",
+                "system": label,
+                "storage": b.storage,
+                **r,
+                "ratio_vs_bare": round(r["per_s"] / base["per_s"], 3),
+            }
+        )
 
 
 def w_burst(b: Bench, n: int = 10_000, conns: int = 64) -> None:
@@ -309,18 +353,31 @@ def w_burst(b: Bench, n: int = 10_000, conns: int = 64) -> None:
         ids, lat, errors = asyncio.run(submit_many(s.url, n, conns))
         t_sub = time.time() - t0
         done = asyncio.run(count_completed(s.url, ids, timeout=300))
-    emit({"bench": "burst", "system": "errand", "storage": b.storage, "submitted": n, "accepted": len(ids),
-          "errors": errors, "completed": done, "lost": len(ids) - done, "submit_s": round(t_sub, 2),
-          "accepted_per_s": round(len(ids) / t_sub, 1), "p50_ms": round(pct(lat, 50) * 1000, 2),
-          "p99_ms": round(pct(lat, 99) * 1000, 2)})
+    emit(
+        {
+            "bench": "burst",
+            "system": "errand",
+            "storage": b.storage,
+            "submitted": n,
+            "accepted": len(ids),
+            "errors": errors,
+            "completed": done,
+            "lost": len(ids) - done,
+            "submit_s": round(t_sub, 2),
+            "accepted_per_s": round(len(ids) / t_sub, 1),
+            "p50_ms": round(pct(lat, 50) * 1000, 2),
+            "p99_ms": round(pct(lat, 99) * 1000, 2),
+        }
+    )
 
 
 async def count_completed(url: str, ids: list[str], timeout: float) -> int:
     """Read every id back (long-poll) until completed; returns how many completed."""
     sem = asyncio.Semaphore(32)
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=url, headers=headers(), timeout=70,
-                                 limits=httpx.Limits(max_connections=32)) as c:
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers(), timeout=70, limits=httpx.Limits(max_connections=32)
+    ) as c:
 
         async def one(rid: str) -> bool:
             async with sem:
@@ -358,10 +415,20 @@ def w_drain(b: Bench, n: int = 5000, workers: int = 1, concurrency: int = 64, la
     starts = [r[2] for r in rows]
     ends = [r[3] for r in rows]
     span = max(ends) - min(starts)
-    emit({"bench": label, "system": "errand", "storage": b.storage, "workers": workers, "n": n,
-          "executed": len(rows), "completed": done, "drain_per_s": round(len(rows) / span, 1),
-          "total_s_incl_boot": round(max(ends) - t_spawn, 2),
-          "confirm_lag_s": round(t_confirm - max(ends), 3)})
+    emit(
+        {
+            "bench": label,
+            "system": "errand",
+            "storage": b.storage,
+            "workers": workers,
+            "n": n,
+            "executed": len(rows),
+            "completed": done,
+            "drain_per_s": round(len(rows) / span, 1),
+            "total_s_incl_boot": round(max(ends) - t_spawn, 2),
+            "confirm_lag_s": round(t_confirm - max(ends), 3),
+        }
+    )
 
 
 def w_pickup(b: Bench, n: int = 200, gap: float = 0.02, cross_process: bool = False) -> None:
@@ -386,9 +453,17 @@ def w_pickup(b: Bench, n: int = 200, gap: float = 0.02, cross_process: bool = Fa
             os.killpg(p.pid, signal.SIGTERM)
             p.wait(30)
     lat = [(r[2] - r[1]) * 1000 for r in rows]
-    emit({"bench": "pickup", "system": "errand", "storage": b.storage,
-          "cross_process": cross_process, "n": len(rows),
-          "p50_ms": round(pct(lat, 50), 2), "p99_ms": round(pct(lat, 99), 2)})
+    emit(
+        {
+            "bench": "pickup",
+            "system": "errand",
+            "storage": b.storage,
+            "cross_process": cross_process,
+            "n": len(rows),
+            "p50_ms": round(pct(lat, 50), 2),
+            "p99_ms": round(pct(lat, 99), 2),
+        }
+    )
 
 
 def w_io(b: Bench, n: int = 1000, secs: float = 1.0) -> None:
@@ -408,7 +483,7 @@ def w_io(b: Bench, n: int = 1000, secs: float = 1.0) -> None:
             nonlocal stop
             sampler = asyncio.create_task(sample())
             t0 = time.time()
-            ids, _lat, errors = await submit_many(s.url, n, 64, sleep=secs)
+            _ids, _lat, _errors = await submit_many(s.url, n, 64, sleep=secs)
             rows = await asyncio.to_thread(b.wait_marks, n, 60)
             t_end = max(r[3] for r in rows) if rows else time.time()
             stop = True
@@ -416,8 +491,18 @@ def w_io(b: Bench, n: int = 1000, secs: float = 1.0) -> None:
             return t_end - t0, len(rows)
 
         total, done = asyncio.run(go())
-    emit({"bench": "io", "system": "errand", "storage": b.storage, "n": n, "sleep_s": secs,
-          "completed": done, "total_s": round(total, 2), "peak_rss_mb": round(peak, 1)})
+    emit(
+        {
+            "bench": "io",
+            "system": "errand",
+            "storage": b.storage,
+            "n": n,
+            "sleep_s": secs,
+            "completed": done,
+            "total_s": round(total, 2),
+            "peak_rss_mb": round(peak, 1),
+        }
+    )
 
 
 def main() -> None:

@@ -91,10 +91,13 @@ def wait_ready(base_url: str, proc: Proc, timeout: float = 30) -> None:
 
 
 @contextmanager
-def serving(config: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, Proc]]:
+def serving(
+    config: Path, log: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, Proc]]:
     port = free_port()
-    proc = Proc(["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port), *extra],
-                log, env).start()
+    proc = Proc(
+        ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port), *extra], log, env
+    ).start()
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc)

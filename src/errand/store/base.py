@@ -10,6 +10,7 @@ tests drive lease expiry, backoff and TTL purge without sleeping.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Protocol, runtime_checkable
 
 from errand.models import (
@@ -69,7 +70,9 @@ class Store(Protocol):
         status; tombstones excluded. `cursor` is the opaque `next_cursor` of the previous page."""
         ...
 
-    async def events_since(self, request_id: str, after_seq: int = 0, limit: int = 1000) -> list[Event]:
+    async def events_since(
+        self, request_id: str, after_seq: int = 0, limit: int = 1000
+    ) -> builtins.list[Event]:
         """Events with seq > after_seq, in order. Seqs are 1, 2, 3... per request, no gaps."""
         ...
 
@@ -78,13 +81,13 @@ class Store(Protocol):
         already is), False after `timeout` seconds. Never misses a change made before the call."""
         ...
 
-    async def duration_history(self, agent: str, limit: int = 50) -> list[float]:
+    async def duration_history(self, agent: str, limit: int = 50) -> builtins.list[float]:
         """Run durations (seconds, started_at -> completed_at) of the agent's most recent
         completed requests, newest first."""
         ...
 
     # -- work ---------------------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Claim]:
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> builtins.list[Claim]:
         """Atomically take up to `limit` runnable requests, oldest run_at first: status pending,
         or processing without a lease (waiting for a retry), with run_at <= now. Each becomes
         processing with attempt += 1 (the fencing token), lease_owner = worker_id, lease expiry
@@ -138,7 +141,7 @@ class Store(Protocol):
         NotFound/RequestExpired as get()."""
         ...
 
-    async def cancelled_among(self, request_ids: list[str]) -> set[str]:
+    async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
         """Which of these ids are now cancelled (or otherwise terminal): running attempts of
         them must stop."""
         ...
@@ -160,7 +163,9 @@ class Store(Protocol):
         ...
 
     # -- webhook outbox -----------------------------------------------------------------------
-    async def claim_outbox(self, worker_id: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
+    async def claim_outbox(
+        self, worker_id: str, limit: int, lease_seconds: float
+    ) -> builtins.list[OutboxItem]:
         """Take up to `limit` deliveries due now (next_attempt_at <= now, not delivered/failed,
         not leased by a live dispatcher), leasing them for lease_seconds."""
         ...
@@ -178,7 +183,7 @@ class Store(Protocol):
         given -> retrying at that time; None -> failed (retries exhausted)."""
         ...
 
-    async def list_deliveries(self, request_id: str) -> list[Delivery]:
+    async def list_deliveries(self, request_id: str) -> builtins.list[Delivery]:
         """Deliveries of a request with every attempt, oldest first."""
         ...
 
@@ -192,7 +197,7 @@ class Store(Protocol):
         ...
 
     # -- housekeeping -------------------------------------------------------------------------
-    async def migrate(self) -> list[str]:
+    async def migrate(self) -> builtins.list[str]:
         """Apply pending migrations (safe to run concurrently from several processes).
         Returns the names of the migrations applied."""
         ...

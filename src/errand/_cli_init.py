@@ -1,0 +1,162 @@
+"""`errand init`: the starter files of a new formation (commented config, agent stub, trigger).
+
+The templates are plain strings so that what a user gets is readable here, as they will read it.
+Keys are generated per formation and stored as `${ENV:-default}` defaults, so the environment
+still overrides them; `errand init` prints them once.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMATION_FILE = "formation.yaml"
+AGENT_FILE = "my_agent.py"
+TRIGGER_FILE = "triggers/github-issue.md"
+
+FORMATION_TEMPLATE = """\
+# errand formation "{name}", written by `errand init`.
+# Start it:   errand serve --config formation.yaml    (API + workers, http://127.0.0.1:8001)
+# Every key is optional unless marked; unknown keys and bad values are rejected at start, naming
+# the key. Any string may use ${{VAR}} or ${{VAR:-default}}: the value comes from the environment.
+name: {name}
+
+# API keys. Callers send `X-Muxi-Client-Key: <client key>`; `X-Muxi-Admin-Key` grants admin
+# (sees every user's requests). At least one key is required, each 8+ characters.
+# The defaults below were generated for this formation and printed once by `errand init`;
+# set ERRAND_CLIENT_KEY / ERRAND_ADMIN_KEY to override them, and keep this file private.
+keys:
+  client: ["${{ERRAND_CLIENT_KEY:-{client_key}}}"]
+  admin: ["${{ERRAND_ADMIN_KEY:-{admin_key}}}"]
+
+# Where requests live. SQLite needs no server (a relative path is relative to this folder);
+# PostgreSQL (postgresql://user:pass@host/db) lets many API and worker processes share the work.
+storage:
+  url: "${{ERRAND_STORAGE_URL:-sqlite:///errand.db}}"
+  sqlite_synchronous: full    # full: fsync before every 202 (survives power loss); normal: faster
+  # pool_size: 10             # PostgreSQL connections per process
+
+async:
+  mode: auto                  # auto | sync | async: what a request that does not say gets
+  threshold_seconds: 30       # auto: go async when the estimated duration is at least this
+  # sync_wait_seconds: 30     # a sync call answers 202 (work goes on) after this; default: threshold
+  webhook_url: null           # a default webhook for every request (makes requests async)
+  # webhook_secret: "${{ERRAND_WEBHOOK_SECRET}}"   # HMAC secret for signatures; default: first admin key
+  webhook_retries: 3          # more tries after a failed delivery (exponential backoff, jitter)
+  webhook_timeout: 10         # seconds per delivery attempt
+  # webhook_allow_hosts: [localhost]   # private/loopback webhook hosts are refused unless listed
+  result_ttl: 24h             # finished results stay readable this long, then answer 410
+
+workflow:
+  task_timeout: 300           # seconds per attempt; a longer attempt fails (and may be retried)
+  retry: {{max_attempts: 3, initial_delay: 1.0, max_delay: 60.0, backoff_factor: 2.0}}
+
+workers:
+  concurrency: 64             # requests run at once per worker process
+  lease_seconds: 30           # a dead worker's request is taken over after this
+
+# server: {{max_body_bytes: 262144, max_wait_seconds: 60}}
+
+agents:
+  # An offline demo that simulates multi-step research with progress; no model, no API key.
+  - id: researcher
+    description: "DEMO: simulates a multi-step research task with progress (no real research)"
+    handler: errand.agents.demo:run
+    default: true             # used when a request names no agent_id (else the first agent)
+    options: {{step_seconds: 0.6}}
+  # Your own Python agent: my_agent.py in this folder (handler: module:function).
+  - id: my-agent
+    description: An example Python agent to edit
+    handler: my_agent:run
+  # An LLM agent (any OpenAI-compatible endpoint):
+  # - id: assistant
+  #   description: Answers questions
+  #   model:
+  #     provider: openai
+  #     name: gpt-4o-mini
+  #     base_url: "${{OPENAI_BASE_URL:-https://api.openai.com/v1}}"
+  #     api_key: "${{OPENAI_API_KEY}}"
+  #   system_prompt: You are a careful assistant.
+"""
+
+AGENT_TEMPLATE = '''\
+"""An example errand agent: `handler: my_agent:run` in formation.yaml.
+
+errand calls `run(message, ctx)` in a worker, for one attempt. Return a string (the result text)
+or a dict with at least "text". Raise errand.TransientError to be retried with backoff,
+errand.PermanentError to fail at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from errand.agents.base import RunContext
+
+
+async def run(message: str, ctx: RunContext) -> dict[str, Any]:
+    ctx.progress(percent=0, message="Reading the message", step=1, total_steps=2)
+    await ctx.checkpoint()  # raises if the request was cancelled meanwhile
+    words = message.split()
+    ctx.progress(percent=50, message="Counting words", step=2, total_steps=2)
+    await ctx.checkpoint()
+    return {"text": f"You sent {len(words)} words.", "words": len(words)}
+'''
+
+TRIGGER_TEMPLATE = """\
+---
+agent: researcher
+use_async: true
+description: Triage a newly opened GitHub issue (point the repository's issues webhook here)
+---
+A new issue was opened in ${{ data.repository.full_name }} by ${{ data.issue.user.login }}.
+
+Title: ${{ data.issue.title }}
+
+${{ data.issue.body }}
+
+Say whether it is a bug, a feature request or a question, summarize it in two sentences and
+suggest labels.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    directory: Path
+    written: tuple[Path, ...]
+    client_key: str
+    admin_key: str
+
+
+def formation_name(directory: Path) -> str:
+    """A valid formation name from the folder name (letters, digits, `_.-`)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", directory.resolve().name).strip("-.")
+    return name or "errand"
+
+
+def existing(directory: Path) -> list[Path]:
+    """The starter files already present, which init would overwrite."""
+    return [directory / f for f in (FORMATION_FILE, AGENT_FILE, TRIGGER_FILE) if (directory / f).exists()]
+
+
+def write_formation(directory: Path) -> InitResult:
+    """Write the starter files into `directory` (created if needed), with fresh keys."""
+    client_key = "ck_" + secrets.token_urlsafe(24)
+    admin_key = "ak_" + secrets.token_urlsafe(24)
+    files = {
+        FORMATION_FILE: FORMATION_TEMPLATE.format(
+            name=formation_name(directory), client_key=client_key, admin_key=admin_key
+        ),
+        AGENT_FILE: AGENT_TEMPLATE,
+        TRIGGER_FILE: TRIGGER_TEMPLATE,
+    }
+    written = []
+    for rel, text in files.items():
+        path = directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    (directory / FORMATION_FILE).chmod(0o600)  # it holds keys
+    return InitResult(directory, tuple(written), client_key, admin_key)

@@ -1,0 +1,237 @@
+"""What the CLI prints: rich tables and progress bars for people, plain JSON for programs.
+
+Results and JSON go to stdout; progress bars, notes and errors go to stderr, so
+`errand chat "..." > answer.md` captures only the answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, SpinnerColumn, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bar
+from rich.table import Column, Table
+
+from errand import __version__
+from errand.client import RequestHandle, RequestList, RequestStatus
+from errand.config import Config
+from errand.models import Progress, Status
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DEMO_KEYS = frozenset({"demo-client-key", "demo-admin-key"})
+"""The keys of examples/demo/formation.yaml: public anyway, so the banner shows them."""
+
+_STATUS_STYLE = {
+    Status.PENDING: "yellow",
+    Status.PROCESSING: "cyan",
+    Status.COMPLETED: "green",
+    Status.FAILED: "red",
+    Status.CANCELLED: "magenta",
+}
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout (no rich wrapping or colour)."""
+    out.file.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    out.file.flush()
+
+
+def print_error(code: str, message: str) -> None:
+    err.print(f"[red]error {escape(code)}: {escape(message)}[/red]", soft_wrap=True)
+
+
+def note(message: str) -> None:
+    err.print(f"[dim]{escape(message)}[/dim]", soft_wrap=True)
+
+
+def mask_key(key: str) -> str:
+    """Demo keys as they are; any other key hidden but for its last 4 characters."""
+    if key in DEMO_KEYS:
+        return key
+    return "****" + key[-4:] if len(key) >= 16 else "****"
+
+
+def mask_url(url: str) -> str:
+    """A storage URL without its password."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.hostname or ""
+    user = parts.username or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _when(ts: float | None, *, short: bool = False) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).astimezone().strftime("%H:%M:%S" if short else "%Y-%m-%d %H:%M:%S")
+
+
+def _styled(status: Status) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status.value}[/]"
+
+
+def _progress_text(p: Progress | None) -> str:
+    if p is None:
+        return "-"
+    parts = []
+    if p.percent is not None:
+        parts.append(f"{p.percent:.0f}%")
+    if p.step is not None and p.total_steps:
+        parts.append(f"step {p.step}/{p.total_steps}")
+    if p.message:
+        parts.append(p.message)
+    return " · ".join(parts) or "-"
+
+
+def banner(cfg: Config, *, host: str, port: int, workers: bool) -> None:
+    """What `errand serve` is about to run, without revealing real keys."""
+    agents = (
+        ", ".join(f"{a.id}{' (default)' if a.id == cfg.default_agent else ''}" for a in cfg.agents)
+        or "[yellow]none configured[/]"
+    )
+    keys = [f"client: {mask_key(k)}" for k in cfg.keys.client]
+    keys += [f"admin: {mask_key(k)}" for k in cfg.keys.admin]
+    err.print(f"[bold]errand {__version__}[/] · formation [bold cyan]{escape(cfg.name)}[/]")
+    err.print(f"  API      http://{host}:{port}   workers: {'on' if workers else 'off'}")
+    err.print(f"  storage  {escape(mask_url(cfg.storage_url))}")
+    err.print(f"  agents   {agents}")
+    err.print(f"  keys     {escape(' · '.join(keys))}")
+    if any(k in DEMO_KEYS for k in (*cfg.keys.client, *cfg.keys.admin)):
+        err.print("  [yellow]demo keys are in use: for local trials only[/]")
+
+
+def print_handle(handle: RequestHandle, *, as_json: bool) -> None:
+    if as_json:
+        print_json(dict(handle.raw))
+        return
+    est = f", estimated {handle.estimated_seconds:.1f}s" if handle.estimated_seconds is not None else ""
+    out.print(f"{handle.id}  {_styled(handle.status)}  ({handle.delivery or 'polling'}{est})")
+    note(f"follow it with: errand wait {handle.id}")
+
+
+def print_status(st: RequestStatus, *, as_json: bool) -> None:
+    """All a person wants to know about one request."""
+    if as_json:
+        print_json(dict(st.raw))
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("request", escape(st.id)),
+        ("status", _styled(st.status)),
+        ("agent", escape(st.agent or "-")),
+        ("progress", escape(_progress_text(st.progress))),
+        ("attempts", str(st.attempts)),
+        ("created", _when(st.created_at)),
+        ("started", _when(st.started_at)),
+        ("completed", _when(st.completed_at)),
+        ("duration", f"{st.duration_ms} ms" if st.duration_ms is not None else "-"),
+    ]
+    if st.error is not None:
+        rows.append(("error", f"[red]{escape(st.error.type)}: {escape(st.error.message)}[/red]"))
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    if st.result is not None:
+        out.print()
+        out.print(st.result.text, markup=False, soft_wrap=True)
+
+
+def print_outcome(st: RequestStatus, *, as_json: bool) -> None:
+    """The end of a chat or wait: the result text, or why there is none."""
+    if as_json:
+        print_json(dict(st.raw))
+    elif st.result is not None:
+        out.print(st.result.text, markup=False, soft_wrap=True)
+    elif st.error is not None:
+        print_error(st.error.type, st.error.message)
+    else:
+        err.print(f"request {escape(st.id)} is {_styled(st.status)}")
+
+
+def print_cancel(answer: Mapping[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print_json(dict(answer))
+        return
+    how = answer.get("cancellation")
+    out.print(
+        f"{escape(str(answer.get('request_id')))}  {_styled(Status.CANCELLED)}"
+        + (f"  ({how})" if how else "")
+    )
+
+
+def print_requests(page: RequestList, *, as_json: bool) -> None:
+    if as_json:
+        print_json({"requests": [dict(r.raw) for r in page], "next_cursor": page.next_cursor})
+        return
+    if not page.requests:
+        note("no requests")
+        return
+    # ids stay whole (never wrapped or cut): people copy them into `errand status`
+    table = Table(
+        Column("request", no_wrap=True, min_width=max(len(r.id) for r in page)),
+        Column("status", no_wrap=True),
+        Column("agent", overflow="ellipsis", no_wrap=True),
+        Column("done", no_wrap=True, justify="right"),
+        Column("created", no_wrap=True),
+        Column("took", no_wrap=True, justify="right"),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for r in page:
+        percent = r.progress.percent if r.progress is not None else None
+        table.add_row(
+            escape(r.id),
+            _styled(r.status),
+            escape(r.agent or "-"),
+            "-" if percent is None else f"{percent:.0f}%",
+            _when(r.created_at, short=True),
+            f"{r.duration_ms / 1000:.1f}s" if r.duration_ms is not None else "-",
+        )
+    out.print(table)
+    if page.next_cursor:
+        note(f"more: errand requests --cursor {page.next_cursor}")
+
+
+class ProgressView:
+    """A live bar fed by `SDK.wait(on_progress=...)`: percent and the agent's own message."""
+
+    def __init__(self, bar: Bar, task: TaskID) -> None:
+        self._bar = bar
+        self._task = task
+
+    def update(self, p: Progress) -> None:
+        label = escape(p.message or "working")
+        if p.step is not None and p.total_steps:
+            label = f"[dim]{p.step}/{p.total_steps}[/dim] {label}"
+        self._bar.update(self._task, completed=p.percent or 0.0, total=100.0, description=label)
+
+
+@contextmanager
+def progress_bar(request_id: str) -> Iterator[ProgressView]:
+    """Show a progress bar on stderr while the caller waits for `request_id`."""
+    bar = Bar(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+    with bar:
+        task = bar.add_task(f"waiting for {escape(request_id)}", total=None)
+        yield ProgressView(bar, task)

@@ -1,0 +1,346 @@
+"""LLM agents: an OpenAI-compatible chat model, streamed, with a bounded tool-calling loop.
+
+The official `openai` package talks to the provider, so any OpenAI-compatible endpoint works
+(OpenAI, vLLM, Ollama, LiteLLM, ...). Its own retries are off (`max_retries=0`): errand's engine
+owns retries and backoff, so a provider's 429 is one failed attempt whose TransientError carries
+the provider's `Retry-After`. Provider errors are judged in one place, `classify_error`, by class
+and status, never by message. Content deltas reach the request's event stream as the model
+writes them (`ctx.emit`); every model call and every tool call is a cancellation checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import TYPE_CHECKING
+
+import httpx
+import openai
+from openai import AsyncOpenAI, AsyncStream, omit
+from openai.types import CompletionUsage
+from openai.types.chat import (
+    ChatCompletionChunk,
+    ChatCompletionMessageParam,
+    ChatCompletionToolMessageParam,
+    ChatCompletionToolParam,
+)
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
+from openai.types.shared_params import FunctionDefinition
+
+from errand.agents.base import RunContext
+from errand.agents.tools import Tool, ToolResult, load_tools
+from errand.errors import AgentError, ConfigError, PermanentError, TransientError
+from errand.models import Result
+
+if TYPE_CHECKING:
+    from errand.config import AgentConfig, ModelConfig
+
+__all__ = ["LlmAgent", "classify_error", "parse_retry_after"]
+
+_TRANSIENT_STATUS = frozenset({408, 409, 429})
+"""Besides every 5xx: the statuses the openai SDK itself would retry (timeout, lock conflict, rate limit)."""
+_TRANSIENT_STREAM_ERRORS = frozenset(
+    {"server_error", "overloaded_error", "rate_limit_exceeded", "rate_limit_error"}
+)
+"""Error types a provider may report *inside* a stream (after a 200) that another attempt can cure."""
+_HINTS = {
+    401: " (check the agent's model.api_key)",
+    403: " (the API key is not allowed to use this model or endpoint)",
+    404: " (check model.name and model.base_url)",
+}
+_PREVIEW = 200
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date), else None."""
+    millis = _finite(headers.get("retry-after-ms"))
+    if millis is not None:
+        return max(0.0, millis / 1000)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = _finite(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _finite(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def classify_error(exc: BaseException, model: ModelConfig) -> AgentError:
+    """The one mapping of provider failures: transient ones are retried by the engine, others fail."""
+    where = f"model {model.name!r} at {model.base_url or 'the OpenAI API'}"
+    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
+        return TransientError(f"{where}: no answer within model.timeout ({model.timeout:g}s)")
+    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+        cause = exc.__cause__ or exc
+        return TransientError(f"{where}: connection failed ({type(cause).__name__}: {cause})")
+    if isinstance(exc, openai.APIStatusError):
+        return _status_error(exc, where)
+    if isinstance(exc, openai.APIError) and (
+        exc.type in _TRANSIENT_STREAM_ERRORS or exc.code == "server_error"
+    ):
+        return TransientError(f"{where}: the provider failed mid-answer: {exc.message}")
+    return PermanentError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+def _status_error(exc: openai.APIStatusError, where: str) -> AgentError:
+    status = exc.status_code
+    detail = _provider_message(exc)
+    should_retry = exc.response.headers.get("x-should-retry")  # the provider's explicit word wins
+    transient = status in _TRANSIENT_STATUS or status >= 500
+    if should_retry in ("true", "false"):
+        transient = should_retry == "true"
+    if transient:
+        return TransientError(
+            f"{where}: provider answered HTTP {status}: {detail}",
+            retry_after=parse_retry_after(exc.response.headers),
+        )
+    return PermanentError(
+        f"{where}: provider refused the request with HTTP {status}: {detail}{_HINTS.get(status, '')}"
+    )
+
+
+def _provider_message(exc: openai.APIStatusError) -> str:
+    """The provider's own words: `error.message` of an OpenAI-style body, else the raw body."""
+    body = exc.body
+    if isinstance(body, Mapping) and isinstance(body.get("message"), str) and body["message"]:
+        return str(body["message"])
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:500]
+    return exc.message
+
+
+@dataclass
+class _PendingCall:
+    """A tool call as its fragments arrive over the stream (the arguments come in pieces)."""
+
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+    def add(self, delta: ChoiceDeltaToolCall) -> None:
+        if delta.id:
+            self.id = delta.id
+        if delta.function is not None:
+            self.name += delta.function.name or ""
+            self.arguments += delta.function.arguments or ""
+
+
+@dataclass
+class _Reply:
+    """One model call's outcome: its text, the tools it asked for, and its token usage."""
+
+    text: str = ""
+    calls: list[_PendingCall] = field(default_factory=list)
+    usage: CompletionUsage | None = None
+    finish_reason: str | None = None
+
+    def assistant_message(self) -> ChatCompletionMessageParam:
+        """The model's turn as it must be sent back before the tool results."""
+        return {
+            "role": "assistant",
+            "content": self.text or None,
+            "tool_calls": [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.calls
+            ],
+        }
+
+
+@dataclass
+class _Usage:
+    """Token counts summed over every model call of a run; None when the server reports none."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    reported: bool = False
+
+    def add(self, usage: CompletionUsage | None) -> None:
+        if usage is None:
+            return
+        self.reported = True
+        self.prompt_tokens += usage.prompt_tokens or 0
+        self.completion_tokens += usage.completion_tokens or 0
+        self.total_tokens += usage.total_tokens or 0
+
+    def to_dict(self) -> dict[str, int] | None:
+        if not self.reported:
+            return None
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+async def _read_stream(stream: AsyncStream[ChatCompletionChunk], ctx: RunContext) -> _Reply:
+    """Emit content deltas as they come; assemble tool calls from their fragments."""
+    reply = _Reply()
+    text: list[str] = []
+    by_index: dict[int, _PendingCall] = {}
+    async for chunk in stream:
+        if chunk.usage is not None:
+            reply.usage = chunk.usage
+        for choice in chunk.choices[:1]:
+            if choice.delta.content:
+                ctx.emit(choice.delta.content)
+                text.append(choice.delta.content)
+            for delta in choice.delta.tool_calls or []:
+                pending = by_index.get(delta.index)
+                # Some servers reuse index 0 for every call; a new id then means a new call.
+                if pending is None or (delta.id and pending.id and delta.id != pending.id):
+                    pending = by_index[delta.index] = _PendingCall()
+                    reply.calls.append(pending)
+                pending.add(delta)
+            reply.finish_reason = choice.finish_reason or reply.finish_reason
+    reply.text = "".join(text)
+    return reply
+
+
+class LlmAgent:
+    """An agent backed by an OpenAI-compatible chat model, optionally with Python tools."""
+
+    def __init__(self, config: AgentConfig, *, base_dir: str = ".") -> None:
+        if config.model is None:
+            raise ConfigError(f"agent {config.id!r}: an LLM agent needs `model`")
+        self.id = config.id
+        self.description = config.description
+        self.config = config
+        self.model: ModelConfig = config.model
+        self.tools: dict[str, Tool] = load_tools(
+            config.tools, base_dir=base_dir, where=f"agent {config.id!r}: tools"
+        )
+        self._tool_params = [_tool_param(t) for t in self.tools.values()]
+        self._client: AsyncOpenAI | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"LlmAgent({self.id!r}, model={self.model.name!r}, tools={list(self.tools)})"
+
+    async def run(self, message: str, ctx: RunContext) -> Result:
+        """Call the model until it answers without asking for tools, at most `max_steps` times."""
+        messages = self._initial_messages(message)
+        usage = _Usage()
+        max_steps = self.config.max_steps
+        asked_for: list[str] = []
+        for step in range(1, max_steps + 1):
+            await ctx.checkpoint()
+            reply = await self._complete(messages, ctx)
+            usage.add(reply.usage)
+            if not reply.calls:
+                extra = {"usage": usage.to_dict(), "model": self.model.name, "steps": step}
+                return Result(reply.text, self.id, {**extra, "finish_reason": reply.finish_reason})
+            asked_for = [c.name for c in reply.calls]
+            if step < max_steps:  # after the last step no model would read the results: skip them
+                messages.append(reply.assistant_message())
+                for index, call in enumerate(reply.calls):
+                    messages.append(await self._call_tool(call, step, index, ctx))
+        raise PermanentError(
+            f"agent {self.id!r} reached max_steps={max_steps} and the model still asked for "
+            f"tools ({', '.join(asked_for)}); raise `max_steps` or simplify the task"
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (at shutdown)."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def _initial_messages(self, message: str) -> list[ChatCompletionMessageParam]:
+        messages: list[ChatCompletionMessageParam] = []
+        if self.config.system_prompt:
+            messages.append({"role": "system", "content": self.config.system_prompt})
+        messages.append({"role": "user", "content": message})
+        return messages
+
+    def _client_for_loop(self) -> AsyncOpenAI:
+        """One client (and connection pool) per event loop: pooled connections belong to a loop."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = AsyncOpenAI(
+                base_url=self.model.base_url,
+                api_key=self.model.api_key or "not-needed",
+                timeout=self.model.timeout,
+                max_retries=0,
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def _complete(self, messages: list[ChatCompletionMessageParam], ctx: RunContext) -> _Reply:
+        client = self._client_for_loop()
+        try:
+            stream = await client.chat.completions.create(
+                model=self.model.name,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                temperature=self.config.temperature if self.config.temperature is not None else omit,
+                max_tokens=self.config.max_tokens if self.config.max_tokens is not None else omit,
+                tools=self._tool_params or omit,
+            )
+            async with stream:
+                return await _read_stream(stream, ctx)
+        except (openai.OpenAIError, httpx.TransportError) as exc:
+            raise classify_error(exc, self.model) from exc
+
+    async def _call_tool(
+        self, call: _PendingCall, step: int, index: int, ctx: RunContext
+    ) -> ChatCompletionToolMessageParam:
+        """Run one requested tool; its result (or the error the model should see) goes back to it."""
+        await ctx.checkpoint()
+        ctx.progress(message=f"Calling tool {call.name}", step=step, total_steps=self.config.max_steps)
+        call.id = call.id or f"call_{step}_{index}"  # some servers omit ids; the reply must name one
+        tool = self.tools.get(call.name)
+        started = time.monotonic()
+        if tool is None:
+            known = ", ".join(self.tools) or "none"
+            outcome = ToolResult(
+                f"Error: there is no tool named {call.name!r}; available: {known}", is_error=True
+            )
+        else:
+            outcome = await tool.call(call.arguments)
+        ctx.event(
+            "tool_call",
+            {
+                "id": call.id,
+                "name": call.name,
+                "arguments": _preview(call.arguments),
+                "result": _preview(outcome.text),
+                "error": outcome.is_error,
+                "step": step,
+                "duration_ms": round((time.monotonic() - started) * 1000),
+            },
+        )
+        return {"role": "tool", "tool_call_id": call.id, "content": outcome.text}
+
+
+def _tool_param(tool: Tool) -> ChatCompletionToolParam:
+    function: FunctionDefinition = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
+
+
+def _preview(text: str) -> str:
+    return text if len(text) <= _PREVIEW else text[: _PREVIEW - 1] + "…"

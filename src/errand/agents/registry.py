@@ -1,0 +1,144 @@
+"""Agent registry: turns the formation's `agents:` list into runnable Agents, looked up by id.
+
+A `handler: module:function` agent is a plain or `async` function called as `fn(message, ctx)`;
+the module is imported from the formation's folder (put first on sys.path) or PYTHONPATH, once,
+at start, so a typo fails the start with a message naming `agents[i].handler` rather than every
+request. Sync functions run in a thread so they never block the event loop. `model:` agents are
+built by `errand.agents.llm.LlmAgent`, imported only when one is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from errand.agents.base import Agent, RunContext, coerce_result
+from errand.config import AgentConfig, Config
+from errand.errors import ConfigError, ResourceNotFound
+from errand.models import Result
+
+__all__ = ["AgentRegistry", "HandlerAgent", "load_handler"]
+
+Handler = Callable[[str, RunContext], Any]
+"""fn(message, ctx) -> str | dict with `text` | Result, or an awaitable of one."""
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    call = getattr(fn, "__call__", None)  # noqa: B004 - objects with an async __call__ count too
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
+
+
+class HandlerAgent:
+    """A Python function as an Agent. `options` reach it as ctx.metadata['agent_options']."""
+
+    def __init__(
+        self, id: str, fn: Handler, *, description: str = "", options: dict[str, Any] | None = None
+    ) -> None:
+        self.id = id
+        self.description = description
+        self.fn = fn
+        self.options = dict(options or {})
+        self._async = _is_async(fn)
+
+    async def run(self, message: str, ctx: RunContext) -> Result:
+        # The formation's options win over a client-sent metadata key of the same name.
+        ctx.metadata["agent_options"] = dict(self.options)
+        if self._async:
+            value = await self.fn(message, ctx)
+        else:
+            value = await asyncio.to_thread(self.fn, message, ctx)
+            if inspect.isawaitable(value):
+                value = await value
+        return coerce_result(value, self.id)
+
+    def __repr__(self) -> str:
+        return f"HandlerAgent({self.id!r}, {getattr(self.fn, '__qualname__', self.fn)!r})"
+
+
+def load_handler(spec: str, *, where: str = "handler", base_dir: str | None = None) -> Handler:
+    """Import `module:function` (the function part may be dotted, e.g. `mod:Class.method`).
+
+    Raises ConfigError naming `where` when the module cannot be imported (whatever it raised)
+    or the attribute is missing or not callable.
+    """
+    module_name, _, attr_path = spec.partition(":")
+    if not module_name or not attr_path:
+        raise ConfigError(f"{where}: expected module:function, got {spec!r}")
+    if base_dir is not None:
+        folder = str(Path(base_dir).resolve())
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(
+            f"{where}: cannot import module {module_name!r} ({type(exc).__name__}: {exc})"
+        ) from exc
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(f"{where}: {module_name!r} has no attribute {attr_path!r}") from None
+    if not callable(obj):
+        raise ConfigError(f"{where}: {spec!r} is not callable (it is a {type(obj).__name__})")
+    fn: Handler = obj
+    return fn
+
+
+def _build(index: int, cfg: AgentConfig, base_dir: str) -> Agent:
+    if cfg.handler is not None:
+        fn = load_handler(cfg.handler, where=f"agents[{index}].handler", base_dir=base_dir)
+        return HandlerAgent(cfg.id, fn, description=cfg.description, options=cfg.options)
+    from errand.agents.llm import LlmAgent  # the OpenAI client is loaded only when needed
+
+    agent: Agent = LlmAgent(cfg, base_dir=base_dir)
+    return agent
+
+
+class AgentRegistry:
+    """The configured agents by id, and which one answers requests that name none."""
+
+    def __init__(self, agents: Iterable[Agent], *, default_id: str | None = None) -> None:
+        self._agents: dict[str, Agent] = {}
+        for agent in agents:
+            if agent.id in self._agents:
+                raise ConfigError(f"agents: duplicate agent id {agent.id!r}")
+            self._agents[agent.id] = agent
+        if default_id is not None and default_id not in self._agents:
+            raise ConfigError(f"agents: default agent {default_id!r} is not configured")
+        self._default = default_id if default_id is not None else next(iter(self._agents), None)
+
+    @classmethod
+    def from_config(cls, config: Config) -> AgentRegistry:
+        """Build every agent of the formation; a broken handler fails here, at start."""
+        agents = [_build(i, a, config.base_dir) for i, a in enumerate(config.agents)]
+        return cls(agents, default_id=config.default_agent)
+
+    @property
+    def default_id(self) -> str | None:
+        return self._default
+
+    def get(self, agent_id: str | None) -> Agent:
+        """The agent with this id; None -> the default agent. Unknown -> ResourceNotFound."""
+        key = self._default if agent_id is None else agent_id
+        if key is None:
+            raise ResourceNotFound("no agents are configured")
+        try:
+            return self._agents[key]
+        except KeyError:
+            raise ResourceNotFound(f"unknown agent {key!r}", details={"agent_id": key}) from None
+
+    def __contains__(self, agent_id: object) -> bool:
+        return agent_id in self._agents
+
+    def ids(self) -> list[str]:
+        return list(self._agents)
+
+    def describe(self) -> list[dict[str, str]]:
+        """[{id, description}] in configuration order (for listings and the CLI)."""
+        return [{"id": a.id, "description": a.description} for a in self._agents.values()]

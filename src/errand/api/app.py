@@ -1,0 +1,179 @@
+"""The composition root of the server: routes, lifespan (store, agents, worker), uvicorn runner.
+
+Every API route exists at `/v1/...` and, identically, under `/api/{formation_id}/v1/...`
+(MUXI's SDK path shape); `formation_id` must equal the configured name, else 404.
+`/health`, `/ready` and `/metrics` need no key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from errand.agents.registry import AgentRegistry
+from errand.api.chat import chat
+from errand.api.common import ApiContext, by_method, endpoint, public
+from errand.api.errors import EXCEPTION_HANDLERS, json_response
+from errand.api.requests import cancel_request, get_request, list_requests
+from errand.clock import Clock, SystemClock
+from errand.config import Config
+from errand.engine.worker import Worker, WorkerSettings
+from errand.errors import ErrandError
+from errand.store import open_store
+from errand.store.base import Store
+
+__all__ = ["create_app", "run_server"]
+
+log = logging.getLogger("errand.api")
+
+WORKER_STOP_MARGIN_S = 10.0
+"""Beyond the worker's own shutdown_grace, how long the lifespan waits before cancelling it."""
+HTTP_DRAIN_S = 5
+"""On SIGTERM, open HTTP calls (long-polls, sync waits) get this long before they are cut;
+the work behind them is durable, and clients retry. Then the worker's grace begins."""
+
+
+def create_app(
+    config: Config,
+    *,
+    store: Store | None = None,
+    with_workers: bool = True,
+    clock: Clock | None = None,
+) -> Starlette:
+    """The errand ASGI app. A given `store` is used as is and not closed at shutdown; without
+    one, the lifespan opens (and migrates) `config.storage_url` and closes it."""
+    clock = clock or SystemClock()
+    ctx = ApiContext(config, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own = store is None
+        opened = store or await open_store(
+            config.storage_url,
+            clock=clock,
+            synchronous=config.storage.sqlite_synchronous,
+            poll_interval=config.workers.poll_interval,
+        )
+        try:
+            agents = AgentRegistry.from_config(config)
+            ctx.agents = agents
+            ctx.store = opened
+            app.state.store, app.state.agents = opened, agents
+            async with _workers(opened, agents, config, clock, enabled=with_workers):
+                yield
+        finally:
+            ctx.store = None
+            if own:
+                await opened.close()
+
+    app = Starlette(routes=_routes(ctx), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app.state.ctx = ctx
+    app.state.config = config
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _workers(
+    store: Store, agents: AgentRegistry, config: Config, clock: Clock, *, enabled: bool
+) -> AsyncIterator[None]:
+    """One in-process Worker while the app serves; stopped gracefully at shutdown."""
+    if not enabled:
+        yield
+        return
+    settings = WorkerSettings.from_config(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(store, agents, settings, clock=clock).run(stop), name="errand-worker")
+    task.add_done_callback(_report_worker_exit)
+    try:
+        yield
+    finally:
+        stop.set()
+        done, _ = await asyncio.wait({task}, timeout=settings.shutdown_grace + WORKER_STOP_MARGIN_S)
+        if not done:
+            log.warning("worker did not stop in time; cancelling it")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _report_worker_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the worker stopped with an error", exc_info=task.exception())
+
+
+def _routes(ctx: ApiContext) -> list[BaseRoute]:
+    v1: list[BaseRoute] = [
+        Route("/v1/chat", endpoint(ctx, chat), methods=["POST"]),
+        Route("/v1/requests", endpoint(ctx, list_requests), methods=["GET"]),
+        Route(
+            "/v1/requests/{request_id}",
+            by_method(ctx, {"GET": get_request, "DELETE": cancel_request}),
+            methods=["GET", "DELETE"],
+        ),
+        Route("/v1/health", public(ctx, health), methods=["GET"]),
+    ]
+    return [
+        *v1,
+        Route("/health", public(ctx, health), methods=["GET"]),
+        Route("/ready", public(ctx, ready), methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Mount("/api/{formation_id}", routes=v1),
+    ]
+
+
+async def health(request: Request, ctx: ApiContext) -> Response:
+    """Liveness: the process answers HTTP (no database access)."""
+    return json_response({"status": "ok"})
+
+
+async def ready(request: Request, ctx: ApiContext) -> Response:
+    """Readiness: the database answers and its migrations are current."""
+    reason = None
+    try:
+        await ctx.store.ping()
+        if not await ctx.store.schema_current():
+            reason = "database migrations are not current"
+    except ErrandError as exc:
+        reason = exc.message
+    if reason is not None:
+        return json_response({"status": "unavailable", "reason": reason}, 503, {"Retry-After": "1"})
+    return json_response({"status": "ready"})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format of the default registry."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def run_server(config: Config, host: str = "127.0.0.1", port: int = 8001, with_workers: bool = True) -> None:
+    """Serve until SIGINT/SIGTERM: uvicorn stops accepting, drains open calls for HTTP_DRAIN_S,
+    then the lifespan stops the worker gracefully and closes the store. As uvicorn does, the
+    signal is re-raised afterwards, so the process ends by it. Exits with status 3 when
+    startup fails (e.g. a broken handler or an unreachable database)."""
+    app = create_app(config, with_workers=with_workers)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            ws="none",
+            lifespan="on",
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=HTTP_DRAIN_S,
+        )
+    )
+    server.run()
+    if not server.started:
+        raise SystemExit(3)

@@ -1,0 +1,141 @@
+"""Who is calling: API keys -> Owner, and the ownership rule every read and cancel obeys.
+
+Keys are never stored or logged: each configured key is kept as its SHA-256 digest, and a
+request is owned by the key's short fingerprint (`key_id`). The presented key is hashed once
+and compared with `hmac.compare_digest` against *every* configured digest, without stopping
+at the first match, so timing reveals neither the key nor which key matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from errand.errors import InvalidRequest, NotFound, Unauthorized
+from errand.models import Request
+
+DEFAULT_USER = "0"
+USER_ID_RE = re.compile(r"[A-Za-z0-9_.@+:=-]{1,128}")
+"""End-user ids: printable, no spaces or slashes (they end up in logs, URLs and webhooks)."""
+
+CLIENT_HEADER = "x-muxi-client-key"
+ADMIN_HEADER = "x-muxi-admin-key"
+USER_HEADER = "x-muxi-user-id"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The caller: key fingerprint, end user, admin or not.
+
+    `user_given` says whether the user id came from the request (an admin lists everything
+    unless it names a user)."""
+
+    key_id: str
+    user_id: str
+    is_admin: bool
+    user_given: bool = True
+
+
+def key_id(key: str) -> str:
+    """Short public fingerprint of a key: what requests are stored under instead of the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    digest: bytes
+    key_id: str
+    is_admin: bool
+
+
+class Authenticator:
+    """Turns request headers into an Owner; built once per app (the lookup table is cached)."""
+
+    def __init__(self, client_keys: Iterable[str], admin_keys: Iterable[str]) -> None:
+        admin = [_entry(k, True) for k in admin_keys]
+        self._admin = tuple(admin)
+        self._any = (*(_entry(k, False) for k in client_keys), *admin)
+
+    def authenticate(self, headers: Mapping[str, str]) -> Owner:
+        """Owner for these headers, or Unauthorized.
+
+        `X-Muxi-Admin-Key` is checked against admin keys only; `X-Muxi-Client-Key` and
+        `Authorization: Bearer` against every key (an admin key there still means admin).
+        A wrong admin header is a 401 even when a client key is also present: no silent
+        downgrade.
+        """
+        admin_key = headers.get(ADMIN_HEADER)
+        if admin_key is not None:
+            entry = _match(admin_key, self._admin)
+            if entry is None:
+                raise Unauthorized("Invalid admin API key")
+        else:
+            presented = headers.get(CLIENT_HEADER) or _bearer(headers.get("authorization"))
+            if not presented:
+                raise Unauthorized(
+                    "A valid API key is required: send the X-Muxi-Client-Key header "
+                    "(or Authorization: Bearer <key>)"
+                )
+            entry = _match(presented, self._any)
+            if entry is None:
+                raise Unauthorized("Invalid API key")
+        user = headers.get(USER_HEADER)
+        if user is None:
+            return Owner(entry.key_id, DEFAULT_USER, entry.is_admin, False)
+        return Owner(entry.key_id, _valid_user(user, "X-Muxi-User-Id"), entry.is_admin, True)
+
+
+def with_body_user(owner: Owner, body_user: str | None) -> Owner:
+    """MUXI's deprecated body `user_id`: used only when no X-Muxi-User-Id header was sent."""
+    if owner.user_given or body_user is None:
+        return owner
+    return Owner(owner.key_id, _valid_user(body_user, "user_id"), owner.is_admin, True)
+
+
+def check_owner(owner: Owner, req: Request) -> None:
+    """A client sees only its own (key, user) requests; others look unknown (404, not 403)."""
+    if owner.is_admin:
+        return
+    if req.owner != owner.key_id or req.user_id != owner.user_id:
+        raise NotFound(f"Request {req.id} not found")
+
+
+def list_filter(owner: Owner) -> tuple[str | None, str | None]:
+    """(owner, user_id) filters for listing: a client its own; an admin all, or one named user."""
+    if owner.is_admin:
+        return None, owner.user_id if owner.user_given else None
+    return owner.key_id, owner.user_id
+
+
+def _entry(key: str, is_admin: bool) -> _Key:
+    return _Key(hashlib.sha256(key.encode()).digest(), key_id(key), is_admin)
+
+
+def _match(presented: str, table: tuple[_Key, ...]) -> _Key | None:
+    digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+    found: _Key | None = None
+    for entry in table:  # no early exit: every key is compared, whatever matches
+        if hmac.compare_digest(digest, entry.digest) and found is None:
+            found = entry
+    return found
+
+
+def _bearer(value: str | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def _valid_user(value: str, field: str) -> str:
+    if not USER_ID_RE.fullmatch(value):
+        raise InvalidRequest(
+            f"{field} must be 1-128 characters of letters, digits and _ . @ + : = -",
+            details={"field": field},
+        )
+    return value

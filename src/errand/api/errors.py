@@ -1,0 +1,157 @@
+"""THE error table: ErrandError class -> HTTP status, and the handlers that render errors.
+
+Every error leaves the server as `{"error": {"code", "message", "details"}}`. Codes come from
+the ErrandError classes (errors.py); HTTP statuses live here only, looked up along the
+exception's MRO so a subclass inherits its parent's status unless listed itself.
+Anything unexpected becomes a logged 500 INTERNAL_ERROR whose message reveals nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from errand.errors import (
+    Conflict,
+    ErrandError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    RequestExpired,
+    ServiceUnavailable,
+    Unauthorized,
+)
+
+log = logging.getLogger("errand.api")
+
+
+class MalformedBody(InvalidRequest):
+    """The request body is not valid JSON."""
+
+
+STATUS: dict[type[ErrandError], int] = {
+    MalformedBody: 400,
+    InvalidRequest: 422,
+    Unauthorized: 401,
+    NotFound: 404,
+    Conflict: 409,
+    RequestExpired: 410,
+    PayloadTooLarge: 413,
+    RateLimited: 429,
+    ServiceUnavailable: 503,
+    ErrandError: 500,
+}
+"""The one mapping of error classes to HTTP statuses (most specific class wins)."""
+
+_HTTP_CODES = {
+    400: "INVALID_REQUEST",
+    401: "UNAUTHORIZED",
+    404: "RESOURCE_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    410: "REQUEST_EXPIRED",
+    413: "PAYLOAD_TOO_LARGE",
+    422: "INVALID_REQUEST",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+WWW_AUTHENTICATE = 'Bearer realm="errand", charset="UTF-8"'
+RETRY_AFTER_S = 1
+
+
+def status_of(exc: ErrandError) -> int:
+    """HTTP status of an errand error: the first class of its MRO found in STATUS."""
+    for klass in type(exc).__mro__:
+        status = STATUS.get(klass)
+        if status is not None:
+            return status
+    return 500  # pragma: no cover - ErrandError itself is in the table
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response encoded with orjson (the fast path for every answer)."""
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def errand_error_response(exc: ErrandError) -> Response:
+    """Render an ErrandError; 5xx-class surprises (LeaseLost, ConfigError...) stay generic."""
+    status = status_of(exc)
+    if status == 500:
+        log.error("unexpected errand error: %r", exc, exc_info=exc)
+        return json_response(error_body("INTERNAL_ERROR", "Internal server error"), 500)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    elif isinstance(exc, RateLimited | ServiceUnavailable):
+        headers["Retry-After"] = str(_retry_after(exc))
+    return json_response(error_body(exc.code, exc.message, exc.details), status, headers)
+
+
+def unexpected_error_response(exc: BaseException) -> Response:
+    """Last resort: log the traceback, tell the client nothing about internals."""
+    log.error("unhandled exception in request", exc_info=exc)
+    return json_response(error_body("INTERNAL_ERROR", "Internal server error"), 500)
+
+
+def to_response(exc: Exception) -> Response:
+    """Any exception raised by an endpoint -> its error response."""
+    if isinstance(exc, ErrandError):
+        return errand_error_response(exc)
+    if isinstance(exc, HTTPException):
+        return _http_exception_response(exc)
+    return unexpected_error_response(exc)
+
+
+def _retry_after(exc: ErrandError) -> int:
+    value = getattr(exc, "retry_after", None)
+    if isinstance(exc.details, dict):
+        value = exc.details.get("retry_after", value)
+    if isinstance(value, int | float) and value > 0:
+        return max(1, round(value))
+    return RETRY_AFTER_S
+
+
+def _http_exception_response(exc: HTTPException) -> Response:
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "INVALID_REQUEST")
+    headers = dict(exc.headers or {})
+    if status == 404:
+        message = "Resource not found"
+    elif status == 405:
+        message = "Method not allowed" + (f"; allowed: {headers['Allow']}" if "Allow" in headers else "")
+    else:
+        message = str(exc.detail)
+    return json_response(error_body(code, message), status, headers)
+
+
+async def handle_errand_error(request: Request, exc: Exception) -> Response:
+    """Starlette handler for ErrandError raised outside our endpoint wrapper."""
+    return to_response(exc)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette handler for routing errors: unknown route -> 404, wrong method -> 405."""
+    return to_response(exc)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """Starlette's last-resort handler (ServerErrorMiddleware)."""
+    return unexpected_error_response(exc)
+
+
+EXCEPTION_HANDLERS = {
+    ErrandError: handle_errand_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

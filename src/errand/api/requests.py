@@ -1,0 +1,107 @@
+"""GET /v1/requests/{id} (with ?wait long-poll), GET /v1/requests, DELETE /v1/requests/{id}.
+
+Reads go through `store.get` and the ownership rule in auth.py: another owner's request
+answers 404 exactly like an unknown id. A purged request answers 410 REQUEST_EXPIRED.
+"""
+
+from __future__ import annotations
+
+import math
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from errand.api.auth import Owner, check_owner, list_filter
+from errand.api.common import ApiContext, wait_terminal
+from errand.api.errors import json_response
+from errand.errors import Conflict, InvalidRequest
+from errand.models import Status, to_document
+
+WAIT_CAP_S = 60.0
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_CURSOR = 512
+
+
+async def get_request(request: Request, owner: Owner, ctx: ApiContext) -> Response:
+    """GET /v1/requests/{id}; `?wait=N` returns as soon as the request is terminal."""
+    wait = parse_wait(request.query_params.get("wait"), ctx.config.server.max_wait_seconds)
+    store = ctx.store
+    req = await store.get(request.path_params["request_id"])
+    check_owner(owner, req)
+    if wait > 0:
+        req = await wait_terminal(store, req, wait)
+    return json_response(to_document(req))
+
+
+async def list_requests(request: Request, owner: Owner, ctx: ApiContext) -> Response:
+    """GET /v1/requests: the caller's requests, newest first, paginated by an opaque cursor."""
+    query = request.query_params
+    status = parse_status(query.get("status"))
+    limit = parse_limit(query.get("limit"))
+    cursor = query.get("cursor") or None
+    if cursor is not None and len(cursor) > MAX_CURSOR:
+        raise InvalidRequest("cursor is not valid", details={"field": "cursor"})
+    owner_id, user_id = list_filter(owner)
+    try:
+        page = await ctx.store.list(
+            owner=owner_id, user_id=user_id, status=status, limit=limit, cursor=cursor
+        )
+    except ValueError:
+        raise InvalidRequest("cursor is not valid", details={"field": "cursor"}) from None
+    docs = [to_document(r) for r in page.requests]
+    return json_response({"requests": docs, "count": len(docs), "next_cursor": page.next_cursor})
+
+
+async def cancel_request(request: Request, owner: Owner, ctx: ApiContext) -> Response:
+    """DELETE /v1/requests/{id}: 200 cancelled (also when already cancelled); 409 if it ended."""
+    store = ctx.store
+    req = await store.get(request.path_params["request_id"])
+    check_owner(owner, req)
+    if req.is_terminal and req.status is not Status.CANCELLED:
+        raise _already(req.id, req.status)
+    try:
+        req, how = await store.request_cancel(req.id)
+    except Conflict:  # it ended between our read and the cancel
+        raise _already(req.id, (await store.get(req.id)).status) from None
+    return json_response({"request_id": req.id, "status": req.status.value, "cancellation": how})
+
+
+def _already(request_id: str, status: Status) -> Conflict:
+    return Conflict(
+        f"Request {request_id} is already {status.value} and cannot be cancelled",
+        details={"request_id": request_id, "status": status.value},
+    )
+
+
+def parse_wait(value: str | None, max_wait: float) -> float:
+    """Seconds to long-poll: a non-negative number, capped at min(max_wait, 60)."""
+    if value is None or value == "":
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidRequest(
+            "wait must be a number of seconds >= 0 (at most 60 are waited)", details={"field": "wait"}
+        )
+    return min(seconds, max_wait, WAIT_CAP_S)
+
+
+def parse_status(value: str | None) -> Status | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Status(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in Status)
+        raise InvalidRequest(f"status must be one of {allowed}", details={"field": "status"}) from None
+
+
+def parse_limit(value: str | None) -> int:
+    if value is None or value == "":
+        return DEFAULT_LIMIT
+    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= MAX_LIMIT):
+        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", details={"field": "limit"})
+    return int(value)

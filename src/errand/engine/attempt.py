@@ -1,0 +1,311 @@
+"""One attempt of one request: build the context, run the agent, classify, record.
+
+The worker owns the loop and the leases; this module owns what happens between a claim and
+the write that ends it. Every store write carries the claim's attempt number (the fencing
+token): a stale attempt gets LeaseLost and drops silently, because the request was taken over,
+cancelled or finished by someone who had the right to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from errand.agents.base import RunContext, coerce_result
+from errand.agents.registry import AgentRegistry
+from errand.clock import Clock
+from errand.engine.retry import decide
+from errand.errors import LeaseLost, StoreUnavailable, TaskTimeout
+from errand.models import Claim, Progress, Result, Status
+from errand.store.base import Store
+
+if TYPE_CHECKING:
+    from errand.engine.worker import WorkerSettings
+
+__all__ = ["Attempt", "EventWriter", "Outcome", "Phase", "format_seconds"]
+
+log = logging.getLogger("errand.worker")
+T = TypeVar("T")
+_Item = tuple[str, dict[str, Any], Progress | None]
+
+
+class Outcome(enum.StrEnum):
+    """How an attempt ended, as counted in metrics."""
+
+    COMPLETED = "completed"
+    RETRIED = "retried"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # the request was cancelled; nothing written
+    LEASE_LOST = "lease_lost"  # taken over or finished elsewhere; nothing written
+    ABANDONED = "abandoned"  # worker shut down; another worker takes over after lease expiry
+    UNRECORDED = "unrecorded"  # the store stayed unavailable; the lease will expire and requeue
+
+
+class Phase(enum.Enum):
+    RUNNING = "running"  # the agent runs (or its events are flushed): stoppable
+    RECORDING = "recording"  # the outcome is being written: let it finish
+
+
+STOP_REASONS = frozenset({Outcome.CANCELLED, Outcome.LEASE_LOST, Outcome.ABANDONED})
+"""The reasons a worker stops a running attempt (each is also how the attempt ends)."""
+
+
+def format_seconds(seconds: float) -> str:
+    """300.0 -> "300", 0.5 -> "0.5" (as in `Task exceeded timeout (300s)`)."""
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds}"
+
+
+class EventWriter:
+    """The RunContext sink of one attempt: non-blocking, callable from any thread, in order.
+
+    The agent's reports go into a deque on the event loop (directly from the loop's thread,
+    through call_soon_threadsafe from others, both FIFO) and one task writes them with
+    store.append_event. Adjacent content deltas that piled up are merged into one event, so a
+    fast token stream costs fewer transactions. `close()` flushes before the terminal write.
+    """
+
+    def __init__(
+        self, store: Store, request_id: str, attempt: int, *, on_lease_lost: Callable[[], None]
+    ) -> None:
+        self._store = store
+        self._request_id = request_id
+        self._attempt = attempt
+        self._on_lease_lost = on_lease_lost
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._queue: deque[_Item] = deque()
+        self._more = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._dead = False  # lease lost: later reports are dropped
+
+    def sink(self, type: str, data: dict[str, Any], progress: Progress | None) -> None:
+        item: _Item = (type, data, progress)
+        if threading.get_ident() == self._loop_thread:
+            self._put(item)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the attempt is long gone
+            self._loop.call_soon_threadsafe(self._put, item)
+
+    def _put(self, item: _Item) -> None:
+        if self._closing or self._dead:
+            return
+        self._queue.append(item)
+        self._more.set()
+        if self._task is None:
+            self._task = self._loop.create_task(self._drain(), name=f"errand-events-{self._request_id}")
+
+    def _next(self) -> _Item:
+        type, data, progress = self._queue.popleft()
+        if type != "content" or set(data) != {"text"}:
+            return type, data, progress
+        texts = [str(data["text"])]
+        while self._queue and self._queue[0][0] == "content" and set(self._queue[0][1]) == {"text"}:
+            texts.append(str(self._queue.popleft()[1]["text"]))
+        return type, {"text": "".join(texts)}, None
+
+    async def _drain(self) -> None:
+        while True:
+            await self._more.wait()
+            self._more.clear()
+            while self._queue and not self._dead:
+                await self._write(*self._next())
+            if self._closing or self._dead:
+                return
+
+    async def _write(self, type: str, data: dict[str, Any], progress: Progress | None) -> None:
+        try:
+            await self._store.append_event(self._request_id, self._attempt, type, data, progress)
+        except LeaseLost:
+            self._dead = True
+            self._queue.clear()
+            self._on_lease_lost()
+        except StoreUnavailable as exc:
+            log.warning("dropped a %s event of %s: %s", type, self._request_id, exc)
+        except Exception:
+            log.exception("dropped a %s event of %s that could not be written", type, self._request_id)
+
+    async def close(self) -> None:
+        """Write what is queued, then refuse more (a late thread's reports are dropped)."""
+        self._closing = True
+        if self._task is not None:
+            self._more.set()
+            await self._task
+
+    def abandon(self) -> None:
+        """Drop what is queued (the attempt was stopped and must write nothing more)."""
+        self._closing = True
+        self._queue.clear()
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def run_agent(
+    agents: AgentRegistry, agent_id: str | None, message: str, ctx: RunContext, timeout: float
+) -> Result | BaseException:
+    """Run the agent under the task timeout. Returns its Result or the exception it raised;
+    an agent's exception never escapes, a cancel of this attempt does."""
+    try:
+        agent = agents.get(agent_id)
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                value = await agent.run(message, ctx)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the agent's own timeout (e.g. an HTTP call): transient, not ours
+            ctx.cancel_event.set()  # a sync handler still running in its thread sees ctx.cancelled
+            return TaskTimeout(f"Task exceeded timeout ({format_seconds(timeout)}s)")
+        return coerce_result(value, agent.id)
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling() == 0:
+            return exc  # raised by the agent itself, nobody cancelled us: an ordinary failure
+        raise
+    except Exception as exc:
+        return exc
+
+
+@dataclass(eq=False)
+class Attempt:
+    """A claimed request being worked on by this worker."""
+
+    claim: Claim
+    store: Store
+    agents: AgentRegistry
+    settings: WorkerSettings
+    clock: Clock
+    rng: random.Random
+    agent_id: str
+    ctx: RunContext = field(init=False)
+    writer: EventWriter = field(init=False)
+    task: asyncio.Task[Outcome] | None = None
+    phase: Phase = Phase.RUNNING
+    stop_reason: Outcome | None = None
+
+    def __post_init__(self) -> None:
+        req = self.claim.request
+        self.writer = EventWriter(
+            self.store, req.id, self.claim.attempt, on_lease_lost=lambda: self.stop(Outcome.LEASE_LOST)
+        )
+        self.ctx = RunContext(
+            request_id=req.id,
+            user_id=req.user_id,
+            session_id=req.session_id,
+            metadata=dict(req.metadata),
+            attempt=self.claim.attempt,
+            agent_id=self.agent_id,
+            sink=self.writer.sink,
+        )
+
+    @property
+    def request_id(self) -> str:
+        return self.claim.request.id
+
+    def stop(self, reason: Outcome) -> None:
+        """Stop a running attempt: the agent sees CancelledError (and ctx.cancelled, for sync
+        handlers in threads), and the attempt writes nothing. Ignored while recording, unless
+        the worker is shutting down."""
+        if self.stop_reason is not None:
+            return
+        if self.phase is Phase.RECORDING and reason is not Outcome.ABANDONED:
+            return
+        self.stop_reason = reason
+        self.ctx.cancel_event.set()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    async def run(self) -> Outcome:
+        """claim -> run -> classify -> record; stopped attempts write nothing."""
+        req = self.claim.request
+        try:
+            outcome = await run_agent(
+                self.agents, req.agent, req.message, self.ctx, self.settings.task_timeout
+            )
+            await self.writer.close()
+            if self.stop_reason is not None:
+                return self.stop_reason
+            self.phase = Phase.RECORDING
+            return await self._record(outcome)
+        except asyncio.CancelledError:
+            self.writer.abandon()
+            if self.stop_reason is None:
+                raise  # not ours (the event loop is going away): let it propagate
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return self.stop_reason
+        except LeaseLost:
+            log.debug("attempt %d of %s lost its lease; dropped", self.claim.attempt, req.id)
+            return Outcome.LEASE_LOST
+        except StoreUnavailable as exc:
+            log.error(
+                "could not record the outcome of %s (%s); it runs again after its lease expires",
+                req.id,
+                exc,
+            )
+            return Outcome.UNRECORDED
+
+    async def _record(self, outcome: Result | BaseException) -> Outcome:
+        req = self.claim.request
+        if isinstance(outcome, Result):
+            await self._store_call(
+                lambda: self.store.finish(req.id, self.claim.attempt, Status.COMPLETED, result=outcome)
+            )
+            return Outcome.COMPLETED
+        policy = self.settings.retry
+        decision = decide(
+            outcome,
+            req.failures,
+            policy,
+            self.rng,
+            max_attempts=req.max_attempts,
+            no_delay=self.settings.no_retry_delay,
+        )
+        if decision.retry:
+            run_at = self.clock.now() + decision.delay
+            await self._store_call(
+                lambda: self.store.retry_later(req.id, self.claim.attempt, run_at, decision.error)
+            )
+            log.info(
+                "attempt %d of %s failed (%s); retry in %.2fs",
+                self.claim.attempt,
+                req.id,
+                decision.error.message,
+                decision.delay,
+            )
+            return Outcome.RETRIED
+        await self._store_call(
+            lambda: self.store.finish(req.id, self.claim.attempt, Status.FAILED, error=decision.error)
+        )
+        log.info("request %s failed: %s: %s", req.id, decision.error.type, decision.error.message)
+        return Outcome.FAILED
+
+    async def _store_call(self, op: Callable[[], Awaitable[T]]) -> T:
+        """Retry a recording write while the database is unavailable (it may be restarting),
+        for up to settings.record_retry_seconds; the lease is renewed meanwhile."""
+        deadline = time.monotonic() + self.settings.record_retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                return await op()
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "store unavailable while recording %s (%s); retrying in %.2fs",
+                    self.request_id,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,314 @@
+"""The worker: claim runnable requests, run each as an attempt, keep leases and watch cancels.
+
+One claim loop fills up to `concurrency` slots. It sleeps on a single wake-up event set by a
+submit (store.wait_for_work, with `poll_interval` as the safety net), by a finished attempt
+(its slot is refilled at once), by a housekeeping requeue and by stop. Supervised side tasks
+renew all leases in one call, stop attempts whose request was cancelled (within a second) or
+whose lease was lost, and requeue/purge expired requests; a side task that crashes is logged
+and restarted, never silently gone.
+
+On stop, the worker stops claiming and gives running attempts `shutdown_grace` seconds; the
+ones still running are then cancelled *without* writing anything. They keep their lease until
+it expires, and a worker takes them over after `lease_seconds` (that attempt counts as failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from errand.agents.registry import AgentRegistry
+from errand.clock import Clock, new_id
+from errand.config import Config, RetryPolicy
+from errand.engine.attempt import Attempt, Outcome, Phase
+from errand.errors import StoreUnavailable
+from errand.models import Claim
+from errand.store.base import Store
+
+__all__ = ["Worker", "WorkerSettings"]
+
+log = logging.getLogger("errand.worker")
+
+ATTEMPTS = Counter("errand_worker_attempts", "Attempts ended by this process, by outcome", ["outcome"])
+ATTEMPT_SECONDS = Histogram(
+    "errand_worker_attempt_duration_seconds",
+    "Wall time of one attempt, claim to recorded outcome",
+    ["agent"],
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, float("inf")),
+)
+RUNNING = Gauge("errand_worker_running_attempts", "Attempts running in this process now")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """Everything the worker reads from the formation, plus knobs tests and operators turn."""
+
+    concurrency: int = 64
+    lease_seconds: float = 30.0
+    poll_interval: float = 0.5
+    task_timeout: float = 300.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    result_ttl: float = 86400.0
+    tombstone_ttl: float = 30 * 86400.0
+    housekeeping_interval: float = 300.0
+    """How often expired results are purged (requeueing lost leases runs every lease/2)."""
+    shutdown_grace: float = 10.0
+    record_retry_seconds: float = 120.0
+    """How long an outcome write is retried while the database is unavailable."""
+    no_retry_delay: bool = False
+    """Testing switch: retries are due at once instead of after the backoff delay."""
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if min(self.lease_seconds, self.poll_interval, self.task_timeout) <= 0:
+            raise ValueError("lease_seconds, poll_interval and task_timeout must be positive")
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> WorkerSettings:
+        """The formation's workers/workflow/async sections; keyword overrides win."""
+        settings = cls(
+            concurrency=config.workers.concurrency,
+            lease_seconds=config.workers.lease_seconds,
+            poll_interval=config.workers.poll_interval,
+            task_timeout=config.workflow.task_timeout,
+            retry=config.workflow.retry,
+            result_ttl=config.async_.result_ttl,
+            tombstone_ttl=config.async_.tombstone_ttl,
+        )
+        return replace(settings, **overrides) if overrides else settings
+
+
+class Worker:
+    """Runs requests from a Store with the agents of an AgentRegistry."""
+
+    def __init__(
+        self,
+        store: Store,
+        agents: AgentRegistry,
+        settings: WorkerSettings,
+        *,
+        clock: Clock,
+        worker_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.agents = agents
+        self.settings = settings
+        self.clock = clock
+        self.worker_id = worker_id or new_id("wrk")
+        self._rng = rng or random.Random()
+        self._attempts: dict[str, Attempt] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._stop_requested = asyncio.Event()
+
+    @property
+    def running(self) -> int:
+        """Attempts in progress now."""
+        return len(self._attempts)
+
+    # -- entry points -------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set, then shut down gracefully (see the module docstring)."""
+        self._stopping = False
+        self._stop_requested.clear()
+        async with self._side_tasks(housekeeping=True):
+            watcher = asyncio.create_task(self._wake_on(stop), name="errand-worker-stop")
+            try:
+                await self._claim_loop(drain=False)
+            except BaseException:
+                await self._shutdown(grace=0.0)
+                raise
+            finally:
+                watcher.cancel()
+            await self._shutdown(grace=self.settings.shutdown_grace)
+
+    async def run_until_idle(self) -> None:
+        """Drain mode (tests, benchmarks): return once nothing is claimable and nothing runs.
+
+        Retries scheduled for later are not waited for (advance the clock, call again), and
+        lost leases are not requeued (no housekeeping); heartbeats and cancels work as in run().
+        """
+        self._stopping = False
+        async with self._side_tasks(housekeeping=False):
+            try:
+                await self._claim_loop(drain=True)
+            except BaseException:
+                await self._shutdown(grace=0.0)
+                raise
+
+    # -- claim loop ---------------------------------------------------------------------------
+    async def _claim_loop(self, *, drain: bool) -> None:
+        failures = 0
+        while not self._stopping:
+            self._wake.clear()
+            free = self.settings.concurrency - len(self._attempts)
+            if free > 0:
+                try:
+                    # annotated: Store.list shadows `list` in base.py's annotations for mypy
+                    claims: list[Claim] = await self.store.claim(
+                        self.worker_id, free, self.settings.lease_seconds
+                    )
+                except StoreUnavailable as exc:
+                    failures += 1
+                    await self._pause_after_store_error("claim", exc, failures)
+                    continue
+                failures = 0
+                for claim in claims:
+                    self._start(claim)
+                if len(claims) == free:
+                    continue  # full batch: there may be more
+                if drain and not claims and not self._attempts:
+                    return
+            await self._wake.wait()
+
+    async def _pause_after_store_error(self, what: str, exc: Exception, failures: int) -> None:
+        delay = min(5.0, 0.05 * 2**failures)
+        log.warning("store unavailable during %s (%s); retrying in %.2fs", what, exc, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), delay)
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stopping = True
+        self._stop_requested.set()
+        self._wake.set()
+
+    def _start(self, claim: Claim) -> None:
+        rid = claim.request.id
+        stale = self._attempts.get(rid)
+        if stale is not None:  # our own older attempt outlived its lease and was taken over
+            stale.stop(Outcome.LEASE_LOST)
+        agent_id = claim.request.agent or self.agents.default_id or ""
+        attempt = Attempt(claim, self.store, self.agents, self.settings, self.clock, self._rng, agent_id)
+        self._attempts[rid] = attempt
+        RUNNING.inc()
+        attempt.task = asyncio.create_task(self._run_attempt(attempt), name=f"errand-attempt-{rid}")
+
+    async def _run_attempt(self, attempt: Attempt) -> Outcome:
+        started = time.perf_counter()
+        outcome = Outcome.UNRECORDED
+        try:
+            outcome = await attempt.run()
+        except Exception:
+            log.exception("attempt %d of %s crashed in the worker", attempt.claim.attempt, attempt.request_id)
+        finally:
+            if self._attempts.get(attempt.request_id) is attempt:
+                del self._attempts[attempt.request_id]
+            RUNNING.dec()
+            ATTEMPTS.labels(outcome.value).inc()
+            agent_label = attempt.agent_id if attempt.agent_id in self.agents else "unknown"
+            ATTEMPT_SECONDS.labels(agent_label).observe(time.perf_counter() - started)
+            self._wake.set()
+        return outcome
+
+    async def _shutdown(self, *, grace: float) -> None:
+        """Let running attempts finish for `grace` seconds, then stop the rest unwritten."""
+        self._stopping = True
+        tasks = [a.task for a in self._attempts.values() if a.task is not None]
+        if not tasks:
+            return
+        if grace > 0:
+            log.info("waiting up to %.1fs for %d running attempts", grace, len(tasks))
+            await asyncio.wait(tasks, timeout=grace)
+        left = [a for a in self._attempts.values() if a.task is not None and not a.task.done()]
+        for attempt in left:
+            attempt.stop(Outcome.ABANDONED)
+        if left:
+            log.warning("stopped %d attempts at shutdown; they are retried after lease expiry", len(left))
+            await asyncio.wait([a.task for a in left if a.task is not None], timeout=5.0)
+
+    # -- side tasks ---------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _side_tasks(self, *, housekeeping: bool) -> AsyncIterator[None]:
+        loops: dict[str, Callable[[], Awaitable[None]]] = {
+            "notifier": self._notify_loop,
+            "heartbeat": self._heartbeat_loop,
+            "cancel-watch": self._cancel_loop,
+        }
+        if housekeeping:
+            loops["housekeeping"] = self._housekeeping_loop
+        tasks = [asyncio.create_task(self._supervise(n, f), name=f"errand-{n}") for n, f in loops.items()]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a side loop forever: a crash is logged and the loop restarted after a backoff."""
+        delay = 0.1
+        while True:
+            started = time.monotonic()
+            try:
+                await loop()
+            except StoreUnavailable as exc:
+                log.warning("worker %s: store unavailable (%s); restarting", name, exc)
+            except Exception:
+                log.exception("worker %s crashed; restarting", name)
+            delay = 0.1 if time.monotonic() - started > 30 else min(delay * 2, 10.0)
+            await asyncio.sleep(delay)
+
+    async def _notify_loop(self) -> None:
+        while True:
+            await self.store.wait_for_work(self.settings.poll_interval)
+            self._wake.set()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 3)
+            await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        """Renew every running attempt's lease in one call; stop the ones reported lost."""
+        held = {rid: a.claim.attempt for rid, a in self._attempts.items()}
+        if not held:
+            return
+        lost = await self.store.heartbeat(self.worker_id, held, self.settings.lease_seconds)
+        for rid in lost:
+            attempt = self._attempts.get(rid)
+            if attempt is not None and attempt.claim.attempt == held[rid]:
+                log.info("attempt %d of %s lost its lease; stopping it", held[rid], rid)
+                attempt.stop(Outcome.LEASE_LOST)
+
+    async def _cancel_loop(self) -> None:
+        timeout = min(0.5, self.settings.poll_interval)
+        while True:
+            await self.store.wait_for_cancellation(timeout)
+            await self.stop_cancelled()
+
+    async def stop_cancelled(self) -> None:
+        """Stop the running attempts whose request was cancelled (or ended elsewhere)."""
+        ids = [rid for rid, a in self._attempts.items() if a.phase is Phase.RUNNING]
+        if not ids:
+            return
+        for rid in await self.store.cancelled_among(ids):
+            attempt = self._attempts.get(rid)
+            if attempt is not None:
+                log.info("request %s was cancelled; stopping attempt %d", rid, attempt.claim.attempt)
+                attempt.stop(Outcome.CANCELLED)
+
+    async def _housekeeping_loop(self) -> None:
+        next_purge = time.monotonic()
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 2)
+            if await self.store.requeue_expired():
+                self._wake.set()
+            if time.monotonic() >= next_purge:
+                purged = await self.store.purge_expired(self.settings.result_ttl, self.settings.tombstone_ttl)
+                if purged:
+                    log.info("purged %d expired requests", purged)
+                next_purge = time.monotonic() + self.settings.housekeeping_interval
+
+    def __repr__(self) -> str:
+        return f"Worker({self.worker_id!r}, running={len(self._attempts)})"

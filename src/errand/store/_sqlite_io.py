@@ -1,0 +1,282 @@
+"""SQLite connections and threads: one group-committing writer, a small reader pool, error mapping.
+
+SQLite allows one writer at a time, and each commit costs an fsync. So every write goes through
+one thread owning one connection: it takes the first queued operation, drains the others already
+waiting, and runs them all in ONE `BEGIN IMMEDIATE ... COMMIT` (each in a SAVEPOINT, so an
+operation that raises undoes only itself). Futures are resolved only after COMMIT returned: a
+caller never learns of a write that is not durable. Reads run on other connections beside the
+writer (WAL). Every sqlite3 exception is turned into an `errors` type here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from errand.errors import Conflict, ErrandError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+WriteFn = Callable[[sqlite3.Connection], T]
+ReadFn = Callable[[sqlite3.Connection], T]
+
+MAX_BATCH = 1000
+SYNCHRONOUS = {"normal": 1, "full": 2}
+"""Accepted `synchronous` settings and the value PRAGMA synchronous reads back for each."""
+
+
+def translate(exc: sqlite3.Error) -> ErrandError:
+    """The one mapping of driver errors: constraint violations are conflicts, the rest means the
+    database cannot serve us right now (locked, full, unreadable)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict(f"conflicting write: {exc}")
+    return StoreUnavailable(f"sqlite: {exc}")
+
+
+def connect(path: str, *, synchronous: str, writer: bool, busy_timeout: float) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN ourselves) with errand's pragmas, each
+    read back so a setting SQLite ignored is an error rather than a silent weakening."""
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        if conn.execute("PRAGMA synchronous").fetchone()[0] != SYNCHRONOUS[synchronous]:
+            raise StoreUnavailable(f"sqlite: synchronous={synchronous} was not applied")
+        if writer:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreUnavailable(f"sqlite: cannot enable WAL mode (got {mode!r})")
+        else:
+            conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@dataclass(slots=True)
+class _Op:
+    fn: WriteFn[Any]
+    future: asyncio.Future[Any]
+    on_commit: Callable[[Any], None] | None
+    outcome: Any = None
+    error: BaseException | None = None
+
+
+class Writer:
+    """The writer thread. `submit(fn)` returns a future resolved after fn's batch committed."""
+
+    def __init__(self, connect_fn: Callable[[], sqlite3.Connection], *, max_batch: int = MAX_BATCH) -> None:
+        self._connect = connect_fn
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._stop_seen = False
+        self._closed = True
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Future[None] | None = None
+        self.commits = 0
+        """Transactions committed so far (group commit makes this far less than writes)."""
+
+    async def start(self) -> None:
+        """Start the thread and wait until its connection is open (errors surface here)."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        ready: asyncio.Future[None] = loop.create_future()
+        self._done = loop.create_future()
+        thread = threading.Thread(target=self._run, args=(ready,), name="errand-sqlite-writer", daemon=True)
+        self._closed = False
+        thread.start()
+        try:
+            await ready
+        except BaseException:
+            self._closed = True
+            raise
+
+    def submit(self, fn: WriteFn[T], on_commit: Callable[[T], None] | None = None) -> asyncio.Future[T]:
+        """Queue a write; `on_commit(result)` runs on the event loop once it is durable."""
+        if self._closed or self._loop is None:
+            raise StoreUnavailable("the store is closed")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put(_Op(fn, future, on_commit))
+        return future
+
+    async def stop(self) -> None:
+        """Run what is queued, then end the thread and close its connection."""
+        if self._closed or self._done is None:
+            return
+        self._closed = True
+        self._queue.put(None)
+        await asyncio.shield(self._done)
+
+    # -- the thread -------------------------------------------------------------------------------
+    def _run(self, ready: asyncio.Future[None]) -> None:
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            self._call(_settle, ready, None, translate(exc))
+            return
+        except BaseException as exc:
+            self._call(_settle, ready, None, exc)
+            return
+        self._call(_settle, ready, None, None)
+        try:
+            while (batch := self._next_batch()) is not None:
+                self._commit(conn, batch)
+        finally:
+            self._closed = True
+            conn.close()
+            self._fail_leftovers()
+            if self._done is not None:
+                self._call(_settle, self._done, None, None)
+
+    def _fail_leftovers(self) -> None:
+        """Should the thread end abnormally, no caller is left waiting forever."""
+        leftovers: list[_Op] = []
+        while True:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if op is not None:
+                op.error = StoreUnavailable("the store is closed")
+                leftovers.append(op)
+        if leftovers:
+            self._call(_deliver, leftovers)
+
+    def _call(self, fn: Callable[..., object], *args: Any) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to tell
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _next_batch(self) -> list[_Op] | None:
+        """Block for one operation, then take whatever else is already queued."""
+        if self._stop_seen:
+            return None
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < self._max_batch:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if op is None:
+                self._stop_seen = True
+                break
+            batch.append(op)
+        return batch
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                _run_op(conn, op)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            _rollback(conn)
+            for op in batch:  # the whole batch is undone: every caller learns it, none is told "done"
+                op.error = translate(exc) if isinstance(exc, sqlite3.Error) else exc
+        else:
+            self.commits += 1
+        self._call(_deliver, batch)
+
+
+def _run_op(conn: sqlite3.Connection, op: _Op) -> None:
+    """Run one operation in its own savepoint. Errors of the operation stay with it; a failure
+    to roll back the savepoint (the transaction is gone) propagates and fails the batch."""
+    conn.execute("SAVEPOINT op")
+    try:
+        op.outcome = op.fn(conn)
+    except Exception as exc:
+        op.error = translate(exc) if isinstance(exc, sqlite3.Error) else exc
+        conn.execute("ROLLBACK TO op")
+    conn.execute("RELEASE op")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def _deliver(batch: list[_Op]) -> None:
+    """On the event loop, after COMMIT: resolve futures, then fire notifications. Notifications
+    run even when the caller stopped waiting (the write happened all the same)."""
+    for op in batch:
+        _settle(op.future, op.outcome, op.error)
+        if op.error is None and op.on_commit is not None:
+            try:
+                op.on_commit(op.outcome)
+            except Exception:  # a wake-up must never keep the others from being delivered
+                log.exception("sqlite store: post-commit notification failed")
+
+
+class Readers:
+    """A few threads, each with its own read-only connection, for reads beside the writer."""
+
+    def __init__(self, connect_fn: Callable[[], sqlite3.Connection], size: int) -> None:
+        self._connect = connect_fn
+        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="errand-sqlite-read")
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    async def run(self, fn: ReadFn[T], *, snapshot: bool = False) -> T:
+        """Run fn(conn) on a reader thread; `snapshot` wraps it in one read transaction."""
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn, snapshot)
+
+    def _call(self, fn: ReadFn[T], snapshot: bool) -> T:
+        try:
+            conn = self._conn()
+            if not snapshot:
+                return fn(conn)
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                _rollback(conn)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()

@@ -1,0 +1,392 @@
+"""SqliteStore: the Store protocol on one SQLite file (WAL), with group commit and in-process wake-ups.
+
+Writes go to the single writer thread of `_sqlite_io` (many concurrent writes share one
+transaction and one fsync; a result is returned only once committed); reads run on a small pool
+of reader connections beside it. After a commit, in-process waiters are woken at once. Writes by
+other processes on the same file are not signalled (`cross_process_wakeups = False`): every wait
+returns within `poll_interval` so callers re-check, and `wait_for_change` re-reads the row itself.
+The SQL lives in `_sqlite_ops` (and `_sqlite_schema`); this module is the asyncio face of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import functools
+from pathlib import Path
+from typing import Any
+
+from errand.clock import Clock
+from errand.errors import ConfigError, StoreUnavailable
+from errand.models import (
+    Claim,
+    Delivery,
+    ErrorInfo,
+    Event,
+    IdempotencyKey,
+    NewRequest,
+    OutboxItem,
+    Page,
+    Progress,
+    Request,
+    Result,
+    Status,
+)
+from errand.store import _sqlite_ops as ops
+from errand.store import _sqlite_schema as schema
+from errand.store._sqlite_io import SYNCHRONOUS, Readers, Writer, connect
+
+MAX_PAGE = 1000
+
+
+def _path_of(url: str) -> str:
+    """sqlite:///relative/path.db -> relative/path.db; sqlite:////abs/path.db -> /abs/path.db."""
+    prefix = "sqlite:///"
+    path = url[len(prefix) :].split("?", 1)[0] if url.startswith(prefix) else ""
+    if not path or path == ":memory:":
+        raise ConfigError(f"storage.url: expected sqlite:///path.db (a file), got {url!r}")
+    return path
+
+
+class SqliteStore:
+    """Durable requests, events, leases and outbox in one SQLite database file."""
+
+    cross_process_wakeups = False
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        clock: Clock,
+        synchronous: str,
+        poll_interval: float,
+        readers: int,
+        busy_timeout: float,
+    ) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._clock = clock
+        self._poll = poll_interval
+        self._writer = Writer(
+            lambda: connect(path, synchronous=synchronous, writer=True, busy_timeout=busy_timeout)
+        )
+        self._readers = Readers(
+            lambda: connect(path, synchronous=synchronous, writer=False, busy_timeout=busy_timeout), readers
+        )
+        self._work = asyncio.Event()
+        self._cancels = asyncio.Event()
+        self._outbox = asyncio.Event()
+        self._watchers: dict[str, set[asyncio.Future[None]]] = {}
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        clock: Clock,
+        synchronous: str = "full",
+        poll_interval: float = 0.5,
+        migrate: bool = True,
+        pool_size: int = 4,
+        busy_timeout: float = 10.0,
+    ) -> SqliteStore:
+        """Open the file (created if missing), start the writer, and migrate unless told not to.
+        `synchronous`: "full" fsyncs every commit; "normal" may lose the last commits on power loss.
+        `pool_size`: reader connections. `busy_timeout`: how long a write waits for another
+        process's lock before StoreUnavailable."""
+        if synchronous.lower() not in SYNCHRONOUS:
+            raise ConfigError(f"storage.sqlite_synchronous: expected full or normal, got {synchronous!r}")
+        if poll_interval <= 0:
+            raise ConfigError(f"poll_interval must be > 0, got {poll_interval!r}")
+        path = _path_of(url)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"sqlite: cannot create the folder of {path!r}: {exc}") from exc
+        store = cls(
+            path,
+            clock=clock,
+            synchronous=synchronous.lower(),
+            poll_interval=poll_interval,
+            readers=max(1, min(pool_size, 16)),
+            busy_timeout=busy_timeout,
+        )
+        await store._writer.start()
+        try:
+            if migrate:
+                await store.migrate()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed by this instance (group commit: fewer than writes)."""
+        return self._writer.commits
+
+    # -- write side ---------------------------------------------------------------------------
+    async def submit(
+        self, new: NewRequest, idempotency: IdempotencyKey | None = None
+    ) -> tuple[Request, bool]:
+        """Request row + idempotency key + `created` event, committed; then wake workers."""
+        now = self._clock.now()
+        return await self._writer.submit(lambda c: ops.submit(c, new, idempotency, now), self._on_submit)
+
+    def _on_submit(self, outcome: tuple[Request, bool]) -> None:
+        request, created = outcome
+        if created:
+            self._work.set()
+            self._changed(request.id)
+
+    # -- read side ----------------------------------------------------------------------------
+    async def get(self, request_id: str) -> Request:
+        """NotFound if unknown, RequestExpired if purged to a tombstone."""
+        return await self._readers.run(lambda c: ops.get(c, request_id))
+
+    async def list(
+        self,
+        *,
+        owner: str | None,
+        user_id: str | None,
+        status: Status | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Newest first, keyset-paginated on (created_at, id); tombstones excluded."""
+        size = max(1, min(limit, MAX_PAGE))
+        return await self._readers.run(lambda c: ops.list_requests(c, owner, user_id, status, size, cursor))
+
+    async def events_since(
+        self, request_id: str, after_seq: int = 0, limit: int = 1000
+    ) -> builtins.list[Event]:
+        """Events after `after_seq`, in order (empty for an unknown request)."""
+        return await self._readers.run(lambda c: ops.events_since(c, request_id, after_seq, max(0, limit)))
+
+    async def wait_for_change(self, request_id: str, after_seq: int, timeout: float) -> bool:
+        """True once seq > after_seq, False at timeout. The watch is registered before each read,
+        so an in-process commit between read and wait still wakes us; other processes' commits
+        are caught by re-reading every poll_interval. NotFound for an unknown request."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            watch = self._watch(request_id)
+            try:
+                if await self._readers.run(lambda c: ops.seq_of(c, request_id)) > after_seq:
+                    return True
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                await asyncio.wait({watch}, timeout=min(remaining, self._poll))
+            finally:
+                self._unwatch(request_id, watch)
+
+    async def duration_history(self, agent: str, limit: int = 50) -> builtins.list[float]:
+        """Seconds from start to completion of the agent's latest completed requests."""
+        return await self._readers.run(lambda c: ops.duration_history(c, agent, max(0, limit)))
+
+    # -- work ---------------------------------------------------------------------------------
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> builtins.list[Claim]:
+        """Lease up to `limit` runnable requests; the new attempt number is the fencing token."""
+        if limit <= 0:
+            return []
+        now = self._clock.now()
+        claimed = await self._writer.submit(
+            lambda c: ops.claim(c, worker_id, limit, lease_seconds, now), self._on_claim
+        )
+        return [Claim(request=r, attempt=r.attempt) for r in claimed]
+
+    async def heartbeat(self, worker_id: str, attempts: dict[str, int], lease_seconds: float) -> set[str]:
+        """Extend held leases; returns the ids this worker no longer holds."""
+        if not attempts:
+            return set()
+        now, held = self._clock.now(), dict(attempts)  # copied here: the writer thread reads it later
+        return await self._writer.submit(lambda c: ops.heartbeat(c, worker_id, held, lease_seconds, now))
+
+    async def append_event(
+        self,
+        request_id: str,
+        attempt: int,
+        type: str,
+        data: dict[str, Any],
+        progress: Progress | None = None,
+    ) -> Event:
+        """An event of the running attempt (and its progress); LeaseLost if stale."""
+        now = self._clock.now()
+        return await self._writer.submit(
+            lambda c: ops.append_event(c, request_id, attempt, type, data, progress, now),
+            lambda event: self._changed(event.request_id),
+        )
+
+    async def retry_later(self, request_id: str, attempt: int, run_at: float, error: ErrorInfo) -> Request:
+        """A failed attempt to retry at `run_at`; LeaseLost if stale."""
+        now = self._clock.now()
+        return await self._writer.submit(
+            lambda c: ops.retry_later(c, request_id, attempt, run_at, error, now),
+            lambda req: self._on_requests([req]),
+        )
+
+    async def finish(
+        self,
+        request_id: str,
+        attempt: int,
+        status: Status,
+        *,
+        result: Result | None = None,
+        error: ErrorInfo | None = None,
+    ) -> Request:
+        """Terminal state + terminal event + outbox row in one transaction; LeaseLost if stale."""
+        now = self._clock.now()
+        return await self._writer.submit(
+            lambda c: ops.finish(c, request_id, attempt, status, result, error, now),
+            lambda req: self._on_requests([req]),
+        )
+
+    async def request_cancel(self, request_id: str) -> tuple[Request, str]:
+        """Pending or processing -> cancelled at once; "cooperative" when a worker held a lease."""
+        now = self._clock.now()
+        return await self._writer.submit(lambda c: ops.request_cancel(c, request_id, now), self._on_cancel)
+
+    def _on_cancel(self, outcome: tuple[Request, str]) -> None:
+        self._cancels.set()
+        self._on_requests([outcome[0]])
+
+    async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
+        """The ids (of these) that are cancelled or otherwise terminal."""
+        if not request_ids:
+            return set()
+        ids = builtins.list(dict.fromkeys(request_ids))
+        return await self._readers.run(lambda c: ops.cancelled_among(c, ids))
+
+    async def requeue_expired(self) -> int:
+        """Take back requests whose worker died (lease expired); returns how many."""
+        now = self._clock.now()
+        touched = await self._writer.submit(lambda c: ops.requeue_expired(c, now), self._on_requests)
+        return len(touched)
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return on a submit in this process, or within min(timeout, poll_interval)."""
+        await self._wait(self._work, timeout)
+
+    async def wait_for_cancellation(self, timeout: float) -> None:
+        """Return on a cancel in this process, or within min(timeout, poll_interval)."""
+        await self._wait(self._cancels, timeout)
+
+    # -- webhook outbox -----------------------------------------------------------------------
+    async def claim_outbox(
+        self, worker_id: str, limit: int, lease_seconds: float
+    ) -> builtins.list[OutboxItem]:
+        """Lease up to `limit` due deliveries, oldest due first."""
+        if limit <= 0:
+            return []
+        now = self._clock.now()
+        return await self._writer.submit(lambda c: ops.claim_outbox(c, worker_id, limit, lease_seconds, now))
+
+    async def record_attempt(
+        self,
+        delivery_id: str,
+        *,
+        status_code: int | None,
+        error: str | None,
+        duration_ms: int,
+        next_attempt_at: float | None,
+    ) -> Delivery:
+        """One attempt: 2xx -> delivered; else retrying at next_attempt_at, or failed if None."""
+        now = self._clock.now()
+        return await self._writer.submit(
+            lambda c: ops.record_attempt(
+                c, delivery_id, status_code, error, duration_ms, next_attempt_at, now
+            )
+        )
+
+    async def list_deliveries(self, request_id: str) -> builtins.list[Delivery]:
+        """Deliveries of the request with their attempts, oldest first."""
+        return await self._readers.run(lambda c: ops.list_deliveries(c, request_id), snapshot=True)
+
+    async def enqueue_redelivery(self, request_id: str) -> Delivery:
+        """A new delivery of the terminal request's document, due now."""
+        now = self._clock.now()
+        return await self._writer.submit(
+            lambda c: ops.enqueue_redelivery(c, request_id, now), lambda _: self._outbox.set()
+        )
+
+    async def wait_for_outbox(self, timeout: float) -> None:
+        """Return on a terminal write with a webhook here, or within min(timeout, poll_interval)."""
+        await self._wait(self._outbox, timeout)
+
+    # -- housekeeping -------------------------------------------------------------------------
+    async def migrate(self) -> builtins.list[str]:
+        """Apply pending migrations under the write lock (safe across processes)."""
+        return await self._writer.submit(schema.migrate)
+
+    async def schema_current(self) -> bool:
+        """True when the file's user_version is at (or past) the newest packaged migration."""
+        latest = max(version for version, _, _ in schema.migrations())
+        return await self._readers.run(schema.schema_version) >= latest
+
+    async def ping(self) -> None:
+        """Read the database header; StoreUnavailable if that fails."""
+        await self._readers.run(schema.schema_version)
+
+    async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
+        """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""
+        total = 0
+        while True:
+            tombstoned, dropped = await self._writer.submit(
+                functools.partial(
+                    ops.purge_chunk, result_ttl=result_ttl, tombstone_ttl=tombstone_ttl, now=self._clock.now()
+                )
+            )
+            total += tombstoned + dropped
+            if max(tombstoned, dropped) < ops.PURGE_CHUNK:
+                return total
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the threads, close connections, release waiters."""
+        await self._writer.stop()
+        await self._readers.close()
+        for event in (self._work, self._cancels, self._outbox):
+            event.set()
+        for request_id in builtins.list(self._watchers):
+            self._changed(request_id)
+
+    # -- in-process wake-ups ------------------------------------------------------------------
+    def _on_requests(self, requests: builtins.list[Request]) -> None:
+        """After a commit that changed these requests: wake their watchers, and the worker or
+        dispatcher loops when the change made work runnable or a webhook due."""
+        now = self._clock.now()
+        for req in requests:
+            self._changed(req.id)
+            if req.is_terminal and req.webhook_url:
+                self._outbox.set()
+            elif not req.is_terminal and req.run_at <= now:
+                self._work.set()
+
+    def _on_claim(self, requests: builtins.list[Request]) -> None:
+        for req in requests:
+            self._changed(req.id)
+
+    def _changed(self, request_id: str) -> None:
+        for watch in self._watchers.pop(request_id, ()):
+            if not watch.done():
+                watch.set_result(None)
+
+    def _watch(self, request_id: str) -> asyncio.Future[None]:
+        watch: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault(request_id, set()).add(watch)
+        return watch
+
+    def _unwatch(self, request_id: str, watch: asyncio.Future[None]) -> None:
+        watchers = self._watchers.get(request_id)
+        if watchers is not None:
+            watchers.discard(watch)
+            if not watchers:
+                del self._watchers[request_id]
+
+    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
+        """Wait for a sticky event (set before we waited counts) and consume it."""
+        if not event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), max(0.0, min(timeout, self._poll)))
+        event.clear()

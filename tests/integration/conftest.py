@@ -1,0 +1,182 @@
+"""The real server for API tests: uvicorn on 127.0.0.1:0 in a thread, SQLite in tmp_path.
+
+`make_server(**sections)` starts a server whose formation is the test formation below with
+the given top-level sections merged in (e.g. `make_server(**{"async": {"threshold_seconds": 0}})`);
+`server` is the default one. Tests talk to it with httpx over real loopback HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvicorn
+import uvloop
+
+from errand.api.app import create_app
+from errand.config import Config, build_config
+from errand.store.base import Store
+
+T = TypeVar("T")
+
+CLIENT_KEY = "client-key-aaaaaaaa"
+OTHER_KEY = "client-key-bbbbbbbb"
+ADMIN_KEY = "admin-key-cccccccc"
+FORMATION = "testform"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def formation(tmp_path: Path, **sections: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": FORMATION,
+        "keys": {"client": [CLIENT_KEY, OTHER_KEY], "admin": [ADMIN_KEY]},
+        "storage": {"url": f"sqlite:///{tmp_path / 'errand.db'}", "sqlite_synchronous": "normal"},
+        "async": {"mode": "auto", "threshold_seconds": 30, "webhook_allow_hosts": ["127.0.0.1"]},
+        "workflow": {"task_timeout": 30, "retry": {"max_attempts": 1}},
+        "workers": {"concurrency": 8, "lease_seconds": 5, "poll_interval": 0.2},
+        "agents": [
+            {"id": "echo", "handler": "tests.integration.api_agents:echo", "default": True},
+            {"id": "slow", "handler": "tests.integration.api_agents:slow"},
+            {"id": "fail", "handler": "tests.integration.api_agents:fail"},
+        ],
+    }
+    for name, value in sections.items():
+        base[name] = {**base.get(name, {}), **value} if isinstance(value, dict) else value
+    return base
+
+
+@dataclass
+class Server:
+    """A running server: its URL, its config, and httpx clients bound to its keys."""
+
+    base: str
+    config: Config
+    loop: asyncio.AbstractEventLoop
+    app_state: Any
+    _clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(
+        self, key: str | None = CLIENT_KEY, user: str | None = None, *, admin: bool = False
+    ) -> httpx.Client:
+        headers = {}
+        if key is not None:
+            headers["X-Muxi-Admin-Key" if admin else "X-Muxi-Client-Key"] = key
+        if user is not None:
+            headers["X-Muxi-User-Id"] = user
+        c = httpx.Client(base_url=self.base, headers=headers, timeout=30)
+        self._clients.append(c)
+        return c
+
+    def admin(self, user: str | None = None) -> httpx.Client:
+        return self.client(ADMIN_KEY, user, admin=True)
+
+    @property
+    def store(self) -> Store:
+        store: Store = self.app_state.store
+        return store
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10) -> T:
+        """Run a coroutine on the server's event loop (e.g. a store call) and wait for it."""
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(timeout)
+
+    def close_clients(self) -> None:
+        for c in self._clients:
+            c.close()
+
+
+class _UvicornThread:
+    def __init__(self, config: Config, with_workers: bool) -> None:
+        app = create_app(config, with_workers=with_workers)
+        self.app = app
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=0,
+                http="httptools",
+                ws="none",
+                lifespan="on",
+                access_log=False,
+                log_level="warning",
+                timeout_graceful_shutdown=5,
+            )
+        )
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="uvicorn-test", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.server.serve())
+        finally:
+            self.loop.close()
+
+    def start(self) -> int:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        port: int = self.server.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "the test server did not stop"
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    running: list[tuple[_UvicornThread, Server]] = []
+
+    def start(*, with_workers: bool = True, **sections: Any) -> Server:
+        config = build_config(formation(tmp_path, **sections), env={}, base_dir=str(REPO))
+        thread = _UvicornThread(config, with_workers)
+        port = thread.start()
+        srv = Server(f"http://127.0.0.1:{port}", config, thread.loop, thread.app.state)
+        running.append((thread, srv))
+        return srv
+
+    yield start
+    for thread, srv in reversed(running):
+        srv.close_clients()
+        thread.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., Server]) -> Server:
+    return make_server()
+
+
+def wait_for(client: httpx.Client, request_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The request's document once terminal (long-polls; fails the test on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get(f"/v1/requests/{request_id}", params={"wait": min(5.0, timeout)})
+        assert r.status_code == 200, r.text
+        doc: dict[str, Any] = r.json()
+        if doc["status"] in ("completed", "failed", "cancelled"):
+            return doc
+        assert time.monotonic() < deadline, f"{request_id} still {doc['status']}"
+
+
+def until(check: Callable[[], T | None], timeout: float = 5.0, interval: float = 0.02) -> T:
+    """Poll `check` (a test-side observation, e.g. a marker file) until it returns a value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(interval)

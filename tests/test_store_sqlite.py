@@ -1,0 +1,228 @@
+"""The SQLite backend: the shared Store contract, plus what only SQLite has (one file shared by
+several processes, group commit, the synchronous setting, lock and file errors)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from errand.clock import ManualClock
+from errand.errors import ConfigError, Conflict, StoreUnavailable
+from errand.models import Result, Status
+from errand.store import open_store
+from errand.store.sqlite import SqliteStore
+from tests.store_contract import LEASE, StoreContract, new
+
+POLL = 2.0  # long, so the contract's wake-up tests cannot pass by polling
+
+
+@pytest.fixture
+async def store(sqlite_url: str, clock: ManualClock) -> AsyncIterator[SqliteStore]:
+    opened = await SqliteStore.open(sqlite_url, clock=clock, poll_interval=POLL)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def reopen(sqlite_url: str, clock: ManualClock) -> AsyncIterator[Callable[[], Awaitable[SqliteStore]]]:
+    opened: list[SqliteStore] = []
+
+    async def again() -> SqliteStore:
+        opened.append(await SqliteStore.open(sqlite_url, clock=clock, poll_interval=POLL))
+        return opened[-1]
+
+    yield again
+    for each in opened:
+        await each.close()
+
+
+class TestSqliteStore(StoreContract):
+    """The contract suite on a SQLite file in tmp_path."""
+
+    async def test_no_cross_process_wakeups(self, store: SqliteStore) -> None:
+        assert store.cross_process_wakeups is False
+
+
+@pytest.fixture
+async def pair(sqlite_url: str, clock: ManualClock) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
+    """Two independent stores on one file, as two processes would have."""
+    a = await SqliteStore.open(sqlite_url, clock=clock, poll_interval=0.05)
+    b = await SqliteStore.open(sqlite_url, clock=clock, poll_interval=0.05)
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def test_two_instances_claim_exclusively(pair: tuple[SqliteStore, SqliteStore]) -> None:
+    a, b = pair
+    submitted = await asyncio.gather(
+        *(a.submit(new()) for _ in range(150)), *(b.submit(new()) for _ in range(150))
+    )
+    expected = {req.id for req, _ in submitted}
+
+    claimed: dict[str, list[str]] = {"a": [], "b": []}
+    while True:  # rounds of 8 concurrent claims, 4 per instance: both always take part
+        rounds = await asyncio.gather(*(s.claim(f"w{n}", 5, LEASE) for s in (a, b) for n in range(4)))
+        if not any(rounds):
+            break
+        for n, batch in enumerate(rounds):
+            claimed["a" if n < 4 else "b"] += [c.request.id for c in batch]
+    every = claimed["a"] + claimed["b"]
+    assert len(every) == len(set(every)) == 300
+    assert set(every) == expected
+    assert claimed["a"] and claimed["b"]
+
+
+async def test_other_instance_writes_are_seen_by_polling(pair: tuple[SqliteStore, SqliteStore]) -> None:
+    a, b = pair
+    req, _ = await a.submit(new())
+    assert await b.get(req.id) == req
+    watcher = asyncio.create_task(b.wait_for_change(req.id, req.seq, timeout=5))
+    await b.wait_for_work(0)
+    work = asyncio.create_task(b.wait_for_work(5))
+    await asyncio.sleep(0.02)
+    started = time.monotonic()
+    await a.request_cancel(req.id)
+    assert await asyncio.wait_for(watcher, 2) is True
+    await asyncio.wait_for(work, 2)  # not signalled across instances: returns by poll_interval
+    assert time.monotonic() - started < 0.5
+    assert (await b.get(req.id)).status is Status.CANCELLED
+
+
+async def test_lease_taken_over_by_another_instance(
+    pair: tuple[SqliteStore, SqliteStore], clock: ManualClock
+) -> None:
+    a, b = pair
+    req, _ = await a.submit(new())
+    [stale] = await a.claim("wa", 1, LEASE)
+    clock.advance(LEASE + 1)
+    assert await b.requeue_expired() == 1
+    [fresh] = await b.claim("wb", 1, LEASE)
+    assert fresh.attempt == stale.attempt + 1
+    assert await a.heartbeat("wa", {req.id: stale.attempt}, LEASE) == {req.id}
+    done = await b.finish(req.id, fresh.attempt, Status.COMPLETED, result=Result("b"))
+    assert await a.get(req.id) == done
+
+
+async def test_concurrent_migrations_apply_once(sqlite_url: str, clock: ManualClock) -> None:
+    a = await SqliteStore.open(sqlite_url, clock=clock, migrate=False)
+    b = await SqliteStore.open(sqlite_url, clock=clock, migrate=False)
+    try:
+        assert await a.schema_current() is False
+        applied = await asyncio.gather(a.migrate(), b.migrate())
+        assert sorted(applied) == [[], ["0001_init"]]
+        assert await a.schema_current() and await b.schema_current()
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_group_commit_batches_concurrent_writes(
+    store: SqliteStore, reopen: Callable[[], Awaitable[SqliteStore]]
+) -> None:
+    before = store.commits
+    created = await asyncio.gather(*(store.submit(new()) for _ in range(500)))
+    assert store.commits - before < 250  # 500 writes shared far fewer transactions (fsyncs)
+    await store.close()
+    again = await reopen()
+    page = await again.list(owner=None, user_id=None, limit=1000)
+    assert {r.id for r in page.requests} == {req.id for req, _ in created}
+
+
+async def test_a_failing_write_does_not_spoil_its_batch(store: SqliteStore) -> None:
+    await store.submit(new("req_taken"))
+    outcomes = await asyncio.gather(
+        *(store.submit(new()) for _ in range(20)),
+        store.submit(new("req_taken")),
+        *(store.submit(new()) for _ in range(20)),
+        return_exceptions=True,
+    )
+    assert [type(o) for o in outcomes].count(Conflict) == 1
+    page = await store.list(owner=None, user_id=None, limit=100)
+    assert len(page.requests) == 41
+
+
+async def test_synchronous_normal(sqlite_url: str, clock: ManualClock) -> None:
+    fast = await open_store(sqlite_url, clock=clock, synchronous="normal")
+    assert isinstance(fast, SqliteStore) and fast.synchronous == "normal"
+    req, _ = await fast.submit(new())
+    await fast.close()
+    again = await SqliteStore.open(sqlite_url, clock=clock)
+    try:
+        assert again.synchronous == "full"
+        assert await again.get(req.id) == req
+    finally:
+        await again.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [("sqlite://relative.db", {}), ("sqlite:///:memory:", {}), ("sqlite:///x.db", {"synchronous": "off"})],
+)
+async def test_bad_settings_are_config_errors(url: str, options: dict[str, Any], clock: ManualClock) -> None:
+    with pytest.raises(ConfigError):
+        await SqliteStore.open(url, clock=clock, **options)
+
+
+async def test_relative_and_absolute_urls(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = await SqliteStore.open("sqlite:///data/rel.db", clock=clock)
+    absolute = await SqliteStore.open(f"sqlite:///{tmp_path}/abs.db", clock=clock)
+    await relative.close()
+    await absolute.close()
+    assert (tmp_path / "data" / "rel.db").is_file() and (tmp_path / "abs.db").is_file()
+    assert absolute.path == f"{tmp_path}/abs.db"
+
+
+async def test_unopenable_file_is_store_unavailable(tmp_path: Path, clock: ManualClock) -> None:
+    (tmp_path / "garbage.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreUnavailable):
+        await SqliteStore.open(f"sqlite:///{tmp_path}/garbage.db", clock=clock)
+    with pytest.raises(StoreUnavailable):
+        await SqliteStore.open(f"sqlite:///{tmp_path}", clock=clock)  # a directory
+
+
+async def test_locked_database_is_store_unavailable_then_recovers(
+    sqlite_url: str, clock: ManualClock
+) -> None:
+    store = await SqliteStore.open(sqlite_url, clock=clock, busy_timeout=0.1)
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(StoreUnavailable):
+            await store.submit(new())
+        await store.ping()  # reads still work beside the writer (WAL)
+        other.execute("ROLLBACK")
+        req, created = await store.submit(new())
+        assert created and (await store.get(req.id)) == req
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_closed_store_is_unavailable(store: SqliteStore) -> None:
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.submit(new())
+    with pytest.raises(StoreUnavailable):
+        await store.get("req_x")
+    await store.close()  # closing twice is harmless
+
+
+async def test_close_commits_queued_writes(
+    store: SqliteStore, reopen: Callable[[], Awaitable[SqliteStore]]
+) -> None:
+    pending = [asyncio.ensure_future(store.submit(new())) for _ in range(50)]
+    await asyncio.sleep(0)
+    await store.close()
+    created = [req.id for req, _ in await asyncio.gather(*pending)]
+    again = await reopen()
+    assert len({(await again.get(i)).id for i in created}) == 50

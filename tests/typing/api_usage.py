@@ -1,0 +1,94 @@
+"""SDK usage that `mypy --strict` must accept: type-checked in CI, never executed by pytest."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from errand.client import (
+    AsyncClient,
+    ChatOptions,
+    Client,
+    Formation,
+    RequestHandle,
+    RequestList,
+    RequestStatus,
+)
+from errand.errors import Conflict, ErrandError, NotFound, RequestExpired
+from errand.models import Progress, Status
+
+
+def show(progress: Progress) -> None:
+    print(progress.percent, progress.message, progress.step, progress.total_steps)
+
+
+def sync_usage() -> str | None:
+    with Client("http://localhost:8001", client_key="ck", user_id="u1", timeout=10.0) as c:
+        handle: RequestHandle = c.chat_async("Complex task", webhook_url=None, agent_id="researcher")
+        est: float | None = handle.estimated_seconds
+        print(handle.id, handle.status, handle.poll_url, handle.delivery, est)
+
+        st: RequestStatus = c.get_request(handle.id)
+        if st.is_complete and st.result is not None:
+            return st.result.text
+        st = c.wait(handle.id, timeout=600, on_progress=show)
+        st = c.wait(handle.id, timeout=5.0, on_progress=print, poll=2.0)
+        if st.error is not None:
+            kind: str = st.error.type
+            retry: bool = st.error.retryable
+            print(kind, st.error.message, retry)
+        done: bool = st.status == "completed"
+        assert done is (st.status is Status.COMPLETED)
+        ms: int | None = st.duration_ms
+        print(done, ms, st.attempts, st.created_at, st.started_at, st.completed_at, st.raw.get("kind"))
+
+        quick = c.chat("quick question", session_id="s1", metadata={"k": 1}, idempotency_key="key-1")
+        if not quick.is_complete:  # the server answered 202: the work outlived the sync wait
+            quick = c.wait(quick.id)
+
+        opts: ChatOptions = {"agent_id": "demo", "threshold_seconds": 5.0}
+        c.chat("with options", mode="auto", **opts)
+
+        cancelled: dict[str, Any] = c.cancel(handle.id)
+        print(cancelled["status"])
+
+        page: RequestList = c.list_requests(status="completed", limit=10)
+        for item in page:
+            print(item.id, item.status)
+        if page.next_cursor:
+            c.list_requests(cursor=page.next_cursor)
+
+        fired = c.fire_trigger("github-issue", {"issue": {"title": "Bug"}}, use_async=True)
+        if isinstance(fired, RequestHandle):
+            c.wait(fired.id)
+        else:
+            print(fired.result)
+        print(c.health())
+        return quick.result.text if quick.result else None
+
+
+def errors_usage(f: Formation) -> None:
+    try:
+        f.get_request("req_missing")
+    except NotFound as exc:
+        print(exc.message, exc.details, exc.code)
+    except (Conflict, RequestExpired):
+        pass
+    except ErrandError as exc:
+        print(exc.transient)
+
+
+async def async_usage() -> None:
+    async with AsyncClient(formation_id="my-assistant", admin_key="ak") as c:
+        handle = await c.chat_async("Complex task")
+
+        async def on_progress(p: Progress) -> None:
+            await asyncio.sleep(0)
+
+        st: RequestStatus = await c.wait(handle.id, timeout=60, on_progress=on_progress)
+        st = await c.wait(handle.id, on_progress=show)
+        print(st.result.text if st.result else st.error)
+        page: RequestList = await c.list_requests()
+        print(len(page), await c.cancel(handle.id), await c.health())
+        again = await c.fire_trigger("nightly", {}, use_async=False, session_id="s")
+        print(again.id, again.status)
