@@ -210,7 +210,8 @@ class Bench:
         return rows
 
     def reset_marks(self) -> None:
-        self.mark.unlink(missing_ok=True)
+        # truncate, never unlink: the agents keep an O_APPEND descriptor open on this file
+        self.mark.write_bytes(b"")
 
     def wait_marks(self, n: int, timeout: float) -> list[tuple[int, float, float, float]]:
         deadline = time.monotonic() + timeout
@@ -479,29 +480,29 @@ def w_io(b: Bench, n: int = 1000, secs: float = 1.0) -> None:
                 peak = max(peak, rss_tree_mb(s.p.pid))
                 await asyncio.sleep(0.1)
 
-        async def go() -> tuple[float, int]:
+        async def go() -> dict[str, float]:
             nonlocal stop
             sampler = asyncio.create_task(sample())
             t0 = time.time()
             _ids, _lat, _errors = await submit_many(s.url, n, 64, sleep=secs)
+            t_sub = time.time() - t0
             rows = await asyncio.to_thread(b.wait_marks, n, 60)
-            t_end = max(r[3] for r in rows) if rows else time.time()
             stop = True
             await sampler
-            return t_end - t0, len(rows)
+            if not rows:
+                return {"completed": 0}
+            return {
+                "completed": len(rows),
+                "total_s": round(max(r[3] for r in rows) - t0, 2),
+                "submit_s": round(t_sub, 2),
+                "first_start_s": round(min(r[2] for r in rows) - t0, 2),
+                "last_start_s": round(max(r[2] for r in rows) - t0, 2),
+            }
 
-        total, done = asyncio.run(go())
+        res = asyncio.run(go())
     emit(
-        {
-            "bench": "io",
-            "system": "errand",
-            "storage": b.storage,
-            "n": n,
-            "sleep_s": secs,
-            "completed": done,
-            "total_s": round(total, 2),
-            "peak_rss_mb": round(peak, 1),
-        }
+        {"bench": "io", "system": "errand", "storage": b.storage, "n": n, "sleep_s": secs, **res}
+        | {"peak_rss_mb": round(peak, 1)}
     )
 
 

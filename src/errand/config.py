@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from errand.errors import ConfigError
 
@@ -64,6 +72,9 @@ class AsyncConfig(_Section):
     webhook_retries: int = Field(default=3, ge=0, le=50)
     webhook_timeout: Duration = 10.0
     webhook_allow_hosts: list[str] = Field(default_factory=list)
+    webhook_initial_delay: Duration = 1.0
+    webhook_max_delay: Duration = 3600.0
+    """A failed delivery is retried after min(max_delay, initial_delay * 2**(n-1)) s, +-25% jitter."""
     result_ttl: Duration = 86400.0
     tombstone_ttl: Duration = 30 * 86400.0
 
@@ -97,6 +108,8 @@ class WorkersConfig(_Section):
 class ServerConfig(_Section):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_wait_seconds: float = Field(default=60.0, ge=0)
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
+    """An event stream silent this long gets a `: keepalive` comment, so proxies keep it open."""
 
 
 class ModelConfig(_Section):
@@ -120,6 +133,14 @@ class AgentConfig(_Section):
     default: bool = False
     options: dict[str, Any] = Field(default_factory=dict)
     """Free-form settings handed to a Python handler agent as ctx.metadata['agent_options']."""
+    enabled_if_env: list[str] = Field(default_factory=list)
+    """Environment variables of which at least one must be set (non-empty) for this agent to
+    exist; empty: always enabled. Evaluated by build_config before interpolation, so a disabled
+    agent's `${VAR}` references need not resolve (e.g. a model agent without an API key)."""
+
+    @property
+    def is_llm(self) -> bool:
+        return self.model is not None
 
     @model_validator(mode="after")
     def _one_kind(self) -> AgentConfig:
@@ -128,6 +149,14 @@ class AgentConfig(_Section):
         if self.handler is not None and ":" not in self.handler:
             raise ValueError(f"handler must look like module:function, got {self.handler!r}")
         return self
+
+
+class RouterConfig(_Section):
+    """Optional LLM router: picks the agent of a request that names none (see agents/router.py)."""
+
+    model: ModelConfig
+    system_prompt: str | None = None
+    """Replaces the built-in routing instructions (the agent list is still appended)."""
 
 
 class Config(_Section):
@@ -139,10 +168,12 @@ class Config(_Section):
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     agents: list[AgentConfig] = Field(default_factory=list)
+    router: RouterConfig | None = None
     overlord: dict[str, Any] = Field(default_factory=dict)
     """Accepted for MUXI compatibility; only overlord.workflow.timeouts.task_timeout is read."""
     base_dir: str = "."
     """The formation's folder (set by load_config): handlers and triggers/ are found there."""
+    _disabled: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _check(self) -> Config:
@@ -156,7 +187,17 @@ class Config(_Section):
             raise ValueError("agents: agent ids must be unique")
         if sum(a.default for a in self.agents) > 1:
             raise ValueError("agents: at most one agent may be `default: true`")
+        if self.async_.webhook_url and not self.webhook_signing_secret:
+            raise ValueError(
+                "async.webhook_url: webhooks are signed; set async.webhook_secret (or an admin key)"
+            )
         return self
+
+    @property
+    def webhook_signing_secret(self) -> str | None:
+        """What webhooks are signed with: async.webhook_secret, else the first admin key (MUXI's
+        choice); None when neither is set, and then errand sends no webhooks at all."""
+        return self.async_.webhook_secret or (self.keys.admin[0] if self.keys.admin else None)
 
     @property
     def default_agent(self) -> str | None:
@@ -164,6 +205,16 @@ class Config(_Section):
             if a.default:
                 return a.id
         return self.agents[0].id if self.agents else None
+
+    def agent(self, agent_id: str | None) -> AgentConfig | None:
+        """The configuration of an agent (None: the default one); None when unknown."""
+        key = self.default_agent if agent_id is None else agent_id
+        return next((a for a in self.agents if a.id == key), None)
+
+    @property
+    def disabled_agents(self) -> tuple[str, ...]:
+        """Ids of the agents left out because none of their `enabled_if_env` variables is set."""
+        return self._disabled
 
     @property
     def storage_url(self) -> str:
@@ -219,7 +270,9 @@ def build_config(
     """Validate a formation mapping (already parsed YAML) into a Config."""
     if not isinstance(data, Mapping):
         raise ConfigError("formation: the top level must be a mapping of keys")
-    raw = _drop_unset(interpolate(dict(data), os.environ if env is None else env))
+    env = os.environ if env is None else env
+    data, disabled = _enabled_agents(data, env)
+    raw = _drop_unset(interpolate(data, env))
     raw.setdefault("base_dir", base_dir)
     try:
         cfg = Config.model_validate(raw)
@@ -231,7 +284,32 @@ def build_config(
         cfg = cfg.model_copy(
             update={"workflow": cfg.workflow.model_copy(update={"task_timeout": parse_duration(timeout)})}
         )
+    cfg._disabled = disabled
     return cfg
+
+
+def _enabled_agents(
+    data: Mapping[str, Any], env: Mapping[str, str]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The formation without the agents whose `enabled_if_env` names no set variable, and their
+    ids. Runs before interpolation: a left-out agent may reference variables that are unset.
+    A malformed `enabled_if_env` keeps the agent, so validation reports it by its key."""
+    out = dict(data)
+    agents = out.get("agents")
+    if not isinstance(agents, list):
+        return out, ()
+    kept: list[Any] = []
+    disabled: list[str] = []
+    for agent in agents:
+        names = agent.get("enabled_if_env") if isinstance(agent, Mapping) else None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            names = []  # absent or malformed: kept (validation names a malformed one)
+        if names and not any(env.get(n) for n in names):
+            disabled.append(str(agent.get("id")))
+        else:
+            kept.append(agent)
+    out["agents"] = kept
+    return out, tuple(disabled)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

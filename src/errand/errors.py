@@ -32,6 +32,8 @@ class ErrandError(Exception):
 
     code: ClassVar[str] = "INTERNAL_ERROR"
     transient: ClassVar[bool] = False
+    status_code: int | None = None
+    """Set by the SDK on errors it raised from an HTTP answer."""
 
     def __init__(self, message: str = "", *, details: Any = None) -> None:
         super().__init__(message or (self.__doc__ or self.code).strip().splitlines()[0])

@@ -21,6 +21,11 @@ MIN_HISTORY = 3
 
 MAX_ESTIMATE = 3600.0
 
+TOOL_ROUND_S = 4.0
+"""One tool round of a model agent: a model call that asks for tools, then the tools running."""
+TOOL_SCHEMA_S = 0.25
+"""Per tool offered to the model: its schema is sent (and read) with every model call."""
+
 _HEAVY = re.compile(
     r"\b(research|analy[sz]|compar|report|spreadsheet|investigat|summari[sz]|benchmark|"
     r"comprehensive|in[- ]depth|detailed|evaluat|audit|translat|refactor|review|plan)\w*",
@@ -51,7 +56,7 @@ def decide(
     return Mode.ASYNC if estimate_s >= threshold_s else Mode.SYNC
 
 
-def estimate_seconds(message: str, history: list[float]) -> float:
+def estimate_seconds(message: str, history: list[float], *, tool_count: int = 0, max_steps: int = 1) -> float:
     """Expected run time of a request, in seconds.
 
     With at least MIN_HISTORY observed durations of the agent (newest first), the answer is
@@ -68,6 +73,11 @@ def estimate_seconds(message: str, history: list[float]) -> float:
       evaluate, audit, translate, refactor, review, plan) -- each usually means tool calls;
     - + 3 s per question beyond the first (each `?` is another answer to produce);
     - + 4 s per enumerated step or sequencing word (list items, "then", "next", "finally");
+    - for an agent with tools (`tool_count` > 0, a model agent allowed `max_steps` model
+      calls): + TOOL_ROUND_S per expected tool round -- one, plus one per heavy stem or step
+      of the message, but never more than the `max_steps - 1` rounds the agent may take --
+      and + TOOL_SCHEMA_S per tool offered (their schemas lengthen every prompt). An agent
+      without tools answers in one model call, whatever its max_steps;
 
     capped at one hour.
     """
@@ -79,8 +89,18 @@ def estimate_seconds(message: str, history: list[float]) -> float:
     stems = {m.group(1).lower().replace("z", "s").replace(" ", "-") for m in _HEAVY.finditer(text)}
     estimate += 10.0 * len(stems)
     estimate += 3.0 * max(0, text.count("?") - 1)
-    estimate += 4.0 * len(_STEP.findall(text))
+    steps = len(_STEP.findall(text))
+    estimate += 4.0 * steps
+    estimate += _tool_seconds(tool_count, max_steps, 1 + len(stems) + steps)
     return round(min(MAX_ESTIMATE, estimate), 3)
+
+
+def _tool_seconds(tool_count: int, max_steps: int, wanted_rounds: int) -> float:
+    """What tool use adds: nothing without tools or without a step left to use them in."""
+    if tool_count <= 0 or max_steps <= 1:
+        return 0.0
+    rounds = min(max_steps - 1, wanted_rounds)
+    return TOOL_ROUND_S * rounds + TOOL_SCHEMA_S * tool_count
 
 
 def _p90(samples: list[float]) -> float:

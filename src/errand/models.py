@@ -240,8 +240,18 @@ class Delivery:
     created_at: float
 
 
-def to_document(req: Request, *, delivery: Delivery | None = None) -> dict[str, Any]:
-    """The status document: GET /v1/requests/{id}, the webhook body, the SDK's input."""
+def to_document(
+    req: Request, *, with_delivery: bool = False, delivery: Delivery | None = None
+) -> dict[str, Any]:
+    """The status document: GET /v1/requests/{id}, the webhook body, the SDK's input.
+
+    `delivery` is the plain mode string "polling"|"webhook" by default: that is the form frozen
+    into terminal events and webhook bodies when the request ends, where a delivery state would
+    already be stale. `with_delivery=True` (what GET /v1/requests/{id} answers) makes it an
+    object: `{"mode": "polling"}`, or for a webhook request `{"mode": "webhook", "state",
+    "attempts", "last_status_code", "next_attempt_at"}` from `delivery`, its latest delivery
+    (None: the request has not ended, so nothing is due yet, which reads as pending)."""
+    mode = "webhook" if req.webhook_url else "polling"
     doc: dict[str, Any] = {
         "request_id": req.id,
         "status": req.status.value,
@@ -254,7 +264,7 @@ def to_document(req: Request, *, delivery: Delivery | None = None) -> dict[str, 
         "started_at": req.started_at,
         "completed_at": req.completed_at,
         "duration_ms": req.duration_ms,
-        "delivery": "webhook" if req.webhook_url else "polling",
+        "delivery": _delivery_state(mode, delivery) if with_delivery else mode,
     }
     if req.session_id is not None:
         doc["session_id"] = req.session_id
@@ -264,10 +274,17 @@ def to_document(req: Request, *, delivery: Delivery | None = None) -> dict[str, 
         doc["result"] = req.result.to_dict()
     if req.status is Status.FAILED and req.error is not None:
         doc["error"] = req.error.to_dict()
-    if delivery is not None:
-        doc["webhook"] = {
-            "state": delivery.state,
-            "attempts": len(delivery.attempts),
-            "next_attempt_at": delivery.next_attempt_at,
-        }
     return doc
+
+
+def _delivery_state(mode: str, delivery: Delivery | None) -> dict[str, Any]:
+    if mode == "polling":
+        return {"mode": mode}
+    attempts = delivery.attempts if delivery is not None else []
+    return {
+        "mode": mode,
+        "state": delivery.state if delivery is not None else "pending",
+        "attempts": len(attempts),
+        "last_status_code": attempts[-1].status_code if attempts else None,
+        "next_attempt_at": delivery.next_attempt_at if delivery is not None else None,
+    }

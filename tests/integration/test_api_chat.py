@@ -231,12 +231,6 @@ def test_agent_choice_and_unknown_agent(server: Server) -> None:
     assert r.json()["error"]["code"] == "RESOURCE_NOT_FOUND"
 
 
-def test_stream_is_refused_for_now(server: Server) -> None:
-    r = server.client().post("/v1/chat", json={"message": "x", "stream": True})
-    assert r.status_code == 422
-    assert r.json()["error"]["details"][0]["field"] == "stream"
-
-
 def test_webhook_urls_are_checked(server: Server) -> None:
     c = server.client()
     for url in [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from errand.mode import decide, estimate_seconds
@@ -51,5 +53,6 @@ def test_auto_mode_learns_from_the_agents_history(server: Server) -> None:
     assert first.json()["estimated_seconds"] > 1.0
     for _ in range(3):
         assert c.post("/v1/chat", json={"message": "hi", "mode": "sync"}).status_code == 200
+    time.sleep(0.25)  # a history too short to use is cached for SHORT_HISTORY_TTL_S (0.2 s)
     learned = c.post("/v1/chat", json=body)
     assert learned.status_code == 200  # echo really takes milliseconds: sync now

@@ -5,6 +5,10 @@ the module is imported from the formation's folder (put first on sys.path) or PY
 at start, so a typo fails the start with a message naming `agents[i].handler` rather than every
 request. Sync functions run in a thread so they never block the event loop. `model:` agents are
 built by `errand.agents.llm.LlmAgent`, imported only when one is configured.
+
+`resolve()` is the worker's lookup: an explicit agent id, else the optional LLM router's
+choice (agents/router.py), else the default agent. `aclose()` releases what agents hold
+(HTTP connection pools) at shutdown.
 """
 
 from __future__ import annotations
@@ -12,17 +16,23 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import logging
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from errand.agents.base import Agent, RunContext, coerce_result
 from errand.config import AgentConfig, Config
 from errand.errors import ConfigError, ResourceNotFound
 from errand.models import Result
 
+if TYPE_CHECKING:
+    from errand.agents.router import LlmRouter
+
 __all__ = ["AgentRegistry", "HandlerAgent", "load_handler"]
+
+log = logging.getLogger("errand.agents")
 
 Handler = Callable[[str, RunContext], Any]
 """fn(message, ctx) -> str | dict with `text` | Result, or an awaitable of one."""
@@ -103,7 +113,10 @@ def _build(index: int, cfg: AgentConfig, base_dir: str) -> Agent:
 class AgentRegistry:
     """The configured agents by id, and which one answers requests that name none."""
 
-    def __init__(self, agents: Iterable[Agent], *, default_id: str | None = None) -> None:
+    def __init__(
+        self, agents: Iterable[Agent], *, default_id: str | None = None, router: LlmRouter | None = None
+    ) -> None:
+        self.router = router
         self._agents: dict[str, Agent] = {}
         for agent in agents:
             if agent.id in self._agents:
@@ -117,7 +130,12 @@ class AgentRegistry:
     def from_config(cls, config: Config) -> AgentRegistry:
         """Build every agent of the formation; a broken handler fails here, at start."""
         agents = [_build(i, a, config.base_dir) for i, a in enumerate(config.agents)]
-        return cls(agents, default_id=config.default_agent)
+        router = None
+        if config.router is not None:
+            from errand.agents.router import LlmRouter  # the OpenAI client, only when configured
+
+            router = LlmRouter(config.router)
+        return cls(agents, default_id=config.default_agent, router=router)
 
     @property
     def default_id(self) -> str | None:
@@ -132,6 +150,33 @@ class AgentRegistry:
             return self._agents[key]
         except KeyError:
             raise ResourceNotFound(f"unknown agent {key!r}", details={"agent_id": key}) from None
+
+    async def resolve(self, agent_id: str | None, message: str, ctx: RunContext) -> Agent:
+        """The agent to run, also set as ctx.agent_id: the named one; else, with a router and
+        a choice to make, the one the router picks (reported as a `routed` event); else the
+        default. Unknown id -> ResourceNotFound."""
+        if agent_id is not None or self.router is None or len(self._agents) < 2:
+            agent = self.get(agent_id)
+        else:
+            candidates = [(a.id, a.description) for a in self._agents.values()]
+            routing = await self.router.choose(message, candidates, self.get(None).id)
+            ctx.event("routed", routing.to_dict())
+            agent = self.get(routing.agent)
+        ctx.agent_id = agent.id
+        return agent
+
+    async def aclose(self) -> None:
+        """Close every agent (and the router) that holds resources; one failing does not
+        keep the others open."""
+        closers: list[Any] = [*self._agents.values(), self.router]
+        for item in closers:
+            close = getattr(item, "aclose", None)
+            if close is None:
+                continue
+            try:
+                await close()
+            except Exception:
+                log.exception("closing %r failed", item)
 
     def __contains__(self, agent_id: object) -> bool:
         return agent_id in self._agents

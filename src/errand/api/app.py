@@ -1,4 +1,5 @@
-"""The composition root of the server: routes, lifespan (store, agents, worker), uvicorn runner.
+"""The composition root of the server: routes, lifespan (store, agents, triggers, worker,
+webhook dispatcher), uvicorn runner.
 
 Every API route exists at `/v1/...` and, identically, under `/api/{formation_id}/v1/...`
 (MUXI's SDK path shape); `formation_id` must equal the configured name, else 404.
@@ -22,10 +23,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from errand.agents.registry import AgentRegistry
 from errand.api.chat import chat
 from errand.api.common import ApiContext, by_method, endpoint, public
+from errand.api.deliveries import list_deliveries, redeliver
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
 from errand.api.requests import cancel_request, get_request, list_requests
+from errand.api.sse import request_events
+from errand.api.triggers import fire_trigger, get_trigger, list_triggers, load_formation_triggers
 from errand.clock import Clock, SystemClock
 from errand.config import Config
+from errand.delivery.dispatcher import Dispatcher, DispatcherSettings
 from errand.engine.worker import Worker, WorkerSettings
 from errand.errors import ErrandError
 from errand.store import open_store
@@ -66,10 +71,17 @@ def create_app(
         try:
             agents = AgentRegistry.from_config(config)
             ctx.agents = agents
+            ctx.triggers = load_formation_triggers(config, agents)
             ctx.store = opened
             app.state.store, app.state.agents = opened, agents
-            async with _workers(opened, agents, config, clock, enabled=with_workers):
-                yield
+            try:
+                async with (
+                    _dispatcher(opened, config, clock, enabled=with_workers),
+                    _workers(opened, agents, config, clock, enabled=with_workers),
+                ):
+                    yield
+            finally:
+                await agents.aclose()  # after the worker: no attempt uses a model client now
         finally:
             ctx.store = None
             if own:
@@ -110,6 +122,39 @@ def _report_worker_exit(task: asyncio.Task[None]) -> None:
         log.error("the worker stopped with an error", exc_info=task.exception())
 
 
+@contextlib.asynccontextmanager
+async def _dispatcher(store: Store, config: Config, clock: Clock, *, enabled: bool) -> AsyncIterator[None]:
+    """The webhook dispatcher beside the worker. Entered first, so it stops last: results the
+    worker finishes during its shutdown grace still get their first delivery attempt. A formation
+    without a signing secret (no async.webhook_secret, no admin key) runs none; the API refuses
+    webhook URLs at submit then, so nothing waits for it."""
+    if not enabled or not config.webhook_signing_secret:
+        if enabled:
+            log.info("webhooks are disabled: no async.webhook_secret and no admin key to sign them")
+        yield
+        return
+    settings = DispatcherSettings.from_config(config)
+    stop = asyncio.Event()
+    async with Dispatcher(store, settings, clock=clock) as dispatcher:
+        task = asyncio.create_task(dispatcher.run(stop), name="errand-dispatcher")
+        task.add_done_callback(_report_dispatcher_exit)
+        try:
+            yield
+        finally:
+            stop.set()
+            done, _ = await asyncio.wait({task}, timeout=settings.timeout + WORKER_STOP_MARGIN_S)
+            if not done:
+                log.warning("webhook dispatcher did not stop in time; cancelling it")
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def _report_dispatcher_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the webhook dispatcher stopped with an error", exc_info=task.exception())
+
+
 def _routes(ctx: ApiContext) -> list[BaseRoute]:
     v1: list[BaseRoute] = [
         Route("/v1/chat", endpoint(ctx, chat), methods=["POST"]),
@@ -118,6 +163,15 @@ def _routes(ctx: ApiContext) -> list[BaseRoute]:
             "/v1/requests/{request_id}",
             by_method(ctx, {"GET": get_request, "DELETE": cancel_request}),
             methods=["GET", "DELETE"],
+        ),
+        Route("/v1/requests/{request_id}/events", endpoint(ctx, request_events), methods=["GET"]),
+        Route("/v1/requests/{request_id}/deliveries", endpoint(ctx, list_deliveries), methods=["GET"]),
+        Route("/v1/requests/{request_id}/redeliver", endpoint(ctx, redeliver), methods=["POST"]),
+        Route("/v1/triggers", endpoint(ctx, list_triggers), methods=["GET"]),
+        Route(
+            "/v1/triggers/{name}",
+            by_method(ctx, {"GET": get_trigger, "POST": fire_trigger}),
+            methods=["GET", "POST"],
         ),
         Route("/v1/health", public(ctx, health), methods=["GET"]),
     ]

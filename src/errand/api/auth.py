@@ -103,6 +103,14 @@ def check_owner(owner: Owner, req: Request) -> None:
         raise NotFound(f"Request {req.id} not found")
 
 
+def require_admin(owner: Owner) -> None:
+    """Admin-only endpoints (redeliver): another valid key gets 401, not 403 -- the admin key is
+    the credential that is missing, and the error table has no 403. It is checked before the
+    request is looked up, so the answer says nothing about whether the request exists."""
+    if not owner.is_admin:
+        raise Unauthorized("This endpoint needs the admin key: send it as X-Muxi-Admin-Key")
+
+
 def list_filter(owner: Owner) -> tuple[str | None, str | None]:
     """(owner, user_id) filters for listing: a client its own; an admin all, or one named user."""
     if owner.is_admin:

@@ -1,27 +1,44 @@
-"""What every endpoint shares: the ApiContext, the endpoint wrapper and the terminal wait.
+"""What every endpoint shares: the ApiContext, the endpoint wrapper, and the submit path.
 
 There is no per-request dependency injection: `create_app` builds one ApiContext, the
-lifespan fills in the store and the agents, and each endpoint is a plain coroutine
+lifespan fills in the store, the agents and the triggers, and each endpoint is a plain coroutine
 `(request, owner, ctx) -> Response` wrapped once by `endpoint()`, which checks the formation
 prefix, authenticates, and turns any exception into the error document.
+
+The submit path is shared by POST /v1/chat and POST /v1/triggers/{name}, so both honour
+idempotency keys, webhook URL checks and the sync/async answer in exactly the same way:
+`idempotency_key()`, `check_webhook_url()`, `answer()` (and `status_document()`, which is
+also what GET /v1/requests/{id} answers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
+from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from errand.api.auth import Authenticator, Owner
+from errand.api.bodies import fingerprint
 from errand.api.errors import json_response, to_response
 from errand.clock import Clock
 from errand.config import Config
-from errand.errors import ResourceNotFound, ServiceUnavailable
+from errand.delivery.urlguard import check_url_async
+from errand.errors import InvalidRequest, ResourceNotFound, ServiceUnavailable
+from errand.models import IdempotencyKey, Mode, to_document
 from errand.models import Request as StoredRequest
 from errand.store.base import Store
+from errand.triggers import Trigger
+
+IDEMPOTENCY_HEADERS = ("x-muxi-idempotency-key", "idempotency-key")
+IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+
+SUBMITTED = Counter("errand_api_submitted_total", "Requests accepted by the API", ["kind", "mode"])
 
 
 class NamedAgent(Protocol):
@@ -36,9 +53,9 @@ class AgentLookup(Protocol):
 
 
 class ApiContext:
-    """The app's shared parts; `store` and `agents` are set by the lifespan."""
+    """The app's shared parts; `store`, `agents` and `triggers` are set by the lifespan."""
 
-    __slots__ = ("_agents", "_store", "auth", "clock", "config", "history")
+    __slots__ = ("_agents", "_store", "auth", "clock", "config", "history", "triggers")
 
     def __init__(self, config: Config, clock: Clock) -> None:
         self.config = config
@@ -48,6 +65,8 @@ class ApiContext:
         self._agents: AgentLookup | None = None
         self.history: dict[str, tuple[float, list[float]]] = {}
         """agent id -> (expiry on the loop clock, recent durations): spares a query per submit."""
+        self.triggers: Mapping[str, Trigger] = {}
+        """The formation's triggers/*.md, loaded once at startup (a changed file needs a restart)."""
 
     @property
     def store(self) -> Store:
@@ -162,3 +181,68 @@ def accepted(request: Request, req: StoredRequest) -> Response:
         "estimated_seconds": req.estimated_seconds,
     }
     return json_response(body, 202, {"Location": url})
+
+
+async def status_document(ctx: ApiContext, req: StoredRequest) -> dict[str, Any]:
+    """The status document with its delivery state (GET /v1/requests/{id}, sync answers).
+
+    Only a webhook request costs an extra read (its latest delivery); a polling one never does."""
+    if not req.webhook_url:
+        return to_document(req, with_delivery=True)
+    deliveries = await ctx.store.list_deliveries(req.id) if req.is_terminal else []
+    return to_document(req, with_delivery=True, delivery=deliveries[-1] if deliveries else None)
+
+
+async def answer(request: Request, req: StoredRequest, ctx: ApiContext) -> Response:
+    """200 with the document once terminal (sync calls), else 202 with the true state now.
+
+    An idempotent replay answers as the original call did: a sync original waits again."""
+    store = ctx.store
+    if req.mode is Mode.SYNC:
+        req = await wait_terminal(store, req, ctx.config.async_.sync_wait)
+        if req.is_terminal:
+            return json_response(await status_document(ctx, req))
+    # A fresh request reports the state it was committed in (pending); re-reading it to catch a
+    # pickup in the same millisecond cost ~20% of submit throughput and told the caller nothing.
+    return accepted(request, req)
+
+
+def idempotency_key(request: Request, owner: Owner, data: dict[str, Any], path: str) -> IdempotencyKey | None:
+    """The caller's idempotency key, scoped to (key, user, path) and bound to the body.
+
+    `path` is the canonical /v1 one (e.g. /v1/chat, /v1/triggers/NAME), so a retry through the
+    /api/{formation_id} alias finds the original."""
+    key = next((v for h in IDEMPOTENCY_HEADERS if (v := request.headers.get(h)) is not None), None)
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise InvalidRequest(
+            "idempotency key must be 1-255 printable ASCII characters without spaces",
+            details={"field": "X-Muxi-Idempotency-Key"},
+        )
+    scope = f"{owner.key_id}:{owner.user_id}:{path}"
+    return IdempotencyKey(key=key, scope=scope, fingerprint=fingerprint(data))
+
+
+async def check_webhook_url(url: str, ctx: ApiContext) -> None:
+    """422 unless `url` is a well-formed http(s) URL with a host that the SSRF guard accepts,
+    and the formation can sign webhooks at all (a secret or an admin key): a URL accepted now
+    but never called would be a silent loss."""
+    if not ctx.config.webhook_signing_secret:
+        raise InvalidRequest(
+            "webhooks are disabled on this server: it has no async.webhook_secret or admin key to "
+            "sign them with; poll GET /v1/requests/{id} instead",
+            details={"field": "webhook_url"},
+        )
+    try:
+        parts = urlsplit(url)
+        shaped = parts.scheme in ("http", "https") and bool(parts.hostname)
+        if shaped:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        shaped = False
+    if not shaped:
+        raise InvalidRequest(
+            "webhook_url must be an http(s) URL with a host", details={"field": "webhook_url"}
+        )
+    await check_url_async(url, ctx.config.async_.webhook_allow_hosts)

@@ -2,6 +2,9 @@
 
 Reads go through `store.get` and the ownership rule in auth.py: another owner's request
 answers 404 exactly like an unknown id. A purged request answers 410 REQUEST_EXPIRED.
+GET of one request shows its webhook delivery state (`delivery: {"mode", "state", ...}`, one
+more read, for webhook requests only); the list shows only the mode string (`"polling"` or
+`"webhook"`), as the 202 acknowledgement does, so a page costs one query whatever it holds.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from errand.api.auth import Owner, check_owner, list_filter
-from errand.api.common import ApiContext, wait_terminal
+from errand.api.common import ApiContext, status_document, wait_terminal
 from errand.api.errors import json_response
 from errand.errors import Conflict, InvalidRequest
 from errand.models import Status, to_document
@@ -31,7 +34,7 @@ async def get_request(request: Request, owner: Owner, ctx: ApiContext) -> Respon
     check_owner(owner, req)
     if wait > 0:
         req = await wait_terminal(store, req, wait)
-    return json_response(to_document(req))
+    return json_response(await status_document(ctx, req))
 
 
 async def list_requests(request: Request, owner: Owner, ctx: ApiContext) -> Response:

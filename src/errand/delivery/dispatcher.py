@@ -106,10 +106,11 @@ class DispatcherSettings:
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> DispatcherSettings:
         """Settings from formation.yaml. The secret is async.webhook_secret, else the first admin
-        key (MUXI's choice, kept for compatibility); with neither, webhooks cannot be signed and
-        errand refuses to start rather than send unsigned bodies."""
+        key (MUXI's choice, kept for compatibility); with neither, webhooks cannot be signed:
+        ConfigError here (never unsigned bodies). `errand serve` and `errand worker` then run no
+        dispatcher at all, and the API refuses webhook URLs at submit."""
         a = config.async_
-        secret = a.webhook_secret or (config.keys.admin[0] if config.keys.admin else None)
+        secret = config.webhook_signing_secret
         if not secret:
             raise ConfigError(
                 "async.webhook_secret: webhooks must be signed; set async.webhook_secret (or an admin key)"
@@ -120,6 +121,8 @@ class DispatcherSettings:
             "retries": a.webhook_retries,
             "timeout": a.webhook_timeout,
             "allow_hosts": tuple(a.webhook_allow_hosts),
+            "initial_delay": a.webhook_initial_delay,
+            "max_delay": a.webhook_max_delay,
             "lease_seconds": max(60.0, 3 * a.webhook_timeout + 10),
             "poll_interval": config.workers.poll_interval,
         }

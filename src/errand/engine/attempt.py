@@ -55,6 +55,9 @@ class Phase(enum.Enum):
     RECORDING = "recording"  # the outcome is being written: let it finish
 
 
+ROUTED_SCAN = 16
+"""How many of a request's first events are searched for an earlier attempt's `routed` event."""
+
 STOP_REASONS = frozenset({Outcome.CANCELLED, Outcome.LEASE_LOST, Outcome.ABANDONED})
 """The reasons a worker stops a running attempt (each is also how the attempt ends)."""
 
@@ -155,10 +158,10 @@ async def run_agent(
     """Run the agent under the task timeout. Returns its Result or the exception it raised;
     an agent's exception never escapes, a cancel of this attempt does."""
     try:
-        agent = agents.get(agent_id)
         deadline = asyncio.timeout(timeout)
         try:
-            async with deadline:
+            async with deadline:  # routing (a model call, when configured) counts against it
+                agent = await agents.resolve(agent_id, message, ctx)
                 value = await agent.run(message, ctx)
         except TimeoutError:
             if not deadline.expired():
@@ -228,9 +231,11 @@ class Attempt:
         """claim -> run -> classify -> record; stopped attempts write nothing."""
         req = self.claim.request
         try:
+            agent_id = req.agent or await self._routed_before()
             outcome = await run_agent(
-                self.agents, req.agent, req.message, self.ctx, self.settings.task_timeout
+                self.agents, agent_id, req.message, self.ctx, self.settings.task_timeout
             )
+            self.agent_id = self.ctx.agent_id  # the routed agent, if a router chose one
             await self.writer.close()
             if self.stop_reason is not None:
                 return self.stop_reason
@@ -254,6 +259,18 @@ class Attempt:
                 exc,
             )
             return Outcome.UNRECORDED
+
+    async def _routed_before(self) -> str | None:
+        """A retried request without an agent keeps the agent its first routed attempt got
+        (the `routed` event, written right after `started`): asking the router again could
+        land elsewhere. None: not routed yet (the registry routes, or picks the default)."""
+        if self.claim.attempt == 1 or self.agents.router is None:
+            return None
+        for event in await self.store.events_since(self.request_id, 0, ROUTED_SCAN):
+            if event.type == "routed" and isinstance(event.data.get("agent"), str):
+                agent: str = event.data["agent"]
+                return agent if agent in self.agents else None
+        return None
 
     async def _record(self, outcome: Result | BaseException) -> Outcome:
         req = self.claim.request

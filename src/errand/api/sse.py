@@ -1,0 +1,166 @@
+"""GET /v1/requests/{id}/events: a request's event log as Server-Sent Events, replayed then live.
+
+The store's per-request event log (gapless `seq` 1, 2, 3...) is the stream: every message is
+`id: <seq>`, `event: <type>`, `data: <json>`, so a client that reconnects with `Last-Event-ID`
+(the header EventSource sends by itself; or `?last_event_id=`) gets exactly the events after
+the last one it saw -- nothing lost, nothing repeated. The stream replays from the start (or
+from that id), then follows the request live and closes after its terminal event
+(`completed`, `failed` or `cancelled`, whose data is the status document).
+
+Nothing here needs a worker in this process: the stream reads `store.events_since` and sleeps
+in `store.wait_for_change`, which PostgreSQL wakes by NOTIFY and SQLite by in-process wake-ups
+or polling, so an API-only process streams work done elsewhere. A stream silent for
+`server.sse_heartbeat_seconds` gets a `: keepalive` comment, so proxies keep it open; the
+headers ask them not to buffer or cache. A client that goes away ends its stream at once: the
+response listens for the disconnect while it streams, instead of noticing at the next write.
+
+`POST /v1/chat` with `stream: true` answers with the same stream for the request it created
+(see `chat_stream`): the first event, `created`, carries the request id, as does the
+`X-Request-Id` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+
+import orjson
+from prometheus_client import Gauge
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from errand.api.auth import Owner, check_owner
+from errand.api.common import ApiContext, request_url
+from errand.errors import ErrandError, InvalidRequest
+from errand.models import TERMINAL, Event
+from errand.models import Request as StoredRequest
+from errand.store.base import Store
+
+__all__ = ["chat_stream", "encode_event", "event_frames", "parse_last_event_id", "request_events"]
+
+log = logging.getLogger("errand.api")
+
+TERMINAL_EVENTS = frozenset(status.value for status in TERMINAL)
+BATCH = 500
+"""Events read (and written to the client) per store call while replaying a long log."""
+KEEPALIVE = b": keepalive\n\n"
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""no-cache: a replay is never served stale; X-Accel-Buffering: nginx passes events at once."""
+MAX_ID_DIGITS = 18
+
+OPEN_STREAMS = Gauge("errand_sse_open_streams", "Server-Sent Event streams open in this process")
+
+
+async def request_events(request: Request, owner: Owner, ctx: ApiContext) -> Response:
+    """GET /v1/requests/{id}/events: the owner's (or an admin's) request; others get 404."""
+    after = parse_last_event_id(request)
+    req = await ctx.store.get(request.path_params["request_id"])
+    check_owner(owner, req)
+    return _stream(ctx, req, after, {})
+
+
+def chat_stream(request: Request, req: StoredRequest, ctx: ApiContext) -> Response:
+    """The answer to POST /v1/chat with `stream: true`: the new request's stream from its
+    first event, with its id in `X-Request-Id` and its status URL in `Location`."""
+    headers = {"X-Request-Id": req.id, "Location": request_url(request, req.id)}
+    return _stream(ctx, req, 0, headers)
+
+
+def _stream(ctx: ApiContext, req: StoredRequest, after: int, headers: Mapping[str, str]) -> Response:
+    # An id beyond the log (not one we sent) resumes from its end rather than waiting forever
+    # for a seq that will not come: a 4xx would make EventSource give up for good.
+    after = min(after, req.seq)
+    frames = event_frames(ctx.store, req.id, after, ctx.config.server.sse_heartbeat_seconds)
+    return EventStreamResponse(frames, headers={**HEADERS, **headers})
+
+
+def parse_last_event_id(request: Request) -> int:
+    """The seq to resume after: the `Last-Event-ID` header (what EventSource sends when it
+    reconnects), else `?last_event_id=`, else 0 (from the start)."""
+    header = request.headers.get("last-event-id")
+    value = header if header is not None else request.query_params.get("last_event_id")
+    if value is None or value.strip() == "":
+        return 0
+    value = value.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= MAX_ID_DIGITS):
+        field = "Last-Event-ID" if header is not None else "last_event_id"
+        raise InvalidRequest(
+            f"{field} must be the id (a non-negative integer) of an event of this stream",
+            details={"field": field},
+        )
+    return int(value)
+
+
+def encode_event(event: Event) -> bytes:
+    """One SSE message. `created` also names the request (the first event of a chat stream)."""
+    data = event.data
+    if event.type == "created":
+        data = {**data, "request_id": event.request_id}
+    kind = event.type
+    if "\n" in kind or "\r" in kind:  # an agent-chosen type must not break the framing
+        kind = kind.replace("\r", " ").replace("\n", " ")
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, kind.encode(), orjson.dumps(data))
+
+
+async def event_frames(
+    store: Store, request_id: str, after_seq: int, heartbeat: float
+) -> AsyncIterator[bytes]:
+    """The stream's bytes: events after `after_seq` in order, keepalives in silences, until
+    the terminal event. A store error ends the stream (the client resumes with Last-Event-ID)."""
+    seq = after_seq
+    look = True  # nothing read yet: the request may be over already (resumed at its end)
+    try:
+        while True:
+            events = await store.events_since(request_id, seq, BATCH)
+            if events:
+                seq = events[-1].seq
+                yield b"".join(encode_event(e) for e in events)
+                if events[-1].type in TERMINAL_EVENTS:
+                    return
+                if len(events) == BATCH:
+                    continue
+            elif look and (await store.get(request_id)).is_terminal:
+                return
+            changed = await store.wait_for_change(request_id, seq, heartbeat)
+            look = changed  # a change with nothing to read: ended and purged meanwhile?
+            if not changed:
+                yield KEEPALIVE
+    except ErrandError as exc:  # e.g. RequestExpired (purged), StoreUnavailable
+        log.info("event stream of %s ended early: %s", request_id, exc.message)
+
+
+class EventStreamResponse(StreamingResponse):
+    """A text/event-stream response that stops streaming as soon as the client disconnects.
+
+    Starlette notices a disconnect only at the next write under ASGI spec >= 2.4; a live
+    stream may be silent for a heartbeat period, so this one always listens for it."""
+
+    media_type = "text/event-stream"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        OPEN_STREAMS.inc()
+        streaming = asyncio.ensure_future(self._send_all(send))
+        listening = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait({streaming, listening}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streaming, listening):
+                task.cancel()
+            await asyncio.gather(streaming, listening, return_exceptions=True)
+            OPEN_STREAMS.dec()
+
+    async def _send_all(self, send: Send) -> None:
+        try:
+            await self.stream_response(send)
+        except OSError:
+            pass  # the client went away mid-write
+        except Exception:
+            log.exception("event stream failed")
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(close())
