@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -61,7 +62,12 @@ def _delivery(c: httpx.Client, rid: str) -> dict[str, Any]:
 
 def _settled(c: httpx.Client, rid: str, timeout: float = 10) -> dict[str, Any]:
     """The delivery state once delivered or failed."""
-    return until(lambda: (d := _delivery(c, rid)) if d["state"] in ("delivered", "failed") else None, timeout)
+
+    def settled() -> dict[str, Any] | None:
+        state = _delivery(c, rid)
+        return state if state["state"] in ("delivered", "failed") else None
+
+    return until(settled, timeout)
 
 
 def _plain_hmac_checks(hit: Hit, secret: bytes, standard_key: bytes) -> None:
@@ -118,7 +124,7 @@ def test_failing_receiver_is_retried_and_every_attempt_is_recorded(fast: Server,
     assert len({h.body for h in hits}) == 1  # the very same bytes every time
     assert all(verify(h.body, h.headers, ADMIN_KEY) for h in hits)
     assert sum(200 <= h.answered < 300 for h in hits) == 1
-    gaps = [b.at - a.at for a, b in zip(hits, hits[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(hits)]
     assert all(g >= 0.25 for g in gaps), gaps  # backoff really waited
 
     state = _settled(c, rid)
@@ -302,7 +308,8 @@ def test_ssrf_is_refused_at_submit_for_chat_and_triggers(
     ):
         r = c.post(path, json=body)
         assert r.status_code == 422, (path, url, r.text)
-        assert r.json()["error"]["code"] == "INVALID_REQUEST" and "webhook_url" in r.json()["error"]["message"]
+        err = r.json()["error"]
+        assert err["code"] == "INVALID_REQUEST" and "webhook_url" in err["message"]
     assert c.get("/v1/requests").json()["count"] == 0  # nothing was stored
 
 
@@ -318,7 +325,9 @@ def test_loopback_needs_the_allow_list(
     assert receiver.quiet_for(0.2) == []
 
 
-def test_a_front_matter_webhook_url_is_checked_too(make_server: Callable[..., Server], tmp_path: Path) -> None:
+def test_a_front_matter_webhook_url_is_checked_too(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
     folder = _trigger_folder(tmp_path, "---\nwebhook_url: http://169.254.169.254/\n---\n")
     c = make_server(base_dir=folder).client()
     r = c.post("/v1/triggers/ping", json={"who": "me"})

@@ -1,0 +1,230 @@
+"""PostgreSQL connections for the store: the pool, the one driver-error mapping, group commit.
+
+`Database.run(fn)` is the only way the store reaches PostgreSQL: it borrows a pooled connection,
+wraps fn in a transaction when asked, retries deadlocks, retries a *read* once when its
+connection died (a fresh one usually works: PostgreSQL restarted, or a backend was killed), and
+turns every driver exception into an `errors` type with `translate()`. Writes are never retried
+after a lost connection, since whether they committed is unknown: they raise StoreUnavailable.
+
+`GroupCommit` lets concurrent callers share one statement. It matters on PostgreSQL because a
+transaction that NOTIFYs holds a cluster-wide lock from its commit until its WAL flush, so such
+commits run one at a time: 100 submits in one commit cost one flush instead of 100.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Generic, Protocol, TypeVar
+
+import asyncpg
+import orjson
+
+from errand.errors import ConfigError, Conflict, ErrandError, InvalidRequest, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ItemT = TypeVar("ItemT")
+Row = Mapping[str, Any]
+CONNECT_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 30.0
+"""No store call waits longer than this on a silent server (e.g. a half-open socket)."""
+TX_ATTEMPTS = 3
+"""Deadlocks and serialization failures are tried this many times in all."""
+
+_RETRY_TX = asyncpg.exceptions.TransactionRollbackError  # class 40: deadlock, serialization failure
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+"""What talking to PostgreSQL can raise. Anything else is a bug of ours and is not disguised.
+(InternalClientError: e.g. a connection the server killed while idle, handed out before its
+socket's end was seen.)"""
+_STATEMENT_ERRORS = asyncpg.PostgresError
+_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
+
+
+def _breaks_connection(exc: BaseException) -> bool:
+    """After this error, is the connection unfit for the next caller? A statement-level error
+    from the server leaves it fine; a lost, killed, timed-out or cancelled one does not."""
+    return not isinstance(exc, _STATEMENT_ERRORS) or isinstance(exc, _CONNECTION_ERRORS)
+
+
+def translate(exc: BaseException) -> ErrandError:
+    """The one mapping of driver errors. Constraint violations are conflicts; a value PostgreSQL
+    refuses (e.g. a NUL character in text) is bad input; everything else means the database
+    cannot serve us right now (down, restarting, connection lost, schema not migrated)."""
+    if isinstance(exc, ErrandError):
+        return exc
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return Conflict(f"conflicting write: {exc}")
+    if isinstance(exc, asyncpg.DataError):
+        return InvalidRequest(f"the database refused a value: {exc}")
+    return StoreUnavailable(f"postgres: {type(exc).__name__}: {exc}")
+
+
+class Conn(Protocol):
+    """The part of asyncpg.Connection the store uses (asyncpg ships no type stubs)."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Row]: ...
+
+    async def fetchrow(self, query: str, *args: Any) -> Row | None: ...
+
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+
+
+def _encode_json(value: Any) -> bytes:
+    return b"\x01" + orjson.dumps(value)  # jsonb binary format: a version byte, then the text
+
+
+def _decode_json(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
+async def _init_connection(conn: Any) -> None:
+    await conn.set_type_codec(
+        "jsonb", encoder=_encode_json, decoder=_decode_json, schema="pg_catalog", format="binary"
+    )
+
+
+async def connect(dsn: str, application: str) -> Any:
+    """A single connection outside the pool (the LISTEN connection)."""
+    return await asyncpg.connect(
+        dsn, timeout=CONNECT_TIMEOUT, server_settings={"application_name": application}
+    )
+
+
+class Database:
+    """The connection pool of one store."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self.closed = False
+
+    @classmethod
+    async def open(cls, dsn: str, *, pool_size: int) -> Database:
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=max(1, pool_size),
+                init=_init_connection,
+                timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT,
+                server_settings={"application_name": "errand"},
+            )
+        except (asyncpg.ClientConfigurationError, ValueError) as exc:  # a malformed URL
+            raise ConfigError(f"storage.url: {exc}") from exc
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+        return cls(pool)
+
+    async def run(self, fn: Callable[[Conn], Awaitable[T]], *, tx: bool = True, read: bool = False) -> T:
+        """fn(conn) on a pooled connection, inside a transaction unless tx=False (one statement is
+        its own transaction). `read`: fn writes nothing, so it may run again on a new connection."""
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.closed:
+                raise StoreUnavailable("the store is closed")
+            try:
+                async with self._pool.acquire() as conn:
+                    try:
+                        if not tx:
+                            return await fn(conn)
+                        async with conn.transaction():
+                            return await fn(conn)
+                    except BaseException as exc:
+                        if _breaks_connection(exc) and not isinstance(exc, ErrandError):
+                            conn.terminate()  # the pool opens a fresh one for the next caller
+                        raise
+            except _RETRY_TX as exc:
+                if attempt >= TX_ATTEMPTS:
+                    raise StoreUnavailable(f"postgres: {exc}") from exc
+            except DRIVER_ERRORS as exc:
+                error = translate(exc)
+                if not (read and attempt == 1 and isinstance(error, StoreUnavailable)):
+                    raise error from exc
+                log.info("postgres store: a read lost its connection (%s); trying a new one", exc)
+
+    async def fetch(self, query: str, *args: Any, read: bool = False) -> list[Row]:
+        return await self.run(lambda c: c.fetch(query, *args), tx=False, read=read)
+
+    async def fetchrow(self, query: str, *args: Any, read: bool = False) -> Row | None:
+        return await self.run(lambda c: c.fetchrow(query, *args), tx=False, read=read)
+
+    async def close(self) -> None:
+        """Wait (bounded) for borrowed connections to come back, then close them all."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                await self._pool.close()
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            self._pool.terminate()
+
+
+Flush = Callable[[list[ItemT]], Awaitable[list[T | ErrandError]]]
+"""A result or an error per item, in order; raising fails every item with that error."""
+
+
+class GroupCommit(Generic[ItemT, T]):
+    """Concurrent calls share one `flush(items)` (one statement, one commit), which returns a
+    result or an error per item. A lone call is flushed at once (no added latency); calls that
+    arrive while `max_inflight` flushes are running queue up and go out together next. A caller
+    that stops waiting does not undo its write: it is flushed all the same."""
+
+    def __init__(self, flush: Flush[ItemT, T], *, max_batch: int = 500, max_inflight: int = 2) -> None:
+        self._flush = flush
+        self._max_batch = max_batch
+        self._max_inflight = max_inflight
+        self._queue: list[tuple[ItemT, asyncio.Future[T]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, item: ItemT) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if len(self._tasks) < self._max_inflight:
+            task = asyncio.create_task(self._drain(), name="errand-pg-group-commit")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                outcomes: list[T | BaseException] = [*await self._flush([item for item, _ in batch])]
+            except Exception as exc:
+                outcomes = [exc] * len(batch)
+            except BaseException:  # cancelled (loop shutting down): nobody may wait forever
+                _settle(batch, [StoreUnavailable("the store is closing")] * len(batch))
+                raise
+            _settle(batch, outcomes)
+
+    async def wait_idle(self) -> None:
+        """Until every queued item has been flushed (close() calls it before closing the pool)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _settle(batch: list[tuple[Any, asyncio.Future[T]]], outcomes: Sequence[T | BaseException]) -> None:
+    for (_, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

@@ -1,0 +1,226 @@
+"""Wake-ups for the PostgreSQL backend: in-process waiters fed by one LISTEN connection.
+
+Every write notifies (`pg_notify`, delivered at COMMIT) and every store keeps one dedicated
+connection, outside the pool, that LISTENs and hands notifications to asyncio waiters, so a
+worker, long-poll or cancel watcher in any process wakes within milliseconds of a commit
+anywhere. The store also fires the hub itself after its own commits, so its own writes wake its
+own waiters even while the listener is down.
+
+When the LISTEN connection drops, the listener reconnects with exponential backoff; meanwhile
+`Hub.connected` is False and waiters fall back to polling at the store's `poll_interval`. Any
+(re)connect or loss wakes every waiter once, because notifications sent while nobody listened are
+gone: waiters re-read the database instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from errand.store._pg_io import DRIVER_ERRORS
+from errand.store._pg_sql import CH_CANCEL, CH_CHANGE, CH_OUTBOX, CH_WORK, CHANNELS
+
+log = logging.getLogger(__name__)
+
+MIN_BACKOFF = 0.05
+MAX_BACKOFF = 5.0
+KEEPALIVE = 5.0
+"""Seconds between pings of an idle LISTEN connection: finds a silently dead socket."""
+
+
+class Flag:
+    """A sticky wake-up: set by a notification, consumed by the next wait that sees it.
+
+    Sticky, so a notification arriving between a worker's empty claim and its next wait is not
+    lost; every task waiting at the moment of `set()` wakes (asyncio.Event wakes all waiters)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """True when set (now or within `timeout`), False on timeout; clears the flag."""
+        if not self._event.is_set():
+            try:
+                async with asyncio.timeout(max(timeout, 0.0)):
+                    await self._event.wait()
+            except TimeoutError:
+                return False
+        self._event.clear()
+        return True
+
+
+class ChangeWaiter:
+    """One wait_for_change call: woken by a change of its request past `after_seq`, or poked
+    (seq unknown: re-read the database)."""
+
+    def __init__(self, after_seq: int) -> None:
+        self.after_seq = after_seq
+        self.seen_seq = after_seq
+        self._event = asyncio.Event()
+
+    def offer(self, seq: int) -> None:
+        if seq > self.seen_seq:
+            self.seen_seq = seq
+            self._event.set()
+
+    def poke(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(max(timeout, 0.0)):
+                await self._event.wait()
+        except TimeoutError:
+            pass
+        self._event.clear()
+
+
+class Hub:
+    """In-process dispatch of wake-ups to waiters of one store."""
+
+    def __init__(self) -> None:
+        self.work = Flag()
+        self.cancel = Flag()
+        self.outbox = Flag()
+        self.connected = False
+        """True while the LISTEN connection is up: cross-process wake-ups are live."""
+        self._changes: dict[str, set[ChangeWaiter]] = {}
+
+    def watch(self, request_id: str, after_seq: int) -> ChangeWaiter:
+        waiter = ChangeWaiter(after_seq)
+        self._changes.setdefault(request_id, set()).add(waiter)
+        return waiter
+
+    def unwatch(self, request_id: str, waiter: ChangeWaiter) -> None:
+        waiters = self._changes.get(request_id)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self._changes[request_id]
+
+    def changed(self, request_id: str, seq: int) -> None:
+        for waiter in self._changes.get(request_id, ()):
+            waiter.offer(seq)
+
+    def wake_all(self) -> None:
+        """Notifications may have been missed: every waiter re-checks the database."""
+        self.work.set()
+        self.cancel.set()
+        self.outbox.set()
+        for waiters in self._changes.values():
+            for waiter in waiters:
+                waiter.poke()
+
+    def dispatch(self, channel: str, payload: str) -> None:
+        """One notification from PostgreSQL (see `_pg_sql` for channels and payloads)."""
+        if channel == CH_CHANGE:
+            request_id, _, seq = payload.rpartition(" ")
+            if seq.isdigit():
+                self.changed(request_id, int(seq))
+        elif channel == CH_WORK:
+            self.work.set()
+        elif channel == CH_CANCEL:
+            self.cancel.set()
+        elif channel == CH_OUTBOX:
+            self.outbox.set()
+
+
+Connect = Callable[[], Any]
+"""An awaitable factory of a new asyncpg connection (no stubs: kept as Any here)."""
+
+
+class Listener:
+    """The dedicated LISTEN connection of one store, reconnecting with backoff until closed."""
+
+    def __init__(self, connect: Connect, hub: Hub, *, keepalive: float = KEEPALIVE) -> None:
+        self._connect = connect
+        self._hub = hub
+        self._keepalive = keepalive
+        self._task: asyncio.Task[None] | None = None
+        self._first_attempt = asyncio.Event()
+        self._conn: Any = None
+        self.connects = 0
+        """Successful connections so far (tests watch it to see a reconnect)."""
+
+    async def start(self, wait: float) -> None:
+        """Start listening; wait up to `wait` s for the first connection attempt to end, so a
+        store returned by open() already receives other processes' notifications."""
+        self._task = asyncio.create_task(self._run(), name="errand-pg-listener")
+        try:
+            async with asyncio.timeout(wait):
+                await self._first_attempt.wait()
+        except TimeoutError:
+            log.warning("postgres store: LISTEN connection not up yet; polling until it is")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._hub.connected = False
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process id of the LISTEN connection (tests terminate it)."""
+        conn = self._conn
+        return None if conn is None or conn.is_closed() else int(conn.get_server_pid())
+
+    async def _run(self) -> None:
+        backoff = MIN_BACKOFF
+        while True:
+            connects = self.connects
+            try:
+                await self._session()
+            except DRIVER_ERRORS as exc:
+                log.warning("postgres store: LISTEN connection lost (%s); retrying in %.2fs", exc, backoff)
+            except Exception:  # the listener must outlive any surprise; waiters poll meanwhile
+                log.exception("postgres store: LISTEN connection failed; retrying in %.2fs", backoff)
+            if self.connects > connects:  # it was up: this loss starts a fresh backoff
+                backoff = MIN_BACKOFF
+            self._first_attempt.set()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _session(self) -> None:
+        """Connect, LISTEN, and serve notifications until the connection is lost."""
+        lost = asyncio.Event()
+        conn = await self._connect()
+        self._conn = conn
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            for channel in CHANNELS:
+                await conn.add_listener(channel, self._on_notify)
+            reconnect = self.connects > 0
+            self.connects += 1
+            self._hub.connected = True
+            self._first_attempt.set()
+            if reconnect:
+                self._hub.wake_all()
+            await self._watch(conn, lost)
+        finally:
+            self._hub.connected = False
+            self._conn = None
+            conn.terminate()
+            self._hub.wake_all()  # waiters switch to polling now, not at their timeout
+
+    async def _watch(self, conn: Any, lost: asyncio.Event) -> None:
+        """Return when the connection is gone: closed by the server, or not answering a ping."""
+        while not lost.is_set():
+            try:
+                async with asyncio.timeout(self._keepalive):
+                    await lost.wait()
+                return
+            except TimeoutError:
+                pass
+            async with asyncio.timeout(self._keepalive):
+                await conn.fetchval("SELECT 1")
+
+    def _on_notify(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
+        self._hub.dispatch(channel, payload)

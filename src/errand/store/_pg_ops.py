@@ -1,0 +1,457 @@
+"""The transaction bodies of the PostgreSQL backend: one function per multi-statement operation.
+
+Each takes the connection `Database.run()` lent it (inside one transaction) and returns models;
+raising undoes everything it wrote. Status changes are guarded twice: `can_transition()` here,
+and `status = ANY(sources_of(new))` in the UPDATE, so a race can only lose, never corrupt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from errand.clock import new_id
+from errand.errors import (
+    Conflict,
+    ErrandError,
+    IdempotencyMismatch,
+    InvalidRequest,
+    LeaseLost,
+    NotFound,
+    RequestExpired,
+    StoreUnavailable,
+)
+from errand.models import (
+    Delivery,
+    ErrorInfo,
+    IdempotencyKey,
+    NewRequest,
+    Request,
+    Result,
+    Status,
+    can_transition,
+    sources_of,
+    to_document,
+)
+from errand.store import _pg_sql as sql
+from errand.store._pg_io import Conn, Database, Row
+
+ItemT = TypeVar("ItemT")
+OutT = TypeVar("OutT")
+CREATED = {"status": Status.PENDING.value}
+"""Data of every `created` event."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One submit waiting for its group commit (`now` is taken when the caller called)."""
+
+    new: NewRequest
+    now: float
+
+
+def _columns(new: NewRequest) -> tuple[Any, ...]:
+    """The request fields in the order of SUBMIT_IDEMPOTENT's $1..$13 and SUBMIT_MANY's arrays."""
+    return (
+        new.id,
+        new.owner,
+        new.user_id,
+        new.kind,
+        new.agent,
+        new.message,
+        new.session_id,
+        dict(new.metadata),
+        new.trigger,
+        new.webhook_url,
+        new.mode.value,
+        new.max_attempts,
+        new.estimated_seconds,
+    )
+
+
+def _exists(request_id: str) -> Conflict:
+    return Conflict(f"request {request_id!r} already exists", details={"request_id": request_id})
+
+
+async def submit_many(db: Database, batch: list[Submission]) -> list[Row | ErrandError]:
+    """Flush of the submit group commit: every request + `created` event in ONE statement (one
+    commit, one NOTIFY). An id already stored, or twice in the batch, is a Conflict for that
+    submit only. A value PostgreSQL refuses fails the statement: then each submit is retried
+    alone, so only the bad one fails."""
+    first: dict[str, int] = {}
+    for n, item in enumerate(batch):
+        first.setdefault(item.new.id, n)
+    unique = [batch[n] for n in sorted(first.values())]
+    arrays = [list(column) for column in zip(*(_columns(s.new) for s in unique), strict=True)]
+    try:
+        rows = await db.fetch(sql.SUBMIT_MANY, *arrays, [s.now for s in unique], CREATED)
+    except InvalidRequest:
+        if len(batch) == 1:
+            raise
+        return await _isolated(submit_many, db, batch)
+    by_id = {row["id"]: row for row in rows}
+    return [
+        by_id[item.new.id] if first[item.new.id] == n and item.new.id in by_id else _exists(item.new.id)
+        for n, item in enumerate(batch)
+    ]
+
+
+async def _isolated(
+    flush: Callable[[Database, list[ItemT]], Awaitable[list[OutT | ErrandError]]],
+    db: Database,
+    batch: list[ItemT],
+) -> list[OutT | ErrandError]:
+    """A value PostgreSQL refuses fails the whole statement of a batch: flush each item alone,
+    so that only the bad one fails."""
+    outcomes: list[OutT | ErrandError] = []
+    for item in batch:
+        try:
+            outcomes += await flush(db, [item])
+        except ErrandError as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def distinct_rounds(batch: Sequence[ItemT], key: Callable[[ItemT], str]) -> list[list[tuple[int, ItemT]]]:
+    """Split a batch into rounds in which each request appears once, keeping call order per
+    request (one UPDATE cannot apply two changes to the same row). Usually a single round."""
+    rounds: list[list[tuple[int, ItemT]]] = []
+    seen: list[set[str]] = []
+    for n, item in enumerate(batch):
+        k = key(item)
+        depth = next((d for d in range(len(seen) - 1, -1, -1) if k in seen[d]), -1) + 1
+        if depth == len(rounds):
+            rounds.append([])
+            seen.append(set())
+        rounds[depth].append((n, item))
+        seen[depth].add(k)
+    return rounds
+
+
+async def submit_keyed(
+    conn: Conn, new: NewRequest, idem: IdempotencyKey, now: float
+) -> tuple[Row | None, Request | None]:
+    """(new row, None) when the key was free, else (None, the key's original request).
+    A key past its 24 h (not purged yet) is freed and the submit tried again."""
+    for _ in range(3):
+        row = await conn.fetchrow(
+            sql.SUBMIT_IDEMPOTENT, *_columns(new), now, CREATED, idem.scope, idem.key, idem.fingerprint
+        )
+        if row is not None:
+            return row, None
+        found = await conn.fetchrow(sql.FIND_IDEMPOTENT, idem.scope, idem.key)
+        if found is None:  # the key's request was dropped meanwhile: the key is free again
+            continue
+        if found["key_created_at"] <= now - sql.IDEMPOTENCY_TTL:
+            await conn.execute(sql.DROP_IDEMPOTENT, idem.scope, idem.key, now - sql.IDEMPOTENCY_TTL)
+            continue
+        if found["fingerprint"] != idem.fingerprint:
+            raise IdempotencyMismatch(details={"idempotency_key": idem.key, "request_id": found["id"]})
+        original = sql.to_request(found)
+        if original.expired:
+            raise RequestExpired(f"request {original.id!r} has expired")
+        return None, original
+    raise StoreUnavailable(f"idempotency key {idem.key!r} kept changing under us; try again")
+
+
+def live(request_id: str, row: Row | None) -> Request:
+    """The live request of a row: NotFound if none, RequestExpired if a tombstone."""
+    if row is None:
+        raise NotFound(f"request {request_id!r} not found")
+    req = sql.to_request(row)
+    if req.expired:
+        raise RequestExpired(f"request {request_id!r} has expired")
+    return req
+
+
+# -- a running attempt's writes (group-committed) ----------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Append:
+    """One append_event waiting for its group commit."""
+
+    request_id: str
+    attempt: int
+    progress: dict[str, Any] | None
+    type: str
+    data: dict[str, Any]
+    now: float
+
+
+async def append_many(db: Database, batch: list[Append]) -> list[int | ErrandError]:
+    """Flush of the append_event group commit: the new seq of each event, or LeaseLost. One
+    statement (one commit) unless a request appears twice in the batch."""
+    rounds = distinct_rounds(batch, lambda a: a.request_id)
+    try:
+        return await db.run(lambda c: _append_rounds(c, rounds, len(batch)), tx=len(rounds) > 1)
+    except InvalidRequest:
+        if len(batch) == 1:
+            raise
+        return await _isolated(append_many, db, batch)
+
+
+async def _append_rounds(
+    conn: Conn, rounds: list[list[tuple[int, Append]]], size: int
+) -> list[int | ErrandError]:
+    outcomes: list[int | ErrandError] = [LeaseLost()] * size
+    for items in rounds:
+        rows = await conn.fetch(
+            sql.APPEND_MANY,
+            [a.request_id for _, a in items],
+            [a.attempt for _, a in items],
+            [a.progress for _, a in items],
+            [a.type for _, a in items],
+            [a.data for _, a in items],
+            [a.now for _, a in items],
+        )
+        seqs = {row["request_id"]: row["seq"] for row in rows}
+        for n, a in items:
+            seq = seqs.get(a.request_id)
+            outcomes[n] = seq if seq is not None else _lease_lost(a.request_id, a.attempt)
+    return outcomes
+
+
+def _lease_lost(request_id: str, attempt: int) -> LeaseLost:
+    return LeaseLost(details={"request_id": request_id, "attempt": attempt})
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """One finish waiting for its group commit."""
+
+    request_id: str
+    attempt: int
+    status: Status
+    result: Result | None
+    error: ErrorInfo | None
+    now: float
+
+
+async def finish_many(db: Database, batch: list[Finish]) -> list[Request | ErrandError]:
+    """Flush of the finish group commit, one transaction: terminal states, their events and
+    outbox rows. Each item gets its request, or LeaseLost if its attempt was stale."""
+    rounds = distinct_rounds(batch, lambda f: f.request_id)
+    try:
+        return await db.run(lambda c: _finish_rounds(c, rounds, len(batch)))
+    except InvalidRequest:
+        if len(batch) == 1:
+            raise
+        return await _isolated(finish_many, db, batch)
+
+
+async def _finish_rounds(
+    conn: Conn, rounds: list[list[tuple[int, Finish]]], size: int
+) -> list[Request | ErrandError]:
+    outcomes: list[Request | ErrandError] = [LeaseLost()] * size
+    for items in rounds:
+        rows = await conn.fetch(
+            sql.FINISH_MANY,
+            [f.request_id for _, f in items],
+            [f.attempt for _, f in items],
+            [f.status.value for _, f in items],
+            [f.result.to_dict() if f.result else None for _, f in items],
+            [f.error.to_dict() if f.error else None for _, f in items],
+            [f.now for _, f in items],
+            [",".join(sql.statuses(sources_of(f.status))) for _, f in items],
+        )
+        done = {req.id: req for req in map(sql.to_request, rows)}
+        await _end(conn, list(done.values()))
+        for n, f in items:
+            req = done.get(f.request_id)
+            outcomes[n] = req if req is not None else _lease_lost(f.request_id, f.attempt)
+    return outcomes
+
+
+# -- cancel and lost workers -------------------------------------------------------------------------
+async def request_cancel(conn: Conn, request_id: str, now: float) -> tuple[Request, str, bool]:
+    """(request, how, changed). The row is locked first, so the decision and the write agree."""
+    row = await conn.fetchrow(sql.LOCK_REQUEST, request_id)
+    req = live(request_id, row)
+    if req.status is Status.CANCELLED:
+        return req, "immediate", False
+    if not can_transition(req.status, Status.CANCELLED):
+        raise Conflict(
+            f"request {request_id!r} is already {req.status.value}",
+            details={"request_id": request_id, "status": req.status.value},
+        )
+    updated = await conn.fetchrow(sql.CANCEL, request_id, now, sql.statuses(sources_of(Status.CANCELLED)))
+    if updated is None:  # not reachable with the row locked; kept so a race can only lose
+        raise Conflict(f"request {request_id!r} changed while cancelling")
+    cancelled = sql.to_request(updated)
+    await _end(conn, [cancelled])
+    await conn.execute(sql.NOTIFY_CANCEL, request_id)
+    held = row is not None and row["lease_owner"] is not None
+    return cancelled, "cooperative" if held else "immediate", True
+
+
+async def _end(conn: Conn, requests: list[Request]) -> None:
+    """What every terminal write adds in the same transaction: the terminal event carrying the
+    status document, and the webhook outbox row when the request has a webhook URL (both at
+    the request's completed_at)."""
+    if not requests:
+        return
+    docs = [to_document(r) for r in requests]
+    times = [r.completed_at or 0.0 for r in requests]
+    await conn.execute(
+        sql.INSERT_EVENTS,
+        [r.id for r in requests],
+        [r.seq for r in requests],
+        [r.status.value for r in requests],
+        docs,
+        times,
+    )
+    hooked = [n for n, r in enumerate(requests) if r.webhook_url]
+    if hooked:
+        await add_deliveries(
+            conn, [requests[n] for n in hooked], [docs[n] for n in hooked], [times[n] for n in hooked]
+        )
+
+
+async def requeue_expired(conn: Conn, now: float) -> list[Request]:
+    """Expired leases: a failure each; claimable again now, or failed once attempts are spent.
+    Rows another process is requeueing right now are skipped (SKIP LOCKED), never done twice."""
+    expired = await conn.fetch(sql.EXPIRED_LEASES, now)
+    requeue = [r for r in expired if r["failures"] + 1 < r["max_attempts"]]
+    spent = [r for r in expired if r["failures"] + 1 >= r["max_attempts"]]
+    touched: list[Request] = []
+    if requeue:
+        errors = [_worker_lost(r["attempt"], retryable=True) for r in requeue]
+        requeued = await _lose_leases(conn, requeue, errors, now, Status.PROCESSING)
+        data = [
+            {"status": r.status.value, "attempt": r.attempt, "run_at": now, "error": e.to_dict()}
+            for r, e in zip(requeued, errors, strict=True)
+        ]
+        ids, seqs = [r.id for r in requeued], [r.seq for r in requeued]
+        await conn.execute(sql.INSERT_EVENTS, ids, seqs, ["retry"] * len(data), data, [now] * len(data))
+        await conn.execute(sql.NOTIFY_WORK)
+        touched += requeued
+    if spent:
+        errors = [_worker_lost(r["attempt"], retryable=False) for r in spent]
+        failed = await _lose_leases(conn, spent, errors, now, Status.FAILED)
+        await _end(conn, failed)
+        touched += failed
+    return touched
+
+
+def _worker_lost(attempt: int, *, retryable: bool) -> ErrorInfo:
+    message = f"Worker lost: lease expired during attempt {attempt}"
+    return ErrorInfo("WorkerLost", message, retryable=retryable)
+
+
+async def _lose_leases(
+    conn: Conn, rows: Sequence[Row], errors: list[ErrorInfo], now: float, status: Status
+) -> list[Request]:
+    if not can_transition(Status.PROCESSING, status):  # pragma: no cover - the table allows both
+        raise Conflict(f"processing -> {status.value} is not a transition")
+    updated = await conn.fetch(
+        sql.LOSE_LEASES,
+        [r["id"] for r in rows],
+        [r["attempt"] for r in rows],
+        [e.to_dict() for e in errors],
+        now,
+        status.value,
+        sql.statuses(sources_of(status)),
+        now if status.is_terminal else None,
+    )
+    order = {r["id"]: n for n, r in enumerate(rows)}
+    return sorted((sql.to_request(row) for row in updated), key=lambda r: order[r.id])
+
+
+# -- webhook outbox ----------------------------------------------------------------------------------
+async def add_deliveries(
+    conn: Conn, requests: list[Request], bodies: list[dict[str, Any]], times: list[float]
+) -> list[Delivery]:
+    """New deliveries, each due at its time (now)."""
+    ids = [new_id("dlv") for _ in requests]
+    urls = [r.webhook_url or "" for r in requests]
+    await conn.execute(sql.INSERT_DELIVERIES, ids, [r.id for r in requests], urls, bodies, times)
+    return [
+        Delivery(id=i, request_id=r.id, url=u, state="pending", attempts=[], next_attempt_at=t, created_at=t)
+        for i, r, u, t in zip(ids, requests, urls, times, strict=True)
+    ]
+
+
+async def enqueue_redelivery(conn: Conn, request_id: str, now: float) -> Delivery:
+    req = live(request_id, await conn.fetchrow(sql.GET, request_id))
+    if not req.is_terminal:
+        raise Conflict(f"request {request_id!r} is {req.status.value}: nothing to deliver yet")
+    if not req.webhook_url:
+        raise Conflict(f"request {request_id!r} has no webhook URL")
+    [delivery] = await add_deliveries(conn, [req], [to_document(req)], [now])
+    return delivery
+
+
+def next_delivery_state(
+    state: str, status_code: int | None, next_attempt_at: float | None
+) -> tuple[str, float | None]:
+    """A 2xx delivers; else retry at next_attempt_at, or fail without one. A late failure
+    report never undoes a success."""
+    if status_code is not None and 200 <= status_code < 300:
+        return "delivered", None
+    if state == "delivered":
+        return state, None
+    if next_attempt_at is None:
+        return "failed", None
+    return "retrying", next_attempt_at
+
+
+async def record_attempt(
+    conn: Conn,
+    delivery_id: str,
+    status_code: int | None,
+    error: str | None,
+    duration_ms: int,
+    next_attempt_at: float | None,
+    now: float,
+) -> Delivery:
+    row = await conn.fetchrow(sql.LOCK_DELIVERY, delivery_id)
+    if row is None:
+        raise NotFound(f"delivery {delivery_id!r} not found")
+    state, next_at = next_delivery_state(row["state"], status_code, next_attempt_at)
+    number = row["attempts"] + 1
+    await conn.execute(
+        sql.RECORD_ATTEMPT, delivery_id, number, now, status_code, error, duration_ms, state, next_at
+    )
+    return (await deliveries(conn, sql.DELIVERY, delivery_id))[0]
+
+
+async def deliveries(conn: Conn, query: str, key: str) -> list[Delivery]:
+    """Deliveries selected by `query` ($1 = key), each with its attempts in order."""
+    rows = await conn.fetch(query, key)
+    if not rows:
+        return []
+    attempts = await conn.fetch(sql.ATTEMPTS_OF, [row["id"] for row in rows])
+    by_delivery: dict[str, list[Any]] = {}
+    for a in attempts:
+        by_delivery.setdefault(a["delivery_id"], []).append(sql.to_attempt(a))
+    return [sql.to_delivery(row, by_delivery.get(row["id"], [])) for row in rows]
+
+
+# -- housekeeping ------------------------------------------------------------------------------------
+async def migrate(conn: Conn) -> list[str]:
+    """Apply what schema_migrations lacks, under a transaction-scoped advisory lock: processes
+    migrating at once serialize, and the later ones find nothing to do."""
+    await conn.execute(sql.LOCK_MIGRATIONS, sql.MIGRATION_LOCK)
+    await conn.execute(sql.MIGRATIONS_TABLE)
+    applied = {row["name"] for row in await conn.fetch(sql.APPLIED)}
+    done = []
+    for name, script in sql.migrations():
+        if name not in applied:
+            await conn.execute(script)
+            await conn.execute(sql.RECORD_MIGRATION, name)
+            done.append(name)
+    return done
+
+
+async def applied_migrations(conn: Conn) -> set[str]:
+    if not await conn.fetchval(sql.HAS_MIGRATIONS_TABLE):
+        return set()
+    return {row["name"] for row in await conn.fetch(sql.APPLIED)}
+
+
+async def purge_chunk(conn: Conn, *, now: float, result_ttl: float, tombstone_ttl: float) -> tuple[int, int]:
+    """Tombstone and drop up to PURGE_CHUNK requests each (so no transaction is long)."""
+    tombstoned = await conn.fetch(sql.TOMBSTONE, now - result_ttl, sql.TERMINAL_VALUES, now, sql.PURGE_CHUNK)
+    dropped = await conn.fetch(sql.DROP_TOMBSTONES, now - tombstone_ttl, sql.PURGE_CHUNK)
+    await conn.execute(sql.DROP_OLD_KEYS, now - sql.IDEMPOTENCY_TTL)
+    return len(tombstoned), len(dropped)

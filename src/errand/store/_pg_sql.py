@@ -1,0 +1,388 @@
+"""The SQL of the PostgreSQL backend as named constants, and rows -> models.
+
+Status guards are rendered from `models` (`sources_of`, `TERMINAL`), so the transition table
+stays the single source of truth. Every write that adds an event also calls `pg_notify` in the
+same statement or transaction: PostgreSQL delivers notifications at COMMIT, so a listener is
+never woken for a change it cannot read yet. Channels: `errand_work` (new work), `errand_change`
+(payload `"<request id> <seq>"`), `errand_cancel` (payload: request id), `errand_outbox`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib.resources
+from collections.abc import Sequence
+
+import orjson
+
+from errand.errors import InvalidRequest
+from errand.models import (
+    TERMINAL,
+    Delivery,
+    DeliveryAttempt,
+    ErrorInfo,
+    Event,
+    Mode,
+    OutboxItem,
+    Progress,
+    Request,
+    Result,
+    Status,
+    sources_of,
+)
+from errand.store._pg_io import Row
+
+CH_WORK, CH_CHANGE, CH_CANCEL, CH_OUTBOX = "errand_work", "errand_change", "errand_cancel", "errand_outbox"
+CHANNELS = (CH_WORK, CH_CHANGE, CH_CANCEL, CH_OUTBOX)
+IDEMPOTENCY_TTL = 24 * 3600.0
+PURGE_CHUNK = 500
+MIGRATION_LOCK = 0x6572_7261_6E64  # "errand": the advisory lock that serializes migrate()
+
+
+def statuses(values: Sequence[Status] | frozenset[Status]) -> list[str]:
+    """A status set as a text[] parameter: the transition table handed to a WHERE clause."""
+    return sorted(s.value for s in values)
+
+
+TERMINAL_VALUES = statuses(TERMINAL)
+# Rendered as literals (not a parameter), so the planner can match the partial index
+# `requests_runnable`, whose predicate is the same text.
+_RUNNABLE = "lease_owner IS NULL AND status IN ({})".format(
+    ", ".join(f"'{s}'" for s in statuses(sources_of(Status.PROCESSING)))
+)
+
+REQUEST_COLUMNS = (
+    "id, owner, user_id, kind, agent, message, session_id, metadata, trigger_name, webhook_url, mode, "
+    "status, attempt, failures, max_attempts, progress, result, error, created_at, started_at, "
+    "completed_at, run_at, estimated_seconds, seq, expired_at"
+)
+_R = ", ".join(f"r.{c.strip()}" for c in REQUEST_COLUMNS.split(","))
+# A held attempt: the fencing token matches and a lease is out (a released or expired-and-requeued
+# attempt has lease_owner NULL). Parameters $1 = id, $2 = attempt.
+_HELD = "r.id = $1 AND r.attempt = $2 AND r.lease_owner IS NOT NULL AND r.status = 'processing'"
+_NOTIFY_CHANGE = f"pg_notify('{CH_CHANGE}', e.request_id || ' ' || e.seq)"
+
+# -- write side ------------------------------------------------------------------------------------
+_REQUEST_FIELDS = (
+    "id, owner, user_id, kind, agent, message, session_id, metadata, trigger_name, webhook_url, mode, "
+    "max_attempts, estimated_seconds"
+)
+# The group commit of submits: $1..$13 arrays of the request fields, $14 their submit times, $15
+# created-event data. One statement = one implicit transaction and one round trip for the whole
+# batch: rows, events and wake-ups. An id already taken inserts nothing and returns no row.
+SUBMIT_MANY = f"""
+    WITH r AS (
+        INSERT INTO requests AS r ({_REQUEST_FIELDS}, created_at, status, run_at, seq, updated_at)
+        SELECT x.*, 'pending', x.created_at, 1, x.created_at
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                    $8::jsonb[], $9::text[], $10::text[], $11::text[], $12::int[], $13::float8[],
+                    $14::float8[]) AS x({_REQUEST_FIELDS}, created_at)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING {_R}),
+    e AS (
+        INSERT INTO events (request_id, seq, type, data, at)
+        SELECT r.id, 1, 'created', $15::jsonb, r.created_at FROM r RETURNING request_id, seq)
+    SELECT r.*, pg_notify('{CH_WORK}', ''), {_NOTIFY_CHANGE} FROM r JOIN e ON e.request_id = r.id"""
+# One submit with an idempotency key ($1..$13 request fields, $14 now, $15 created-event data,
+# $16 scope, $17 key, $18 fingerprint): the key is inserted first and the request only if the
+# key was new; no row back means the key exists (see FIND_IDEMPOTENT). A concurrent insert of
+# the same key waits for the first to commit. A taken id fails the statement (unique violation).
+SUBMIT_IDEMPOTENT = f"""
+    WITH k AS (INSERT INTO idempotency (scope, key, fingerprint, request_id, created_at)
+               VALUES ($16, $17, $18, $1, $14) ON CONFLICT DO NOTHING RETURNING request_id),
+    r AS (
+        INSERT INTO requests AS r ({_REQUEST_FIELDS}, status, created_at, run_at, seq, updated_at)
+        SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::jsonb, $9::text,
+            $10::text, $11::text, $12::int, $13::float8, 'pending', $14::float8, $14, 1, $14
+        WHERE EXISTS (SELECT 1 FROM k)
+        RETURNING {_R}),
+    e AS (INSERT INTO events (request_id, seq, type, data, at)
+          SELECT r.id, 1, 'created', $15::jsonb, $14 FROM r RETURNING request_id, seq)
+    SELECT r.*, pg_notify('{CH_WORK}', ''), {_NOTIFY_CHANGE} FROM r, e"""
+FIND_IDEMPOTENT = f"""
+    SELECT k.fingerprint, k.created_at AS key_created_at, {_R}
+    FROM idempotency k JOIN requests r ON r.id = k.request_id
+    WHERE k.scope = $1 AND k.key = $2"""
+DROP_IDEMPOTENT = "DELETE FROM idempotency WHERE scope = $1 AND key = $2 AND created_at <= $3"
+
+# -- read side -------------------------------------------------------------------------------------
+GET = f"SELECT {_R} FROM requests r WHERE r.id = $1"
+SEQ_OF = "SELECT seq FROM requests WHERE id = $1"
+EVENTS_SINCE = """
+    SELECT request_id, seq, type, data, at FROM events
+    WHERE request_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"""
+LIST = f"SELECT {_R} FROM requests r WHERE {{where}} ORDER BY r.created_at DESC, r.id DESC LIMIT {{limit}}"
+DURATIONS = """
+    SELECT completed_at - started_at AS seconds FROM requests
+    WHERE agent = $1 AND status = 'completed' AND started_at IS NOT NULL
+    ORDER BY completed_at DESC LIMIT $2"""
+TERMINAL_AMONG = "SELECT id FROM requests WHERE id = ANY($1::text[]) AND status = ANY($2::text[])"
+
+# -- work ------------------------------------------------------------------------------------------
+# $1 now, $2 limit, $3 worker, $4 lease expiry. SKIP LOCKED: claimers never wait on each other
+# and never take the same row.
+CLAIM = f"""
+    WITH c AS (
+        SELECT id FROM requests
+        WHERE {_RUNNABLE} AND run_at <= $1
+        ORDER BY run_at, pos LIMIT $2
+        FOR UPDATE SKIP LOCKED),
+    r AS (
+        UPDATE requests r SET status = 'processing', attempt = r.attempt + 1, lease_owner = $3,
+            lease_expires_at = $4, started_at = COALESCE(r.started_at, $1), seq = r.seq + 1, updated_at = $1
+        FROM c WHERE r.id = c.id
+        RETURNING {_R}, r.pos),
+    e AS (
+        INSERT INTO events (request_id, seq, type, data, at)
+        SELECT r.id, r.seq, 'started', jsonb_build_object('status', r.status, 'attempt', r.attempt), $1
+        FROM r RETURNING request_id, seq)
+    SELECT r.*, {_NOTIFY_CHANGE} FROM r JOIN e ON e.request_id = r.id
+    ORDER BY r.run_at, r.pos"""
+# Statements that update several requests and may wait for row locks take them in id order first
+# (`_LOCKED`): two such statements can then never wait on each other in a cycle (no deadlock).
+# The others never wait: claim, requeue and purge use SKIP LOCKED, the rest touch one row.
+_LOCKED = "l AS MATERIALIZED (SELECT id FROM requests WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)"
+# $1 ids, $2 attempts, $3 worker, $4 new lease expiry
+HEARTBEAT = f"""
+    WITH {_LOCKED}
+    UPDATE requests r SET lease_expires_at = $4
+    FROM l, unnest($1::text[], $2::int[]) AS h(id, attempt)
+    WHERE r.id = l.id AND r.id = h.id AND r.attempt = h.attempt AND r.lease_owner = $3
+        AND r.status = 'processing'
+    RETURNING r.id"""
+# The group commit of append_event, for requests that are distinct within the batch: $1 ids,
+# $2 attempts, $3 progress (NULL: unchanged), $4 types, $5 data, $6 times. Each row is fenced on
+# its attempt like a single append; a stale one simply returns no row.
+APPEND_MANY = f"""
+    WITH {_LOCKED},
+    x AS (SELECT * FROM unnest($1::text[], $2::int[], $3::jsonb[], $4::text[], $5::jsonb[], $6::float8[])
+          AS x(id, attempt, progress, type, data, at)),
+    r AS (
+        UPDATE requests r SET seq = r.seq + 1, progress = COALESCE(x.progress, r.progress), updated_at = x.at
+        FROM l, x
+        WHERE r.id = l.id AND r.id = x.id AND r.attempt = x.attempt AND r.lease_owner IS NOT NULL
+            AND r.status = 'processing'
+        RETURNING r.id, r.seq),
+    e AS (
+        INSERT INTO events (request_id, seq, type, data, at)
+        SELECT r.id, r.seq, x.type, x.data, x.at FROM r JOIN x ON x.id = r.id RETURNING request_id, seq)
+    SELECT e.request_id, e.seq, {_NOTIFY_CHANGE} FROM e"""
+# $1 id, $2 attempt, $3 run_at, $4 error, $5 now, $6 event data (without status), $7 allowed-from
+RETRY_LATER = f"""
+    WITH r AS (
+        UPDATE requests r SET failures = r.failures + 1, lease_owner = NULL, lease_expires_at = NULL,
+            run_at = $3, error = $4::jsonb, seq = r.seq + 1, updated_at = $5
+        WHERE {_HELD} AND r.status = ANY($7::text[]) RETURNING {_R}),
+    e AS (
+        INSERT INTO events (request_id, seq, type, data, at)
+        SELECT r.id, r.seq, 'retry', jsonb_build_object('status', r.status) || $6::jsonb, $5
+        FROM r RETURNING request_id, seq)
+    SELECT r.*, {_NOTIFY_CHANGE}, CASE WHEN $3 <= $5 THEN pg_notify('{CH_WORK}', '') END FROM r, e"""
+# The group commit of finish, for requests distinct within the batch: $1 ids, $2 attempts,
+# $3 terminal statuses, $4 results, $5 errors, $6 times, $7 per row the statuses it may leave
+# (sources_of(new status), comma-separated). Fenced per row; a stale one returns no row.
+FINISH_MANY = f"""
+    WITH {_LOCKED}
+    UPDATE requests r SET status = x.status, result = x.result, error = x.error, completed_at = x.at,
+        lease_owner = NULL, lease_expires_at = NULL, seq = r.seq + 1, updated_at = x.at
+    FROM l, unnest($1::text[], $2::int[], $3::text[], $4::jsonb[], $5::jsonb[], $6::float8[], $7::text[])
+        AS x(id, attempt, status, result, error, at, allowed)
+    WHERE r.id = l.id AND r.id = x.id AND r.attempt = x.attempt AND r.lease_owner IS NOT NULL
+        AND r.status = 'processing' AND r.status = ANY(string_to_array(x.allowed, ','))
+    RETURNING {_R}"""
+LOCK_REQUEST = f"SELECT r.lease_owner, {_R} FROM requests r WHERE r.id = $1 FOR UPDATE"
+# $1 id, $2 now, $3 allowed-from
+CANCEL = f"""
+    UPDATE requests r SET status = 'cancelled', completed_at = $2, lease_owner = NULL,
+        lease_expires_at = NULL, seq = r.seq + 1, updated_at = $2
+    WHERE r.id = $1 AND r.status = ANY($3::text[]) RETURNING {_R}"""
+NOTIFY_CANCEL = f"SELECT pg_notify('{CH_CANCEL}', $1)"
+EXPIRED_LEASES = """
+    SELECT id, attempt, failures, max_attempts FROM requests
+    WHERE lease_owner IS NOT NULL AND lease_expires_at <= $1 AND status = 'processing'
+    ORDER BY lease_expires_at
+    FOR UPDATE SKIP LOCKED"""
+# A lost worker's attempts, fenced like any other write: $1 ids, $2 attempts, $3 errors, $4 now,
+# $5 new status, $6 allowed-from, $7 completed_at (NULL when requeued). Requeued rows keep status
+# processing and become claimable now; spent ones fail.
+LOSE_LEASES = f"""
+    UPDATE requests r SET status = $5, failures = r.failures + 1, error = x.error, lease_owner = NULL,
+        lease_expires_at = NULL, run_at = $4, completed_at = $7::float8, seq = r.seq + 1, updated_at = $4
+    FROM unnest($1::text[], $2::int[], $3::jsonb[]) AS x(id, attempt, error)
+    WHERE r.id = x.id AND r.attempt = x.attempt AND r.lease_owner IS NOT NULL AND r.status = 'processing'
+        AND r.status = ANY($6::text[])
+    RETURNING {_R}"""
+# Events of several requests at once (terminal and requeue paths): $1 ids, $2 seqs, $3 types,
+# $4 data, $5 times.
+INSERT_EVENTS = f"""
+    WITH e AS (
+        INSERT INTO events (request_id, seq, type, data, at)
+        SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[], $5::float8[])
+        RETURNING request_id, seq)
+    SELECT {_NOTIFY_CHANGE} FROM e"""
+NOTIFY_WORK = f"SELECT pg_notify('{CH_WORK}', '')"
+
+# -- webhook outbox --------------------------------------------------------------------------------
+# $1 ids, $2 request ids, $3 urls, $4 bodies, $5 times (due at once)
+INSERT_DELIVERIES = f"""
+    WITH d AS (
+        INSERT INTO deliveries (id, request_id, url, body, state, attempts, next_attempt_at, created_at)
+        SELECT x.id, x.request_id, x.url, x.body, 'pending', 0, x.at, x.at
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::float8[])
+            AS x(id, request_id, url, body, at)
+        RETURNING id)
+    SELECT count(*), pg_notify('{CH_OUTBOX}', '') FROM d"""
+# $1 now, $2 limit, $3 worker, $4 lease expiry
+CLAIM_OUTBOX = """
+    WITH c AS (
+        SELECT id FROM deliveries
+        WHERE state IN ('pending', 'retrying') AND next_attempt_at <= $1
+            AND (lease_owner IS NULL OR lease_expires_at <= $1)
+        ORDER BY next_attempt_at, pos LIMIT $2
+        FOR UPDATE SKIP LOCKED)
+    UPDATE deliveries d SET lease_owner = $3, lease_expires_at = $4
+    FROM c WHERE d.id = c.id
+    RETURNING d.id, d.request_id, d.url, d.body, d.attempts, d.next_attempt_at, d.pos"""
+LOCK_DELIVERY = "SELECT state, attempts FROM deliveries WHERE id = $1 FOR UPDATE"
+# $1 id, $2 attempt no., $3 now, $4 status code, $5 error, $6 duration, $7 state, $8 next attempt
+RECORD_ATTEMPT = """
+    WITH a AS (
+        INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, error, duration_ms)
+        VALUES ($1, $2, $3, $4, $5, $6))
+    UPDATE deliveries SET state = $7, attempts = $2, next_attempt_at = $8, lease_owner = NULL,
+        lease_expires_at = NULL
+    WHERE id = $1"""
+_DELIVERY_COLUMNS = "id, request_id, url, state, next_attempt_at, created_at"
+DELIVERY = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"
+DELIVERIES_OF = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE request_id = $1 ORDER BY pos"
+ATTEMPTS_OF = """
+    SELECT delivery_id, attempt, at, status_code, error, duration_ms FROM delivery_attempts
+    WHERE delivery_id = ANY($1::text[]) ORDER BY delivery_id, attempt"""
+
+# -- housekeeping ----------------------------------------------------------------------------------
+# $1 cutoff (now - result_ttl), $2 terminal statuses, $3 now, $4 chunk
+TOMBSTONE = """
+    WITH x AS (
+        SELECT id FROM requests
+        WHERE completed_at IS NOT NULL AND completed_at <= $1 AND expired_at IS NULL
+            AND status = ANY($2::text[])
+        LIMIT $4 FOR UPDATE SKIP LOCKED),
+    ev AS (DELETE FROM events USING x WHERE events.request_id = x.id),
+    dl AS (DELETE FROM deliveries USING x WHERE deliveries.request_id = x.id)
+    UPDATE requests r SET message = '', metadata = '{}'::jsonb, progress = NULL, result = NULL,
+        error = NULL, expired_at = $3, updated_at = $3
+    FROM x WHERE r.id = x.id RETURNING r.id"""
+# $1 cutoff (now - tombstone_ttl), $2 chunk
+DROP_TOMBSTONES = """
+    DELETE FROM requests WHERE id IN (
+        SELECT id FROM requests WHERE expired_at IS NOT NULL AND expired_at <= $1
+        LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING id"""
+DROP_OLD_KEYS = "DELETE FROM idempotency WHERE created_at <= $1"
+
+MIGRATIONS_TABLE = """
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+        name       text PRIMARY KEY,
+        applied_at timestamptz NOT NULL DEFAULT now())"""
+APPLIED = "SELECT name FROM schema_migrations"
+HAS_MIGRATIONS_TABLE = "SELECT to_regclass('schema_migrations') IS NOT NULL"
+RECORD_MIGRATION = "INSERT INTO schema_migrations (name) VALUES ($1)"
+LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock($1)"
+
+
+def migrations() -> list[tuple[str, str]]:
+    """(name, sql) of every packaged migration, in order (names start with a 4-digit number)."""
+    folder = importlib.resources.files("errand.store").joinpath("migrations", "postgres")
+    found = [
+        (entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    ]
+    return sorted(found)
+
+
+# -- rows -> models --------------------------------------------------------------------------------
+def to_request(row: Row) -> Request:
+    """A row selected with REQUEST_COLUMNS (jsonb columns already decoded by the codec)."""
+    return Request(
+        id=row["id"],
+        owner=row["owner"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        agent=row["agent"],
+        message=row["message"],
+        session_id=row["session_id"],
+        metadata=row["metadata"] or {},
+        trigger=row["trigger_name"],
+        webhook_url=row["webhook_url"],
+        mode=Mode(row["mode"]),
+        status=Status(row["status"]),
+        attempt=row["attempt"],
+        failures=row["failures"],
+        max_attempts=row["max_attempts"],
+        progress=Progress.from_dict(row["progress"]),
+        result=Result.from_dict(row["result"]),
+        error=ErrorInfo.from_dict(row["error"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        run_at=row["run_at"],
+        estimated_seconds=row["estimated_seconds"],
+        seq=row["seq"],
+        expired=row["expired_at"] is not None,
+    )
+
+
+def to_event(row: Row) -> Event:
+    return Event(
+        request_id=row["request_id"], seq=row["seq"], type=row["type"], data=row["data"], at=row["at"]
+    )
+
+
+def to_outbox(row: Row) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"], request_id=row["request_id"], url=row["url"], body=row["body"], attempt=row["attempts"]
+    )
+
+
+def to_attempt(row: Row) -> DeliveryAttempt:
+    """A row selected with ATTEMPTS_OF."""
+    return DeliveryAttempt(
+        delivery_id=row["delivery_id"],
+        attempt=row["attempt"],
+        at=row["at"],
+        status_code=row["status_code"],
+        error=row["error"],
+        duration_ms=row["duration_ms"],
+    )
+
+
+def to_delivery(row: Row, attempts: list[DeliveryAttempt]) -> Delivery:
+    """A row selected with DELIVERY or DELIVERIES_OF, with its attempts."""
+    return Delivery(
+        id=row["id"],
+        request_id=row["request_id"],
+        url=row["url"],
+        state=row["state"],
+        attempts=attempts,
+        next_attempt_at=row["next_attempt_at"],
+        created_at=row["created_at"],
+    )
+
+
+def encode_cursor(created_at: float, request_id: str) -> str:
+    """The opaque `next_cursor`: the (created_at, id) key of the last row of a page."""
+    return base64.urlsafe_b64encode(orjson.dumps([created_at, request_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """InvalidRequest for anything `encode_cursor` did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, request_id = orjson.loads(raw)
+        if isinstance(created_at, int | float) and isinstance(request_id, str):
+            return float(created_at), request_id
+    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
+        pass
+    raise InvalidRequest("invalid cursor", details={"cursor": cursor})
