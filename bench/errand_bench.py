@@ -331,6 +331,43 @@ def w_submit(b: Bench, conns: int = 32, seconds: int = 10) -> None:
         )
 
 
+async def httpx_rate(url: str, conns: int, seconds: float) -> dict[str, float]:
+    """Accepted async submits/s with an httpx client: the same client the LangGraph (E1) and
+    MUXI peer measurements use, so these figures compare like with like."""
+    lat: list[float] = []
+    ok = 0
+    stop_at = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+    async with httpx.AsyncClient(base_url=url, headers=headers(), limits=limits, timeout=30) as c:
+
+        async def one() -> None:
+            nonlocal ok
+            tid = 0
+            while time.perf_counter() < stop_at:
+                t0 = time.perf_counter()
+                r = await c.post("/v1/chat", content=body(tid))
+                tid += 1
+                if r.status_code == 202:
+                    ok += 1
+                    lat.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(conns)))
+        wall = time.perf_counter() - t0
+    return {
+        "per_s": round(ok / wall, 1),
+        "p50_ms": round(pct(lat, 50) * 1000, 2),
+        "p99_ms": round(pct(lat, 99) * 1000, 2),
+        "requests": ok,
+    }
+
+
+def w_submit_httpx(b: Bench, conns: int = 32, seconds: int = 10) -> None:
+    with running(b.serve(b.formation(agent="noop"))) as s:
+        r = asyncio.run(httpx_rate(s.url, conns, seconds))
+    emit({"bench": "submit-httpx", "system": "errand serve (workers on)", "storage": b.storage, **r})
+
+
 def w_burst(b: Bench, n: int = 10_000, conns: int = 64) -> None:
     with running(b.serve(b.formation(agent="noop"))) as s:
         t0 = time.time()
@@ -506,6 +543,8 @@ def main() -> None:
     w = a.workload
     if w in ("all", "submit"):
         w_submit(b, seconds=a.seconds)
+    if w in ("all", "submit"):
+        w_submit_httpx(b, seconds=a.seconds)
     if w in ("all", "burst"):
         w_burst(b)
     if w in ("all", "drain"):
