@@ -46,6 +46,8 @@ async:
   # webhook_secret: "${{ERRAND_WEBHOOK_SECRET}}"   # HMAC secret for signatures; default: first admin key
   webhook_retries: 3          # more tries after a failed delivery (exponential backoff, jitter)
   webhook_timeout: 10         # seconds per delivery attempt
+  # webhook_initial_delay: 1   # first retry after ~1 s, then doubling (+-25% jitter)
+  # webhook_max_delay: 1h      # cap on the wait between two retries
   # webhook_allow_hosts: [localhost]   # private/loopback webhook hosts are refused unless listed
   result_ttl: 24h             # finished results stay readable this long, then answer 410
 

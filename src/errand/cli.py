@@ -77,11 +77,17 @@ def _config_or_exit(path: Path | None) -> Config:
 
 def _store_options(cfg: Config, clock: Clock) -> dict[str, Any]:
     """open_store's options, as api/app.py passes them."""
-    return {
-        "clock": clock,
-        "synchronous": cfg.storage.sqlite_synchronous,
-        "poll_interval": cfg.workers.poll_interval,
-    }
+    return {"clock": clock, **cfg.store_options}
+
+
+NoMigrateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-migrate",
+        help="Do not apply migrations at start (run `errand migrate` first); "
+        "until they are applied, /ready answers 503 and work waits.",
+    ),
+]
 
 
 @app.command()
@@ -92,16 +98,18 @@ def serve(
     no_workers: Annotated[
         bool, typer.Option("--no-workers", help="API only; run `errand worker` apart.")
     ] = False,
+    no_migrate: NoMigrateOpt = False,
 ) -> None:
-    """Serve the HTTP API, with workers unless --no-workers."""
+    """Serve the HTTP API, with workers unless --no-workers. Pending migrations are applied at
+    start unless --no-migrate (several processes starting at once is safe: they serialize)."""
     cfg = _config_or_exit(config)
     show.banner(cfg, host=host, port=port, workers=not no_workers)
     from errand.api.app import run_server
 
-    run_server(cfg, host, port, not no_workers)
+    run_server(cfg, host, port, not no_workers, migrate=not no_migrate)
 
 
-async def _run_workers(cfg: Config) -> None:
+async def _run_workers(cfg: Config, *, migrate: bool = True) -> None:
     """Worker and webhook dispatcher on one store until SIGINT/SIGTERM (TaskGroup: one failing
     stops both). Any number of these processes may share a database. Without a signing secret
     (no async.webhook_secret, no admin key) there is no dispatcher: the API refuses webhooks."""
@@ -115,7 +123,7 @@ async def _run_workers(cfg: Config) -> None:
     delivery = DispatcherSettings.from_config(cfg) if cfg.webhook_signing_secret else None
     if delivery is None:
         show.note("webhooks disabled: no async.webhook_secret and no admin key to sign them")
-    store = await open_store(cfg.storage_url, **_store_options(cfg, clock))
+    store = await open_store(cfg.storage_url, migrate=migrate, **_store_options(cfg, clock))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -135,12 +143,13 @@ async def _run_workers(cfg: Config) -> None:
 
 
 @app.command()
-def worker(config: ConfigOpt = None) -> None:
-    """Run workers (and webhook delivery) without HTTP, until SIGINT/SIGTERM; then stop cleanly."""
+def worker(config: ConfigOpt = None, no_migrate: NoMigrateOpt = False) -> None:
+    """Run workers (and webhook delivery) without HTTP, until SIGINT/SIGTERM; then stop cleanly.
+    Any number of worker processes may share one PostgreSQL database."""
     cfg = _config_or_exit(config)
     show.note(f"errand worker · formation {cfg.name} · {show.mask_url(cfg.storage_url)}")
     with _reporting():  # a handler that cannot be imported is a ConfigError: exit 2
-        asyncio.run(_run_workers(cfg))
+        asyncio.run(_run_workers(cfg, migrate=not no_migrate))
     show.note("workers stopped")
 
 

@@ -217,6 +217,19 @@ class Config(_Section):
         return self._disabled
 
     @property
+    def store_options(self) -> dict[str, Any]:
+        """open_store's options from the formation, the same for `errand serve`, `errand worker`
+        and `errand migrate`. storage.pool_size sizes a PostgreSQL pool only: SQLite's readers
+        are a local matter of its own (more would only add file handles)."""
+        options: dict[str, Any] = {
+            "synchronous": self.storage.sqlite_synchronous,
+            "poll_interval": self.workers.poll_interval,
+        }
+        if self.storage.url.startswith(("postgresql:", "postgres:")):
+            options["pool_size"] = self.storage.pool_size
+        return options
+
+    @property
     def storage_url(self) -> str:
         """storage.url with a relative SQLite path resolved against the formation folder."""
         url = self.storage.url

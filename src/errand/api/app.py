@@ -53,9 +53,12 @@ def create_app(
     store: Store | None = None,
     with_workers: bool = True,
     clock: Clock | None = None,
+    migrate: bool = True,
 ) -> Starlette:
     """The errand ASGI app. A given `store` is used as is and not closed at shutdown; without
-    one, the lifespan opens (and migrates) `config.storage_url` and closes it."""
+    one, the lifespan opens `config.storage_url` (and migrates it unless `migrate=False`, for
+    operators who run `errand migrate` themselves: `/ready` then answers 503 "migrations
+    pending" until they have) and closes it."""
     clock = clock or SystemClock()
     ctx = ApiContext(config, clock)
 
@@ -63,10 +66,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = store is None
         opened = store or await open_store(
-            config.storage_url,
-            clock=clock,
-            synchronous=config.storage.sqlite_synchronous,
-            poll_interval=config.workers.poll_interval,
+            config.storage_url, clock=clock, migrate=migrate, **config.store_options
         )
         try:
             agents = AgentRegistry.from_config(config)
@@ -190,12 +190,13 @@ async def health(request: Request, ctx: ApiContext) -> Response:
 
 
 async def ready(request: Request, ctx: ApiContext) -> Response:
-    """Readiness: the database answers and its migrations are current."""
+    """Readiness: the database answers and its migrations are current (a server started with
+    --no-migrate waits for `errand migrate`; a load balancer keeps it out until then)."""
     reason = None
     try:
         await ctx.store.ping()
         if not await ctx.store.schema_current():
-            reason = "database migrations are not current"
+            reason = "migrations pending: run `errand migrate`"
     except ErrandError as exc:
         reason = exc.message
     if reason is not None:
@@ -208,12 +209,19 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def run_server(config: Config, host: str = "127.0.0.1", port: int = 8001, with_workers: bool = True) -> None:
+def run_server(
+    config: Config,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    with_workers: bool = True,
+    *,
+    migrate: bool = True,
+) -> None:
     """Serve until SIGINT/SIGTERM: uvicorn stops accepting, drains open calls for HTTP_DRAIN_S,
     then the lifespan stops the worker gracefully and closes the store. As uvicorn does, the
     signal is re-raised afterwards, so the process ends by it. Exits with status 3 when
     startup fails (e.g. a broken handler or an unreachable database)."""
-    app = create_app(config, with_workers=with_workers)
+    app = create_app(config, with_workers=with_workers, migrate=migrate)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
