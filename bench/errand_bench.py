@@ -142,6 +142,61 @@ def rss_tree_mb(pid: int) -> float:
     return total / 1024
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each live process, from /proc/PID/stat (seconds)."""
+    out: dict[int, float] = {}
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            out[p] = (int(fields[11]) + int(fields[12])) / TICK
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def machine_ticks() -> tuple[int, int, int]:
+    """(busy, iowait, total) jiffies of all cores since boot, from /proc/stat."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    busy = user + nice + system + irq + softirq + steal
+    return busy, iowait, busy + idle + iowait
+
+
+class CpuMeter:
+    """Where the CPU went between two snapshots: the given worker processes, every `postgres`
+    process (all sessions: other users of the server count too) and the whole machine. Tells
+    whether a drain is bound by the workers, by PostgreSQL or by the cores themselves."""
+
+    def __init__(self, workers: list[int]) -> None:
+        self.workers = workers
+        self.t0 = time.monotonic()
+        self.w0, self.pg0, self.m0 = self._snap()
+
+    def _snap(self) -> tuple[dict[int, float], dict[int, float], tuple[int, int, int]]:
+        out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
+        return cpu_seconds(self.workers), cpu_seconds([int(x) for x in out.split()]), machine_ticks()
+
+    def usage(self) -> dict[str, float]:
+        """Percent of ONE core for processes, percent of ALL cores for the machine."""
+        wall = time.monotonic() - self.t0
+        w1, pg1, m1 = self._snap()
+
+        def used(before: dict[int, float], after: dict[int, float]) -> float:
+            return sum(v - before.get(p, 0.0) for p, v in after.items())  # new processes: all of it
+
+        busy, iowait, total = (a - b for a, b in zip(m1, self.m0, strict=True))
+        return {
+            "cpu_workers_pct": round(100 * used(self.w0, w1) / wall),
+            "cpu_postgres_pct": round(100 * used(self.pg0, pg1) / wall),
+            "machine_busy_pct": round(100 * busy / max(total, 1)),
+            "machine_iowait_pct": round(100 * iowait / max(total, 1)),
+        }
+
+
 class Bench:
     """One formation folder, its environment and the servers started from it."""
 
@@ -155,6 +210,7 @@ class Bench:
             "PYTHONPATH": f"{HERE}:{os.environ.get('PYTHONPATH', '')}",
         }
         self.n_db = 0
+        self.pg_names: list[str] = []
 
     def storage_url(self) -> str:
         self.n_db += 1
@@ -164,7 +220,16 @@ class Bench:
         admin = self.pg_dsn.rsplit("/", 1)[0] + "/postgres"
         subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
         subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
+        self.pg_names.append(name)
         return self.pg_dsn.rsplit("/", 1)[0] + "/" + name
+
+    def drop_databases(self) -> None:
+        """The PostgreSQL databases of this run (their servers are stopped by now)."""
+        admin = self.pg_dsn.rsplit("/", 1)[0] + "/postgres"
+        for name in self.pg_names:
+            subprocess.run(
+                ["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False
+            )
 
     def formation(
         self, *, concurrency: int = 64, agent: str = "noop", sync: str = "full", url: str | None = None
@@ -425,6 +490,10 @@ def w_drain(b: Bench, n: int = 5000, workers: int = 1, concurrency: int = 64, la
         t_spawn = time.time()
         procs = [b.worker(cfg) for _ in range(workers)]
         try:
+            b.wait_marks(1, timeout=60)  # CPU is counted from the first task on (not the boot)
+            meter = CpuMeter([p.pid for p in procs])
+            durable, t_durable = completed_in_store(url, n, timeout=300)
+            cpu = meter.usage()
             rows = b.wait_marks(n, timeout=300)
             done = asyncio.run(count_completed(s.url, ids, timeout=120))
             t_confirm = time.time()
@@ -446,10 +515,50 @@ def w_drain(b: Bench, n: int = 5000, workers: int = 1, concurrency: int = 64, la
             "executed": len(rows),
             "completed": done,
             "drain_per_s": round(len(rows) / span, 1),
+            "durable_per_s": round(durable / (t_durable - min(starts)), 1),
             "total_s_incl_boot": round(max(ends) - t_spawn, 2),
+            "durable_total_s": round(t_durable - t_spawn, 2),
             "confirm_lag_s": round(t_confirm - max(ends), 3),
+            **cpu,
         }
     )
+
+
+def completed_in_store(url: str, n: int, timeout: float) -> tuple[int, float]:
+    """Poll the database itself (every 20 ms) until n requests are `completed`; returns the
+    count and the time.time() it was reached (or the timeout). This is the durable end a
+    client reading back sees: the agents' marks run ahead of it by the outcome writes still
+    queued, and reading 5,000 ids back over HTTP adds its own lag (confirm_lag_s). The peers'
+    harness reads Procrastinate's `succeeded` rows the same way."""
+    query = "SELECT count(*) FROM requests WHERE status = 'completed'"
+    deadline = time.monotonic() + timeout
+    if url.startswith("sqlite:"):
+        import sqlite3
+
+        con = sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True, timeout=5)
+        try:
+            while True:
+                count = int(con.execute(query).fetchone()[0])
+                if count >= n or time.monotonic() > deadline:
+                    return count, time.time()
+                time.sleep(0.02)
+        finally:
+            con.close()
+
+    async def poll() -> tuple[int, float]:
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            while True:
+                count = int(await conn.fetchval(query))
+                if count >= n or time.monotonic() > deadline:
+                    return count, time.time()
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+
+    return asyncio.run(poll())
 
 
 def w_pickup(b: Bench, n: int = 200, gap: float = 0.02, cross_process: bool = False) -> None:
@@ -535,6 +644,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--sync", choices=["full", "normal"], default="full")
+    ap.add_argument("--scale-n", type=int, default=20_000, help="requests per scaleout drain")
     a = ap.parse_args()
     OUT = a.out
     scratch = Path(os.environ.get("BENCH_SCRATCH", tempfile.gettempdir()))
@@ -557,8 +667,9 @@ def main() -> None:
         w_io(b)
     if w == "scaleout":
         for k in (1, 2, 4):
-            w_drain(b, workers=k, label="scaleout")
+            w_drain(b, n=a.scale_n, workers=k, label="scaleout")
         w_pickup(b, cross_process=True)
+    b.drop_databases()
     shutil.rmtree(b.dir, ignore_errors=True)
 
 

@@ -12,9 +12,9 @@ import asyncio
 import json
 import signal
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,7 +23,10 @@ from errand._cli_init import existing, write_formation
 from errand.client import Client, RequestHandle, RequestStatus
 from errand.clock import Clock, SystemClock
 from errand.config import Config, load_config
-from errand.errors import ConfigError, ErrandError
+from errand.errors import ConfigError, ErrandError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from errand.store.base import Store
 
 app = typer.Typer(
     name="errand",
@@ -116,19 +119,21 @@ async def _run_workers(cfg: Config, *, migrate: bool = True) -> None:
     from errand.agents.registry import AgentRegistry
     from errand.delivery.dispatcher import Dispatcher, DispatcherSettings
     from errand.engine.worker import Worker, WorkerSettings
-    from errand.store import open_store
 
     clock = SystemClock()
     agents = AgentRegistry.from_config(cfg)  # ConfigErrors first, before the database is touched
     delivery = DispatcherSettings.from_config(cfg) if cfg.webhook_signing_secret else None
     if delivery is None:
         show.note("webhooks disabled: no async.webhook_secret and no admin key to sign them")
-    store = await open_store(cfg.storage_url, migrate=migrate, **_store_options(cfg, clock))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    store: Store | None = None
     try:
+        store = await _open_when_reachable(cfg, clock, migrate=migrate, stop=stop)
+        if store is None:  # stopped while waiting for the database
+            return
         worker = Worker(store, agents, WorkerSettings.from_config(cfg), clock=clock)
         async with AsyncExitStack() as stack, asyncio.TaskGroup() as tasks:
             tasks.create_task(worker.run(stop), name="errand-worker")
@@ -139,7 +144,38 @@ async def _run_workers(cfg: Config, *, migrate: bool = True) -> None:
         raise group.exceptions[0] from None
     finally:
         await agents.aclose()  # model clients' connections, once no attempt runs
-        await store.close()
+        if store is not None:
+            await store.close()
+
+
+async def _open_when_reachable(
+    cfg: Config, clock: Clock, *, migrate: bool, stop: asyncio.Event
+) -> Store | None:
+    """The worker's store, once its PostgreSQL server answers. A worker started while the
+    server is down or restarting (a deploy racing a database failover) waits for it with
+    backoff, as running workers do, instead of exiting; None if stopped meanwhile. SQLite
+    errors at open are local and permanent (a bad path), so they end the command at once."""
+    from errand.store import open_store
+
+    waits = _backoff()
+    while True:
+        try:
+            return await open_store(cfg.storage_url, migrate=migrate, **_store_options(cfg, clock))
+        except StoreUnavailable as exc:
+            if cfg.storage_url.startswith("sqlite:"):
+                raise
+            delay = next(waits)
+            show.note(f"database unavailable ({exc.message}); retrying in {delay:.1f}s")
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+            return None
+
+
+def _backoff(first: float = 0.1, most: float = 5.0) -> Iterator[float]:
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, most)
 
 
 @app.command()

@@ -162,7 +162,10 @@ def wait_all_completed(url: str, ids: list[str], timeout: float) -> dict[str, st
         time.sleep(0.2)
 
 
-def assert_completed_exactly_once(url: str, ids: list[str]) -> None:
+def assert_completed_exactly_once(url: str, ids: list[str], *, also: list[str] | None = None) -> None:
+    """Every id ended `completed`, with exactly one terminal event; and the database holds no
+    other request (a retried submit made no duplicate) but the warm-up ones in `also`."""
+    ids = ids + (also or [])
     final = wait_all_completed(url, ids, timeout=45)
     not_done = Counter(final.get(i, "missing") for i in ids if final.get(i) != "completed")
     assert not not_done, f"requests not completed: {dict(not_done)}"
@@ -456,6 +459,7 @@ def test_postgres_server_restart_loses_nothing(tmp_path: Path) -> None:
         with fleet(tmp_path, cfg) as f:
             ((base, api),) = f.apis(1)
             workers = f.workers(1)
+            warm = warm_up(base)  # the worker runs before the crash
 
             async def scenario() -> tuple[Submitted, Counter[int], float]:
                 accepted = [0]
@@ -469,6 +473,7 @@ def test_postgres_server_restart_loses_nothing(tmp_path: Path) -> None:
                 await until(lambda: accepted[0] >= N_RESTART // 3 or load.done(), deadline)
                 await asyncio.to_thread(server.stop, "immediate")  # a crash: WAL replay on start
                 down_at = time.monotonic()
+                workers.extend(f.workers(1))  # one more starts while the server is down: it waits
                 async with httpx.AsyncClient(base_url=base, timeout=10) as c:
                     while time.monotonic() - down_at < 1.5:
                         ready[(await c.get("/ready")).status_code] += 1
@@ -482,11 +487,17 @@ def test_postgres_server_restart_loses_nothing(tmp_path: Path) -> None:
             assert set(sub.codes) <= {200, 202, 503}, f"submit answered {sub.codes}"
             assert sub.codes[503] > 0, "submits during the outage must have been refused with 503"
             assert set(ready) == {503}, f"/ready while the server was down: {ready}"
-            assert_completed_exactly_once(url, sub.ids)
+            assert_completed_exactly_once(url, sub.ids, also=warm)
             assert httpx.get(f"{base}/ready", timeout=5).status_code == 200
             assert api.p is not None and api.p.poll() is None
-            assert all(w.p is not None and w.p.poll() is None for w in workers), "the worker died"
-    print(f"\nserver restart: down {down_s:.1f}s; submit codes {dict(sub.codes)}")
+            assert len(workers) == 2
+            assert all(w.p is not None and w.p.poll() is None for w in workers), "a worker died"
+            late = workers[1].p.pid if workers[1].p is not None else 0
+            late_runs = sum(r.kind == "end" and r.pid == late for r in read_runs(tmp_path))
+    print(
+        f"\nserver restart: down {down_s:.1f}s; submit codes {dict(sub.codes)}; "
+        f"the worker started during the outage ran {late_runs}"
+    )
 
 
 # -- (c), (d) one API process without workers, one worker process ---------------------------------------
@@ -508,12 +519,20 @@ def pair(tmp_path_factory: pytest.TempPathFactory, pg_server: str, _pg_databases
         ((base, _api),) = f.apis(1)
         (worker,) = f.workers(1)
         assert worker.p is not None
-        with httpx.Client(base_url=base, headers=HEADERS, timeout=10) as c:  # warm-up: the worker runs
-            for _ in range(2):
-                rid = c.post("/v1/chat", json={"message": message(0), "mode": "async"}).json()["request_id"]
-                doc = c.get(f"/v1/requests/{rid}", params={"wait": 30}).json()
-                assert doc["status"] == "completed", doc
+        warm_up(base)
         yield Pair(folder, base, worker.p.pid)
+
+
+def warm_up(base: str) -> list[str]:
+    """Two requests through the API, waited for: a worker process is up and running."""
+    ids = []
+    with httpx.Client(base_url=base, headers=HEADERS, timeout=40) as c:
+        for _ in range(2):
+            rid = c.post("/v1/chat", json={"message": message(0), "mode": "async"}).json()["request_id"]
+            doc = c.get(f"/v1/requests/{rid}", params={"wait": 30}).json()
+            assert doc["status"] == "completed", doc
+            ids.append(rid)
+    return ids
 
 
 def wait_run(folder: Path, kind: str, rid: str, timeout: float) -> Run:

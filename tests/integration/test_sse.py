@@ -93,6 +93,18 @@ def test_replay_of_a_completed_request_then_close(sse_server: Server) -> None:
     assert alias.messages == got.messages
 
 
+def test_head_answers_the_headers_at_once(sse_server: Server, tmp_path: Path) -> None:
+    c = sse_server.client()
+    release = tmp_path / "release"
+    rid = submit(c, "hold", release=str(release))
+    try:
+        r = c.head(events_url(rid), timeout=2)  # the request runs on: a stream would not end
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        assert c.head(events_url("req_unknown")).status_code == 404
+    finally:
+        release.touch()
+
+
 def test_live_stream_follows_a_running_request_to_its_end(sse_server: Server, tmp_path: Path) -> None:
     c = sse_server.client()
     release = tmp_path / "release"

@@ -59,6 +59,8 @@ async def request_events(request: Request, owner: Owner, ctx: ApiContext) -> Res
     after = parse_last_event_id(request)
     req = await ctx.store.get(request.path_params["request_id"])
     check_owner(owner, req)
+    if request.method == "HEAD":  # the headers only: a stream would hold the call to the end
+        return Response(headers=HEADERS, media_type=EventStreamResponse.media_type)
     return _stream(ctx, req, after, {})
 
 

@@ -14,6 +14,7 @@ commits run one at a time: 100 submits in one commit cost one flush instead of 1
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -104,6 +105,15 @@ async def connect(dsn: str, application: str) -> Any:
     )
 
 
+def _discard(conn: Any) -> None:
+    """Close a broken pooled connection, so the pool opens a fresh one for the next caller. A
+    connection the server already closed was detached from its proxy by asyncpg (it is back
+    in the pool as "closed" and will be reopened): terminate() then raises InterfaceError,
+    which must not replace the error that broke it."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
+
+
 class Database:
     """The connection pool of one store."""
 
@@ -146,7 +156,7 @@ class Database:
                             return await fn(conn)
                     except BaseException as exc:
                         if _breaks_connection(exc) and not isinstance(exc, ErrandError):
-                            conn.terminate()  # the pool opens a fresh one for the next caller
+                            _discard(conn)
                         raise
             except _RETRY_TX as exc:
                 if attempt >= TX_ATTEMPTS:
