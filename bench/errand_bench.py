@@ -480,23 +480,42 @@ async def count_completed(url: str, ids: list[str], timeout: float) -> int:
     return sum(results)
 
 
-def w_drain(b: Bench, n: int = 5000, workers: int = 1, concurrency: int = 64, label: str = "drain") -> None:
+def w_drain(
+    b: Bench,
+    n: int = 5000,
+    workers: int = 1,
+    concurrency: int = 64,
+    label: str = "drain",
+    confirm_http: bool = True,
+    prebooted: bool = False,
+) -> None:
+    """Peers' B. `confirm_http=False` skips reading every id back over HTTP (a minute for
+    20,000 ids): the store's own count of completed requests then stands as confirmation.
+    `prebooted` (PostgreSQL; scaleout): the backlog is held back (run_at moved an hour ahead)
+    until every worker process has booted and LISTENs, then released at once with a NOTIFY,
+    so k workers start together instead of the first one draining alone while the others
+    import (worker boot is ~0.5-1 s of CPU each on this machine)."""
     url = b.storage_url()
     cfg = b.formation(agent="noop", concurrency=concurrency, url=url)
     b.reset_marks()
     with running(b.serve(cfg, "--no-workers")) as s:
         ids, _lat, errors = asyncio.run(submit_many(s.url, n, 64))
         assert len(ids) == n, f"only {len(ids)} of {n} accepted ({errors} errors)"
+        if prebooted:
+            asyncio.run(pg_run(url, f"UPDATE requests SET run_at = run_at + {HOLD_S}"))
         t_spawn = time.time()
         procs = [b.worker(cfg) for _ in range(workers)]
         try:
+            if prebooted:
+                wait_listeners(url, workers + 1, timeout=60)  # + the API process's own
+                asyncio.run(pg_run(url, f"UPDATE requests SET run_at = run_at - {HOLD_S}", NOTIFY_WORK))
             b.wait_marks(1, timeout=60)  # CPU is counted from the first task on (not the boot)
             meter = CpuMeter([p.pid for p in procs])
             durable, t_durable = completed_in_store(url, n, timeout=300)
             cpu = meter.usage()
             rows = b.wait_marks(n, timeout=300)
-            done = asyncio.run(count_completed(s.url, ids, timeout=120))
-            t_confirm = time.time()
+            done = asyncio.run(count_completed(s.url, ids, timeout=120)) if confirm_http else durable
+            t_confirm = time.time() if confirm_http else t_durable
         finally:
             for p in procs:
                 os.killpg(p.pid, signal.SIGTERM)
@@ -522,6 +541,39 @@ def w_drain(b: Bench, n: int = 5000, workers: int = 1, concurrency: int = 64, la
             **cpu,
         }
     )
+
+
+HOLD_S = 3600
+NOTIFY_WORK = "SELECT pg_notify('errand_work', '')"  # errand.store._pg_sql.CH_WORK
+
+
+async def pg_run(url: str, *statements: str) -> Any:
+    """Statements in one transaction; returns the last one's first value."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            value = None
+            for statement in statements:
+                value = await conn.fetchval(statement)
+            return value
+    finally:
+        await conn.close()
+
+
+def wait_listeners(url: str, k: int, timeout: float) -> None:
+    """Until k errand processes LISTEN on this database (each store keeps one such connection,
+    opened once the process has booted)."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = 'errand-listen'"
+    )
+    deadline = time.monotonic() + timeout
+    while asyncio.run(pg_run(url, query)) < k:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {k} errand processes listening after {timeout}s")
+        time.sleep(0.05)
 
 
 def completed_in_store(url: str, n: int, timeout: float) -> tuple[int, float]:
@@ -667,7 +719,7 @@ def main() -> None:
         w_io(b)
     if w == "scaleout":
         for k in (1, 2, 4):
-            w_drain(b, n=a.scale_n, workers=k, label="scaleout")
+            w_drain(b, n=a.scale_n, workers=k, label="scaleout", confirm_http=False, prebooted=True)
         w_pickup(b, cross_process=True)
     b.drop_databases()
     shutil.rmtree(b.dir, ignore_errors=True)

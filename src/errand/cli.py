@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import AsyncExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -171,6 +171,18 @@ async def _open_when_reachable(
             return None
 
 
+def _run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed, as `errand serve` does through uvicorn: a worker
+    mostly talks to its database, and uvloop's socket I/O costs less CPU per round trip than
+    the default loop's (the worker profile was dominated by selector transport writes)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - installed with uvicorn[standard]
+        asyncio.run(main)
+        return
+    uvloop.run(main)
+
+
 def _backoff(first: float = 0.1, most: float = 5.0) -> Iterator[float]:
     delay = first
     while True:
@@ -185,7 +197,7 @@ def worker(config: ConfigOpt = None, no_migrate: NoMigrateOpt = False) -> None:
     cfg = _config_or_exit(config)
     show.note(f"errand worker · formation {cfg.name} · {show.mask_url(cfg.storage_url)}")
     with _reporting():  # a handler that cannot be imported is a ConfigError: exit 2
-        asyncio.run(_run_workers(cfg, migrate=not no_migrate))
+        _run_on_uvloop(_run_workers(cfg, migrate=not no_migrate))
     show.note("workers stopped")
 
 

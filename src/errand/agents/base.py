@@ -48,7 +48,7 @@ class RunContext:
     ) -> None:
         """Report progress; shows in GET /v1/requests/{id} and the event stream."""
         if percent is not None:
-            percent = max(0.0, min(100.0, float(percent)))
+            percent = round(max(0.0, min(100.0, float(percent))), 2)
         prog = Progress(percent, message, step, total_steps)
         self._progress = prog
         self.sink("progress", prog.to_dict(), prog)
