@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import errand_bench as eb
-import httpx
 import yaml
+from loadgen import post_many
 
 from errand.webhooks import verify
 
@@ -134,24 +134,16 @@ def formation(b: eb.Bench) -> Path:
 
 
 async def submit(url: str, hook: str, n: int, conns: int) -> tuple[int, list[float]]:
-    """n async chats with a webhook over `conns` keep-alive connections: (accepted, latencies)."""
-    accepted = 0
-    lat: list[float] = []
-    tids = iter(range(n))
-    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
-    async with httpx.AsyncClient(base_url=url, headers=eb.headers(), limits=limits, timeout=60) as c:
+    """n async chats with a webhook over `conns` keep-alive connections: (accepted, latencies).
+    Uses the lean raw HTTP client (bench/loadgen.py) so the client does not cap the rate."""
 
-        async def one_conn() -> None:
-            nonlocal accepted
-            for tid in tids:
-                msg = json.dumps({"tid": tid, "t_enq": time.time()})
-                t0 = time.perf_counter()
-                r = await c.post("/v1/chat", json={"message": msg, "mode": "async", "webhook_url": hook})
-                lat.append(time.perf_counter() - t0)
-                accepted += r.status_code == 202
+    def make(tid: int) -> bytes:
+        msg = json.dumps({"tid": tid, "t_enq": time.time()})
+        return json.dumps({"message": msg, "mode": "async", "webhook_url": hook}).encode()
 
-        await asyncio.gather(*(one_conn() for _ in range(conns)))
-    return accepted, lat
+    replies = await post_many(url, n, conns, "/v1/chat", make, {"X-Muxi-Client-Key": eb.KEY})
+    ok = [r for r in replies if r.status == 202]
+    return len(ok), [r.latency for r in ok]
 
 
 def run(b: eb.Bench, n: int, conns: int, scenario: str) -> None:
