@@ -36,6 +36,7 @@ from errand.models import (
     to_document,
 )
 from errand.store import _sqlite_rows as rows
+from errand.store._cursor import decode_cursor, encode_cursor
 from errand.store._sqlite_rows import REQUEST_COLUMNS, dumps, dumps_opt, sql_in
 
 IDEMPOTENCY_TTL = 24 * 3600.0
@@ -395,7 +396,7 @@ def list_requests(
             where.append(f"{column} = ?")
             params.append(str(value))
     if cursor is not None:
-        created_at, last_id = rows.decode_cursor(cursor)
+        created_at, last_id = decode_cursor(cursor)
         where.append("(created_at, id) < (?, ?)")
         params += [created_at, last_id]
     found = conn.execute(
@@ -405,7 +406,7 @@ def list_requests(
     ).fetchall()
     page = [rows.to_request(row) for row in found[:limit]]
     more = len(found) > limit
-    return Page(page, rows.encode_cursor(page[-1].created_at, page[-1].id) if more else None)
+    return Page(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
 
 
 def events_since(conn: sqlite3.Connection, request_id: str, after_seq: int, limit: int) -> list[Event]:

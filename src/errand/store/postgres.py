@@ -40,6 +40,7 @@ from errand.models import (
 )
 from errand.store import _pg_ops as ops
 from errand.store import _pg_sql as sql
+from errand.store._cursor import decode_cursor, encode_cursor
 from errand.store._pg_io import CONNECT_TIMEOUT, Database, GroupCommit, Row, connect
 from errand.store._pg_listen import Hub, Listener
 
@@ -158,14 +159,14 @@ class PostgresStore:
                 params.append(str(value))
                 where.append(f"r.{column} = ${len(params)}")
         if cursor is not None:
-            created_at, last_id = sql.decode_cursor(cursor)
+            created_at, last_id = decode_cursor(cursor)
             params += [created_at, last_id]
             where.append(f"(r.created_at, r.id) < (${len(params) - 1}::float8, ${len(params)}::text)")
         query = sql.LIST.format(where=" AND ".join(where), limit=size + 1)
         found = [sql.to_request(row) for row in await self._database.fetch(query, *params, read=True)]
         page = found[:size]
         more = len(found) > size
-        return Page(page, sql.encode_cursor(page[-1].created_at, page[-1].id) if more else None)
+        return Page(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
 
     async def events_since(
         self, request_id: str, after_seq: int = 0, limit: int = 1000
