@@ -51,10 +51,12 @@ ERRAND = str(BIN / "errand")
 KEY = "bench-client-key"
 ADMIN = "bench-admin-key"
 OUT: Path | None = None
+CONTEXT: dict[str, Any] = {}
+"""Merged into every record (e.g. the SQLite synchronous setting of the run)."""
 
 
 def emit(record: dict[str, Any]) -> None:
-    record = {"t": round(time.time(), 3), "load1": round(os.getloadavg()[0], 2), **record}
+    record = {"t": round(time.time(), 3), "load1": round(os.getloadavg()[0], 2), **record, **CONTEXT}
     line = json.dumps(record)
     print(line, flush=True)
     if OUT is not None:
@@ -210,6 +212,8 @@ class Bench:
             "PYTHONPATH": f"{HERE}:{os.environ.get('PYTHONPATH', '')}",
         }
         self.n_db = 0
+        self.sync = "full"
+        """storage.sqlite_synchronous for every formation (--sync)."""
         self.pg_names: list[str] = []
 
     def storage_url(self) -> str:
@@ -232,12 +236,12 @@ class Bench:
             )
 
     def formation(
-        self, *, concurrency: int = 64, agent: str = "noop", sync: str = "full", url: str | None = None
+        self, *, concurrency: int = 64, agent: str = "noop", sync: str | None = None, url: str | None = None
     ) -> Path:
         data = {
             "name": "bench",
             "keys": {"client": [KEY], "admin": [ADMIN]},
-            "storage": {"url": url or self.storage_url(), "sqlite_synchronous": sync},
+            "storage": {"url": url or self.storage_url(), "sqlite_synchronous": sync or self.sync},
             "async": {"mode": "async"},
             "workers": {"concurrency": concurrency, "lease_seconds": 30},
             "agents": [{"id": agent, "handler": f"bench_agents:{agent}"}],
@@ -701,6 +705,9 @@ def main() -> None:
     OUT = a.out
     scratch = Path(os.environ.get("BENCH_SCRATCH", tempfile.gettempdir()))
     b = Bench(a.storage, a.pg_dsn, scratch)
+    b.sync = a.sync
+    if a.storage == "sqlite":
+        CONTEXT["sqlite_sync"] = a.sync
     log("scratch", b.dir)
     w = a.workload
     if w in ("all", "submit"):

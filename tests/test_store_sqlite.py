@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -226,3 +227,46 @@ async def test_close_commits_queued_writes(
     created = [req.id for req, _ in await asyncio.gather(*pending)]
     again = await reopen()
     assert len({(await again.get(i)).id for i in created}) == 50
+
+
+async def test_relaxed_batches_skip_the_fsync_and_durable_ones_restore_it(tmp_path: Path) -> None:
+    """A batch of only relaxed writes (claims, heartbeats, progress) commits with
+    synchronous=NORMAL; any durable write in a batch commits with FULL again."""
+    from errand.store._sqlite_io import Writer, connect
+
+    path = str(tmp_path / "w.db")
+    writer = Writer(
+        lambda: connect(path, synchronous="full", writer=True, busy_timeout=5), synchronous="full"
+    )
+    await writer.start()
+
+    def level(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    try:
+        assert await writer.submit(level, relaxed=True) == 1  # NORMAL
+        assert await writer.submit(level) == 2  # FULL
+        gate = threading.Event()
+        blocker = writer.submit(lambda c: gate.wait(5), relaxed=True)  # holds the writer thread
+        await asyncio.sleep(0.05)
+        mixed = [writer.submit(level, relaxed=True), writer.submit(level)]  # queued together
+        gate.set()
+        await blocker
+        assert await asyncio.gather(*mixed) == [2, 2]  # one durable write makes the batch FULL
+    finally:
+        await writer.stop()
+
+
+async def test_relaxed_writes_stay_normal_when_configured_normal(tmp_path: Path) -> None:
+    from errand.store._sqlite_io import Writer, connect
+
+    path = str(tmp_path / "n.db")
+    writer = Writer(
+        lambda: connect(path, synchronous="normal", writer=True, busy_timeout=5), synchronous="normal"
+    )
+    await writer.start()
+    try:
+        got = await writer.submit(lambda c: int(c.execute("PRAGMA synchronous").fetchone()[0]))
+        assert got == 1
+    finally:
+        await writer.stop()

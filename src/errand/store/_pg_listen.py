@@ -6,6 +6,13 @@ worker, long-poll or cancel watcher in any process wakes within milliseconds of 
 anywhere. The store also fires the hub itself after its own commits, so its own writes wake its
 own waiters even while the listener is down.
 
+The change channel (one notification per request write, for long-polls and event streams) is
+LISTENed only once this process waits for a change: a worker process never does, and every
+process LISTENing on it costs PostgreSQL one delivery and the process one parse per write, work
+that grew with the number of worker processes (scale-out). When that first LISTEN has taken
+effect, change waiters re-read the database once, so a write committed just before is not
+missed.
+
 When the LISTEN connection drops, the listener reconnects with exponential backoff; meanwhile
 `Hub.connected` is False and waiters fall back to polling at the store's `poll_interval`. Any
 (re)connect or loss wakes every waiter once, because notifications sent while nobody listened are
@@ -21,7 +28,10 @@ from collections.abc import Callable
 from typing import Any
 
 from errand.store._pg_io import DRIVER_ERRORS
-from errand.store._pg_sql import CH_CANCEL, CH_CHANGE, CH_OUTBOX, CH_WORK, CHANNELS
+from errand.store._pg_sql import CH_CANCEL, CH_CHANGE, CH_OUTBOX, CH_WORK
+
+EAGER_CHANNELS = frozenset({CH_WORK, CH_CANCEL, CH_OUTBOX})
+"""LISTENed from the start; CH_CHANGE is added on the first change waiter."""
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +101,13 @@ class Hub:
         self.connected = False
         """True while the LISTEN connection is up: cross-process wake-ups are live."""
         self._changes: dict[str, set[ChangeWaiter]] = {}
+        self.on_watch: Callable[[], None] = lambda: None
+        """Called by every watch(): the listener starts LISTENing on the change channel."""
 
     def watch(self, request_id: str, after_seq: int) -> ChangeWaiter:
         waiter = ChangeWaiter(after_seq)
         self._changes.setdefault(request_id, set()).add(waiter)
+        self.on_watch()
         return waiter
 
     def unwatch(self, request_id: str, waiter: ChangeWaiter) -> None:
@@ -113,6 +126,10 @@ class Hub:
         self.work.set()
         self.cancel.set()
         self.outbox.set()
+        self.poke_changes()
+
+    def poke_changes(self) -> None:
+        """Every change waiter re-reads its request's seq."""
         for waiters in self._changes.values():
             for waiter in waiters:
                 waiter.poke()
@@ -145,8 +162,19 @@ class Listener:
         self._task: asyncio.Task[None] | None = None
         self._first_attempt = asyncio.Event()
         self._conn: Any = None
+        self._wanted = set(EAGER_CHANNELS)
+        self._stir = asyncio.Event()
+        """Set when the connection needs the session task: lost, or a channel newly wanted."""
+        hub.on_watch = self._want_changes
+        self.channels: frozenset[str] = frozenset()
+        """The channels LISTENed on the live connection (empty while it is down)."""
         self.connects = 0
         """Successful connections so far (tests watch it to see a reconnect)."""
+
+    def _want_changes(self) -> None:
+        if CH_CHANGE not in self._wanted:
+            self._wanted.add(CH_CHANGE)
+            self._stir.set()  # the session task LISTENs (it alone talks on the connection)
 
     async def start(self, wait: float) -> None:
         """Start listening; wait up to `wait` s for the first connection attempt to end, so a
@@ -194,29 +222,49 @@ class Listener:
         conn = await self._connect()
         self._conn = conn
         try:
-            conn.add_termination_listener(lambda _conn: lost.set())
-            for channel in CHANNELS:
+
+            def on_lost(_conn: Any) -> None:
+                lost.set()
+                self._stir.set()
+
+            conn.add_termination_listener(on_lost)
+            listening = set(self._wanted)
+            for channel in sorted(listening):
                 await conn.add_listener(channel, self._on_notify)
+            self.channels = frozenset(listening)
             reconnect = self.connects > 0
             self.connects += 1
             self._hub.connected = True
             self._first_attempt.set()
             if reconnect:
                 self._hub.wake_all()
-            await self._watch(conn, lost)
+            else:  # a waiter may have read the database before this first LISTEN took effect
+                self._hub.poke_changes()
+            await self._watch(conn, lost, listening)
         finally:
             self._hub.connected = False
             self._conn = None
+            self.channels = frozenset()
             conn.terminate()
             self._hub.wake_all()  # waiters switch to polling now, not at their timeout
 
-    async def _watch(self, conn: Any, lost: asyncio.Event) -> None:
-        """Return when the connection is gone: closed by the server, or not answering a ping."""
+    async def _watch(self, conn: Any, lost: asyncio.Event, listening: set[str]) -> None:
+        """Return when the connection is gone: closed by the server, or not answering a ping.
+        Meanwhile LISTEN on channels wanted since the session began; once such a LISTEN has
+        taken effect, change waiters re-read (a write committed before it sent no notification
+        here)."""
         while not lost.is_set():
+            self._stir.clear()
+            for channel in sorted(self._wanted - listening):
+                async with asyncio.timeout(self._keepalive):
+                    await conn.add_listener(channel, self._on_notify)
+                listening.add(channel)
+                self.channels = frozenset(listening)
+                self._hub.poke_changes()
             try:
                 async with asyncio.timeout(self._keepalive):
-                    await lost.wait()
-                return
+                    await self._stir.wait()
+                continue
             except TimeoutError:
                 pass
             async with asyncio.timeout(self._keepalive):

@@ -6,6 +6,13 @@ waiting, and runs them all in ONE `BEGIN IMMEDIATE ... COMMIT` (each in a SAVEPO
 operation that raises undoes only itself). Futures are resolved only after COMMIT returned: a
 caller never learns of a write that is not durable. Reads run on other connections beside the
 writer (WAL). Every sqlite3 exception is turned into an `errors` type here.
+
+Relaxed writes: with `synchronous=full`, a batch made only of writes that may be lost on power
+loss without breaking a promise (claims, lease renewals, progress events: losing one just puts
+the request back to where it was) is committed with `synchronous=NORMAL`, i.e. without an
+fsync. WAL frames are appended in order and the next fsynced commit covers the whole file, so a
+durable write never survives while an earlier relaxed one is lost. This takes an fsync out of
+every pickup and halves them in a drain.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ class _Op:
     fn: WriteFn[Any]
     future: asyncio.Future[Any]
     on_commit: Callable[[Any], None] | None
+    relaxed: bool = False
     outcome: Any = None
     error: BaseException | None = None
 
@@ -76,9 +84,18 @@ class _Op:
 class Writer:
     """The writer thread. `submit(fn)` returns a future resolved after fn's batch committed."""
 
-    def __init__(self, connect_fn: Callable[[], sqlite3.Connection], *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        connect_fn: Callable[[], sqlite3.Connection],
+        *,
+        max_batch: int = MAX_BATCH,
+        synchronous: str = "full",
+    ) -> None:
         self._connect = connect_fn
         self._max_batch = max_batch
+        self._full = synchronous == "full"
+        self._relaxed_now = False
+        """True while the connection runs with synchronous=NORMAL for a relaxed batch."""
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._stop_seen = False
         self._closed = True
@@ -102,12 +119,15 @@ class Writer:
             self._closed = True
             raise
 
-    def submit(self, fn: WriteFn[T], on_commit: Callable[[T], None] | None = None) -> asyncio.Future[T]:
-        """Queue a write; `on_commit(result)` runs on the event loop once it is durable."""
+    def submit(
+        self, fn: WriteFn[T], on_commit: Callable[[T], None] | None = None, *, relaxed: bool = False
+    ) -> asyncio.Future[T]:
+        """Queue a write; `on_commit(result)` runs on the event loop once it is committed
+        (durable, unless `relaxed`: see the module docstring)."""
         if self._closed or self._loop is None:
             raise StoreUnavailable("the store is closed")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put(_Op(fn, future, on_commit))
+        self._queue.put(_Op(fn, future, on_commit, relaxed))
         return future
 
     async def stop(self) -> None:
@@ -177,8 +197,16 @@ class Writer:
             batch.append(op)
         return batch
 
+    def _set_relaxed(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        """synchronous=NORMAL for an all-relaxed batch, FULL again as soon as one write is not."""
+        relaxed = self._full and all(op.relaxed for op in batch)
+        if relaxed != self._relaxed_now:
+            conn.execute(f"PRAGMA synchronous = {'NORMAL' if relaxed else 'FULL'}")
+            self._relaxed_now = relaxed
+
     def _commit(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         try:
+            self._set_relaxed(conn, batch)
             conn.execute("BEGIN IMMEDIATE")
             for op in batch:
                 _run_op(conn, op)

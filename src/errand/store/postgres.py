@@ -105,6 +105,11 @@ class PostgresStore:
         """How many times the LISTEN connection was established (a reconnect adds one)."""
         return self._listener.connects
 
+    @property
+    def listener_channels(self) -> frozenset[str]:
+        """The channels LISTENed now: the change channel only once something waited for a change."""
+        return self._listener.channels
+
     # -- write side ---------------------------------------------------------------------------
     async def submit(
         self, new: NewRequest, idempotency: IdempotencyKey | None = None

@@ -69,7 +69,8 @@ class SqliteStore:
         self._clock = clock
         self._poll = poll_interval
         self._writer = Writer(
-            lambda: connect(path, synchronous=synchronous, writer=True, busy_timeout=busy_timeout)
+            lambda: connect(path, synchronous=synchronous, writer=True, busy_timeout=busy_timeout),
+            synchronous=synchronous,
         )
         self._readers = Readers(
             lambda: connect(path, synchronous=synchronous, writer=False, busy_timeout=busy_timeout), readers
@@ -193,7 +194,7 @@ class SqliteStore:
             return []
         now = self._clock.now()
         claimed = await self._writer.submit(
-            lambda c: ops.claim(c, worker_id, limit, lease_seconds, now), self._on_claim
+            lambda c: ops.claim(c, worker_id, limit, lease_seconds, now), self._on_claim, relaxed=True
         )
         return [Claim(request=r, attempt=r.attempt) for r in claimed]
 
@@ -202,7 +203,9 @@ class SqliteStore:
         if not attempts:
             return set()
         now, held = self._clock.now(), dict(attempts)  # copied here: the writer thread reads it later
-        return await self._writer.submit(lambda c: ops.heartbeat(c, worker_id, held, lease_seconds, now))
+        return await self._writer.submit(
+            lambda c: ops.heartbeat(c, worker_id, held, lease_seconds, now), relaxed=True
+        )
 
     async def append_event(
         self,
@@ -217,6 +220,7 @@ class SqliteStore:
         return await self._writer.submit(
             lambda c: ops.append_event(c, request_id, attempt, type, data, progress, now),
             lambda event: self._changed(event.request_id),
+            relaxed=True,  # progress and content deltas: a lost one is re-reported or superseded
         )
 
     async def retry_later(self, request_id: str, attempt: int, run_at: float, error: ErrorInfo) -> Request:
