@@ -19,6 +19,7 @@ from errand.clock import ManualClock, new_request_id
 from errand.errors import ConfigError, Conflict, InvalidRequest, LeaseLost, StoreUnavailable
 from errand.models import ErrorInfo, Event, NewRequest, Request, Result, Status
 from errand.store import open_store
+from errand.store._pg_sql import CH_CHANGE, CH_WORK
 from errand.store.base import Store
 from errand.store.postgres import PostgresStore
 from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_url, pg_stores, pg_fresh_url ...)
@@ -171,6 +172,19 @@ async def test_wait_for_change_on_b_sees_every_event_of_a(pg_stores: StoreFactor
         assert await asyncio.wait_for(waiter, FAST * 2) is True
         seq = event.seq
     assert [e.seq for e in await b.events_since(req.id, after_seq=claim.request.seq)] == [3, 4, 5, 6, 7]
+
+
+async def test_change_channel_is_listened_only_once_a_change_is_awaited(pg_stores: StoreFactory) -> None:
+    """A worker process never waits for changes, so it gets none of the per-write notifications
+    (their cost grew with every worker added); the first waiter subscribes and is woken."""
+    a, b = await pair(pg_stores)
+    req, _ = await a.submit(new())
+    [claim] = await a.claim("w1", 1, LEASE)
+    assert CH_CHANGE not in b.listener_channels and CH_WORK in b.listener_channels
+    waiter = asyncio.create_task(b.wait_for_change(req.id, claim.request.seq, timeout=SLOW_POLL))
+    await eventually(lambda: CH_CHANGE in b.listener_channels)
+    elapsed = await woken_within(waiter, a.append_event(req.id, claim.attempt, "progress", {}))
+    assert waiter.result() is True and elapsed < FAST
 
 
 # -- many processes, one queue ----------------------------------------------------------------------
