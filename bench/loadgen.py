@@ -92,3 +92,38 @@ async def post_many(
 
     await asyncio.gather(*(run_one() for _ in range(conns)))
     return replies
+
+
+async def post_for(
+    url: str,
+    seconds: float,
+    conns: int,
+    path: str | Callable[[int], str],
+    make_body: Callable[[int], bytes],
+    headers: dict[str, str],
+) -> tuple[list[Reply], float]:
+    """POST for `seconds` over `conns` keep-alive connections; (replies, wall seconds)."""
+    hostport = url.split("://", 1)[1].rstrip("/")
+    host, port = hostport.rsplit(":", 1)
+    replies: list[Reply] = []
+    seq = iter(range(10**9))
+    stop_at = time.perf_counter() + seconds
+
+    async def run_one() -> None:
+        c = Conn(host, int(port), headers)
+        try:
+            while time.perf_counter() < stop_at:
+                i = next(seq)
+                p = path(i) if callable(path) else path
+                try:
+                    replies.append(await c.request("POST", p, make_body(i)))
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    replies.append(Reply(0, b"", 0.0))
+                    await c.close()
+                    c = Conn(host, int(port), headers)
+        finally:
+            await c.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(run_one() for _ in range(conns)))
+    return replies, time.perf_counter() - t0
