@@ -386,9 +386,21 @@ def w_submit(b: Bench, conns: int = 32, seconds: int = 10) -> None:
     with running(bare):
         base = wrk(bare.url, lua, conns, seconds)
     emit({"bench": "submit", "system": "bare-starlette", "storage": "-", **base})
-    for label, extra in (("errand serve (workers on)", ()), ("errand serve --no-workers", ("--no-workers",))):
-        with running(b.serve(b.formation(agent="noop"), *extra)) as s:
-            r = wrk(s.url, lua, conns, seconds)
+    setups = (
+        ("errand serve (workers on)", (), False),
+        ("errand serve --no-workers", ("--no-workers",), False),
+        ("errand serve --no-workers + 1 errand worker", ("--no-workers",), True),
+    )
+    for label, extra, separate_worker in setups:
+        cfg = b.formation(agent="noop")
+        with running(b.serve(cfg, *extra)) as s:
+            worker = b.worker(cfg) if separate_worker else None
+            try:
+                r = wrk(s.url, lua, conns, seconds)
+            finally:
+                if worker is not None:
+                    os.killpg(worker.pid, signal.SIGTERM)
+                    worker.wait(30)
         emit(
             {
                 "bench": "submit",
@@ -720,8 +732,7 @@ def main() -> None:
         w_drain(b)
     if w in ("all", "pickup"):
         w_pickup(b)
-        if a.storage == "postgres":
-            w_pickup(b, cross_process=True)
+        w_pickup(b, cross_process=True)
     if w in ("all", "io"):
         w_io(b)
     if w == "scaleout":
