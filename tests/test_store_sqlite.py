@@ -4,7 +4,10 @@ several processes, group commit, the synchronous setting, lock and file errors).
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +20,7 @@ from errand.clock import ManualClock
 from errand.errors import ConfigError, Conflict, StoreUnavailable
 from errand.models import Result, Status
 from errand.store import open_store
+from errand.store._sqlite_notify import MAX_DATAGRAM, decode, encode, notify_dir
 from errand.store.sqlite import SqliteStore
 from tests.store_contract import LEASE, StoreContract, new
 
@@ -46,8 +50,8 @@ async def reopen(sqlite_url: str, clock: ManualClock) -> AsyncIterator[Callable[
 class TestSqliteStore(StoreContract):
     """The contract suite on a SQLite file in tmp_path."""
 
-    async def test_no_cross_process_wakeups(self, store: SqliteStore) -> None:
-        assert store.cross_process_wakeups is False
+    async def test_cross_process_wakeups_on_posix(self, store: SqliteStore) -> None:
+        assert store.cross_process_wakeups is (os.name == "posix")
 
 
 @pytest.fixture
@@ -91,7 +95,7 @@ async def test_other_instance_writes_are_seen_by_polling(pair: tuple[SqliteStore
     started = time.monotonic()
     await a.request_cancel(req.id)
     assert await asyncio.wait_for(watcher, 2) is True
-    await asyncio.wait_for(work, 2)  # not signalled across instances: returns by poll_interval
+    await asyncio.wait_for(work, 2)  # notified, or at the latest by poll_interval
     assert time.monotonic() - started < 0.5
     assert (await b.get(req.id)).status is Status.CANCELLED
 
@@ -270,3 +274,147 @@ async def test_relaxed_writes_stay_normal_when_configured_normal(tmp_path: Path)
         assert got == 1
     finally:
         await writer.stop()
+
+
+# -- cross-process wake-ups (Unix datagram sockets beside the file) -----------------------------
+posix_only = pytest.mark.skipif(os.name != "posix", reason="Unix datagram sockets")
+SLOW_POLL = 30.0  # only the notifier can wake these waits in time
+FAST = 0.2
+
+
+@pytest.fixture
+async def far(sqlite_url: str, clock: ManualClock) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
+    """Two stores on one file that would only notice each other by polling every 30 s."""
+    a = await SqliteStore.open(sqlite_url, clock=clock, poll_interval=SLOW_POLL)
+    b = await SqliteStore.open(sqlite_url, clock=clock, poll_interval=SLOW_POLL)
+    assert a.cross_process_wakeups and b.cross_process_wakeups
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+def sockets(sqlite_url: str) -> list[str]:
+    return sorted(os.listdir(notify_dir(sqlite_url.removeprefix("sqlite:///"))))
+
+
+@posix_only
+async def test_submit_elsewhere_wakes_wait_for_work(far: tuple[SqliteStore, SqliteStore]) -> None:
+    a, b = far
+    await b.wait_for_work(0)
+    work = asyncio.create_task(b.wait_for_work(SLOW_POLL))
+    await asyncio.sleep(0.02)
+    started = time.monotonic()
+    await a.submit(new())
+    await asyncio.wait_for(work, FAST)
+    assert time.monotonic() - started < FAST
+
+
+@posix_only
+async def test_finish_elsewhere_wakes_wait_for_change_and_outbox(
+    far: tuple[SqliteStore, SqliteStore],
+) -> None:
+    a, b = far
+    req, _ = await a.submit(new(webhook_url="https://example.com/hook"))
+    [claim] = await a.claim("wa", 1, LEASE)
+    await b.wait_for_outbox(0)
+    seq = (await b.get(req.id)).seq
+    watcher = asyncio.create_task(b.wait_for_change(req.id, seq, timeout=SLOW_POLL))
+    outbox = asyncio.create_task(b.wait_for_outbox(SLOW_POLL))
+    await asyncio.sleep(0.02)
+    done = await a.finish(req.id, claim.attempt, Status.COMPLETED, result=Result("ok"))
+    assert await asyncio.wait_for(watcher, FAST) is True
+    await asyncio.wait_for(outbox, FAST)
+    assert await b.get(req.id) == done
+
+
+@posix_only
+async def test_cancel_elsewhere_wakes_wait_for_cancellation(far: tuple[SqliteStore, SqliteStore]) -> None:
+    a, b = far
+    req, _ = await a.submit(new())
+    await a.claim("wa", 1, LEASE)
+    await b.wait_for_cancellation(0)
+    cancelled = asyncio.create_task(b.wait_for_cancellation(SLOW_POLL))
+    await asyncio.sleep(0.02)
+    await a.request_cancel(req.id)
+    await asyncio.wait_for(cancelled, FAST)
+    assert await b.cancelled_among([req.id]) == {req.id}
+
+
+@posix_only
+async def test_stale_socket_of_a_dead_process_is_removed(sqlite_url: str, clock: ManualClock) -> None:
+    a = await SqliteStore.open(sqlite_url, clock=clock, poll_interval=SLOW_POLL)
+    folder = notify_dir(sqlite_url.removeprefix("sqlite:///"))
+    stale = os.path.join(folder, "999999-dead.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as dead:
+        dead.bind(stale)  # closed without unlinking: what a SIGKILLed process leaves behind
+    (Path(folder) / "not-a-socket.sock").write_text("")
+    b = await SqliteStore.open(sqlite_url, clock=clock, poll_interval=SLOW_POLL)
+    try:
+        await b.wait_for_work(0)
+        work = asyncio.create_task(b.wait_for_work(SLOW_POLL))
+        await asyncio.sleep(0.02)
+        await a.submit(new())
+        await asyncio.wait_for(work, FAST)
+        assert "999999-dead.sock" not in sockets(sqlite_url)
+    finally:
+        await a.close()
+        await b.close()
+
+
+@posix_only
+async def test_close_removes_the_socket(sqlite_url: str, clock: ManualClock) -> None:
+    a = await SqliteStore.open(sqlite_url, clock=clock, poll_interval=SLOW_POLL)
+    b = await SqliteStore.open(sqlite_url, clock=clock, poll_interval=SLOW_POLL)
+    assert len(sockets(sqlite_url)) == 2
+    await a.close()
+    assert len(sockets(sqlite_url)) == 1
+    await b.close()
+    assert sockets(sqlite_url) == []
+
+
+@posix_only
+async def test_long_paths_use_a_short_folder_in_tmp(tmp_path: Path, clock: ManualClock) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    url = f"sqlite:///{deep / 'errand.db'}"
+    a = await SqliteStore.open(url, clock=clock, poll_interval=SLOW_POLL)
+    b = await SqliteStore.open(url, clock=clock, poll_interval=SLOW_POLL)
+    try:
+        assert a.cross_process_wakeups and notify_dir(str(deep / "errand.db")).startswith(
+            tempfile.gettempdir()
+        )
+        await b.wait_for_work(0)
+        work = asyncio.create_task(b.wait_for_work(SLOW_POLL))
+        await asyncio.sleep(0.02)
+        await a.submit(new())
+        await asyncio.wait_for(work, FAST)
+    finally:
+        await a.close()
+        await b.close()
+        os.rmdir(notify_dir(str(deep / "errand.db")))
+
+
+@posix_only
+async def test_unwritable_folder_falls_back_to_polling(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'errand.db'}"
+    os.close(
+        os.open(notify_dir(str(tmp_path / "errand.db")), os.O_CREAT | os.O_WRONLY)
+    )  # a file, not a folder
+    store = await SqliteStore.open(url, clock=clock, poll_interval=0.05)
+    try:
+        assert store.cross_process_wakeups is False
+        assert "cross-process wake-ups off" in caplog.text
+        req, _ = await store.submit(new())
+        assert (await store.get(req.id)).id == req.id
+    finally:
+        await store.close()
+
+
+def test_long_id_lists_are_split_or_collapsed() -> None:
+    ids = [f"req_{n:026d}" for n in range(300)]
+    messages = encode("wo", ids)
+    assert len(messages) > 1 and all(len(m) <= MAX_DATAGRAM for m in messages)
+    assert decode(messages[0])[0] == "wo"
+    assert [i for m in messages for i in decode(m)[1]] == ids
+    assert encode("w", [f"req_{n:026d}" for n in range(5000)]) == [b"a"]

@@ -1,10 +1,11 @@
-"""SqliteStore: the Store protocol on one SQLite file (WAL), with group commit and in-process wake-ups.
+"""SqliteStore: the Store protocol on one SQLite file (WAL), with group commit and wake-ups.
 
 Writes go to the single writer thread of `_sqlite_io` (many concurrent writes share one
 transaction and one fsync; a result is returned only once committed); reads run on a small pool
-of reader connections beside it. After a commit, in-process waiters are woken at once. Writes by
-other processes on the same file are not signalled (`cross_process_wakeups = False`): every wait
-returns within `poll_interval` so callers re-check, and `wait_for_change` re-reads the row itself.
+of reader connections beside it. After a commit, in-process waiters are woken at once, and other
+processes on the same file through `_sqlite_notify` (Unix datagram sockets, POSIX only; then
+`cross_process_wakeups` is True). Those wake-ups are hints: every wait still returns within
+`poll_interval` so callers re-check, and `wait_for_change` re-reads the row itself.
 The SQL lives in `_sqlite_ops` (and `_sqlite_schema`); this module is the asyncio face of it.
 """
 
@@ -36,6 +37,7 @@ from errand.models import (
 from errand.store import _sqlite_ops as ops
 from errand.store import _sqlite_schema as schema
 from errand.store._sqlite_io import SYNCHRONOUS, Readers, Writer, connect
+from errand.store._sqlite_notify import Notifier
 
 MAX_PAGE = 1000
 
@@ -53,6 +55,7 @@ class SqliteStore:
     """Durable requests, events, leases and outbox in one SQLite database file."""
 
     cross_process_wakeups = False
+    """Per instance: True once the cross-process notifier is bound (see `_sqlite_notify`)."""
 
     def __init__(
         self,
@@ -79,6 +82,7 @@ class SqliteStore:
         self._cancels = asyncio.Event()
         self._outbox = asyncio.Event()
         self._watchers: dict[str, set[asyncio.Future[None]]] = {}
+        self._notifier: Notifier | None = None
 
     @classmethod
     async def open(
@@ -114,6 +118,8 @@ class SqliteStore:
             busy_timeout=busy_timeout,
         )
         await store._writer.start()
+        store._notifier = Notifier.start(path, store._on_remote)
+        store.cross_process_wakeups = store._notifier is not None
         try:
             if migrate:
                 await store.migrate()
@@ -140,6 +146,7 @@ class SqliteStore:
         if created:
             self._work.set()
             self._changed(request.id)
+            self._tell_others("w", [request.id])
 
     # -- read side ----------------------------------------------------------------------------
     async def get(self, request_id: str) -> Request:
@@ -168,7 +175,8 @@ class SqliteStore:
     async def wait_for_change(self, request_id: str, after_seq: int, timeout: float) -> bool:
         """True once seq > after_seq, False at timeout. The watch is registered before each read,
         so an in-process commit between read and wait still wakes us; other processes' commits
-        are caught by re-reading every poll_interval. NotFound for an unknown request."""
+        wake us through the notifier, or are caught by re-reading every poll_interval. NotFound
+        for an unknown request."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -219,7 +227,7 @@ class SqliteStore:
         now = self._clock.now()
         return await self._writer.submit(
             lambda c: ops.append_event(c, request_id, attempt, type, data, progress, now),
-            lambda event: self._changed(event.request_id),
+            self._on_event,
             relaxed=True,  # progress and content deltas: a lost one is re-reported or superseded
         )
 
@@ -254,6 +262,7 @@ class SqliteStore:
 
     def _on_cancel(self, outcome: tuple[Request, str]) -> None:
         self._cancels.set()
+        self._tell_others("x")
         self._on_requests([outcome[0]])
 
     async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
@@ -270,11 +279,11 @@ class SqliteStore:
         return len(touched)
 
     async def wait_for_work(self, timeout: float) -> None:
-        """Return on a submit in this process, or within min(timeout, poll_interval)."""
+        """Return on a submit (here or notified from another process), or within min(timeout, poll)."""
         await self._wait(self._work, timeout)
 
     async def wait_for_cancellation(self, timeout: float) -> None:
-        """Return on a cancel in this process, or within min(timeout, poll_interval)."""
+        """Return on a cancel (here or notified from another process), or within min(timeout, poll)."""
         await self._wait(self._cancels, timeout)
 
     # -- webhook outbox -----------------------------------------------------------------------
@@ -312,11 +321,15 @@ class SqliteStore:
         """A new delivery of the terminal request's document, due now."""
         now = self._clock.now()
         return await self._writer.submit(
-            lambda c: ops.enqueue_redelivery(c, request_id, now), lambda _: self._outbox.set()
+            lambda c: ops.enqueue_redelivery(c, request_id, now), self._on_redelivery
         )
 
+    def _on_redelivery(self, _: Delivery) -> None:
+        self._outbox.set()
+        self._tell_others("o")
+
     async def wait_for_outbox(self, timeout: float) -> None:
-        """Return on a terminal write with a webhook here, or within min(timeout, poll_interval)."""
+        """Return on a terminal write with a webhook (here or notified), or within min(timeout, poll)."""
         await self._wait(self._outbox, timeout)
 
     # -- housekeeping -------------------------------------------------------------------------
@@ -350,26 +363,54 @@ class SqliteStore:
         """Commit what is queued, stop the threads, close connections, release waiters."""
         await self._writer.stop()
         await self._readers.close()
+        if self._notifier is not None:
+            self._notifier.close()  # after the writer: the last commits' wake-ups are sent first
         for event in (self._work, self._cancels, self._outbox):
             event.set()
         for request_id in builtins.list(self._watchers):
             self._changed(request_id)
 
-    # -- in-process wake-ups ------------------------------------------------------------------
+    # -- wake-ups -----------------------------------------------------------------------------
     def _on_requests(self, requests: builtins.list[Request]) -> None:
         """After a commit that changed these requests: wake their watchers, and the worker or
         dispatcher loops when the change made work runnable or a webhook due."""
         now = self._clock.now()
+        flags = ""
         for req in requests:
             self._changed(req.id)
             if req.is_terminal and req.webhook_url:
                 self._outbox.set()
+                flags += "o"
             elif not req.is_terminal and req.run_at <= now:
                 self._work.set()
+                flags += "w"
+        self._tell_others(flags, [req.id for req in requests])
 
     def _on_claim(self, requests: builtins.list[Request]) -> None:
         for req in requests:
             self._changed(req.id)
+        self._tell_others("", [req.id for req in requests])
+
+    def _on_event(self, event: Event) -> None:
+        self._changed(event.request_id)
+        self._tell_others("", [event.request_id])
+
+    def _tell_others(self, flags: str, ids: builtins.list[str] | None = None) -> None:
+        """The same wake-ups for the other processes on this file (coalesced per loop tick)."""
+        if self._notifier is not None and (flags or ids):
+            self._notifier.notify(flags, ids or ())
+
+    def _on_remote(self, flags: str, ids: builtins.list[str]) -> None:
+        """A wake-up from another process: set what its local commit would have set here."""
+        everything = "a" in flags
+        if everything or "w" in flags:
+            self._work.set()
+        if everything or "x" in flags:
+            self._cancels.set()
+        if everything or "o" in flags:
+            self._outbox.set()
+        for request_id in builtins.list(self._watchers) if everything else ids:
+            self._changed(request_id)
 
     def _changed(self, request_id: str) -> None:
         for watch in self._watchers.pop(request_id, ()):
