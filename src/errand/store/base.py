@@ -36,8 +36,8 @@ class Store(Protocol):
     # -- capability flags (read by the contract suite; a difference is declared, never silent)
     cross_process_wakeups: bool
     """True when wait_for_work/wait_for_change/wait_for_cancellation are woken by writes made
-    in *other* processes (PostgreSQL LISTEN/NOTIFY). False: other processes' writes are seen by
-    polling within `poll_interval` (SQLite)."""
+    in *other* processes (PostgreSQL LISTEN/NOTIFY; SQLite on POSIX, by Unix datagrams). False:
+    other processes' writes are seen by polling within `poll_interval`."""
 
     # -- write side ---------------------------------------------------------------------------
     async def submit(
