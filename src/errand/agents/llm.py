@@ -10,7 +10,6 @@ writes them (`ctx.emit`); every model call and every tool call is a cancellation
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import math
 import time
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import openai
-from openai import AsyncOpenAI, AsyncStream, omit
+from openai import AsyncStream, omit
 from openai.types import CompletionUsage
 from openai.types.chat import (
     ChatCompletionChunk,
@@ -32,6 +31,7 @@ from openai.types.chat import (
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 from openai.types.shared_params import FunctionDefinition
 
+from errand.agents._openai import LoopClient
 from errand.agents.base import RunContext
 from errand.agents.tools import Tool, ToolResult, load_tools
 from errand.errors import AgentError, ConfigError, PermanentError, TransientError
@@ -232,8 +232,7 @@ class LlmAgent:
             config.tools, base_dir=base_dir, where=f"agent {config.id!r}: tools"
         )
         self._tool_params = [_tool_param(t) for t in self.tools.values()]
-        self._client: AsyncOpenAI | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._clients = LoopClient(self.model)
 
     def __repr__(self) -> str:
         return f"LlmAgent({self.id!r}, model={self.model.name!r}, tools={list(self.tools)})"
@@ -263,9 +262,7 @@ class LlmAgent:
 
     async def aclose(self) -> None:
         """Close the HTTP connections (at shutdown)."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        await self._clients.aclose()
 
     def _initial_messages(self, message: str) -> list[ChatCompletionMessageParam]:
         messages: list[ChatCompletionMessageParam] = []
@@ -274,21 +271,8 @@ class LlmAgent:
         messages.append({"role": "user", "content": message})
         return messages
 
-    def _client_for_loop(self) -> AsyncOpenAI:
-        """One client (and connection pool) per event loop: pooled connections belong to a loop."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = AsyncOpenAI(
-                base_url=self.model.base_url,
-                api_key=self.model.api_key or "not-needed",
-                timeout=self.model.timeout,
-                max_retries=0,
-            )
-            self._client_loop = loop
-        return self._client
-
     async def _complete(self, messages: list[ChatCompletionMessageParam], ctx: RunContext) -> _Reply:
-        client = self._client_for_loop()
+        client = self._clients.get()
         try:
             stream = await client.chat.completions.create(
                 model=self.model.name,

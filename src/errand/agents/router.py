@@ -11,15 +11,15 @@ request path: a model call can take seconds.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
+
+from errand.agents._openai import LoopClient
 
 if TYPE_CHECKING:
     from errand.config import RouterConfig
@@ -71,8 +71,7 @@ class LlmRouter:
     def __init__(self, config: RouterConfig) -> None:
         self.config = config
         self.model = config.model
-        self._client: AsyncOpenAI | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._clients = LoopClient(self.model)
 
     def __repr__(self) -> str:
         return f"LlmRouter(model={self.model.name!r})"
@@ -96,9 +95,7 @@ class LlmRouter:
 
     async def aclose(self) -> None:
         """Close the HTTP connections (at shutdown)."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        await self._clients.aclose()
 
     def messages(self, message: str, agents: Sequence[tuple[str, str]]) -> list[ChatCompletionMessageParam]:
         """The routing prompt: instructions and the agent list as system text, the message as user."""
@@ -110,7 +107,7 @@ class LlmRouter:
         ]
 
     async def _ask(self, message: str, agents: Sequence[tuple[str, str]]) -> str:
-        completion = await self._client_for_loop().chat.completions.create(
+        completion = await self._clients.get().chat.completions.create(
             model=self.model.name,
             messages=self.messages(message, agents),
             temperature=0,
@@ -119,16 +116,3 @@ class LlmRouter:
         if not completion.choices:
             raise ValueError("the model returned no choices")
         return completion.choices[0].message.content or ""
-
-    def _client_for_loop(self) -> AsyncOpenAI:
-        """One client per event loop, as LlmAgent does: pooled connections belong to a loop."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = AsyncOpenAI(
-                base_url=self.model.base_url,
-                api_key=self.model.api_key or "not-needed",
-                timeout=self.model.timeout,
-                max_retries=0,
-            )
-            self._client_loop = loop
-        return self._client
