@@ -83,6 +83,15 @@ class RequestExpired(ErrandError):
 
     code = "REQUEST_EXPIRED"
 
+    def __init__(
+        self, message: str = "", *, details: Any = None, owner: str | None = None, user_id: str | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.owner = owner
+        """Who the tombstone belongs to (never sent to clients): others get 404, as for any
+        request that is not theirs."""
+        self.user_id = user_id
+
 
 class PayloadTooLarge(ErrandError):
     """The request body is too large."""

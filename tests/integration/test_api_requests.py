@@ -221,3 +221,9 @@ def test_expired_request_is_410(server: Server) -> None:
         assert r.status_code == 410
         assert r.json()["error"]["code"] == "REQUEST_EXPIRED"
     assert c.get("/v1/requests").json()["requests"] == []
+    # someone else's tombstone looks like an unknown id: a 410 would tell that it exists
+    other = server.client(user="mallory")
+    for r in [other.get(f"/v1/requests/{rid}"), other.delete(f"/v1/requests/{rid}")]:
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == "REQUEST_NOT_FOUND"
+    assert server.admin().get(f"/v1/requests/{rid}").status_code == 410

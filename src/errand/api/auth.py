@@ -14,8 +14,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from errand.errors import InvalidRequest, NotFound, Unauthorized
+from errand.errors import InvalidRequest, NotFound, RequestExpired, Unauthorized
 from errand.models import Request
+from errand.store.base import Store
 
 DEFAULT_USER = "0"
 USER_ID_RE = re.compile(r"[A-Za-z0-9_.@+:=-]{1,128}")
@@ -101,6 +102,19 @@ def check_owner(owner: Owner, req: Request) -> None:
         return
     if req.owner != owner.key_id or req.user_id != owner.user_id:
         raise NotFound(f"Request {req.id} not found")
+
+
+async def get_owned(store: Store, owner: Owner, request_id: str) -> Request:
+    """The caller's request: another's, live or purged, answers 404 like an unknown id (a 410
+    for someone else's tombstone would tell that the id exists)."""
+    try:
+        req = await store.get(request_id)
+    except RequestExpired as exc:
+        if not owner.is_admin and (exc.owner != owner.key_id or exc.user_id != owner.user_id):
+            raise NotFound(f"Request {request_id} not found") from None
+        raise
+    check_owner(owner, req)
+    return req
 
 
 def require_admin(owner: Owner) -> None:

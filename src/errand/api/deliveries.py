@@ -20,7 +20,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from errand.api.auth import Owner, check_owner, require_admin
+from errand.api.auth import Owner, get_owned, require_admin
 from errand.api.common import ApiContext
 from errand.api.errors import json_response
 from errand.models import Delivery
@@ -49,8 +49,7 @@ def delivery_document(delivery: Delivery) -> dict[str, Any]:
 
 async def list_deliveries(request: Request, owner: Owner, ctx: ApiContext) -> Response:
     """GET /v1/requests/{id}/deliveries: every delivery (first, then redeliveries), oldest first."""
-    req = await ctx.store.get(request.path_params["request_id"])
-    check_owner(owner, req)
+    req = await get_owned(ctx.store, owner, request.path_params["request_id"])
     deliveries = [delivery_document(d) for d in await ctx.store.list_deliveries(req.id)]
     return json_response({"request_id": req.id, "deliveries": deliveries, "count": len(deliveries)})
 

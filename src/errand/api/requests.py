@@ -14,7 +14,7 @@ import math
 from starlette.requests import Request
 from starlette.responses import Response
 
-from errand.api.auth import Owner, check_owner, list_filter
+from errand.api.auth import Owner, get_owned, list_filter
 from errand.api.common import ApiContext, status_document, wait_terminal
 from errand.api.errors import json_response
 from errand.errors import Conflict, InvalidRequest
@@ -30,8 +30,7 @@ async def get_request(request: Request, owner: Owner, ctx: ApiContext) -> Respon
     """GET /v1/requests/{id}; `?wait=N` returns as soon as the request is terminal."""
     wait = parse_wait(request.query_params.get("wait"), ctx.config.server.max_wait_seconds)
     store = ctx.store
-    req = await store.get(request.path_params["request_id"])
-    check_owner(owner, req)
+    req = await get_owned(ctx.store, owner, request.path_params["request_id"])
     if wait > 0:
         req = await wait_terminal(store, req, wait)
     return json_response(await status_document(ctx, req))
@@ -59,8 +58,7 @@ async def list_requests(request: Request, owner: Owner, ctx: ApiContext) -> Resp
 async def cancel_request(request: Request, owner: Owner, ctx: ApiContext) -> Response:
     """DELETE /v1/requests/{id}: 200 cancelled (also when already cancelled); 409 if it ended."""
     store = ctx.store
-    req = await store.get(request.path_params["request_id"])
-    check_owner(owner, req)
+    req = await get_owned(ctx.store, owner, request.path_params["request_id"])
     if req.is_terminal and req.status is not Status.CANCELLED:
         raise _already(req.id, req.status)
     try:

@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from errand.api.auth import Owner, check_owner
+from errand.api.auth import Owner, get_owned
 from errand.api.common import ApiContext, request_url
 from errand.errors import ErrandError, InvalidRequest
 from errand.models import TERMINAL, Event
@@ -57,8 +57,7 @@ OPEN_STREAMS = Gauge("errand_sse_open_streams", "Server-Sent Event streams open 
 async def request_events(request: Request, owner: Owner, ctx: ApiContext) -> Response:
     """GET /v1/requests/{id}/events: the owner's (or an admin's) request; others get 404."""
     after = parse_last_event_id(request)
-    req = await ctx.store.get(request.path_params["request_id"])
-    check_owner(owner, req)
+    req = await get_owned(ctx.store, owner, request.path_params["request_id"])
     if request.method == "HEAD":  # the headers only: a stream would hold the call to the end
         return Response(headers=HEADERS, media_type=EventStreamResponse.media_type)
     return _stream(ctx, req, after, {})

@@ -161,7 +161,7 @@ def live(request_id: str, row: Row | None) -> Request:
         raise NotFound(f"request {request_id!r} not found")
     req = sql.to_request(row)
     if req.expired:
-        raise RequestExpired(f"request {request_id!r} has expired")
+        raise RequestExpired(f"request {request_id!r} has expired", owner=req.owner, user_id=req.user_id)
     return req
 
 

@@ -65,7 +65,7 @@ def get(conn: sqlite3.Connection, request_id: str) -> Request:
     if req is None:
         raise NotFound(f"request {request_id!r} not found")
     if req.expired:
-        raise RequestExpired(f"request {request_id!r} has expired")
+        raise RequestExpired(f"request {request_id!r} has expired", owner=req.owner, user_id=req.user_id)
     return req
 
 
