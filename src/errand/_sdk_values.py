@@ -1,0 +1,148 @@
+"""The SDK's values: request status, handle and page parsed from errand's JSON, and the
+optional keywords of chat/trigger calls. No I/O; `errand.client` re-exports them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypedDict
+from urllib.parse import quote
+
+from errand.models import ErrorInfo, Progress, Result, Status
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _delivery_mode(value: Any) -> str | None:
+    """`delivery` is a mode string in 202s, lists and webhook bodies, an object in GET answers."""
+    if isinstance(value, Mapping):
+        value = value.get("mode")
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStatus:
+    """A request as GET /v1/requests/{id} describes it (also a webhook body, or a sync answer).
+
+    A sync `chat()` whose work outlived the server's sync wait comes back as a 202; it is still a
+    RequestStatus, with `status` pending or processing and no result: `wait(st.id)` for the rest.
+    """
+
+    id: str
+    status: Status
+    result: Result | None = None
+    error: ErrorInfo | None = None
+    progress: Progress | None = None
+    attempts: int = 0
+    created_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    duration_ms: int | None = None
+    agent: str | None = None
+    user_id: str | None = None
+    kind: str | None = None
+    delivery: str | None = None
+    """How the result is delivered: "polling" or "webhook" (GET also sends the webhook's state,
+    `raw["delivery"]["state"]`: pending, retrying, delivered or failed)."""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The document as the server sent it (read-only), for fields this class does not name."""
+
+    @property
+    def is_complete(self) -> bool:
+        """True once the request is terminal (completed, failed or cancelled): it will not change."""
+        return self.status.is_terminal
+
+    @property
+    def is_success(self) -> bool:
+        return self.status is Status.COMPLETED
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> RequestStatus:
+        """Parse a status document (GET answer, sync chat answer, webhook body)."""
+        return cls(
+            id=str(doc.get("request_id") or doc.get("id") or ""),
+            status=Status(doc.get("status", "pending")),
+            result=Result.from_dict(doc.get("result")),
+            error=ErrorInfo.from_dict(doc.get("error")),
+            progress=Progress.from_dict(doc.get("progress")),
+            attempts=int(doc.get("attempts") or 0),
+            created_at=_opt_float(doc.get("created_at")),
+            started_at=_opt_float(doc.get("started_at")),
+            completed_at=_opt_float(doc.get("completed_at")),
+            duration_ms=_opt_int(doc.get("duration_ms")),
+            agent=doc.get("agent"),
+            user_id=doc.get("user_id"),
+            kind=doc.get("kind"),
+            delivery=_delivery_mode(doc.get("delivery")),
+            raw=MappingProxyType(dict(doc)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHandle:
+    """What an accepted async request (202) gives back: enough to poll or wait for it."""
+
+    id: str
+    status: Status
+    poll_url: str
+    estimated_seconds: float | None = None
+    delivery: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> RequestHandle:
+        """Parse a 202 body; a full status document (e.g. an idempotent replay) also works."""
+        rid = str(doc.get("request_id") or doc.get("id") or "")
+        return cls(
+            id=rid,
+            status=Status(doc.get("status", "pending")),
+            poll_url=str(doc.get("poll_url") or f"/v1/requests/{quote(rid, safe='')}"),
+            estimated_seconds=_opt_float(doc.get("estimated_seconds")),
+            delivery=doc.get("delivery"),
+            raw=MappingProxyType(dict(doc)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestList:
+    """One page of the caller's requests, newest first; pass `next_cursor` for the next page."""
+
+    requests: tuple[RequestStatus, ...]
+    next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[RequestStatus]:
+        return iter(self.requests)
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> RequestList:
+        items = tuple(RequestStatus.from_document(d) for d in doc.get("requests") or ())
+        return cls(items, doc.get("next_cursor"))
+
+
+class TriggerOptions(TypedDict, total=False):
+    """Optional keywords of `fire_trigger()`."""
+
+    session_id: str | None
+    webhook_url: str | None
+    idempotency_key: str | None
+    """Sent as X-Muxi-Idempotency-Key: a retry with the same key returns the original request."""
+
+
+class ChatOptions(TriggerOptions, total=False):
+    """Optional keywords of `chat()` and `chat_async()` (the POST /v1/chat body fields)."""
+
+    agent_id: str | None
+    metadata: Mapping[str, Any] | None
+    threshold_seconds: float | None
+    request_id: str | None
+    """A client-chosen id, unique per owner (else the server makes `req_...`)."""
