@@ -78,6 +78,7 @@ def test_a_raw_github_payload_posts_straight_in(srv: Server) -> None:
     assert r.status_code == 202, r.text  # triggers default to async
     ack = r.json()
     assert ack["status"] == "pending" and ack["delivery"] == "polling"
+    assert isinstance(ack["estimated_seconds"], float) and ack["estimated_seconds"] > 0  # as chat
     assert r.headers["location"] == ack["poll_url"] == f"/v1/requests/{ack['request_id']}"
     doc = wait_for(c, ack["request_id"])
     assert doc["status"] == "completed" and doc["result"]["text"] == f"echo: {GITHUB_TEXT}"

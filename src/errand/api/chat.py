@@ -12,24 +12,25 @@ the new request's Server-Sent Event stream (api/sse.py).
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from errand.api.auth import Owner, with_body_user
 from errand.api.bodies import ChatBody, parse_object, read_body, validate_chat
-from errand.api.common import SUBMITTED, ApiContext, answer, check_webhook_url, idempotency_key
+from errand.api.common import (
+    SUBMITTED,
+    ApiContext,
+    answer,
+    check_webhook_url,
+    estimate_for,
+    idempotency_key,
+)
 from errand.api.sse import chat_stream
 from errand.clock import new_request_id
-from errand.mode import MIN_HISTORY, decide, estimate_seconds
+from errand.mode import decide
 from errand.models import Mode, NewRequest
 
 CHAT_PATH = "/v1/chat"
-HISTORY_TTL_S = 5.0
-"""A usable duration history is re-read at most this often per agent (estimates need not be
-fresher); a history too short to use is re-read after SHORT_HISTORY_TTL_S, as it is about to change."""
-SHORT_HISTORY_TTL_S = 0.2
 
 
 async def chat(request: Request, owner: Owner, ctx: ApiContext) -> Response:
@@ -55,10 +56,7 @@ async def _new_request(body: ChatBody, owner: Owner, agent_id: str, ctx: ApiCont
     cfg = ctx.config.async_
     webhook = body.webhook_url or cfg.webhook_url
     threshold = body.threshold_seconds if body.threshold_seconds is not None else cfg.threshold_seconds
-    agent = ctx.config.agent(agent_id)
-    tools, steps = (len(agent.tools), agent.max_steps) if agent is not None and agent.is_llm else (0, 1)
-    history = await _history(agent_id, ctx)
-    estimate = estimate_seconds(body.message, history, tool_count=tools, max_steps=steps)
+    estimate = await estimate_for(ctx, agent_id, body.message)
     # A stream is its own wait: the request runs async and the answer follows it.
     mode = Mode.ASYNC if body.stream else decide(body.explicit_mode(), webhook, cfg.mode, estimate, threshold)
     return NewRequest(
@@ -77,14 +75,3 @@ async def _new_request(body: ChatBody, owner: Owner, agent_id: str, ctx: ApiCont
         max_attempts=ctx.config.workflow.retry.max_attempts,
         estimated_seconds=estimate,
     )
-
-
-async def _history(agent_id: str, ctx: ApiContext) -> list[float]:
-    now = asyncio.get_running_loop().time()
-    cached = ctx.history.get(agent_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    durations = await ctx.store.duration_history(agent_id)
-    ttl = HISTORY_TTL_S if len(durations) >= MIN_HISTORY else SHORT_HISTORY_TTL_S
-    ctx.history[agent_id] = (now + ttl, durations)
-    return durations

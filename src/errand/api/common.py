@@ -30,6 +30,7 @@ from errand.clock import Clock
 from errand.config import Config
 from errand.delivery.urlguard import check_url_async
 from errand.errors import InvalidRequest, ResourceNotFound, ServiceUnavailable
+from errand.mode import MIN_HISTORY, estimate_seconds
 from errand.models import IdempotencyKey, Mode, to_document
 from errand.models import Request as StoredRequest
 from errand.store.base import Store
@@ -246,3 +247,28 @@ async def check_webhook_url(url: str, ctx: ApiContext) -> None:
             "webhook_url must be an http(s) URL with a host", details={"field": "webhook_url"}
         )
     await check_url_async(url, ctx.config.async_.webhook_allow_hosts)
+
+
+HISTORY_TTL_S = 5.0
+"""A usable duration history is re-read at most this often per agent (estimates need not be
+fresher); a history too short to use is re-read after SHORT_HISTORY_TTL_S, as it is about to change."""
+SHORT_HISTORY_TTL_S = 0.2
+
+
+async def estimate_for(ctx: ApiContext, agent_id: str, message: str) -> float:
+    """`estimated_seconds` of a message for an agent: its recent p90 once it has history, else
+    the heuristic of mode.py (message, and an LLM agent's tools and steps)."""
+    agent = ctx.config.agent(agent_id)
+    tools, steps = (len(agent.tools), agent.max_steps) if agent is not None and agent.is_llm else (0, 1)
+    return estimate_seconds(message, await _history(agent_id, ctx), tool_count=tools, max_steps=steps)
+
+
+async def _history(agent_id: str, ctx: ApiContext) -> list[float]:
+    now = asyncio.get_running_loop().time()
+    cached = ctx.history.get(agent_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    durations = await ctx.store.duration_history(agent_id)
+    ttl = HISTORY_TTL_S if len(durations) >= MIN_HISTORY else SHORT_HISTORY_TTL_S
+    ctx.history[agent_id] = (now + ttl, durations)
+    return durations

@@ -42,6 +42,7 @@ from errand.api.common import (
     ApiContext,
     answer,
     check_webhook_url,
+    estimate_for,
     idempotency_key,
 )
 from errand.api.errors import json_response
@@ -108,6 +109,7 @@ async def fire_trigger(request: Request, owner: Owner, ctx: ApiContext) -> Respo
         webhook_url=webhook,
         mode=Mode.ASYNC if use_async else Mode.SYNC,
         max_attempts=ctx.config.workflow.retry.max_attempts,
+        estimated_seconds=await estimate_for(ctx, agent_id, message),
     )
     req, created = await ctx.store.submit(new, idempotency)
     if created:
