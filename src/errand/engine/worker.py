@@ -154,10 +154,7 @@ class Worker:
             free = self.settings.concurrency - len(self._attempts)
             if free > 0:
                 try:
-                    # annotated: Store.list shadows `list` in base.py's annotations for mypy
-                    claims: list[Claim] = await self.store.claim(
-                        self.worker_id, free, self.settings.lease_seconds
-                    )
+                    claims = await self.store.claim(self.worker_id, free, self.settings.lease_seconds)
                 except StoreUnavailable as exc:
                     failures += 1
                     await self._pause_after_store_error("claim", exc, failures)
