@@ -48,6 +48,7 @@ async:
   webhook_timeout: 10         # seconds per delivery attempt
   # webhook_initial_delay: 1   # first retry after ~1 s, then doubling (+-25% jitter)
   # webhook_max_delay: 1h      # cap on the wait between two retries
+  # webhook_concurrency: 32    # webhook POSTs in flight at once per process
   # webhook_allow_hosts: [localhost]   # private/loopback webhook hosts are refused unless listed
   result_ttl: 24h             # finished results stay readable this long, then answer 410
 

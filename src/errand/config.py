@@ -74,6 +74,8 @@ class AsyncConfig(_Section):
     webhook_allow_hosts: list[str] = Field(default_factory=list)
     webhook_initial_delay: Duration = 1.0
     webhook_max_delay: Duration = 3600.0
+    webhook_concurrency: int = Field(default=32, ge=1, le=1000)
+    """Webhook POSTs in flight at once per dispatcher (each `errand serve` / `errand worker`)."""
     """A failed delivery is retried after min(max_delay, initial_delay * 2**(n-1)) s, +-25% jitter."""
     result_ttl: Duration = 86400.0
     tombstone_ttl: Duration = 30 * 86400.0

@@ -123,6 +123,7 @@ class DispatcherSettings:
             "allow_hosts": tuple(a.webhook_allow_hosts),
             "initial_delay": a.webhook_initial_delay,
             "max_delay": a.webhook_max_delay,
+            "concurrency": a.webhook_concurrency,
             "lease_seconds": max(60.0, 3 * a.webhook_timeout + 10),
             "poll_interval": config.workers.poll_interval,
         }
