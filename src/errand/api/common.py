@@ -56,7 +56,7 @@ class AgentLookup(Protocol):
 class ApiContext:
     """The app's shared parts; `store`, `agents` and `triggers` are set by the lifespan."""
 
-    __slots__ = ("_agents", "_store", "auth", "clock", "config", "history", "triggers")
+    __slots__ = ("_agents", "_store", "auth", "clock", "config", "feeds", "history", "triggers")
 
     def __init__(self, config: Config, clock: Clock) -> None:
         self.config = config
@@ -66,6 +66,8 @@ class ApiContext:
         self._agents: AgentLookup | None = None
         self.history: dict[str, tuple[float, list[float]]] = {}
         """agent id -> (expiry on the loop clock, recent durations): spares a query per submit."""
+        self.feeds: dict[str, Any] = {}
+        """request id -> the event feed its SSE followers in this process share (api/sse.py)."""
         self.triggers: Mapping[str, Trigger] = {}
         """The formation's triggers/*.md, loaded once at startup (a changed file needs a restart)."""
 

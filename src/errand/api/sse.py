@@ -14,6 +14,11 @@ or polling, so an API-only process streams work done elsewhere. A stream silent 
 headers ask them not to buffer or cache. A client that goes away ends its stream at once: the
 response listens for the disconnect while it streams, instead of noticing at the next write.
 
+Followers of one request in this process share one reader (`Feed`): it reads each event from
+the store once and keeps the encoded frames, so 200 clients on one request cost one
+`events_since` per change rather than 200 (the log of one request is small: content deltas
+are merged when written).
+
 `POST /v1/chat` with `stream: true` answers with the same stream for the request it created
 (see `chat_stream`): the first event, `created`, carries the request id, as does the
 `X-Request-Id` header.
@@ -24,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import orjson
 from prometheus_client import Gauge
@@ -39,7 +44,7 @@ from errand.models import TERMINAL, Event
 from errand.models import Request as StoredRequest
 from errand.store.base import Store
 
-__all__ = ["chat_stream", "encode_event", "event_frames", "parse_last_event_id", "request_events"]
+__all__ = ["Feed", "chat_stream", "encode_event", "follow", "parse_last_event_id", "request_events"]
 
 log = logging.getLogger("errand.api")
 
@@ -50,6 +55,8 @@ KEEPALIVE = b": keepalive\n\n"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 """no-cache: a replay is never served stale; X-Accel-Buffering: nginx passes events at once."""
 MAX_ID_DIGITS = 18
+READER_WAIT = 30.0
+"""A feed's reader re-checks the log at least this often (followers keep their own heartbeat)."""
 
 OPEN_STREAMS = Gauge("errand_sse_open_streams", "Server-Sent Event streams open in this process")
 
@@ -74,8 +81,101 @@ def _stream(ctx: ApiContext, req: StoredRequest, after: int, headers: Mapping[st
     # An id beyond the log (not one we sent) resumes from its end rather than waiting forever
     # for a seq that will not come: a 4xx would make EventSource give up for good.
     after = min(after, req.seq)
-    frames = event_frames(ctx.store, req.id, after, ctx.config.server.sse_heartbeat_seconds)
+    frames = follow(feed_for(ctx, req.id), after, ctx.config.server.sse_heartbeat_seconds)
     return EventStreamResponse(frames, headers={**HEADERS, **headers})
+
+
+class Feed:
+    """One request's events as this process has read them, shared by every follower here.
+
+    A single reader task reads the log from seq 1 and waits on `store.wait_for_change`; each
+    batch is appended (events[i] has seq i + 1: the log is gapless) with its encoded frame, and
+    followers are woken. The reader stops at the terminal event, on a store error (followers end
+    their streams; clients resume with Last-Event-ID), or when the last follower leaves."""
+
+    def __init__(self, store: Store, request_id: str, on_idle: Callable[[], None]) -> None:
+        self.request_id = request_id
+        self.frames: list[tuple[bytes, bool]] = []
+        """(encoded message, is terminal) for seq 1, 2, 3..."""
+        self.done = False
+        self.changed = asyncio.Event()
+        self.followers = 0
+        self._store = store
+        self._on_idle = on_idle
+        self._task = asyncio.get_running_loop().create_task(self._read(), name=f"errand-feed-{request_id}")
+
+    def join(self) -> None:
+        self.followers += 1
+
+    def leave(self) -> None:
+        self.followers -= 1
+        if self.followers <= 0:
+            self._task.cancel()
+            self._on_idle()
+
+    def _publish(self) -> None:
+        woken, self.changed = self.changed, asyncio.Event()
+        woken.set()
+
+    async def _read(self) -> None:
+        seq, look = 0, True
+        try:
+            while True:
+                events = await self._store.events_since(self.request_id, seq, BATCH)
+                if events:
+                    seq = events[-1].seq
+                    self.frames.extend((encode_event(e), e.type in TERMINAL_EVENTS) for e in events)
+                    self._publish()
+                    if events[-1].type in TERMINAL_EVENTS:
+                        return
+                    if len(events) == BATCH:
+                        continue
+                elif look and (await self._store.get(self.request_id)).is_terminal:
+                    return
+                look = await self._store.wait_for_change(self.request_id, seq, READER_WAIT)
+        except ErrandError as exc:  # e.g. RequestExpired (purged), StoreUnavailable
+            log.info("event stream of %s ended early: %s", self.request_id, exc.message)
+        finally:
+            self.done = True
+            self._publish()
+
+
+def feed_for(ctx: ApiContext, request_id: str) -> Feed:
+    """This process's feed of the request, started by its first follower."""
+    feed = ctx.feeds.get(request_id)
+    if feed is None or (feed.done and not (feed.frames and feed.frames[-1][1])):  # new, or failed
+        feed = Feed(ctx.store, request_id, lambda: _drop(ctx, request_id, feed))
+        ctx.feeds[request_id] = feed
+    return feed
+
+
+def _drop(ctx: ApiContext, request_id: str, feed: Feed | None) -> None:
+    if ctx.feeds.get(request_id) is feed:
+        del ctx.feeds[request_id]
+
+
+async def follow(feed: Feed, after_seq: int, heartbeat: float) -> AsyncIterator[bytes]:
+    """The stream's bytes: the feed's frames after `after_seq` in order, keepalives in
+    silences, until the terminal event (or the feed ends)."""
+    feed.join()
+    pos = after_seq
+    try:
+        while True:
+            if pos < len(feed.frames):
+                chunk = feed.frames[pos : pos + BATCH]
+                pos += len(chunk)
+                yield b"".join(frame for frame, _ in chunk)
+                if chunk[-1][1]:
+                    return
+                continue
+            if feed.done:
+                return
+            try:
+                await asyncio.wait_for(feed.changed.wait(), heartbeat)
+            except TimeoutError:
+                yield KEEPALIVE
+    finally:
+        feed.leave()
 
 
 def parse_last_event_id(request: Request) -> int:
@@ -104,33 +204,6 @@ def encode_event(event: Event) -> bytes:
     if "\n" in kind or "\r" in kind:  # an agent-chosen type must not break the framing
         kind = kind.replace("\r", " ").replace("\n", " ")
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, kind.encode(), orjson.dumps(data))
-
-
-async def event_frames(
-    store: Store, request_id: str, after_seq: int, heartbeat: float
-) -> AsyncIterator[bytes]:
-    """The stream's bytes: events after `after_seq` in order, keepalives in silences, until
-    the terminal event. A store error ends the stream (the client resumes with Last-Event-ID)."""
-    seq = after_seq
-    look = True  # nothing read yet: the request may be over already (resumed at its end)
-    try:
-        while True:
-            events = await store.events_since(request_id, seq, BATCH)
-            if events:
-                seq = events[-1].seq
-                yield b"".join(encode_event(e) for e in events)
-                if events[-1].type in TERMINAL_EVENTS:
-                    return
-                if len(events) == BATCH:
-                    continue
-            elif look and (await store.get(request_id)).is_terminal:
-                return
-            changed = await store.wait_for_change(request_id, seq, heartbeat)
-            look = changed  # a change with nothing to read: ended and purged meanwhile?
-            if not changed:
-                yield KEEPALIVE
-    except ErrandError as exc:  # e.g. RequestExpired (purged), StoreUnavailable
-        log.info("event stream of %s ended early: %s", request_id, exc.message)
 
 
 class EventStreamResponse(StreamingResponse):
