@@ -346,16 +346,15 @@ def test_two_apis_three_workers_one_sigkilled(tmp_path: Path, pg_fresh_url: str)
 
 async def kill_when_busy(folder: Path, victim: Proc) -> float:
     """SIGKILL `victim` once it runs >= 5 attempts and a fifth of the load is in (bounded in
-    time: fails after 30 s). Returns the wall time of the kill."""
+    time: fails after 30 s). Returns a wall time by which the victim was dead (reaped)."""
     assert victim.p is not None
     pid = victim.p.pid
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         runs = read_runs(folder)
         if len({r.rid for r in runs if r.kind == "start"}) >= N_SCALE // 5 and len(in_flight(runs, pid)) >= 5:
-            killed_at = time.time()
-            await asyncio.to_thread(victim.kill)
-            return killed_at
+            await asyncio.to_thread(victim.kill)  # returns once the process is reaped
+            return time.time()  # nothing it wrote can be stamped later than this
         await asyncio.sleep(0.02)
     raise AssertionError("the victim never had 5 attempts in flight")
 
