@@ -62,7 +62,7 @@ def create_app(
     operators who run `errand migrate` themselves: `/ready` then answers 503 "migrations
     pending" until they have) and closes it."""
     clock = clock or SystemClock()
-    ctx = ApiContext(config, clock)
+    ctx = ApiContext(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

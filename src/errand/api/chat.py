@@ -34,8 +34,6 @@ from errand.mode import decide
 from errand.models import Mode, NewRequest
 
 CHAT_PATH = "/v1/chat"
-
-
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 """Client-chosen request ids: 1-128 url-safe characters, starting with a letter or digit."""
 

@@ -16,7 +16,6 @@ from starlette.responses import Response
 
 from errand.api.auth import Authenticator, Owner
 from errand.api.errors import to_response
-from errand.clock import Clock
 from errand.config import Config
 from errand.errors import ResourceNotFound, ServiceUnavailable
 from errand.store.base import Store
@@ -39,11 +38,10 @@ class AgentLookup(Protocol):
 class ApiContext:
     """The app's shared parts; `store`, `agents` and `triggers` are set by the lifespan."""
 
-    __slots__ = ("_agents", "_store", "auth", "clock", "config", "feeds", "history", "triggers")
+    __slots__ = ("_agents", "_store", "auth", "config", "feeds", "history", "triggers")
 
-    def __init__(self, config: Config, clock: Clock) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.clock = clock
         self.auth = Authenticator(config.keys.client, config.keys.admin)
         self._store: Store | None = None
         self._agents: AgentLookup | None = None
