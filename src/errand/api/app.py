@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,7 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from errand.agents.registry import AgentRegistry
 from errand.api.chat import chat
-from errand.api.common import ApiContext, by_method, endpoint, public
+from errand.api.context import ApiContext, by_method, endpoint, public
 from errand.api.deliveries import list_deliveries, redeliver
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
 from errand.api.requests import cancel_request, get_request, list_requests
@@ -60,7 +62,7 @@ def create_app(
     operators who run `errand migrate` themselves: `/ready` then answers 503 "migrations
     pending" until they have) and closes it."""
     clock = clock or SystemClock()
-    ctx = ApiContext(config, clock)
+    ctx = ApiContext(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -102,24 +104,9 @@ async def _workers(
         yield
         return
     settings = WorkerSettings.from_config(config)
-    stop = asyncio.Event()
-    task = asyncio.create_task(Worker(store, agents, settings, clock=clock).run(stop), name="errand-worker")
-    task.add_done_callback(_report_worker_exit)
-    try:
+    worker = Worker(store, agents, settings, clock=clock)
+    async with _beside("worker", "errand-worker", worker.run, settings.shutdown_grace + WORKER_STOP_MARGIN_S):
         yield
-    finally:
-        stop.set()
-        done, _ = await asyncio.wait({task}, timeout=settings.shutdown_grace + WORKER_STOP_MARGIN_S)
-        if not done:
-            log.warning("worker did not stop in time; cancelling it")
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-def _report_worker_exit(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("the worker stopped with an error", exc_info=task.exception())
 
 
 @contextlib.asynccontextmanager
@@ -134,25 +121,39 @@ async def _dispatcher(store: Store, config: Config, clock: Clock, *, enabled: bo
         yield
         return
     settings = DispatcherSettings.from_config(config)
+    async with (
+        Dispatcher(store, settings, clock=clock) as dispatcher,
+        _beside(
+            "webhook dispatcher", "errand-dispatcher", dispatcher.run, settings.timeout + WORKER_STOP_MARGIN_S
+        ),
+    ):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _beside(
+    what: str, name: str, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], grace: float
+) -> AsyncIterator[None]:
+    """`run(stop)` as a task while the app serves; at shutdown `stop` is set, and the task is
+    cancelled if it has not ended `grace` seconds later."""
     stop = asyncio.Event()
-    async with Dispatcher(store, settings, clock=clock) as dispatcher:
-        task = asyncio.create_task(dispatcher.run(stop), name="errand-dispatcher")
-        task.add_done_callback(_report_dispatcher_exit)
-        try:
-            yield
-        finally:
-            stop.set()
-            done, _ = await asyncio.wait({task}, timeout=settings.timeout + WORKER_STOP_MARGIN_S)
-            if not done:
-                log.warning("webhook dispatcher did not stop in time; cancelling it")
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    task = asyncio.create_task(run(stop), name=name)
+    task.add_done_callback(functools.partial(_report_exit, what))
+    try:
+        yield
+    finally:
+        stop.set()
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
+            log.warning("%s did not stop in time; cancelling it", what)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
-def _report_dispatcher_exit(task: asyncio.Task[None]) -> None:
+def _report_exit(what: str, task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.error("the webhook dispatcher stopped with an error", exc_info=task.exception())
+        log.error("the %s stopped with an error", what, exc_info=task.exception())
 
 
 def _routes(ctx: ApiContext) -> list[BaseRoute]:

@@ -8,29 +8,98 @@ call and the work goes on. A client's webhook URL passes the SSRF guard
 Unknown `agent_id` answers 404 RESOURCE_NOT_FOUND (the registry's
 error; the same code as an unknown trigger). `stream: true` submits async and answers with
 the new request's Server-Sent Event stream (api/sse.py).
+
+The body is validated strictly (JSON `true` is a bool, `"true"` is not; `1` is not a string) and
+unknown fields are refused: a typo like `mesage` or `asnyc` must fail loudly rather than be
+ignored and silently change what runs. A few MUXI body fields are known and accepted: `user_id`
+(MUXI's deprecated fallback for the X-Muxi-User-Id header), `group_id` and `source_channel`
+(reserved / telemetry in MUXI; ignored here).
 """
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
 from errand.api.auth import Owner, with_body_user
-from errand.api.bodies import ChatBody, parse_object, read_body, validate_chat
-from errand.api.common import (
-    SUBMITTED,
-    ApiContext,
-    answer,
-    check_webhook_url,
-    estimate_for,
-    idempotency_key,
-)
+from errand.api.body import invalid_from, parse_object, read_body
+from errand.api.context import ApiContext
 from errand.api.sse import chat_stream
+from errand.api.submit import answer, check_webhook_url, estimate_for, idempotency_key, submit
 from errand.clock import new_request_id
 from errand.mode import decide
 from errand.models import Mode, NewRequest
 
 CHAT_PATH = "/v1/chat"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+"""Client-chosen request ids: 1-128 url-safe characters, starting with a letter or digit."""
+
+
+class ChatBody(BaseModel):
+    """POST /v1/chat. `async` and `use_async` are seed-compatible synonyms of `mode`."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    message: str
+    agent_id: str | None = Field(default=None, min_length=1, max_length=128)
+    session_id: str | None = Field(default=None, min_length=1, max_length=256)
+    metadata: dict[str, Any] | None = None
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    threshold_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    stream: bool = False
+    request_id: str | None = Field(default=None, pattern=REQUEST_ID_PATTERN)
+    mode: Literal["auto", "sync", "async"] | None = None
+    async_: bool | None = Field(default=None, alias="async")
+    use_async: bool | None = None
+    # MUXI fields: user_id is the deprecated header fallback; the other two are ignored.
+    user_id: str | None = None
+    group_id: str | None = None
+    source_channel: str | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty or whitespace")
+        return value
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> ChatBody:
+        self.explicit_mode()  # raises on conflicting mode / async / use_async
+        return self
+
+    def explicit_mode(self) -> Mode | None:
+        """The mode the request asked for, or None; ValueError if its three spellings disagree."""
+        said: dict[str, Mode] = {}
+        if self.mode is not None:
+            said["mode"] = Mode(self.mode)
+        for name, flag in (("async", self.async_), ("use_async", self.use_async)):
+            if flag is not None:
+                said[name] = Mode.ASYNC if flag else Mode.SYNC
+        if len(set(said.values())) > 1:
+            shown = ", ".join(f"{k}={_show(k, v)}" for k, v in said.items())
+            raise ValueError(f"mode, async and use_async disagree ({shown}); send one of them")
+        return next(iter(said.values()), None)
+
+
+def _show(name: str, mode: Mode) -> str:
+    if name == "mode":
+        return f'"{mode.value}"'
+    return "true" if mode is Mode.ASYNC else "false"
+
+
+_CHAT_FIELDS = sorted({f.alias or name for name, f in ChatBody.model_fields.items()})
+
+
+def validate_chat(data: dict[str, Any]) -> ChatBody:
+    """The body as a ChatBody, or a 422 naming the first bad field."""
+    try:
+        return ChatBody.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_from(exc, _CHAT_FIELDS) from None
 
 
 async def chat(request: Request, owner: Owner, ctx: ApiContext) -> Response:
@@ -44,9 +113,7 @@ async def chat(request: Request, owner: Owner, ctx: ApiContext) -> Response:
     if body.webhook_url is not None:
         await check_webhook_url(body.webhook_url, ctx)
     new = await _new_request(body, owner, agent_id, ctx)
-    req, created = await ctx.store.submit(new, idempotency)
-    if created:
-        SUBMITTED.labels("chat", req.mode.value).inc()
+    req = await submit(ctx, new, idempotency)
     if body.stream:
         return chat_stream(request, req, ctx)
     return await answer(request, req, ctx)

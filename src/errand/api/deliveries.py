@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from errand.api.auth import Owner, get_owned, require_admin
-from errand.api.common import ApiContext
+from errand.api.context import ApiContext
 from errand.api.errors import json_response
 from errand.models import Delivery
 

@@ -32,7 +32,11 @@ log = logging.getLogger("errand.api")
 
 
 class MalformedBody(InvalidRequest):
-    """The request body is not valid JSON."""
+    """The request body is not JSON at all (or its Content-Length is not a number).
+
+    In the ErrandError tree under InvalidRequest (same code, INVALID_REQUEST; a client catching
+    InvalidRequest catches it), it differs only in its HTTP status: 400, where a body that is
+    JSON but invalid is a 422. It lives here because only the HTTP layer raises it."""
 
 
 STATUS: dict[type[ErrandError], int] = {

@@ -5,20 +5,27 @@ answers 404 exactly like an unknown id. A purged request answers 410 REQUEST_EXP
 GET of one request shows its webhook delivery state (`delivery: {"mode", "state", ...}`, one
 more read, for webhook requests only); the list shows only the mode string (`"polling"` or
 `"webhook"`), as the 202 acknowledgement does, so a page costs one query whatever it holds.
+
+`status_document()` and `wait_terminal()` are also what a sync answer of the submit path
+(api/submit.py) is made of: one status document, one long-poll wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from errand.api.auth import Owner, get_owned, list_filter
-from errand.api.common import ApiContext, status_document, wait_terminal
+from errand.api.context import ApiContext
 from errand.api.errors import json_response
 from errand.errors import Conflict, InvalidRequest
+from errand.models import Request as StoredRequest
 from errand.models import Status, to_document
+from errand.store.base import Store
 
 WAIT_CAP_S = 60.0
 DEFAULT_LIMIT = 50
@@ -36,8 +43,33 @@ async def get_request(request: Request, owner: Owner, ctx: ApiContext) -> Respon
     return json_response(await status_document(ctx, req))
 
 
+async def status_document(ctx: ApiContext, req: StoredRequest) -> dict[str, Any]:
+    """The status document with its delivery state (GET /v1/requests/{id}, sync answers).
+
+    Only a webhook request costs an extra read (its latest delivery); a polling one never does."""
+    if not req.webhook_url:
+        return to_document(req, with_delivery=True)
+    deliveries = await ctx.store.list_deliveries(req.id) if req.is_terminal else []
+    return to_document(req, with_delivery=True, delivery=deliveries[-1] if deliveries else None)
+
+
+async def wait_terminal(store: Store, req: StoredRequest, timeout: float) -> StoredRequest:
+    """The request once terminal, or as it is after `timeout` seconds: woken by the store's
+    change notifications, never by polling."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not req.is_terminal:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        if await store.wait_for_change(req.id, req.seq, remaining):
+            req = await store.get(req.id)
+    return req
+
+
 async def list_requests(request: Request, owner: Owner, ctx: ApiContext) -> Response:
-    """GET /v1/requests: the caller's requests, newest first, paginated by an opaque cursor."""
+    """GET /v1/requests: the caller's requests, newest first, paginated by an opaque cursor
+    (one the store did not make is its InvalidRequest, a 422)."""
     query = request.query_params
     status = parse_status(query.get("status"))
     limit = parse_limit(query.get("limit"))
@@ -45,12 +77,7 @@ async def list_requests(request: Request, owner: Owner, ctx: ApiContext) -> Resp
     if cursor is not None and len(cursor) > MAX_CURSOR:
         raise InvalidRequest("cursor is not valid", details={"field": "cursor"})
     owner_id, user_id = list_filter(owner)
-    try:
-        page = await ctx.store.list(
-            owner=owner_id, user_id=user_id, status=status, limit=limit, cursor=cursor
-        )
-    except ValueError:
-        raise InvalidRequest("cursor is not valid", details={"field": "cursor"}) from None
+    page = await ctx.store.list(owner=owner_id, user_id=user_id, status=status, limit=limit, cursor=cursor)
     docs = [to_document(r) for r in page.requests]
     return json_response({"requests": docs, "count": len(docs), "next_cursor": page.next_cursor})
 

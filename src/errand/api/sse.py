@@ -38,7 +38,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from errand.api.auth import Owner, get_owned
-from errand.api.common import ApiContext, request_url
+from errand.api.context import ApiContext, request_url
 from errand.errors import ErrandError, InvalidRequest
 from errand.models import TERMINAL, Event
 from errand.models import Request as StoredRequest

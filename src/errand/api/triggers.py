@@ -2,7 +2,7 @@
 
 A trigger (triggers.py: `triggers/NAME.md`, front matter + `${{ data.x }}` template) turns a
 JSON payload into a chat message. Firing one is a submit like POST /v1/chat, through the same
-helpers (api/common.py): idempotency keys scoped to `/v1/triggers/NAME`, the webhook URL check,
+steps (api/submit.py): idempotency keys scoped to `/v1/triggers/NAME`, the webhook URL check,
 the durable `store.submit` before any answer, and the same 202 / sync-200 answers.
 
 The body is either the envelope `{"data": {...}, "use_async", "session_id", "webhook_url"}` or
@@ -21,8 +21,8 @@ Decisions, each in order of precedence:
 Triggers are read once at startup (`load_formation_triggers`): a broken file, an unknown agent
 or a webhook URL that cannot be signed stops the server with a message naming the file, rather
 than failing each call. Unknown names answer 404 RESOURCE_NOT_FOUND; no answer ever shows a
-file path, the template source or a front-matter webhook URL. Triggers do not estimate a
-duration (they do not choose their mode by one): the 202's `estimated_seconds` is null.
+file path, the template source or a front-matter webhook URL. A trigger's 202 carries
+`estimated_seconds` as chat's does, though its mode is never chosen by the estimate.
 """
 
 from __future__ import annotations
@@ -35,17 +35,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from errand.api.auth import Owner
-from errand.api.bodies import invalid_from, parse_object, read_body
-from errand.api.common import (
-    SUBMITTED,
-    AgentLookup,
-    ApiContext,
-    answer,
-    check_webhook_url,
-    estimate_for,
-    idempotency_key,
-)
+from errand.api.body import invalid_from, parse_object, read_body
+from errand.api.context import AgentLookup, ApiContext
 from errand.api.errors import json_response
+from errand.api.submit import answer, check_webhook_url, estimate_for, idempotency_key, submit
 from errand.clock import new_request_id
 from errand.config import Config
 from errand.errors import ConfigError, InvalidRequest, ResourceNotFound
@@ -111,10 +104,7 @@ async def fire_trigger(request: Request, owner: Owner, ctx: ApiContext) -> Respo
         max_attempts=ctx.config.workflow.retry.max_attempts,
         estimated_seconds=await estimate_for(ctx, agent_id, message),
     )
-    req, created = await ctx.store.submit(new, idempotency)
-    if created:
-        SUBMITTED.labels("trigger", req.mode.value).inc()
-    return await answer(request, req, ctx)
+    return await answer(request, await submit(ctx, new, idempotency), ctx)
 
 
 async def list_triggers(request: Request, owner: Owner, ctx: ApiContext) -> Response:

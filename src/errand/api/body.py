@@ -1,0 +1,91 @@
+"""Request bodies: read with a size cap, parse a JSON object, turn pydantic failures into 422s.
+
+What POST /v1/chat and POST /v1/triggers/{name} share; each body model sits beside its route
+(ChatBody in chat.py, TriggerBody in triggers.py). Not JSON is a 400 (MalformedBody); JSON that
+fails validation is a 422 InvalidRequest naming the first bad field, with a `details` list of
+`{"field", "message", "type"}` (an unknown field suggests the known one it looks like).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from errand.api.errors import MalformedBody
+from errand.errors import InvalidRequest, PayloadTooLarge
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes (early, from Content-Length, when sent)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not (declared.isascii() and declared.isdigit()):
+            raise MalformedBody("Content-Length is not a number")
+        if len(declared) > 15 or int(declared) > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes", details={"limit": limit})
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes", details={"limit": limit})
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """JSON object from bytes: not JSON -> 400 (malformed); JSON but not an object -> 422."""
+    if not raw.strip():
+        raise MalformedBody("request body is empty; send a JSON object")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"request body must be a JSON object, not {_json_type(data)}")
+    return data
+
+
+def invalid_from(exc: ValidationError, known: list[str]) -> InvalidRequest:
+    """A pydantic error -> InvalidRequest whose message names the first bad field."""
+    details = [_detail(err, known) for err in exc.errors(include_url=False, include_input=False)]
+    details.sort(key=lambda d: d["type"] != "extra_forbidden")  # a typo explains the rest
+    first = details[0]
+    message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    if len(details) > 1:
+        message += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''})"
+    return InvalidRequest(message, details=details)
+
+
+def _detail(err: Any, known: list[str]) -> dict[str, str]:
+    field = ".".join(str(p) for p in err["loc"])
+    kind = str(err["type"])
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        message = "unknown field"
+        close = difflib.get_close_matches(field, known, n=1, cutoff=0.6)
+        if close:
+            message += f" (did you mean '{close[0]}'?)"
+    elif kind == "missing":
+        message = "field required"
+    elif kind == "string_pattern_mismatch" and field == "request_id":
+        message = "must be 1-128 characters (letters, digits, _ . : -), starting with a letter or digit"
+    elif not field and kind == "value_error":
+        field = "mode"
+    return {"field": field, "message": message, "type": kind}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
