@@ -14,7 +14,16 @@ from typing import Annotated, Any
 import typer
 
 from errand.cli import output as show
-from errand.cli.options import DEFAULT_URL, AdminOpt, JsonOpt, KeyOpt, TimeoutOpt, UrlOpt, UserOpt
+from errand.cli.options import (
+    DEFAULT_URL,
+    AdminOpt,
+    JsonOpt,
+    KeyOpt,
+    RequestIdArg,
+    TimeoutOpt,
+    UrlOpt,
+    UserOpt,
+)
 from errand.client import Client, RequestHandle, RequestStatus
 
 __all__ = ["COMMANDS"]
@@ -75,7 +84,7 @@ def chat(
 
 
 def status(
-    request_id: Annotated[str, typer.Argument(help="Request id (req_...).")],
+    request_id: RequestIdArg,
     url: UrlOpt = DEFAULT_URL,
     key: KeyOpt = None,
     admin_key: AdminOpt = None,
@@ -88,7 +97,7 @@ def status(
 
 
 def wait_command(
-    request_id: Annotated[str, typer.Argument(help="Request id (req_...).")],
+    request_id: RequestIdArg,
     timeout: TimeoutOpt = 600.0,
     url: UrlOpt = DEFAULT_URL,
     key: KeyOpt = None,
@@ -103,7 +112,7 @@ def wait_command(
 
 
 def cancel(
-    request_id: Annotated[str, typer.Argument(help="Request id (req_...).")],
+    request_id: RequestIdArg,
     url: UrlOpt = DEFAULT_URL,
     key: KeyOpt = None,
     admin_key: AdminOpt = None,

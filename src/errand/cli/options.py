@@ -22,7 +22,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the server's JSON, 
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", min=0.0, help="Give up waiting after this many seconds.")
 ]
-DEFAULT_URL = "http://127.0.0.1:8001"
+RequestIdArg = Annotated[str, typer.Argument(help="Request id (req_...).")]
 NoMigrateOpt = Annotated[
     bool,
     typer.Option(
@@ -31,3 +31,6 @@ NoMigrateOpt = Annotated[
         "until they are applied, /ready answers 503 and work waits.",
     ),
 ]
+
+DEFAULT_URL = "http://127.0.0.1:8001"
+"""Where the client commands look for a server unless --url or $ERRAND_URL says otherwise."""
