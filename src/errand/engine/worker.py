@@ -208,8 +208,9 @@ class Worker:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
-        """Run a side loop forever: a crash is logged and the loop restarted after a backoff
-        that grows with the quick crashes in a row (the first waits 0.2 s, as after one)."""
+        """Run a side loop forever: a crash is logged and the loop restarted after a backoff.
+        Each quick crash in a row doubles the wait (0.2 s, 0.4 s, ... up to 10 s); after a loop
+        that ran for over _HEALTHY_RUN seconds it starts again at 0.1 s."""
         quick_crashes = 0
         while True:
             started = time.monotonic()
