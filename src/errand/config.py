@@ -74,9 +74,9 @@ class AsyncConfig(_Section):
     webhook_allow_hosts: list[str] = Field(default_factory=list)
     webhook_initial_delay: Duration = 1.0
     webhook_max_delay: Duration = 3600.0
+    """A failed delivery is retried after min(max_delay, initial_delay * 2**(n-1)) s, +-25% jitter."""
     webhook_concurrency: int = Field(default=32, ge=1, le=1000)
     """Webhook POSTs in flight at once per dispatcher (each `errand serve` / `errand worker`)."""
-    """A failed delivery is retried after min(max_delay, initial_delay * 2**(n-1)) s, +-25% jitter."""
     result_ttl: Duration = 86400.0
     tombstone_ttl: Duration = 30 * 86400.0
 
@@ -339,12 +339,3 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     return build_config(data, base_dir=str(p.resolve().parent))
-
-
-def env_flag(name: str) -> bool:
-    """A boolean environment switch (tests and CLI use it; only this module reads os.environ)."""
-    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
-
-
-def env_value(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(name, default)

@@ -2,7 +2,10 @@
 
     ErrandError                     (code INTERNAL_ERROR)
     ├── InvalidRequest              INVALID_REQUEST       bad input (400/422)
-    │   └── IdempotencyMismatch     same idempotency key, different body
+    │   ├── IdempotencyMismatch     same idempotency key, different body
+    │   ├── UnresolvableHost        a webhook host has no address (retried at send time)
+    │   ├── MalformedBody           (api/errors.py) the body is not JSON at all (400)
+    │   └── MethodNotAllowed        METHOD_NOT_ALLOWED    wrong HTTP method for a route (405)
     ├── Unauthorized                UNAUTHORIZED          missing or unknown key
     ├── NotFound                    REQUEST_NOT_FOUND     unknown request (or another owner's)
     │   └── ResourceNotFound        RESOURCE_NOT_FOUND    unknown trigger, agent, route
@@ -14,12 +17,20 @@
     │   └── StoreUnavailable        the database cannot be reached
     ├── LeaseLost                   a stale attempt tried to write (fencing); never leaves a worker
     ├── ConfigError                 formation.yaml is wrong; names the key
+    ├── Cancelled                   CANCELLED             the request was cancelled (ctx.checkpoint)
     └── AgentError                  raised by agents
         ├── TransientError          retry me (timeouts, connection errors, 429/5xx)
         │   └── TaskTimeout         the attempt outlived workflow.task_timeout
         └── PermanentError          fail at once
 
-HTTP status codes live in `api/errors.py` only; the SDK maps codes back to these classes.
+HTTP status codes live in `api/errors.py` only; the SDK maps codes back to these classes
+(`BY_CODE`, which holds every code the server sends).
+
+Outside the tree, on purpose: `TimeoutError` from the SDK's `wait()` (the caller's own deadline,
+as `asyncio.wait_for` raises it); `asyncio.CancelledError` (task cancellation is asyncio's, and
+must never be caught as an errand error); and `ValueError`/`TypeError` for programming mistakes
+(a bad constructor argument, a handler returning neither str nor dict), which the engine records
+as an ordinary failed attempt.
 """
 
 from __future__ import annotations
@@ -52,6 +63,19 @@ class InvalidRequest(ErrandError):
 
 class IdempotencyMismatch(InvalidRequest):
     """This idempotency key was already used with a different request body."""
+
+
+class UnresolvableHost(InvalidRequest):
+    """The webhook host has no address right now.
+
+    At submit it refuses the URL like any InvalidRequest; at send time (delivery/dispatcher.py)
+    it is worth retrying, not a refusal: DNS trouble may pass."""
+
+
+class MethodNotAllowed(InvalidRequest):
+    """This route does not accept that HTTP method."""
+
+    code = "METHOD_NOT_ALLOWED"
 
 
 class Unauthorized(ErrandError):
@@ -129,6 +153,15 @@ class ConfigError(ErrandError):
     code = "CONFIG_ERROR"
 
 
+class Cancelled(ErrandError):
+    """The request was cancelled; raised by RunContext.checkpoint() inside a running agent.
+
+    It is an ErrandError so that tool calls (agents/tools.py) let it through rather than
+    report it to the model; the worker has already stopped the attempt, which writes nothing."""
+
+    code = "CANCELLED"
+
+
 class AgentError(ErrandError):
     """An agent failed."""
 
@@ -163,6 +196,7 @@ BY_CODE: dict[str, type[ErrandError]] = {
     for cls in (
         ErrandError,
         InvalidRequest,
+        MethodNotAllowed,
         Unauthorized,
         NotFound,
         ResourceNotFound,
@@ -171,6 +205,8 @@ BY_CODE: dict[str, type[ErrandError]] = {
         PayloadTooLarge,
         RateLimited,
         ServiceUnavailable,
+        Cancelled,
     )
 }
-"""Wire code -> class, used by the SDK to raise the same types the server raised."""
+"""Wire code -> class, used by the SDK to raise the same types the server raised: every code
+of `api/errors.py` (its classes and its routing codes), and CANCELLED."""

@@ -25,7 +25,8 @@ from standardwebhooks import Webhook
 
 from errand.clock import ManualClock, new_request_id
 from errand.config import build_config
-from errand.delivery.dispatcher import Dispatcher, DispatcherSettings
+from errand.delivery.dispatcher import Dispatcher
+from errand.delivery.settings import DispatcherSettings
 from errand.errors import ConfigError
 from errand.models import Claim, Delivery, ErrorInfo, NewRequest, Result, Status
 from errand.store import open_store

@@ -341,7 +341,7 @@ class TestCliServerSide:
         assert f"admin key:  {cfg.keys.admin[0]}" in result.stdout
         assert cfg.default_agent == "researcher"
         registry = AgentRegistry.from_config(cfg)  # imports my_agent.py from the folder
-        assert {"researcher", "my-agent"} <= set(registry.ids())
+        assert {"researcher", "my-agent"} <= {agent_id for agent_id, _ in registry.choices()}
         ctx = RunContext(
             request_id="req_t", user_id="0", session_id=None, metadata={}, attempt=1, agent_id="my-agent"
         )

@@ -13,7 +13,8 @@ import pytest
 from errand.agents.registry import AgentRegistry
 from errand.clock import ManualClock, SystemClock, new_request_id
 from errand.config import RetryPolicy, build_config
-from errand.engine.worker import Worker, WorkerSettings
+from errand.engine.settings import WorkerSettings
+from errand.engine.worker import Worker
 from errand.errors import LeaseLost, StoreUnavailable
 from errand.models import Claim, Event, NewRequest, Request, Result, Status
 from errand.store import open_store

@@ -77,11 +77,7 @@ async def test_handlers_are_imported_from_the_formation_folder(formation: tuple[
         folder,
     )
     registry = AgentRegistry.from_config(config)
-    assert registry.ids() == ["shout", "where"]
-    assert registry.describe() == [
-        {"id": "shout", "description": "Shouts"},
-        {"id": "where", "description": ""},
-    ]
+    assert registry.choices() == [("shout", "Shouts"), ("where", "")]
 
     ctx, _ = _ctx("shout", agent_options={"tone": "from the client"})
     result = await registry.get("shout").run("hi", ctx)

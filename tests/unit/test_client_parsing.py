@@ -14,10 +14,9 @@ from errand.client import (
     RequestHandle,
     RequestList,
     RequestStatus,
-    _BaseClient,
-    _error_from_response,
-    _WaitPlan,
 )
+from errand.client.base import _BaseClient, _WaitPlan
+from errand.client.error_map import _error_from_response
 from errand.models import ErrorInfo, Mode, Progress, Request, Result, Status, to_document
 
 
@@ -169,6 +168,16 @@ class TestErrorMapping:
         assert exc.details == {"field": "message"}
         assert vars(exc)["status_code"] == status
         assert exc.code == code
+
+    def test_every_code_the_server_sends_has_its_class(self) -> None:
+        from errand.api.errors import _HTTP_CODES, STATUS
+
+        sent = {cls.code for cls, status in STATUS.items() if status != 500} | set(_HTTP_CODES.values())
+        for code in sent | {"INTERNAL_ERROR", "CANCELLED"}:
+            assert errors.BY_CODE[code].code == code
+        exc = _error_from_response(405, _envelope("METHOD_NOT_ALLOWED"))
+        assert type(exc) is errors.MethodNotAllowed and isinstance(exc, errors.InvalidRequest)
+        assert type(_error_from_response(500, _envelope("CANCELLED"))) is errors.Cancelled
 
     def test_transient_flag_follows_the_class(self) -> None:
         assert _error_from_response(429, _envelope("RATE_LIMITED")).transient

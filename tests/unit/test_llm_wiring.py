@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from errand._cli_output import default_agent_line
 from errand.agents.base import RunContext
 from errand.agents.registry import AgentRegistry, HandlerAgent
 from errand.agents.router import LlmRouter, parse_choice
+from errand.cli.output import default_agent_line
 from errand.config import RouterConfig, build_config, load_config
 from errand.errors import ConfigError
 from errand.mode import TOOL_ROUND_S, estimate_seconds

@@ -79,7 +79,7 @@ def test_the_sdk_reads_both_forms_as_the_mode() -> None:
 
 def test_webhook_concurrency_is_configurable() -> None:
     from errand.config import build_config
-    from errand.delivery.dispatcher import DispatcherSettings
+    from errand.delivery.settings import DispatcherSettings
 
     base = {"keys": {"admin": ["admin-key-123"]}}
     assert DispatcherSettings.from_config(build_config(base, env={})).concurrency == 32

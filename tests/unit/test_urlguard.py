@@ -7,13 +7,11 @@ from collections.abc import Iterable
 import pytest
 
 from errand.delivery.urlguard import (
-    UnresolvableHost,
-    check_url,
     check_url_async,
     refusal_reason,
     resolve_target,
 )
-from errand.errors import InvalidRequest
+from errand.errors import InvalidRequest, UnresolvableHost
 
 
 class Resolver:
@@ -73,7 +71,7 @@ class Resolver:
 def test_refused_address_literals_without_dns(url: str, reason: str) -> None:
     resolver = Resolver()
     with pytest.raises(InvalidRequest) as info:
-        check_url(url, [], resolve=resolver)
+        resolve_target(url, [], resolve=resolver)
     assert reason in info.value.message
     assert "webhook_allow_hosts" in info.value.message
     assert resolver.calls == []  # literals never reach DNS
@@ -81,13 +79,13 @@ def test_refused_address_literals_without_dns(url: str, reason: str) -> None:
 
 def test_localhost_resolving_to_loopback_is_refused() -> None:
     with pytest.raises(InvalidRequest, match=r"resolves to 127\.0\.0\.1"):
-        check_url("http://localhost:9000/hook", [])  # the system resolver: /etc/hosts, no network
+        resolve_target("http://localhost:9000/hook", [])  # the system resolver: /etc/hosts, no network
 
 
 def test_injected_resolver_mapping_a_name_to_loopback_is_refused() -> None:
     resolver = Resolver({"hooks.example.com": ["93.184.216.34", "127.0.0.1"]})
     with pytest.raises(InvalidRequest, match=r"resolves to 127\.0\.0\.1\) is a loopback"):
-        check_url("https://hooks.example.com/x", [], resolve=resolver)
+        resolve_target("https://hooks.example.com/x", [], resolve=resolver)
     assert resolver.calls == ["hooks.example.com"]
 
 
@@ -102,8 +100,8 @@ def test_a_name_resolving_to_public_addresses_passes_and_returns_them() -> None:
 
 def test_public_ip_literal_passes_without_any_lookup() -> None:
     resolver = Resolver()
-    check_url("http://93.184.216.34/hook", [], resolve=resolver)
-    check_url("https://[2606:4700:4700::1111]:8443/hook", [], resolve=resolver)
+    resolve_target("http://93.184.216.34/hook", [], resolve=resolver)
+    resolve_target("https://[2606:4700:4700::1111]:8443/hook", [], resolve=resolver)
     assert resolver.calls == []
 
 
@@ -133,33 +131,33 @@ def test_public_ip_literal_passes_without_any_lookup() -> None:
 def test_bad_url_shapes(url: str, message: str) -> None:
     resolver = Resolver()
     with pytest.raises(InvalidRequest, match=message):
-        check_url(url, [], resolve=resolver)
+        resolve_target(url, [], resolve=resolver)
     assert resolver.calls == []
 
 
 def test_unresolvable_host_is_an_invalid_request() -> None:
     with pytest.raises(UnresolvableHost, match="cannot be resolved") as info:
-        check_url("https://nowhere.invalid/x", [], resolve=Resolver())
+        resolve_target("https://nowhere.invalid/x", [], resolve=Resolver())
     assert isinstance(info.value, InvalidRequest)
     with pytest.raises(UnresolvableHost, match="no addresses"):
-        check_url("https://empty.example/x", [], resolve=Resolver({"empty.example": []}))
+        resolve_target("https://empty.example/x", [], resolve=Resolver({"empty.example": []}))
 
 
 def test_allow_hosts_by_host_and_by_host_port() -> None:
     resolver = Resolver({"localhost": ["127.0.0.1"], "hooks.internal": ["10.0.0.7"]})
-    check_url("http://127.0.0.1:8080/hook", ["127.0.0.1"], resolve=resolver)
-    check_url("http://localhost:8080/hook", ["LOCALHOST"], resolve=resolver)
-    check_url("http://hooks.internal/hook", ["hooks.internal:80"], resolve=resolver)
-    check_url("http://[::1]:9000/hook", ["[::1]:9000"], resolve=resolver)
-    check_url("http://[::1]:9000/hook", ["::1"], resolve=resolver)
+    resolve_target("http://127.0.0.1:8080/hook", ["127.0.0.1"], resolve=resolver)
+    resolve_target("http://localhost:8080/hook", ["LOCALHOST"], resolve=resolver)
+    resolve_target("http://hooks.internal/hook", ["hooks.internal:80"], resolve=resolver)
+    resolve_target("http://[::1]:9000/hook", ["[::1]:9000"], resolve=resolver)
+    resolve_target("http://[::1]:9000/hook", ["::1"], resolve=resolver)
     target = resolve_target("http://localhost:8080/hook", ["localhost:8080"], resolve=resolver)
     assert target.allowed and target.addresses == ("127.0.0.1",)
     with pytest.raises(InvalidRequest, match="loopback"):
-        check_url("http://localhost:8081/hook", ["localhost:8080"], resolve=resolver)  # other port
+        resolve_target("http://localhost:8081/hook", ["localhost:8080"], resolve=resolver)  # other port
     with pytest.raises(InvalidRequest, match="loopback"):
-        check_url("http://2130706433/", ["127.0.0.1"], resolve=resolver)  # matched as written
+        resolve_target("http://2130706433/", ["127.0.0.1"], resolve=resolver)  # matched as written
     with pytest.raises(InvalidRequest, match="http or https"):
-        check_url("ftp://localhost/", ["localhost"], resolve=resolver)  # the scheme rule still holds
+        resolve_target("ftp://localhost/", ["localhost"], resolve=resolver)  # the scheme rule still holds
 
 
 def test_refusal_reason_of_public_addresses_is_none() -> None:

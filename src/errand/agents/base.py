@@ -12,17 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from errand.errors import ErrandError
+from errand.errors import Cancelled
 from errand.models import Progress, Result
+
+__all__ = ["Agent", "Cancelled", "RunContext", "Sink", "coerce_result"]
 
 Sink = Callable[[str, dict[str, Any], Progress | None], None]
 """(event type, data, progress or None) -> None; must be safe to call from any thread."""
-
-
-class Cancelled(ErrandError):
-    """The request was cancelled; raised by RunContext.checkpoint()."""
-
-    code = "CANCELLED"
 
 
 @dataclass
@@ -37,7 +33,6 @@ class RunContext:
     agent_id: str
     sink: Sink = field(repr=False, default=lambda t, d, p: None)
     cancel_event: asyncio.Event = field(repr=False, default_factory=asyncio.Event)
-    _progress: Progress | None = field(default=None, repr=False)
 
     def progress(
         self,
@@ -50,7 +45,6 @@ class RunContext:
         if percent is not None:
             percent = round(max(0.0, min(100.0, float(percent))), 2)
         prog = Progress(percent, message, step, total_steps)
-        self._progress = prog
         self.sink("progress", prog.to_dict(), prog)
 
     def emit(self, text: str) -> None:

@@ -26,10 +26,8 @@ from openai.types.chat import (
     ChatCompletionChunk,
     ChatCompletionMessageParam,
     ChatCompletionToolMessageParam,
-    ChatCompletionToolParam,
 )
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
-from openai.types.shared_params import FunctionDefinition
 
 from errand.agents._openai import LoopClient
 from errand.agents.base import RunContext
@@ -231,7 +229,7 @@ class LlmAgent:
         self.tools: dict[str, Tool] = load_tools(
             config.tools, base_dir=base_dir, where=f"agent {config.id!r}: tools"
         )
-        self._tool_params = [_tool_param(t) for t in self.tools.values()]
+        self._tool_params = [t.to_openai() for t in self.tools.values()]
         self._clients = LoopClient(self.model)
 
     def __repr__(self) -> str:
@@ -317,13 +315,6 @@ class LlmAgent:
             },
         )
         return {"role": "tool", "tool_call_id": call.id, "content": outcome.text}
-
-
-def _tool_param(tool: Tool) -> ChatCompletionToolParam:
-    function: FunctionDefinition = {"name": tool.name, "parameters": tool.parameters}
-    if tool.description:
-        function["description"] = tool.description
-    return {"type": "function", "function": function}
 
 
 def _preview(text: str) -> str:

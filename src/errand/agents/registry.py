@@ -1,10 +1,10 @@
 """Agent registry: turns the formation's `agents:` list into runnable Agents, looked up by id.
 
 A `handler: module:function` agent is a plain or `async` function called as `fn(message, ctx)`;
-the module is imported from the formation's folder (put first on sys.path) or PYTHONPATH, once,
-at start, so a typo fails the start with a message naming `agents[i].handler` rather than every
-request. Sync functions run in a thread so they never block the event loop. `model:` agents are
-built by `errand.agents.llm.LlmAgent`, imported only when one is configured.
+agents/loading.py imports it from the formation's folder (put first on sys.path) or PYTHONPATH,
+once, at start, so a typo fails the start with a message naming `agents[i].handler` rather than
+every request, and runs a sync function in a thread so it never blocks the event loop.
+`model:` agents are built by `errand.agents.llm.LlmAgent`, imported only when one is configured.
 
 `resolve()` is the worker's lookup: an explicit agent id, else the optional LLM router's
 choice (agents/router.py), else the default agent. `aclose()` releases what agents hold
@@ -13,16 +13,12 @@ choice (agents/router.py), else the default agent. `aclose()` releases what agen
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import inspect
 import logging
-import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from errand.agents.base import Agent, RunContext, coerce_result
+from errand.agents.loading import call, is_async, load_function
 from errand.config import AgentConfig, Config
 from errand.errors import ConfigError, ResourceNotFound
 from errand.models import Result
@@ -30,17 +26,12 @@ from errand.models import Result
 if TYPE_CHECKING:
     from errand.agents.router import LlmRouter
 
-__all__ = ["AgentRegistry", "HandlerAgent", "load_handler"]
+__all__ = ["AgentRegistry", "HandlerAgent"]
 
 log = logging.getLogger("errand.agents")
 
 Handler = Callable[[str, RunContext], Any]
 """fn(message, ctx) -> str | dict with `text` | Result, or an awaitable of one."""
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    call = getattr(fn, "__call__", None)  # noqa: B004 - objects with an async __call__ count too
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
 class HandlerAgent:
@@ -53,56 +44,20 @@ class HandlerAgent:
         self.description = description
         self.fn = fn
         self.options = dict(options or {})
-        self._async = _is_async(fn)
+        self._async = is_async(fn)
 
     async def run(self, message: str, ctx: RunContext) -> Result:
         # The formation's options win over a client-sent metadata key of the same name.
         ctx.metadata["agent_options"] = dict(self.options)
-        if self._async:
-            value = await self.fn(message, ctx)
-        else:
-            value = await asyncio.to_thread(self.fn, message, ctx)
-            if inspect.isawaitable(value):
-                value = await value
-        return coerce_result(value, self.id)
+        return coerce_result(await call(self.fn, self._async, message, ctx), self.id)
 
     def __repr__(self) -> str:
         return f"HandlerAgent({self.id!r}, {getattr(self.fn, '__qualname__', self.fn)!r})"
 
 
-def load_handler(spec: str, *, where: str = "handler", base_dir: str | None = None) -> Handler:
-    """Import `module:function` (the function part may be dotted, e.g. `mod:Class.method`).
-
-    Raises ConfigError naming `where` when the module cannot be imported (whatever it raised)
-    or the attribute is missing or not callable.
-    """
-    module_name, _, attr_path = spec.partition(":")
-    if not module_name or not attr_path:
-        raise ConfigError(f"{where}: expected module:function, got {spec!r}")
-    if base_dir is not None:
-        folder = str(Path(base_dir).resolve())
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except Exception as exc:
-        raise ConfigError(
-            f"{where}: cannot import module {module_name!r} ({type(exc).__name__}: {exc})"
-        ) from exc
-    for part in attr_path.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ConfigError(f"{where}: {module_name!r} has no attribute {attr_path!r}") from None
-    if not callable(obj):
-        raise ConfigError(f"{where}: {spec!r} is not callable (it is a {type(obj).__name__})")
-    fn: Handler = obj
-    return fn
-
-
 def _build(index: int, cfg: AgentConfig, base_dir: str) -> Agent:
     if cfg.handler is not None:
-        fn = load_handler(cfg.handler, where=f"agents[{index}].handler", base_dir=base_dir)
+        fn = load_function(cfg.handler, where=f"agents[{index}].handler", base_dir=base_dir)
         return HandlerAgent(cfg.id, fn, description=cfg.description, options=cfg.options)
     from errand.agents.llm import LlmAgent  # the OpenAI client is loaded only when needed
 
@@ -141,6 +96,10 @@ class AgentRegistry:
     def default_id(self) -> str | None:
         return self._default
 
+    def choices(self) -> list[tuple[str, str]]:
+        """(id, description) of every agent, in configuration order: what the router picks among."""
+        return [(a.id, a.description) for a in self._agents.values()]
+
     def get(self, agent_id: str | None) -> Agent:
         """The agent with this id; None -> the default agent. Unknown -> ResourceNotFound."""
         key = self._default if agent_id is None else agent_id
@@ -158,8 +117,7 @@ class AgentRegistry:
         if agent_id is not None or self.router is None or len(self._agents) < 2:
             agent = self.get(agent_id)
         else:
-            candidates = [(a.id, a.description) for a in self._agents.values()]
-            routing = await self.router.choose(message, candidates, self.get(None).id)
+            routing = await self.router.choose(message, self.choices(), self.get(None).id)
             ctx.event("routed", routing.to_dict())
             agent = self.get(routing.agent)
         ctx.agent_id = agent.id
@@ -180,10 +138,3 @@ class AgentRegistry:
 
     def __contains__(self, agent_id: object) -> bool:
         return agent_id in self._agents
-
-    def ids(self) -> list[str]:
-        return list(self._agents)
-
-    def describe(self) -> list[dict[str, str]]:
-        """[{id, description}] in configuration order (for listings and the CLI)."""
-        return [{"id": a.id, "description": a.description} for a in self._agents.values()]

@@ -1,4 +1,4 @@
-"""Python tools for LLM agents: load `module:function`, describe it as an OpenAI tool, call it safely.
+"""Python tools for LLM agents: describe a `module:function` as an OpenAI tool, call it safely.
 
 A tool is a plain or `async` function. Its signature and type hints become the JSON schema the
 model sees and its docstring's first line the description, so the function is the single source
@@ -11,7 +11,6 @@ decisions about the request, not feedback for the model.
 
 from __future__ import annotations
 
-import asyncio
 import collections.abc
 import enum
 import inspect
@@ -20,11 +19,16 @@ import re
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import pydantic
 
+from errand.agents import loading
 from errand.errors import ConfigError, ErrandError
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionToolParam
+    from openai.types.shared_params import FunctionDefinition
 
 __all__ = [
     "Tool",
@@ -78,9 +82,9 @@ class Tool:
     accepts_extra: bool = field(repr=False, default=False)
     _adapters: Mapping[str, pydantic.TypeAdapter[Any]] = field(repr=False, default_factory=dict)
 
-    def to_openai(self) -> dict[str, Any]:
-        """The entry for the chat-completions `tools` list."""
-        function: dict[str, Any] = {"name": self.name, "parameters": self.parameters}
+    def to_openai(self) -> ChatCompletionToolParam:
+        """The entry for the chat-completions `tools` list (the one Tool -> OpenAI schema)."""
+        function: FunctionDefinition = {"name": self.name, "parameters": self.parameters}
         if self.description:
             function["description"] = self.description
         return {"type": "function", "function": function}
@@ -128,14 +132,7 @@ class Tool:
         return ", ".join(self._adapters) or "no arguments"
 
     async def _invoke(self, kwargs: dict[str, Any]) -> Any:
-        if self.is_async:
-            return await self.fn(**kwargs)
-        # A sync tool may block (HTTP, disk, CPU); a thread keeps the event loop and its
-        # lease renewals responsive. The thread itself cannot be interrupted on cancellation.
-        value = await asyncio.to_thread(self.fn, **kwargs)
-        if inspect.isawaitable(value):
-            value = await value
-        return value
+        return await loading.call(self.fn, self.is_async, **kwargs)
 
 
 def _decode(arguments: str | None) -> dict[str, Any]:
@@ -307,16 +304,12 @@ def tool_from_function(fn: Callable[..., Any], *, name: str | None = None) -> To
     schema, adapters, accepts_extra = _analyse(fn, tool_name)
     doc = inspect.getdoc(fn) or ""
     description = doc.strip().splitlines()[0].strip() if doc.strip() else ""
-    call = getattr(fn, "__call__", None)  # noqa: B004 - objects with an async __call__ count too
-    is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
-    return Tool(tool_name, description, schema, fn, is_async, accepts_extra, adapters)
+    return Tool(tool_name, description, schema, fn, loading.is_async(fn), accepts_extra, adapters)
 
 
 def load_tool(spec: str, *, base_dir: str | None = ".", where: str = "tool") -> Tool:
     """Import `module:function` (from base_dir or PYTHONPATH) and describe it; errors name `where`."""
-    from errand.agents.registry import load_handler  # one import policy for handlers and tools
-
-    fn = load_handler(spec, where=f"{where} {spec!r}", base_dir=base_dir)
+    fn = loading.load_function(spec, where=f"{where} {spec!r}", base_dir=base_dir)
     try:
         return tool_from_function(fn)
     except ConfigError as exc:

@@ -32,8 +32,10 @@ from errand.api.sse import request_events
 from errand.api.triggers import fire_trigger, get_trigger, list_triggers, load_formation_triggers
 from errand.clock import Clock, SystemClock
 from errand.config import Config
-from errand.delivery.dispatcher import Dispatcher, DispatcherSettings
-from errand.engine.worker import Worker, WorkerSettings
+from errand.delivery.dispatcher import Dispatcher
+from errand.delivery.settings import DispatcherSettings
+from errand.engine.settings import WorkerSettings
+from errand.engine.worker import Worker
 from errand.errors import ErrandError
 from errand.store import open_store
 from errand.store.base import Store

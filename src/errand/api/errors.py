@@ -20,6 +20,7 @@ from errand.errors import (
     Conflict,
     ErrandError,
     InvalidRequest,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -41,6 +42,7 @@ class MalformedBody(InvalidRequest):
 
 STATUS: dict[type[ErrandError], int] = {
     MalformedBody: 400,
+    MethodNotAllowed: 405,
     InvalidRequest: 422,
     Unauthorized: 401,
     NotFound: 404,

@@ -21,13 +21,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from errand.errors import InvalidRequest
+from errand.errors import InvalidRequest, UnresolvableHost
 
 __all__ = [
     "Resolver",
     "Target",
     "UnresolvableHost",
-    "check_url",
     "check_url_async",
     "resolve_target",
     "system_resolver",
@@ -55,10 +54,6 @@ _METADATA = frozenset(
 )
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-class UnresolvableHost(InvalidRequest):
-    """The webhook host has no address right now (at send time: worth retrying, not a refusal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,15 +222,11 @@ def resolve_target(url: str, allow_hosts: Sequence[str], *, resolve: Resolver = 
     return Target(host=host, port=port, addresses=tuple(str(a) for a in addresses), allowed=allowed)
 
 
-def check_url(url: str, allow_hosts: Sequence[str], *, resolve: Resolver = system_resolver) -> None:
-    """Raise InvalidRequest unless errand may POST to `url` (see resolve_target)."""
-    resolve_target(url, allow_hosts, resolve=resolve)
-
-
 async def check_url_async(
     url: str, allow_hosts: Sequence[str], *, resolve: Resolver = system_resolver
 ) -> None:
-    """check_url with the resolver in a thread, so a slow DNS answer never blocks the event loop."""
+    """Raise InvalidRequest unless errand may POST to `url` (see resolve_target); the resolver
+    runs in a thread, so a slow DNS answer never blocks the event loop."""
     await resolve_target_async(url, allow_hosts, resolve=resolve)
 
 

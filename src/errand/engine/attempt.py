@@ -18,18 +18,17 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from errand.agents.base import RunContext, coerce_result
 from errand.agents.registry import AgentRegistry
+from errand.backoff import Backoff
 from errand.clock import Clock
 from errand.engine.retry import decide
+from errand.engine.settings import WorkerSettings
 from errand.errors import LeaseLost, StoreUnavailable, TaskTimeout
 from errand.models import Claim, Progress, Result, Status
 from errand.store.base import Store
-
-if TYPE_CHECKING:
-    from errand.engine.worker import WorkerSettings
 
 __all__ = ["Attempt", "EventWriter", "Outcome", "Phase", "format_seconds"]
 
@@ -58,8 +57,8 @@ class Phase(enum.Enum):
 ROUTED_SCAN = 16
 """How many of a request's first events are searched for an earlier attempt's `routed` event."""
 
-STOP_REASONS = frozenset({Outcome.CANCELLED, Outcome.LEASE_LOST, Outcome.ABANDONED})
-"""The reasons a worker stops a running attempt (each is also how the attempt ends)."""
+_RECORD_RETRY = Backoff(initial=0.05, maximum=5.0)
+"""Writing an outcome again while the store is unavailable (until record_retry_seconds)."""
 
 
 def format_seconds(seconds: float) -> str:
@@ -311,11 +310,13 @@ class Attempt:
         """Retry a recording write while the database is unavailable (it may be restarting),
         for up to settings.record_retry_seconds; the lease is renewed meanwhile."""
         deadline = time.monotonic() + self.settings.record_retry_seconds
-        delay = 0.05
+        failures = 0
         while True:
             try:
                 return await op()
             except StoreUnavailable as exc:
+                failures += 1
+                delay = _RECORD_RETRY.delay(failures, self.rng)
                 if time.monotonic() + delay > deadline:
                     raise
                 log.warning(
@@ -325,4 +326,3 @@ class Attempt:
                     delay,
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from errand.backoff import Backoff
 from errand.config import RetryPolicy
 from errand.errors import ErrandError, TransientError
 from errand.models import ErrorInfo
@@ -107,9 +108,10 @@ def error_info(exc: BaseException) -> ErrorInfo:
 
 
 def backoff_delay(failure: int, policy: RetryPolicy, rng: random.Random) -> float:
-    """Delay before the retry that follows failure number `failure` (1-based), with jitter."""
-    base = min(policy.max_delay, policy.initial_delay * policy.backoff_factor ** (failure - 1))
-    return base * rng.uniform(1.0 - policy.jitter, 1.0 + policy.jitter)
+    """Delay before the retry that follows failure number `failure` (1-based): the policy's
+    values in the one backoff formula (errand/backoff.py)."""
+    backoff = Backoff(policy.initial_delay, policy.max_delay, policy.backoff_factor, policy.jitter)
+    return backoff.delay(failure, rng)
 
 
 def decide(

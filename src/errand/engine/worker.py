@@ -20,20 +20,25 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
-from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from errand.agents.registry import AgentRegistry
+from errand.backoff import Backoff
 from errand.clock import Clock, new_id
-from errand.config import Config, RetryPolicy
 from errand.engine.attempt import Attempt, Outcome, Phase
+from errand.engine.settings import WorkerSettings
 from errand.errors import StoreUnavailable
 from errand.models import Claim
 from errand.store.base import Store
 
-__all__ = ["Worker", "WorkerSettings"]
+__all__ = ["Worker"]
+
+_STORE_RETRY = Backoff(initial=0.1, maximum=5.0)
+"""Claiming again after the store was unavailable (the n-th failure in a row waits delay(n))."""
+_RESTART = Backoff(initial=0.1, maximum=10.0)
+"""Restarting a crashed side loop; a loop that ran for over _HEALTHY_RUN starts again at 0.1 s."""
+_HEALTHY_RUN = 30.0
 
 log = logging.getLogger("errand.worker")
 
@@ -45,46 +50,6 @@ ATTEMPT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, float("inf")),
 )
 RUNNING = Gauge("errand_worker_running_attempts", "Attempts running in this process now")
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    """Everything the worker reads from the formation, plus knobs tests and operators turn."""
-
-    concurrency: int = 64
-    lease_seconds: float = 30.0
-    poll_interval: float = 0.5
-    task_timeout: float = 300.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    result_ttl: float = 86400.0
-    tombstone_ttl: float = 30 * 86400.0
-    housekeeping_interval: float = 300.0
-    """How often expired results are purged (requeueing lost leases runs every lease/2)."""
-    shutdown_grace: float = 10.0
-    record_retry_seconds: float = 120.0
-    """How long an outcome write is retried while the database is unavailable."""
-    no_retry_delay: bool = False
-    """Testing switch: retries are due at once instead of after the backoff delay."""
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if min(self.lease_seconds, self.poll_interval, self.task_timeout) <= 0:
-            raise ValueError("lease_seconds, poll_interval and task_timeout must be positive")
-
-    @classmethod
-    def from_config(cls, config: Config, **overrides: Any) -> WorkerSettings:
-        """The formation's workers/workflow/async sections; keyword overrides win."""
-        settings = cls(
-            concurrency=config.workers.concurrency,
-            lease_seconds=config.workers.lease_seconds,
-            poll_interval=config.workers.poll_interval,
-            task_timeout=config.workflow.task_timeout,
-            retry=config.workflow.retry,
-            result_ttl=config.async_.result_ttl,
-            tombstone_ttl=config.async_.tombstone_ttl,
-        )
-        return replace(settings, **overrides) if overrides else settings
 
 
 class Worker:
@@ -169,7 +134,7 @@ class Worker:
             await self._wake.wait()
 
     async def _pause_after_store_error(self, what: str, exc: Exception, failures: int) -> None:
-        delay = min(5.0, 0.05 * 2**failures)
+        delay = _STORE_RETRY.delay(failures, self._rng)
         log.warning("store unavailable during %s (%s); retrying in %.2fs", what, exc, delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_requested.wait(), delay)
@@ -243,8 +208,10 @@ class Worker:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
-        """Run a side loop forever: a crash is logged and the loop restarted after a backoff."""
-        delay = 0.1
+        """Run a side loop forever: a crash is logged and the loop restarted after a backoff.
+        Each quick crash in a row doubles the wait (0.2 s, 0.4 s, ... up to 10 s); after a loop
+        that ran for over _HEALTHY_RUN seconds it starts again at 0.1 s."""
+        quick_crashes = 0
         while True:
             started = time.monotonic()
             try:
@@ -253,8 +220,8 @@ class Worker:
                 log.warning("worker %s: store unavailable (%s); restarting", name, exc)
             except Exception:
                 log.exception("worker %s crashed; restarting", name)
-            delay = 0.1 if time.monotonic() - started > 30 else min(delay * 2, 10.0)
-            await asyncio.sleep(delay)
+            quick_crashes = 0 if time.monotonic() - started > _HEALTHY_RUN else quick_crashes + 1
+            await asyncio.sleep(_RESTART.delay(quick_crashes + 1, self._rng))
 
     async def _notify_loop(self) -> None:
         while True:

@@ -1,7 +1,8 @@
 """What the CLI prints: rich tables and progress bars for people, plain JSON for programs.
 
 Results and JSON go to stdout; progress bars, notes and errors go to stderr, so
-`errand chat "..." > answer.md` captures only the answer.
+`errand chat "..." > answer.md` captures only the answer. `reporting()` turns an errand error
+into its printed line and the command's exit code.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -23,6 +25,7 @@ from rich.table import Column, Table
 from errand import __version__
 from errand.client import RequestHandle, RequestList, RequestStatus
 from errand.config import Config
+from errand.errors import ConfigError, ErrandError
 from errand.models import Progress, Status
 
 out = Console(highlight=False)
@@ -52,6 +55,19 @@ def print_error(code: str, message: str) -> None:
 
 def note(message: str) -> None:
     err.print(f"[dim]{escape(message)}[/dim]", soft_wrap=True)
+
+
+@contextmanager
+def reporting() -> Iterator[None]:
+    """Errors become `error CODE: message` in red; exit code 2 for a bad formation, else 1."""
+    try:
+        yield
+    except ErrandError as exc:
+        print_error(exc.code, exc.message)
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+    except TimeoutError as exc:
+        print_error("TIMEOUT", str(exc))
+        raise typer.Exit(1) from None
 
 
 def mask_key(key: str) -> str:

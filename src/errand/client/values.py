@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 from errand.models import ErrorInfo, Progress, Result, Status
 
+__all__ = ["ChatOptions", "RequestHandle", "RequestList", "RequestStatus", "TriggerOptions"]
+
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)

@@ -1,0 +1,185 @@
+"""The client-side commands: `chat`, `status`, `wait`, `cancel`, `requests`, `trigger`.
+
+Each talks to a running server through the SDK (errand.client); exit code 1 for an error from
+the server, or a request that ended failed or cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from errand.cli import output as show
+from errand.cli.options import (
+    DEFAULT_URL,
+    AdminOpt,
+    JsonOpt,
+    KeyOpt,
+    RequestIdArg,
+    TimeoutOpt,
+    UrlOpt,
+    UserOpt,
+)
+from errand.client import Client, RequestHandle, RequestStatus
+
+__all__ = ["COMMANDS"]
+
+
+def _client(url: str, key: str | None, admin_key: str | None, user: str | None) -> Client:
+    return Client(url, client_key=key, admin_key=admin_key, user_id=user)
+
+
+def _wait(c: Client, request_id: str, timeout: float, quiet: bool) -> RequestStatus:
+    """Wait for the end, with a live progress bar unless the output is for a program."""
+    if quiet:
+        return c.wait(request_id, timeout=timeout)
+    try:
+        with show.progress_bar(request_id) as view:
+            return c.wait(request_id, timeout=timeout, on_progress=view.update)
+    except KeyboardInterrupt:
+        show.note(f"stopped waiting; the request goes on (errand wait {request_id})")
+        raise typer.Exit(130) from None
+
+
+def _finish(st: RequestStatus, as_json: bool) -> None:
+    show.print_outcome(st, as_json=as_json)
+    if not st.is_success:
+        raise typer.Exit(1)
+
+
+def chat(
+    message: Annotated[str, typer.Argument(help="The message for the agent.")],
+    use_async: Annotated[bool, typer.Option("--async", help="Queue it and return the request id.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="With --async: wait, showing progress.")] = False,
+    agent: Annotated[str | None, typer.Option("--agent", help="Agent id (default: the formation's).")] = None,
+    webhook: Annotated[str | None, typer.Option("--webhook", help="POST the result to this URL.")] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Session id.")] = None,
+    timeout: TimeoutOpt = 600.0,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a chat message: sync by default (waits with a progress bar if the server goes async)."""
+    options: dict[str, Any] = {"agent_id": agent, "webhook_url": webhook, "session_id": session}
+    with show.reporting(), _client(url, key, admin_key, user) as c:
+        if use_async:
+            handle = c.chat_async(message, **options)
+            if not wait:
+                show.print_handle(handle, as_json=as_json)
+                return
+            st = _wait(c, handle.id, timeout, as_json)
+        else:
+            st = c.chat(message, **options)
+            if not st.is_complete:
+                if not as_json:
+                    show.note(f"{st.id} outlived the sync wait and goes on in the background; waiting")
+                st = _wait(c, st.id, timeout, as_json)
+    _finish(st, as_json)
+
+
+def status(
+    request_id: RequestIdArg,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a request's status, progress and result."""
+    with show.reporting(), _client(url, key, admin_key, user) as c:
+        show.print_status(c.get_request(request_id), as_json=as_json)
+
+
+def wait_command(
+    request_id: RequestIdArg,
+    timeout: TimeoutOpt = 600.0,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wait for a request to end (progress bar), then print its result."""
+    with show.reporting(), _client(url, key, admin_key, user) as c:
+        st = _wait(c, request_id, timeout, as_json)
+    _finish(st, as_json)
+
+
+def cancel(
+    request_id: RequestIdArg,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a pending or running request."""
+    with show.reporting(), _client(url, key, admin_key, user) as c:
+        show.print_cancel(c.cancel(request_id), as_json=as_json)
+
+
+def requests(
+    status: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many.")] = 20,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="Next page (from a previous list).")] = None,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List your requests, newest first."""
+    with show.reporting(), _client(url, key, admin_key, user) as c:
+        show.print_requests(c.list_requests(status=status, limit=limit, cursor=cursor), as_json=as_json)
+
+
+def _parse_data(text: str) -> Any:
+    """--data: inline JSON, or @file with JSON in it."""
+    try:
+        raw = Path(text[1:]).read_text(encoding="utf-8") if text.startswith("@") else text
+        return json.loads(raw)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"expected JSON or @file.json ({exc})", param_hint="--data") from None
+
+
+def trigger(
+    name: Annotated[str, typer.Argument(help="Trigger name (triggers/NAME.md on the server).")],
+    data: Annotated[str, typer.Option("--data", help="Event data: JSON, or @file.json.")] = "{}",
+    sync: Annotated[
+        bool | None, typer.Option("--sync/--async", help="Default: the trigger's own setting, else async.")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="If queued: wait, showing progress.")] = False,
+    timeout: TimeoutOpt = 600.0,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fire a trigger with event data."""
+    payload = _parse_data(data)
+    with show.reporting(), _client(url, key, admin_key, user) as c:
+        fired = c.fire_trigger(name, payload, use_async=None if sync is None else not sync)
+        if isinstance(fired, RequestHandle):
+            if not wait:
+                show.print_handle(fired, as_json=as_json)
+                return
+            fired = _wait(c, fired.id, timeout, as_json)
+    _finish(fired, as_json)
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "chat": chat,
+    "status": status,
+    "wait": wait_command,
+    "cancel": cancel,
+    "requests": requests,
+    "trigger": trigger,
+}
+"""Name -> command, in the order `errand --help` lists them."""

@@ -1,0 +1,36 @@
+"""The command-line options the `errand` commands share (typer `Annotated` aliases).
+
+Client options also read the environment (`envvar=`): typer does, as a composition root may.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="formation.yaml (default: $ERRAND_CONFIG, else ./formation.yaml)"),
+]
+UrlOpt = Annotated[str, typer.Option("--url", envvar="ERRAND_URL", help="errand server URL.")]
+KeyOpt = Annotated[str | None, typer.Option("--key", envvar="ERRAND_CLIENT_KEY", help="Client key.")]
+AdminOpt = Annotated[str | None, typer.Option("--admin-key", envvar="ERRAND_ADMIN_KEY", help="Admin key.")]
+UserOpt = Annotated[str | None, typer.Option("--user", envvar="ERRAND_USER_ID", help="End-user id.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the server's JSON, for programs.")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=0.0, help="Give up waiting after this many seconds.")
+]
+RequestIdArg = Annotated[str, typer.Argument(help="Request id (req_...).")]
+NoMigrateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-migrate",
+        help="Do not apply migrations at start (run `errand migrate` first); "
+        "until they are applied, /ready answers 503 and work waits.",
+    ),
+]
+
+DEFAULT_URL = "http://127.0.0.1:8001"
+"""Where the client commands look for a server unless --url or $ERRAND_URL says otherwise."""

@@ -1,0 +1,97 @@
+"""The server-side commands: `serve`, `worker`, `migrate` and `init`.
+
+A bad formation.yaml ends them with a red message naming the key and exit code 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from errand.cli import output as show
+from errand.cli.options import ConfigOpt, NoMigrateOpt
+from errand.cli.runtime import migrate_store, run_on_uvloop, run_workers
+from errand.cli.scaffold import existing, write_formation
+from errand.config import Config, load_config
+
+__all__ = ["COMMANDS"]
+
+
+def config_or_exit(path: Path | None) -> Config:
+    """The formation, or a red message naming the bad key and exit code 2 (no traceback)."""
+    with show.reporting():
+        return load_config(path)
+
+
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    no_workers: Annotated[
+        bool, typer.Option("--no-workers", help="API only; run `errand worker` apart.")
+    ] = False,
+    no_migrate: NoMigrateOpt = False,
+) -> None:
+    """Serve the HTTP API, with workers unless --no-workers. Pending migrations are applied at
+    start unless --no-migrate (several processes starting at once is safe: they serialize)."""
+    cfg = config_or_exit(config)
+    show.banner(cfg, host=host, port=port, workers=not no_workers)
+    from errand.api.app import run_server
+
+    run_server(cfg, host, port, not no_workers, migrate=not no_migrate)
+
+
+def worker(config: ConfigOpt = None, no_migrate: NoMigrateOpt = False) -> None:
+    """Run workers (and webhook delivery) without HTTP, until SIGINT/SIGTERM; then stop cleanly.
+    Any number of worker processes may share one PostgreSQL database."""
+    cfg = config_or_exit(config)
+    show.note(f"errand worker · formation {cfg.name} · {show.mask_url(cfg.storage_url)}")
+    with show.reporting():  # a handler that cannot be imported is a ConfigError: exit 2
+        run_on_uvloop(run_workers(cfg, migrate=not no_migrate))
+    show.note("workers stopped")
+
+
+def migrate(config: ConfigOpt = None) -> None:
+    """Apply pending database migrations and print their names."""
+    cfg = config_or_exit(config)
+    with show.reporting():
+        applied = asyncio.run(migrate_store(cfg))
+    for name in applied:
+        show.out.print(name)
+    if not applied:
+        show.note("schema already current")
+
+
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new formation.")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Write a commented formation.yaml, an example Python agent and an example trigger."""
+    present = existing(directory)
+    if present and not force:
+        names = ", ".join(str(p) for p in present)
+        show.print_error("EXISTS", f"{names} already exist; use --force to overwrite")
+        raise typer.Exit(2)
+    result = write_formation(directory)
+    for path in result.written:
+        show.out.print(f"wrote {path}")
+    show.out.print(f"client key: [bold]{result.client_key}[/]")
+    show.out.print(f"admin key:  [bold]{result.admin_key}[/]")
+    show.note(
+        "These keys are shown once; they are the defaults in formation.yaml "
+        "(ERRAND_CLIENT_KEY / ERRAND_ADMIN_KEY override them)."
+    )
+    show.note(f"next: errand serve --config {directory / 'formation.yaml'}")
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "serve": serve,
+    "worker": worker,
+    "migrate": migrate,
+    "init": init,
+}
+"""Name -> command, in the order `errand --help` lists them."""

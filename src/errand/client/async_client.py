@@ -1,0 +1,111 @@
+"""`AsyncClient`: the asynchronous twin of Client, over httpx.AsyncClient."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from types import TracebackType
+from typing import Any, Self, Unpack
+
+import httpx
+
+from errand.client.base import DEFAULT_TIMEOUT, DEFAULT_URL, ProgressCallback, _BaseClient, _Call, _WaitPlan
+from errand.client.error_map import _transport_errors
+from errand.client.values import ChatOptions, RequestHandle, RequestList, RequestStatus, TriggerOptions
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient(_BaseClient):
+    """Asynchronous twin of Client: the same methods, awaited. Use `async with`, or `aclose()`."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        client_key: str | None = None,
+        admin_key: str | None = None,
+        user_id: str | None = None,
+        formation_id: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            base_url,
+            client_key=client_key,
+            admin_key=admin_key,
+            user_id=user_id,
+            formation_id=formation_id,
+            timeout=timeout,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=self.headers, timeout=timeout, transport=transport
+        )
+
+    async def _send(self, call: _Call) -> httpx.Response:
+        with _transport_errors(self.base_url):
+            return await self._http.request(call.method, call.path, **self._request_kwargs(call))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def chat(
+        self, message: str, *, mode: str | None = None, **options: Unpack[ChatOptions]
+    ) -> RequestStatus:
+        """As Client.chat: a pending status comes back if the server answered 202."""
+        return self._status(await self._send(self._chat_call(message, mode or "sync", options)))
+
+    async def chat_async(
+        self, message: str, *, mode: str = "async", **options: Unpack[ChatOptions]
+    ) -> RequestHandle:
+        return self._handle(await self._send(self._chat_call(message, mode, options)))
+
+    async def get_request(self, request_id: str, *, wait: float | None = None) -> RequestStatus:
+        return self._status(await self._send(self._get_call(request_id, wait)))
+
+    async def wait(
+        self,
+        request_id: str,
+        timeout: float = 600.0,
+        on_progress: ProgressCallback | None = None,
+        poll: float | None = None,
+    ) -> RequestStatus:
+        """As Client.wait; an awaitable returned by on_progress is awaited."""
+        loop = asyncio.get_running_loop()
+        plan = _WaitPlan(request_id, timeout, poll, on_progress is not None, loop.time())
+        while True:
+            started = loop.time()
+            cycle = plan.next_cycle(started)
+            status = await self.get_request(request_id, wait=cycle)
+            news = plan.news(status)
+            if news is not None and on_progress is not None:
+                outcome = on_progress(news)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            if status.is_complete:
+                return status
+            await asyncio.sleep(plan.rest(cycle, started, loop.time()))
+
+    async def cancel(self, request_id: str) -> dict[str, Any]:
+        return self._dict(await self._send(self._cancel_call(request_id)))
+
+    async def list_requests(
+        self, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> RequestList:
+        return self._list(await self._send(self._list_call(status, limit, cursor)))
+
+    async def fire_trigger(
+        self, name: str, data: Any, *, use_async: bool | None = True, **options: Unpack[TriggerOptions]
+    ) -> RequestHandle | RequestStatus:
+        return self._handle_or_status(await self._send(self._trigger_call(name, data, use_async, options)))
+
+    async def health(self) -> dict[str, Any]:
+        return self._dict(await self._send(self._health_call()))

@@ -1,0 +1,128 @@
+"""`Client`: the synchronous SDK client over httpx.Client (and `Formation`, MUXI's name for it)."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any, Self, Unpack
+
+import httpx
+
+from errand.client.base import DEFAULT_TIMEOUT, DEFAULT_URL, ProgressCallback, _BaseClient, _Call, _WaitPlan
+from errand.client.error_map import _transport_errors
+from errand.client.values import ChatOptions, RequestHandle, RequestList, RequestStatus, TriggerOptions
+
+__all__ = ["Client", "Formation"]
+
+
+class Client(_BaseClient):
+    """Synchronous errand client. Use it as a context manager, or call `close()`.
+
+    >>> with Client("http://localhost:8001", client_key="...", user_id="u1") as c:
+    ...     st = c.wait(c.chat_async("Complex task").id, on_progress=print)
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        client_key: str | None = None,
+        admin_key: str | None = None,
+        user_id: str | None = None,
+        formation_id: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            base_url,
+            client_key=client_key,
+            admin_key=admin_key,
+            user_id=user_id,
+            formation_id=formation_id,
+            timeout=timeout,
+        )
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=self.headers, timeout=timeout, transport=transport
+        )
+
+    def _send(self, call: _Call) -> httpx.Response:
+        with _transport_errors(self.base_url):
+            return self._http.request(call.method, call.path, **self._request_kwargs(call))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def chat(self, message: str, *, mode: str | None = None, **options: Unpack[ChatOptions]) -> RequestStatus:
+        """A chat turn answered in the call (mode "sync" unless given).
+
+        If the work outlives the server's sync wait, the server answers 202 and keeps working:
+        the returned status is then pending or processing; `wait(status.id)` gets the result.
+        """
+        return self._status(self._send(self._chat_call(message, mode or "sync", options)))
+
+    def chat_async(
+        self, message: str, *, mode: str = "async", **options: Unpack[ChatOptions]
+    ) -> RequestHandle:
+        """Queue a chat turn and return at once with a handle (`.id`, `.poll_url`)."""
+        return self._handle(self._send(self._chat_call(message, mode, options)))
+
+    def get_request(self, request_id: str, *, wait: float | None = None) -> RequestStatus:
+        """The request's status now, or after up to `wait` seconds if it is not yet terminal."""
+        return self._status(self._send(self._get_call(request_id, wait)))
+
+    def wait(
+        self,
+        request_id: str,
+        timeout: float = 600.0,
+        on_progress: ProgressCallback | None = None,
+        poll: float | None = None,
+    ) -> RequestStatus:
+        """Block until the request is terminal (long-poll, no busy loop); TimeoutError after `timeout`.
+
+        `poll` caps how long each long-poll holds (default 30 s, or 1 s with on_progress).
+        """
+        plan = _WaitPlan(request_id, timeout, poll, on_progress is not None, time.monotonic())
+        while True:
+            started = time.monotonic()
+            cycle = plan.next_cycle(started)
+            status = self.get_request(request_id, wait=cycle)
+            news = plan.news(status)
+            if news is not None and on_progress is not None:
+                on_progress(news)
+            if status.is_complete:
+                return status
+            time.sleep(plan.rest(cycle, started, time.monotonic()))
+
+    def cancel(self, request_id: str) -> dict[str, Any]:
+        """Cancel: `{"request_id", "status": "cancelled", "cancellation"}`; Conflict if it already ended."""
+        return self._dict(self._send(self._cancel_call(request_id)))
+
+    def list_requests(
+        self, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> RequestList:
+        """The caller's requests, newest first (admin: everyone's)."""
+        return self._list(self._send(self._list_call(status, limit, cursor)))
+
+    def fire_trigger(
+        self, name: str, data: Any, *, use_async: bool | None = True, **options: Unpack[TriggerOptions]
+    ) -> RequestHandle | RequestStatus:
+        """Fire triggers/NAME.md with `data`: a RequestHandle if queued (202), else the final status.
+
+        `use_async=None` leaves the choice to the trigger's front matter (else async).
+        """
+        return self._handle_or_status(self._send(self._trigger_call(name, data, use_async, options)))
+
+    def health(self) -> dict[str, Any]:
+        return self._dict(self._send(self._health_call()))
+
+
+Formation = Client
+"""MUXI's name for the client (the seed's `formation.chat_async(...)`)."""

@@ -1,0 +1,54 @@
+"""WorkerSettings: what the worker and each attempt read from the formation, plus test knobs.
+
+Its own module so that the worker loop (engine/worker.py) and one attempt (engine/attempt.py)
+both depend on it without depending on each other's module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from errand.config import Config, RetryPolicy
+
+__all__ = ["WorkerSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """Everything the worker reads from the formation, plus knobs tests and operators turn."""
+
+    concurrency: int = 64
+    lease_seconds: float = 30.0
+    poll_interval: float = 0.5
+    task_timeout: float = 300.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    result_ttl: float = 86400.0
+    tombstone_ttl: float = 30 * 86400.0
+    housekeeping_interval: float = 300.0
+    """How often expired results are purged (requeueing lost leases runs every lease/2)."""
+    shutdown_grace: float = 10.0
+    record_retry_seconds: float = 120.0
+    """How long an outcome write is retried while the database is unavailable."""
+    no_retry_delay: bool = False
+    """Testing switch: retries are due at once instead of after the backoff delay."""
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if min(self.lease_seconds, self.poll_interval, self.task_timeout) <= 0:
+            raise ValueError("lease_seconds, poll_interval and task_timeout must be positive")
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> WorkerSettings:
+        """The formation's workers/workflow/async sections; keyword overrides win."""
+        settings = cls(
+            concurrency=config.workers.concurrency,
+            lease_seconds=config.workers.lease_seconds,
+            poll_interval=config.workers.poll_interval,
+            task_timeout=config.workflow.task_timeout,
+            retry=config.workflow.retry,
+            result_ttl=config.async_.result_ttl,
+            tombstone_ttl=config.async_.tombstone_ttl,
+        )
+        return replace(settings, **overrides) if overrides else settings
