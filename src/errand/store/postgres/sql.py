@@ -26,7 +26,7 @@ from errand.models import (
     Status,
     sources_of,
 )
-from errand.store._pg_io import Row
+from errand.store.postgres.pool import Row
 
 CH_WORK, CH_CHANGE, CH_CANCEL, CH_OUTBOX = "errand_work", "errand_change", "errand_cancel", "errand_outbox"
 CHANNELS = (CH_WORK, CH_CHANGE, CH_CANCEL, CH_OUTBOX)

@@ -27,8 +27,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from errand.store._pg_io import DRIVER_ERRORS
-from errand.store._pg_sql import CH_CANCEL, CH_CHANGE, CH_OUTBOX, CH_WORK
+from errand.store.postgres.pool import DRIVER_ERRORS
+from errand.store.postgres.sql import CH_CANCEL, CH_CHANGE, CH_OUTBOX, CH_WORK
 
 EAGER_CHANNELS = frozenset({CH_WORK, CH_CANCEL, CH_OUTBOX})
 """LISTENed from the start; CH_CHANGE is added on the first change waiter."""
@@ -135,7 +135,7 @@ class Hub:
                 waiter.poke()
 
     def dispatch(self, channel: str, payload: str) -> None:
-        """One notification from PostgreSQL (see `_pg_sql` for channels and payloads)."""
+        """One notification from PostgreSQL (see `sql` for channels and payloads)."""
         if channel == CH_CHANGE:
             request_id, _, seq = payload.rpartition(" ")
             if seq.isdigit():

@@ -4,13 +4,13 @@ Many processes share one database. Claims take rows with `FOR UPDATE SKIP LOCKED
 never wait on nor double-claim each other; every write of a running attempt is fenced on
 (id, attempt, lease held), so a worker that lost its lease writes nothing. Writes notify other
 processes through `pg_notify` (delivered at COMMIT) and one LISTEN connection per store wakes
-local waiters (`_pg_listen`): `cross_process_wakeups = True`.
+local waiters (`listen`): `cross_process_wakeups = True`.
 
 Hot paths are one statement each (an implicit transaction, one round trip): claim,
 append_event, retry_later, heartbeat; concurrent submits share one statement (group commit).
 Terminal writes need the final row to build the status document for the event and the outbox,
-so they run as a short explicit transaction (`_pg_ops`). SQL text lives in `_pg_sql`; pool,
-error mapping and group commit in `_pg_io`.
+so they run as a short explicit transaction (`ops`). SQL text lives in `sql`; pool,
+error mapping and group commit in `pool`.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from errand.models import (
     can_transition,
     sources_of,
 )
-from errand.store import _pg_ops as ops
-from errand.store import _pg_sql as sql
+from errand.store.postgres import ops
+from errand.store.postgres import sql
 from errand.store._cursor import decode_cursor, encode_cursor
-from errand.store._pg_io import CONNECT_TIMEOUT, Database, GroupCommit, Row, connect
-from errand.store._pg_listen import Hub, Listener
+from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, GroupCommit, Row, connect
+from errand.store.postgres.listen import Hub, Listener
 
 MAX_PAGE = 1000
 

@@ -1,12 +1,12 @@
 """SqliteStore: the Store protocol on one SQLite file (WAL), with group commit and wake-ups.
 
-Writes go to the single writer thread of `_sqlite_io` (many concurrent writes share one
+Writes go to the single writer thread of `connections` (many concurrent writes share one
 transaction and one fsync; a result is returned only once committed); reads run on a small pool
 of reader connections beside it. After a commit, in-process waiters are woken at once, and other
-processes on the same file through `_sqlite_notify` (Unix datagram sockets, POSIX only; then
+processes on the same file through `notify` (Unix datagram sockets, POSIX only; then
 `cross_process_wakeups` is True). Those wake-ups are hints: every wait still returns within
 `poll_interval` so callers re-check, and `wait_for_change` re-reads the row itself.
-The SQL lives in `_sqlite_ops` (and `_sqlite_schema`); this module is the asyncio face of it.
+The SQL lives in `ops` (and `schema`); this module is the asyncio face of it.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from errand.models import (
     Result,
     Status,
 )
-from errand.store import _sqlite_ops as ops
-from errand.store import _sqlite_schema as schema
-from errand.store._sqlite_io import SYNCHRONOUS, Readers, Writer, connect
-from errand.store._sqlite_notify import Notifier
+from errand.store.sqlite import ops
+from errand.store.sqlite import schema
+from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
+from errand.store.sqlite.notify import Notifier
 
 MAX_PAGE = 1000
 
@@ -55,7 +55,7 @@ class SqliteStore:
     """Durable requests, events, leases and outbox in one SQLite database file."""
 
     cross_process_wakeups = False
-    """Per instance: True once the cross-process notifier is bound (see `_sqlite_notify`)."""
+    """Per instance: True once the cross-process notifier is bound (see `notify`)."""
 
     def __init__(
         self,

@@ -34,8 +34,8 @@ from errand.models import (
     sources_of,
     to_document,
 )
-from errand.store import _pg_sql as sql
-from errand.store._pg_io import Conn, Database, Row
+from errand.store.postgres import sql
+from errand.store.postgres.pool import Conn, Database, Row
 
 ItemT = TypeVar("ItemT")
 OutT = TypeVar("OutT")

@@ -35,9 +35,9 @@ from errand.models import (
     sources_of,
     to_document,
 )
-from errand.store import _sqlite_rows as rows
+from errand.store.sqlite import rows
 from errand.store._cursor import decode_cursor, encode_cursor
-from errand.store._sqlite_rows import REQUEST_COLUMNS, dumps, dumps_opt, sql_in
+from errand.store.sqlite.rows import REQUEST_COLUMNS, dumps, dumps_opt, sql_in
 
 IDEMPOTENCY_TTL = 24 * 3600.0
 PURGE_CHUNK = 500
