@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
-Row = Mapping[str, Any]
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
 """No store call waits longer than this on a silent server (e.g. a half-open socket)."""
@@ -68,6 +67,12 @@ def translate(exc: BaseException) -> ErrandError:
     if isinstance(exc, asyncpg.DataError):
         return InvalidRequest(f"the database refused a value: {exc}")
     return StoreUnavailable(f"postgres: {type(exc).__name__}: {exc}")
+
+
+class Row(Protocol):
+    """An asyncpg Record: read by column name, or by position (as `store.rules` reads rows)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
 
 
 class Conn(Protocol):

@@ -1,37 +1,22 @@
-"""Rows <-> models for the SQLite backend: column lists, JSON columns and the list cursor."""
+"""Models -> SQLite rows: JSON kept as text, and the INSERT of a new request.
+
+Reading rows back into models is shared with PostgreSQL (`store.rules`); `loads` is the
+SQLite half of it (SQLite has no JSON column type, so JSON columns hold text).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from errand.models import (
-    Delivery,
-    DeliveryAttempt,
-    ErrorInfo,
-    Event,
-    Mode,
-    NewRequest,
-    Progress,
-    Request,
-    Result,
-    Status,
-)
+from errand.models import NewRequest, Request, Status
+from errand.store.rules import REQUEST_COLUMNS
 
-REQUEST_COLUMNS = (
-    "id, owner, user_id, kind, agent, message, session_id, metadata, trigger_name, webhook_url, mode, "
-    "status, attempt, failures, max_attempts, progress, result, error, created_at, started_at, "
-    "completed_at, run_at, estimated_seconds, seq, expired_at"
-)
 INSERT_REQUEST = (
     f"INSERT INTO requests ({REQUEST_COLUMNS}, updated_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-EVENT_COLUMNS = "request_id, seq, type, data, at"
-DELIVERY_COLUMNS = "id, request_id, url, state, next_attempt_at, created_at"
-ATTEMPT_COLUMNS = "delivery_id, attempt, at, status_code, error, duration_ms"
 
 
 def dumps(value: Any) -> str:
@@ -44,11 +29,6 @@ def dumps_opt(value: Any) -> str | None:
 
 def loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
-
-
-def sql_in(statuses: Sequence[Status]) -> str:
-    """`('pending', 'processing')`: the transition table rendered for a WHERE clause."""
-    return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
 
 
 def new_request(new: NewRequest, now: float) -> Request:
@@ -110,60 +90,4 @@ def request_params(r: Request, updated_at: float) -> tuple[Any, ...]:
         r.seq,
         None,
         updated_at,
-    )
-
-
-def to_request(row: Sequence[Any]) -> Request:
-    """A row selected with REQUEST_COLUMNS."""
-    return Request(
-        id=row[0],
-        owner=row[1],
-        user_id=row[2],
-        kind=row[3],
-        agent=row[4],
-        message=row[5],
-        session_id=row[6],
-        metadata=loads(row[7]) or {},
-        trigger=row[8],
-        webhook_url=row[9],
-        mode=Mode(row[10]),
-        status=Status(row[11]),
-        attempt=row[12],
-        failures=row[13],
-        max_attempts=row[14],
-        progress=Progress.from_dict(loads(row[15])),
-        result=Result.from_dict(loads(row[16])),
-        error=ErrorInfo.from_dict(loads(row[17])),
-        created_at=row[18],
-        started_at=row[19],
-        completed_at=row[20],
-        run_at=row[21],
-        estimated_seconds=row[22],
-        seq=row[23],
-        expired=row[24] is not None,
-    )
-
-
-def to_event(row: Sequence[Any]) -> Event:
-    """A row selected with EVENT_COLUMNS."""
-    return Event(request_id=row[0], seq=row[1], type=row[2], data=loads(row[3]), at=row[4])
-
-
-def to_attempt(row: Sequence[Any]) -> DeliveryAttempt:
-    """A row selected with ATTEMPT_COLUMNS."""
-    return DeliveryAttempt(
-        delivery_id=row[0], attempt=row[1], at=row[2], status_code=row[3], error=row[4], duration_ms=row[5]
-    )
-
-
-def to_delivery(row: Sequence[Any], attempts: list[DeliveryAttempt]) -> Delivery:
-    """A row selected with DELIVERY_COLUMNS, with its attempts."""
-    return Delivery(
-        id=row[0],
-        request_id=row[1],
-        url=row[2],
-        state=row[3],
-        attempts=attempts,
-        next_attempt_at=row[4],
-        created_at=row[5],
     )

@@ -34,12 +34,10 @@ from errand.models import (
     Result,
     Status,
 )
-from errand.store.sqlite import ops
-from errand.store.sqlite import schema
+from errand.store import rules
+from errand.store.sqlite import ops, schema
 from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
 from errand.store.sqlite.notify import Notifier
-
-MAX_PAGE = 1000
 
 
 def _path_of(url: str) -> str:
@@ -163,8 +161,7 @@ class SqliteStore:
         cursor: str | None = None,
     ) -> Page:
         """Newest first, keyset-paginated on (created_at, id); tombstones excluded."""
-        size = max(1, min(limit, MAX_PAGE))
-        return await self._readers.run(lambda c: ops.list_requests(c, owner, user_id, status, size, cursor))
+        return await self._readers.run(lambda c: ops.list_requests(c, owner, user_id, status, limit, cursor))
 
     async def events_since(
         self, request_id: str, after_seq: int = 0, limit: int = 1000
@@ -365,7 +362,7 @@ class SqliteStore:
                 )
             )
             total += tombstoned + dropped
-            if max(tombstoned, dropped) < ops.PURGE_CHUNK:
+            if rules.purge_finished(tombstoned, dropped):
                 return total
 
     async def close(self) -> None:
