@@ -1,7 +1,7 @@
-"""The SQL of the SQLite backend: one plain function per Store operation, run on a connection.
+"""The writes of the SQLite backend: one plain function per write operation, run by the writer.
 
-Write functions run inside the writer's transaction (and their own savepoint), so raising after
-a partial write undoes it. Status changes are guarded by `UPDATE ... WHERE status IN
+Each runs inside the writer's transaction (and its own savepoint), so raising after a partial
+write undoes it. Status changes are guarded by `UPDATE ... WHERE status IN
 (sources_of(new)) AND attempt = ?`, rendering the transition table of `models`: a guarded update
 that touches no row means the caller lost the request (LeaseLost) or broke the table (Conflict).
 
@@ -18,14 +18,12 @@ from typing import Any
 
 from errand.clock import new_id
 from errand.models import (
-    TERMINAL,
     Delivery,
     ErrorInfo,
     Event,
     IdempotencyKey,
     NewRequest,
     OutboxItem,
-    Page,
     Progress,
     Request,
     Result,
@@ -35,27 +33,16 @@ from errand.models import (
 )
 from errand.store import rules
 from errand.store.rules import REQUEST_COLUMNS, sql_in
+from errand.store.sqlite import reads
 from errand.store.sqlite.rows import INSERT_REQUEST, dumps, dumps_opt, loads, new_request, request_params
 
-_CHUNK = 500  # bound parameters per IN (...) list
-_TERMINAL = sql_in(sorted(TERMINAL))
 _HELD = rules.held("?")
 
 
-# -- helpers ---------------------------------------------------------------------------------------
+# -- what several writes do ---------------------------------------------------------------------
 def _add_event(conn: sqlite3.Connection, request_id: str, seq: int, type: str, data: Any, at: float) -> Event:
     conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (request_id, seq, type, dumps(data), at))
     return Event(request_id=request_id, seq=seq, type=type, data=data, at=at)
-
-
-def _find(conn: sqlite3.Connection, request_id: str) -> Request | None:
-    row = conn.execute(f"SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,)).fetchone()
-    return None if row is None else rules.to_request(row, loads)
-
-
-def get(conn: sqlite3.Connection, request_id: str) -> Request:
-    """The live request: NotFound if unknown, RequestExpired if a tombstone."""
-    return rules.live(request_id, _find(conn, request_id))
 
 
 def _update_one(conn: sqlite3.Connection, sql: str, params: Iterable[Any]) -> Request | None:
@@ -118,7 +105,7 @@ def _find_idempotent(conn: sqlite3.Connection, idem: IdempotencyKey, now: float)
         conn.execute("DELETE FROM idempotency WHERE scope = ? AND key = ?", (idem.scope, idem.key))
         return None
     rules.check_fingerprint(idem, row[0], row[1])
-    return get(conn, row[1])
+    return reads.get(conn, row[1])
 
 
 # -- work ------------------------------------------------------------------------------------------
@@ -222,7 +209,7 @@ def finish(
 
 
 def request_cancel(conn: sqlite3.Connection, request_id: str, now: float) -> tuple[Request, str]:
-    req = get(conn, request_id)
+    req = reads.get(conn, request_id)
     if not rules.needs_cancel(req):
         return req, rules.cancel_mode(False)
     held = conn.execute(
@@ -315,88 +302,13 @@ def record_attempt(
         "lease_expires_at = NULL WHERE id = ?",
         (state, attempts + 1, next_attempt_at, delivery_id),
     )
-    return _deliveries(conn, "id = ?", delivery_id)[0]
+    return reads.deliveries(conn, "id = ?", delivery_id)[0]
 
 
 def enqueue_redelivery(conn: sqlite3.Connection, request_id: str, now: float) -> Delivery:
-    req = get(conn, request_id)
+    req = reads.get(conn, request_id)
     url = rules.redelivery_url(req)
     return _add_delivery(conn, req.id, url, to_document(req), now)
-
-
-def list_deliveries(conn: sqlite3.Connection, request_id: str) -> list[Delivery]:
-    return _deliveries(conn, "request_id = ?", request_id)
-
-
-def _deliveries(conn: sqlite3.Connection, where: str, param: str) -> list[Delivery]:
-    found = conn.execute(
-        f"SELECT {rules.DELIVERY_COLUMNS} FROM deliveries WHERE {where} ORDER BY created_at, rowid", (param,)
-    ).fetchall()
-    result: list[Delivery] = []
-    for row in found:
-        attempts = conn.execute(
-            f"SELECT {rules.ATTEMPT_COLUMNS} FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt",
-            (row[0],),
-        ).fetchall()
-        result.append(rules.to_delivery(row, [rules.to_attempt(a) for a in attempts]))
-    return result
-
-
-# -- read side -------------------------------------------------------------------------------------
-def seq_of(conn: sqlite3.Connection, request_id: str) -> int:
-    row = conn.execute("SELECT seq FROM requests WHERE id = ?", (request_id,)).fetchone()
-    if row is None:
-        raise rules.not_found(request_id)
-    return int(row[0])
-
-
-def list_requests(
-    conn: sqlite3.Connection,
-    owner: str | None,
-    user_id: str | None,
-    status: Status | None,
-    limit: int,
-    cursor: str | None,
-) -> Page:
-    query = rules.list_query(owner, user_id, status, limit, cursor, mark=_mark)
-    found = conn.execute(
-        f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {query.where} ORDER BY {query.order} LIMIT ?",
-        (*query.params, query.fetch),
-    ).fetchall()
-    return query.page([rules.to_request(row, loads) for row in found])
-
-
-def _mark(_n: int, _type: str) -> str:
-    return "?"
-
-
-def events_since(conn: sqlite3.Connection, request_id: str, after_seq: int, limit: int) -> list[Event]:
-    found = conn.execute(
-        f"SELECT {rules.EVENT_COLUMNS} FROM events WHERE request_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        (request_id, after_seq, limit),
-    ).fetchall()
-    return [rules.to_event(row, loads) for row in found]
-
-
-def duration_history(conn: sqlite3.Connection, agent: str, limit: int) -> list[float]:
-    found = conn.execute(
-        "SELECT completed_at - started_at FROM requests WHERE agent = ? AND status = 'completed' "
-        "AND started_at IS NOT NULL ORDER BY completed_at DESC LIMIT ?",
-        (agent, limit),
-    ).fetchall()
-    return [float(row[0]) for row in found]
-
-
-def cancelled_among(conn: sqlite3.Connection, request_ids: list[str]) -> set[str]:
-    done: set[str] = set()
-    for start in range(0, len(request_ids), _CHUNK):
-        chunk = request_ids[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        found = conn.execute(
-            f"SELECT id FROM requests WHERE id IN ({marks}) AND status IN {_TERMINAL}", chunk
-        ).fetchall()
-        done.update(row[0] for row in found)
-    return done
 
 
 # -- housekeeping ----------------------------------------------------------------------------------
@@ -409,7 +321,7 @@ def purge_chunk(
         row[0]
         for row in conn.execute(
             "SELECT id FROM requests WHERE completed_at IS NOT NULL AND completed_at <= ? "
-            f"AND expired_at IS NULL AND status IN {_TERMINAL} LIMIT ?",
+            f"AND expired_at IS NULL AND status IN {reads.TERMINAL_IN} LIMIT ?",
             (now - result_ttl, rules.PURGE_CHUNK),
         )
     ]
