@@ -7,12 +7,12 @@ and `status = ANY(sources_of(new))` in the UPDATE, so a race can only lose, neve
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from errand.clock import new_id
-from errand.errors import Conflict, ErrandError, InvalidRequest, LeaseLost, StoreUnavailable
+from errand.errors import Conflict, ErrandError, LeaseLost, StoreUnavailable
 from errand.models import (
     Delivery,
     ErrorInfo,
@@ -27,6 +27,7 @@ from errand.models import (
 )
 from errand.store import rules
 from errand.store.postgres import sql
+from errand.store.postgres.group_commit import distinct_rounds, isolating
 from errand.store.postgres.pool import Conn, Database, Row
 
 ItemT = TypeVar("ItemT")
@@ -60,6 +61,7 @@ def _columns(new: NewRequest) -> tuple[Any, ...]:
     )
 
 
+@isolating
 async def submit_many(db: Database, batch: list[Submission]) -> list[Row | ErrandError]:
     """Flush of the submit group commit: every request + `created` event in ONE statement (one
     commit, one NOTIFY). An id already stored, or twice in the batch, is a Conflict for that
@@ -70,12 +72,7 @@ async def submit_many(db: Database, batch: list[Submission]) -> list[Row | Erran
         first.setdefault(item.new.id, n)
     unique = [batch[n] for n in sorted(first.values())]
     arrays = [list(column) for column in zip(*(_columns(s.new) for s in unique), strict=True)]
-    try:
-        rows = await db.fetch(sql.SUBMIT_MANY, *arrays, [s.now for s in unique], rules.CREATED)
-    except InvalidRequest:
-        if len(batch) == 1:
-            raise
-        return await _isolated(submit_many, db, batch)
+    rows = await db.fetch(sql.SUBMIT_MANY, *arrays, [s.now for s in unique], rules.CREATED)
     by_id = {row["id"]: row for row in rows}
     return [
         by_id[item.new.id]
@@ -83,38 +80,6 @@ async def submit_many(db: Database, batch: list[Submission]) -> list[Row | Erran
         else rules.already_exists(item.new.id)
         for n, item in enumerate(batch)
     ]
-
-
-async def _isolated(
-    flush: Callable[[Database, list[ItemT]], Awaitable[list[OutT | ErrandError]]],
-    db: Database,
-    batch: list[ItemT],
-) -> list[OutT | ErrandError]:
-    """A value PostgreSQL refuses fails the whole statement of a batch: flush each item alone,
-    so that only the bad one fails."""
-    outcomes: list[OutT | ErrandError] = []
-    for item in batch:
-        try:
-            outcomes += await flush(db, [item])
-        except ErrandError as exc:
-            outcomes.append(exc)
-    return outcomes
-
-
-def distinct_rounds(batch: Sequence[ItemT], key: Callable[[ItemT], str]) -> list[list[tuple[int, ItemT]]]:
-    """Split a batch into rounds in which each request appears once, keeping call order per
-    request (one UPDATE cannot apply two changes to the same row). Usually a single round."""
-    rounds: list[list[tuple[int, ItemT]]] = []
-    seen: list[set[str]] = []
-    for n, item in enumerate(batch):
-        k = key(item)
-        depth = next((d for d in range(len(seen) - 1, -1, -1) if k in seen[d]), -1) + 1
-        if depth == len(rounds):
-            rounds.append([])
-            seen.append(set())
-        rounds[depth].append((n, item))
-        seen[depth].add(k)
-    return rounds
 
 
 async def submit_keyed(
@@ -157,16 +122,12 @@ class Append:
     now: float
 
 
+@isolating
 async def append_many(db: Database, batch: list[Append]) -> list[int | ErrandError]:
     """Flush of the append_event group commit: the new seq of each event, or LeaseLost. One
     statement (one commit) unless a request appears twice in the batch."""
     rounds = distinct_rounds(batch, lambda a: a.request_id)
-    try:
-        return await db.run(lambda c: _append_rounds(c, rounds, len(batch)), tx=len(rounds) > 1)
-    except InvalidRequest:
-        if len(batch) == 1:
-            raise
-        return await _isolated(append_many, db, batch)
+    return await db.run(lambda c: _append_rounds(c, rounds, len(batch)), tx=len(rounds) > 1)
 
 
 async def _append_rounds(
@@ -202,16 +163,12 @@ class Finish:
     now: float
 
 
+@isolating
 async def finish_many(db: Database, batch: list[Finish]) -> list[Request | ErrandError]:
     """Flush of the finish group commit, one transaction: terminal states, their events and
     outbox rows. Each item gets its request, or LeaseLost if its attempt was stale."""
     rounds = distinct_rounds(batch, lambda f: f.request_id)
-    try:
-        return await db.run(lambda c: _finish_rounds(c, rounds, len(batch)))
-    except InvalidRequest:
-        if len(batch) == 1:
-            raise
-        return await _isolated(finish_many, db, batch)
+    return await db.run(lambda c: _finish_rounds(c, rounds, len(batch)))
 
 
 async def _finish_rounds(

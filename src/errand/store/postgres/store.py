@@ -21,7 +21,7 @@ import functools
 from typing import Any
 
 from errand.clock import Clock, SystemClock
-from errand.errors import ConfigError, ErrandError, StoreUnavailable
+from errand.errors import ConfigError, StoreUnavailable
 from errand.models import (
     Claim,
     Delivery,
@@ -39,8 +39,9 @@ from errand.models import (
 )
 from errand.store import rules
 from errand.store.postgres import ops, sql
+from errand.store.postgres.group_commit import GroupCommit
 from errand.store.postgres.listen import Hub, Listener
-from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, GroupCommit, Row, connect
+from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, Row, connect
 
 
 class PostgresStore:
@@ -54,9 +55,16 @@ class PostgresStore:
         self._db: Database | None = None
         self._hub = Hub()
         self._listener = Listener(lambda: connect(dsn, "errand-listen"), self._hub)
-        self._submits: GroupCommit[ops.Submission, Row] = GroupCommit(self._flush_submits)
-        self._appends: GroupCommit[ops.Append, int] = GroupCommit(self._flush_appends)
-        self._finishes: GroupCommit[ops.Finish, Request] = GroupCommit(self._flush_finishes)
+        # Concurrent calls share one statement (group commit); the pool is looked up at flush time.
+        self._submits: GroupCommit[ops.Submission, Row] = GroupCommit(
+            lambda batch: ops.submit_many(self._database, batch)
+        )
+        self._appends: GroupCommit[ops.Append, int] = GroupCommit(
+            lambda batch: ops.append_many(self._database, batch)
+        )
+        self._finishes: GroupCommit[ops.Finish, Request] = GroupCommit(
+            lambda batch: ops.finish_many(self._database, batch)
+        )
 
     @classmethod
     async def open(
@@ -127,15 +135,6 @@ class PostgresStore:
         self._hub.work.set()
         self._hub.changed(req.id, req.seq)
         return req, True
-
-    async def _flush_submits(self, batch: builtins.list[ops.Submission]) -> builtins.list[Row | ErrandError]:
-        return await ops.submit_many(self._database, batch)
-
-    async def _flush_appends(self, batch: builtins.list[ops.Append]) -> builtins.list[int | ErrandError]:
-        return await ops.append_many(self._database, batch)
-
-    async def _flush_finishes(self, batch: builtins.list[ops.Finish]) -> builtins.list[Request | ErrandError]:
-        return await ops.finish_many(self._database, batch)
 
     # -- read side ----------------------------------------------------------------------------
     async def get(self, request_id: str) -> Request:
