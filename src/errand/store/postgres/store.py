@@ -9,8 +9,9 @@ local waiters (`listen`): `cross_process_wakeups = True`.
 Hot paths are one statement each (an implicit transaction, one round trip): claim,
 append_event, retry_later, heartbeat; concurrent submits share one statement (group commit).
 Terminal writes need the final row to build the status document for the event and the outbox,
-so they run as a short explicit transaction (`ops`). SQL text lives in `sql`; pool,
-error mapping and group commit in `pool`.
+so they run as a short explicit transaction (`ops`). SQL text lives in `sql`, the rules shared
+with SQLite in `store.rules`; the pool and error mapping in `pool`, group commit in
+`group_commit`.
 """
 
 from __future__ import annotations

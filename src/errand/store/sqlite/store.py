@@ -4,9 +4,10 @@ Writes go to the single writer thread of `connections` (many concurrent writes s
 transaction and one fsync; a result is returned only once committed); reads run on a small pool
 of reader connections beside it. After a commit, in-process waiters are woken at once, and other
 processes on the same file through `notify` (Unix datagram sockets, POSIX only; then
-`cross_process_wakeups` is True). Those wake-ups are hints: every wait still returns within
-`poll_interval` so callers re-check, and `wait_for_change` re-reads the row itself.
-The SQL lives in `writes`, `reads` and `schema`; this module is the asyncio face of it.
+`cross_process_wakeups` is True), both by `wakeups`. Those wake-ups are hints: every wait still
+returns within `poll_interval` so callers re-check, and `wait_for_change` re-reads the row itself.
+The SQL lives in `writes`, `reads` and `schema`, the rules it shares with PostgreSQL in
+`store.rules`; this module is the asyncio face of them.
 """
 
 from __future__ import annotations

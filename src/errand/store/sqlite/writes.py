@@ -1,9 +1,9 @@
 """The writes of the SQLite backend: one plain function per write operation, run by the writer.
 
 Each runs inside the writer's transaction (and its own savepoint), so raising after a partial
-write undoes it. Status changes are guarded by `UPDATE ... WHERE status IN
-(sources_of(new)) AND attempt = ?`, rendering the transition table of `models`: a guarded update
-that touches no row means the caller lost the request (LeaseLost) or broke the table (Conflict).
+write undoes it. Status changes are guarded by `UPDATE ... WHERE status IN (sources_of(new))
+AND attempt = ?`, rendering the transition table of `models`: a guarded update that touches no
+row means the caller lost the request (LeaseLost) or broke the table (Conflict).
 
 Event data written here: created {"status"}; started {"status", "attempt"}; retry {"status",
 "attempt", "run_at", "error"}; completed/failed/cancelled: the status document (to_document);
