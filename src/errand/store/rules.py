@@ -55,11 +55,26 @@ def sql_in(statuses: Sequence[Status]) -> str:
     return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
 
 
-RUNNABLE = f"lease_owner IS NULL AND status IN {sql_in(sources_of(Status.PROCESSING))}"
-"""Claimable work (pending, or processing between attempts). The same text as the predicate of
-the partial index `requests_runnable` in both schemas, so each planner uses that index."""
-OUTBOX_DUE = "state IN ('pending', 'retrying')"
-"""Deliveries still to be sent (the predicate of the partial index `deliveries_due`)."""
+_RUNNABLE = f"lease_owner IS NULL AND status IN {sql_in(sources_of(Status.PROCESSING))}"
+# The same text as the predicate of the partial index `requests_runnable` in both schemas (and
+# `_UNSENT` as that of `deliveries_due`), so that each planner uses the index.
+_UNSENT = "state IN ('pending', 'retrying')"
+
+
+def claimable(now: str) -> str:
+    """Requests `claim` may take: pending, or processing between attempts, due at `now` (a
+    placeholder)."""
+    return f"{_RUNNABLE} AND run_at <= {now}"
+
+
+def lease_expired(now: str) -> str:
+    """Requests whose running attempt's lease ran out by `now`: their worker is lost."""
+    return f"lease_owner IS NOT NULL AND lease_expires_at <= {now} AND status = '{Status.PROCESSING.value}'"
+
+
+def outbox_claimable(now: str) -> str:
+    """Deliveries `claim_outbox` may take: unsent, due, and not leased by a live dispatcher."""
+    return f"{_UNSENT} AND next_attempt_at <= {now} AND (lease_owner IS NULL OR lease_expires_at <= {now})"
 
 
 def held(attempt: str, alias: str = "") -> str:

@@ -18,10 +18,11 @@ from errand.store.rules import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
     OUTBOX_COLUMNS,
-    OUTBOX_DUE,
     REQUEST_COLUMNS,
-    RUNNABLE,
+    claimable,
     held,
+    lease_expired,
+    outbox_claimable,
     qualified,
 )
 
@@ -104,7 +105,7 @@ TERMINAL_AMONG = "SELECT id FROM requests WHERE id = ANY($1::text[]) AND status 
 CLAIM = f"""
     WITH c AS (
         SELECT id FROM requests
-        WHERE {RUNNABLE} AND run_at <= $1
+        WHERE {claimable("$1")}
         ORDER BY run_at, pos LIMIT $2
         FOR UPDATE SKIP LOCKED),
     r AS (
@@ -175,9 +176,9 @@ CANCEL = f"""
         lease_expires_at = NULL, seq = r.seq + 1, updated_at = $2
     WHERE r.id = $1 AND r.status = ANY($3::text[]) RETURNING {_R}"""
 NOTIFY_CANCEL = f"SELECT pg_notify('{CH_CANCEL}', $1)"
-EXPIRED_LEASES = """
+EXPIRED_LEASES = f"""
     SELECT id, attempt, failures, max_attempts FROM requests
-    WHERE lease_owner IS NOT NULL AND lease_expires_at <= $1 AND status = 'processing'
+    WHERE {lease_expired("$1")}
     ORDER BY lease_expires_at
     FOR UPDATE SKIP LOCKED"""
 # A lost worker's attempts, fenced like any other write: $1 ids, $2 attempts, $3 errors, $4 now,
@@ -213,8 +214,7 @@ INSERT_DELIVERIES = f"""
 CLAIM_OUTBOX = f"""
     WITH c AS (
         SELECT id FROM deliveries
-        WHERE {OUTBOX_DUE} AND next_attempt_at <= $1
-            AND (lease_owner IS NULL OR lease_expires_at <= $1)
+        WHERE {outbox_claimable("$1")}
         ORDER BY next_attempt_at, pos LIMIT $2
         FOR UPDATE SKIP LOCKED)
     UPDATE deliveries d SET lease_owner = $3, lease_expires_at = $4

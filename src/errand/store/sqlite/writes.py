@@ -116,7 +116,7 @@ def claim(
     found = conn.execute(
         f"UPDATE requests SET status = ?, attempt = attempt + 1, lease_owner = ?, lease_expires_at = ?, "
         f"started_at = COALESCE(started_at, ?), seq = seq + 1, updated_at = ? "
-        f"WHERE id IN (SELECT id FROM requests WHERE {rules.RUNNABLE} AND run_at <= ? "
+        f"WHERE id IN (SELECT id FROM requests WHERE {rules.claimable('?')} "
         f"ORDER BY run_at, rowid LIMIT ?) RETURNING rowid, {REQUEST_COLUMNS}",
         (Status.PROCESSING.value, worker_id, now + lease_seconds, now, now, now, limit),
     ).fetchall()
@@ -229,8 +229,7 @@ def request_cancel(conn: sqlite3.Connection, request_id: str, now: float) -> tup
 def requeue_expired(conn: sqlite3.Connection, now: float) -> list[Request]:
     """Expired leases: a failure each; claimable again now, or failed once attempts are spent."""
     expired = conn.execute(
-        "SELECT id, attempt, failures, max_attempts FROM requests "
-        f"WHERE lease_owner IS NOT NULL AND lease_expires_at <= ? AND status = '{Status.PROCESSING.value}'",
+        f"SELECT id, attempt, failures, max_attempts FROM requests WHERE {rules.lease_expired('?')}",
         (now,),
     ).fetchall()
     touched: list[Request] = []
@@ -271,8 +270,7 @@ def claim_outbox(
 ) -> list[OutboxItem]:
     found = conn.execute(
         "UPDATE deliveries SET lease_owner = ?, lease_expires_at = ? WHERE id IN (SELECT id FROM deliveries "
-        f"WHERE {rules.OUTBOX_DUE} AND next_attempt_at <= ? "
-        "AND (lease_owner IS NULL OR lease_expires_at <= ?) ORDER BY next_attempt_at, rowid LIMIT ?) "
+        f"WHERE {rules.outbox_claimable('?')} ORDER BY next_attempt_at, rowid LIMIT ?) "
         f"RETURNING {rules.OUTBOX_COLUMNS}, rowid",
         (worker_id, now + lease_seconds, now, now, limit),
     ).fetchall()
