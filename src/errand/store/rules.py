@@ -55,9 +55,9 @@ def sql_in(statuses: Sequence[Status]) -> str:
     return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
 
 
+# The same text as the predicates of the partial indexes `requests_runnable` and `deliveries_due`
+# in both schemas, so that each planner uses them.
 _RUNNABLE = f"lease_owner IS NULL AND status IN {sql_in(sources_of(Status.PROCESSING))}"
-# The same text as the predicate of the partial index `requests_runnable` in both schemas (and
-# `_UNSENT` as that of `deliveries_due`), so that each planner uses the index.
 _UNSENT = "state IN ('pending', 'retrying')"
 
 
