@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from errand.clock import new_id
 from errand.errors import Conflict, ErrandError, LeaseLost, StoreUnavailable
@@ -29,9 +29,6 @@ from errand.store import rules
 from errand.store.postgres import sql
 from errand.store.postgres.group_commit import distinct_rounds, isolating
 from errand.store.postgres.pool import Conn, Database, Row
-
-ItemT = TypeVar("ItemT")
-OutT = TypeVar("OutT")
 
 
 @dataclass(frozen=True, slots=True)
