@@ -36,6 +36,11 @@ def statuses(values: Sequence[Status] | frozenset[Status]) -> list[str]:
     return sorted(s.value for s in values)
 
 
+def mark(n: int, type: str) -> str:
+    """The placeholder of parameter n, cast when the type is not inferred (see rules.list_query)."""
+    return f"${n}::{type}" if type else f"${n}"
+
+
 TERMINAL_VALUES = statuses(TERMINAL)
 # Every query returning requests selects these first, in this order (rows are read by position).
 _R = qualified(REQUEST_COLUMNS, "r")

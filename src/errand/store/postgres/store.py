@@ -152,7 +152,7 @@ class PostgresStore:
         cursor: str | None = None,
     ) -> Page:
         """Newest first, keyset-paginated on (created_at, id); tombstones excluded."""
-        query = rules.list_query(owner, user_id, status, limit, cursor, mark=_mark, alias="r")
+        query = rules.list_query(owner, user_id, status, limit, cursor, mark=sql.mark, alias="r")
         text = sql.LIST.format(where=query.where, order=query.order, limit=query.fetch)
         rows = await self._database.fetch(text, *query.params, read=True)
         return query.page([rules.to_request(row) for row in rows])
@@ -391,8 +391,3 @@ class PostgresStore:
                 self._hub.outbox.set()
         if work:
             self._hub.work.set()
-
-
-def _mark(n: int, type: str) -> str:
-    """asyncpg's placeholder of parameter n, cast when the type is not inferred."""
-    return f"${n}::{type}" if type else f"${n}"
