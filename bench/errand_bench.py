@@ -560,7 +560,7 @@ def w_drain(
 
 
 HOLD_S = 3600
-NOTIFY_WORK = "SELECT pg_notify('errand_work', '')"  # errand.store._pg_sql.CH_WORK
+NOTIFY_WORK = "SELECT pg_notify('errand_work', '')"  # errand.store.postgres.sql.CH_WORK
 
 
 async def pg_run(url: str, *statements: str) -> Any:

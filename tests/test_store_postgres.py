@@ -19,9 +19,9 @@ from errand.clock import ManualClock, new_request_id
 from errand.errors import ConfigError, Conflict, InvalidRequest, LeaseLost, StoreUnavailable
 from errand.models import ErrorInfo, Event, NewRequest, Request, Result, Status
 from errand.store import open_store
-from errand.store._pg_sql import CH_CHANGE, CH_WORK
 from errand.store.base import Store
 from errand.store.postgres import PostgresStore
+from errand.store.postgres.sql import CH_CHANGE, CH_WORK
 from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_url, pg_stores, pg_fresh_url ...)
 from tests.pg_fixtures import StoreFactory
 from tests.store_contract import HOOK, LEASE, StoreContract, new, running

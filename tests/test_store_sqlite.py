@@ -20,8 +20,8 @@ from errand.clock import ManualClock
 from errand.errors import ConfigError, Conflict, StoreUnavailable
 from errand.models import Result, Status
 from errand.store import open_store
-from errand.store._sqlite_notify import MAX_DATAGRAM, decode, encode, notify_dir
 from errand.store.sqlite import SqliteStore
+from errand.store.sqlite.notify import MAX_DATAGRAM, decode, encode, notify_dir
 from tests.store_contract import LEASE, StoreContract, new
 
 POLL = 2.0  # long, so the contract's wake-up tests cannot pass by polling
@@ -236,7 +236,7 @@ async def test_close_commits_queued_writes(
 async def test_relaxed_batches_skip_the_fsync_and_durable_ones_restore_it(tmp_path: Path) -> None:
     """A batch of only relaxed writes (claims, heartbeats, progress) commits with
     synchronous=NORMAL; any durable write in a batch commits with FULL again."""
-    from errand.store._sqlite_io import Writer, connect
+    from errand.store.sqlite.connections import Writer, connect
 
     path = str(tmp_path / "w.db")
     writer = Writer(
@@ -262,7 +262,7 @@ async def test_relaxed_batches_skip_the_fsync_and_durable_ones_restore_it(tmp_pa
 
 
 async def test_relaxed_writes_stay_normal_when_configured_normal(tmp_path: Path) -> None:
-    from errand.store._sqlite_io import Writer, connect
+    from errand.store.sqlite.connections import Writer, connect
 
     path = str(tmp_path / "n.db")
     writer = Writer(

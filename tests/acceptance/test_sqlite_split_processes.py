@@ -1,6 +1,6 @@
 """`errand serve --no-workers` + `errand worker` on one SQLite file: the worker picks a request up
 at once and a long-poll on the API returns as soon as the worker finishes. The poll interval is
-5 s, so only the cross-process wake-ups (`_sqlite_notify`) can make this fast."""
+5 s, so only the cross-process wake-ups (`errand.store.sqlite.notify`) can make this fast."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ that grew with the number of worker processes (scale-out). When that first LISTE
 effect, change waiters re-read the database once, so a write committed just before is not
 missed.
 
-When the LISTEN connection drops, the listener reconnects with exponential backoff; meanwhile
+When the LISTEN connection drops, the listener reconnects with backoff (`RECONNECT`); meanwhile
 `Hub.connected` is False and waiters fall back to polling at the store's `poll_interval`. Any
 (re)connect or loss wakes every waiter once, because notifications sent while nobody listened are
 gone: waiters re-read the database instead.
@@ -27,16 +27,17 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from errand.store._pg_io import DRIVER_ERRORS
-from errand.store._pg_sql import CH_CANCEL, CH_CHANGE, CH_OUTBOX, CH_WORK
+from errand.backoff import Backoff
+from errand.store.postgres.pool import DRIVER_ERRORS
+from errand.store.postgres.sql import CH_CANCEL, CH_CHANGE, CH_OUTBOX, CH_WORK
 
 EAGER_CHANNELS = frozenset({CH_WORK, CH_CANCEL, CH_OUTBOX})
 """LISTENed from the start; CH_CHANGE is added on the first change waiter."""
 
 log = logging.getLogger(__name__)
 
-MIN_BACKOFF = 0.05
-MAX_BACKOFF = 5.0
+RECONNECT = Backoff(initial=0.05, maximum=5.0)
+"""Waits between attempts to get the LISTEN connection back (reset once it was up again)."""
 KEEPALIVE = 5.0
 """Seconds between pings of an idle LISTEN connection: finds a silently dead socket."""
 
@@ -135,7 +136,7 @@ class Hub:
                 waiter.poke()
 
     def dispatch(self, channel: str, payload: str) -> None:
-        """One notification from PostgreSQL (see `_pg_sql` for channels and payloads)."""
+        """One notification from PostgreSQL (see `sql` for the channels and their payloads)."""
         if channel == CH_CHANGE:
             request_id, _, seq = payload.rpartition(" ")
             if seq.isdigit():
@@ -201,20 +202,28 @@ class Listener:
         return None if conn is None or conn.is_closed() else int(conn.get_server_pid())
 
     async def _run(self) -> None:
-        backoff = MIN_BACKOFF
+        failures = 0
         while True:
             connects = self.connects
-            try:
-                await self._session()
-            except DRIVER_ERRORS as exc:
-                log.warning("postgres store: LISTEN connection lost (%s); retrying in %.2fs", exc, backoff)
-            except Exception:  # the listener must outlive any surprise; waiters poll meanwhile
-                log.exception("postgres store: LISTEN connection failed; retrying in %.2fs", backoff)
-            if self.connects > connects:  # it was up: this loss starts a fresh backoff
-                backoff = MIN_BACKOFF
+            error = await self._session_error()
+            failures = 1 if self.connects > connects else failures + 1  # it was up: a fresh backoff
+            delay = RECONNECT.delay(failures)
+            if isinstance(error, DRIVER_ERRORS):
+                log.warning("postgres store: LISTEN connection lost (%s); retrying in %.2fs", error, delay)
+            elif error is not None:
+                log.error(
+                    "postgres store: LISTEN connection failed; retrying in %.2fs", delay, exc_info=error
+                )
             self._first_attempt.set()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            await asyncio.sleep(delay)
+
+    async def _session_error(self) -> Exception | None:
+        """One session; the exception that ended it, None when it ended on its own."""
+        try:
+            await self._session()
+        except Exception as exc:  # the listener must outlive any surprise; waiters poll meanwhile
+            return exc
+        return None
 
     async def _session(self) -> None:
         """Connect, LISTEN, and serve notifications until the connection is lost."""

@@ -7,21 +7,12 @@ and `status = ANY(sources_of(new))` in the UPDATE, so a race can only lose, neve
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from errand.clock import new_id
-from errand.errors import (
-    Conflict,
-    ErrandError,
-    IdempotencyMismatch,
-    InvalidRequest,
-    LeaseLost,
-    NotFound,
-    RequestExpired,
-    StoreUnavailable,
-)
+from errand.errors import Conflict, ErrandError, LeaseLost, StoreUnavailable
 from errand.models import (
     Delivery,
     ErrorInfo,
@@ -34,13 +25,10 @@ from errand.models import (
     sources_of,
     to_document,
 )
-from errand.store import _pg_sql as sql
-from errand.store._pg_io import Conn, Database, Row
-
-ItemT = TypeVar("ItemT")
-OutT = TypeVar("OutT")
-CREATED = {"status": Status.PENDING.value}
-"""Data of every `created` event."""
+from errand.store import rules
+from errand.store.postgres import sql
+from errand.store.postgres.group_commit import distinct_rounds, isolating
+from errand.store.postgres.pool import Conn, Database, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +58,7 @@ def _columns(new: NewRequest) -> tuple[Any, ...]:
     )
 
 
-def _exists(request_id: str) -> Conflict:
-    return Conflict(f"request {request_id!r} already exists", details={"request_id": request_id})
-
-
+@isolating
 async def submit_many(db: Database, batch: list[Submission]) -> list[Row | ErrandError]:
     """Flush of the submit group commit: every request + `created` event in ONE statement (one
     commit, one NOTIFY). An id already stored, or twice in the batch, is a Conflict for that
@@ -84,49 +69,14 @@ async def submit_many(db: Database, batch: list[Submission]) -> list[Row | Erran
         first.setdefault(item.new.id, n)
     unique = [batch[n] for n in sorted(first.values())]
     arrays = [list(column) for column in zip(*(_columns(s.new) for s in unique), strict=True)]
-    try:
-        rows = await db.fetch(sql.SUBMIT_MANY, *arrays, [s.now for s in unique], CREATED)
-    except InvalidRequest:
-        if len(batch) == 1:
-            raise
-        return await _isolated(submit_many, db, batch)
+    rows = await db.fetch(sql.SUBMIT_MANY, *arrays, [s.now for s in unique], rules.CREATED)
     by_id = {row["id"]: row for row in rows}
     return [
-        by_id[item.new.id] if first[item.new.id] == n and item.new.id in by_id else _exists(item.new.id)
+        by_id[item.new.id]
+        if first[item.new.id] == n and item.new.id in by_id
+        else rules.already_exists(item.new.id)
         for n, item in enumerate(batch)
     ]
-
-
-async def _isolated(
-    flush: Callable[[Database, list[ItemT]], Awaitable[list[OutT | ErrandError]]],
-    db: Database,
-    batch: list[ItemT],
-) -> list[OutT | ErrandError]:
-    """A value PostgreSQL refuses fails the whole statement of a batch: flush each item alone,
-    so that only the bad one fails."""
-    outcomes: list[OutT | ErrandError] = []
-    for item in batch:
-        try:
-            outcomes += await flush(db, [item])
-        except ErrandError as exc:
-            outcomes.append(exc)
-    return outcomes
-
-
-def distinct_rounds(batch: Sequence[ItemT], key: Callable[[ItemT], str]) -> list[list[tuple[int, ItemT]]]:
-    """Split a batch into rounds in which each request appears once, keeping call order per
-    request (one UPDATE cannot apply two changes to the same row). Usually a single round."""
-    rounds: list[list[tuple[int, ItemT]]] = []
-    seen: list[set[str]] = []
-    for n, item in enumerate(batch):
-        k = key(item)
-        depth = next((d for d in range(len(seen) - 1, -1, -1) if k in seen[d]), -1) + 1
-        if depth == len(rounds):
-            rounds.append([])
-            seen.append(set())
-        rounds[depth].append((n, item))
-        seen[depth].add(k)
-    return rounds
 
 
 async def submit_keyed(
@@ -136,33 +86,24 @@ async def submit_keyed(
     A key past its 24 h (not purged yet) is freed and the submit tried again."""
     for _ in range(3):
         row = await conn.fetchrow(
-            sql.SUBMIT_IDEMPOTENT, *_columns(new), now, CREATED, idem.scope, idem.key, idem.fingerprint
+            sql.SUBMIT_IDEMPOTENT, *_columns(new), now, rules.CREATED, idem.scope, idem.key, idem.fingerprint
         )
         if row is not None:
             return row, None
         found = await conn.fetchrow(sql.FIND_IDEMPOTENT, idem.scope, idem.key)
         if found is None:  # the key's request was dropped meanwhile: the key is free again
             continue
-        if found["key_created_at"] <= now - sql.IDEMPOTENCY_TTL:
-            await conn.execute(sql.DROP_IDEMPOTENT, idem.scope, idem.key, now - sql.IDEMPOTENCY_TTL)
+        if found["key_created_at"] <= rules.key_cutoff(now):
+            await conn.execute(sql.DROP_IDEMPOTENT, idem.scope, idem.key, rules.key_cutoff(now))
             continue
-        if found["fingerprint"] != idem.fingerprint:
-            raise IdempotencyMismatch(details={"idempotency_key": idem.key, "request_id": found["id"]})
-        original = sql.to_request(found)
-        if original.expired:
-            raise RequestExpired(f"request {original.id!r} has expired")
-        return None, original
+        rules.check_fingerprint(idem, found["fingerprint"], found["id"])
+        return None, rules.live(found["id"], rules.to_request(found))
     raise StoreUnavailable(f"idempotency key {idem.key!r} kept changing under us; try again")
 
 
 def live(request_id: str, row: Row | None) -> Request:
-    """The live request of a row: NotFound if none, RequestExpired if a tombstone."""
-    if row is None:
-        raise NotFound(f"request {request_id!r} not found")
-    req = sql.to_request(row)
-    if req.expired:
-        raise RequestExpired(f"request {request_id!r} has expired", owner=req.owner, user_id=req.user_id)
-    return req
+    """The live request of a row (see rules.live)."""
+    return rules.live(request_id, None if row is None else rules.to_request(row))
 
 
 # -- a running attempt's writes (group-committed) ----------------------------------------------------
@@ -178,16 +119,12 @@ class Append:
     now: float
 
 
+@isolating
 async def append_many(db: Database, batch: list[Append]) -> list[int | ErrandError]:
     """Flush of the append_event group commit: the new seq of each event, or LeaseLost. One
     statement (one commit) unless a request appears twice in the batch."""
     rounds = distinct_rounds(batch, lambda a: a.request_id)
-    try:
-        return await db.run(lambda c: _append_rounds(c, rounds, len(batch)), tx=len(rounds) > 1)
-    except InvalidRequest:
-        if len(batch) == 1:
-            raise
-        return await _isolated(append_many, db, batch)
+    return await db.run(lambda c: _append_rounds(c, rounds, len(batch)), tx=len(rounds) > 1)
 
 
 async def _append_rounds(
@@ -207,12 +144,8 @@ async def _append_rounds(
         seqs = {row["request_id"]: row["seq"] for row in rows}
         for n, a in items:
             seq = seqs.get(a.request_id)
-            outcomes[n] = seq if seq is not None else _lease_lost(a.request_id, a.attempt)
+            outcomes[n] = seq if seq is not None else rules.lease_lost(a.request_id, a.attempt)
     return outcomes
-
-
-def _lease_lost(request_id: str, attempt: int) -> LeaseLost:
-    return LeaseLost(details={"request_id": request_id, "attempt": attempt})
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,16 +160,12 @@ class Finish:
     now: float
 
 
+@isolating
 async def finish_many(db: Database, batch: list[Finish]) -> list[Request | ErrandError]:
     """Flush of the finish group commit, one transaction: terminal states, their events and
     outbox rows. Each item gets its request, or LeaseLost if its attempt was stale."""
     rounds = distinct_rounds(batch, lambda f: f.request_id)
-    try:
-        return await db.run(lambda c: _finish_rounds(c, rounds, len(batch)))
-    except InvalidRequest:
-        if len(batch) == 1:
-            raise
-        return await _isolated(finish_many, db, batch)
+    return await db.run(lambda c: _finish_rounds(c, rounds, len(batch)))
 
 
 async def _finish_rounds(
@@ -254,11 +183,11 @@ async def _finish_rounds(
             [f.now for _, f in items],
             [",".join(sql.statuses(sources_of(f.status))) for _, f in items],
         )
-        done = {req.id: req for req in map(sql.to_request, rows)}
+        done = {req.id: req for req in map(rules.to_request, rows)}
         await _end(conn, list(done.values()))
         for n, f in items:
             req = done.get(f.request_id)
-            outcomes[n] = req if req is not None else _lease_lost(f.request_id, f.attempt)
+            outcomes[n] = req if req is not None else rules.lease_lost(f.request_id, f.attempt)
     return outcomes
 
 
@@ -267,21 +196,16 @@ async def request_cancel(conn: Conn, request_id: str, now: float) -> tuple[Reque
     """(request, how, changed). The row is locked first, so the decision and the write agree."""
     row = await conn.fetchrow(sql.LOCK_REQUEST, request_id)
     req = live(request_id, row)
-    if req.status is Status.CANCELLED:
-        return req, "immediate", False
-    if not can_transition(req.status, Status.CANCELLED):
-        raise Conflict(
-            f"request {request_id!r} is already {req.status.value}",
-            details={"request_id": request_id, "status": req.status.value},
-        )
+    if not rules.needs_cancel(req):
+        return req, rules.cancel_mode(False), False
     updated = await conn.fetchrow(sql.CANCEL, request_id, now, sql.statuses(sources_of(Status.CANCELLED)))
-    if updated is None:  # not reachable with the row locked; kept so a race can only lose
-        raise Conflict(f"request {request_id!r} changed while cancelling")
-    cancelled = sql.to_request(updated)
+    if updated is None:  # not reachable with the row locked
+        raise rules.cancel_lost(request_id)
+    cancelled = rules.to_request(updated)
     await _end(conn, [cancelled])
     await conn.execute(sql.NOTIFY_CANCEL, request_id)
     held = row is not None and row["lease_owner"] is not None
-    return cancelled, "cooperative" if held else "immediate", True
+    return cancelled, rules.cancel_mode(held), True
 
 
 async def _end(conn: Conn, requests: list[Request]) -> None:
@@ -311,31 +235,23 @@ async def requeue_expired(conn: Conn, now: float) -> list[Request]:
     """Expired leases: a failure each; claimable again now, or failed once attempts are spent.
     Rows another process is requeueing right now are skipped (SKIP LOCKED), never done twice."""
     expired = await conn.fetch(sql.EXPIRED_LEASES, now)
-    requeue = [r for r in expired if r["failures"] + 1 < r["max_attempts"]]
-    spent = [r for r in expired if r["failures"] + 1 >= r["max_attempts"]]
+    spent = [r for r in expired if rules.attempts_spent(r["failures"], r["max_attempts"])]
+    requeue = [r for r in expired if not rules.attempts_spent(r["failures"], r["max_attempts"])]
     touched: list[Request] = []
     if requeue:
-        errors = [_worker_lost(r["attempt"], retryable=True) for r in requeue]
+        errors = [rules.worker_lost(r["attempt"], spent=False) for r in requeue]
         requeued = await _lose_leases(conn, requeue, errors, now, Status.PROCESSING)
-        data = [
-            {"status": r.status.value, "attempt": r.attempt, "run_at": now, "error": e.to_dict()}
-            for r, e in zip(requeued, errors, strict=True)
-        ]
+        data = [rules.retry_data(r.attempt, now, e) for r, e in zip(requeued, errors, strict=True)]
         ids, seqs = [r.id for r in requeued], [r.seq for r in requeued]
         await conn.execute(sql.INSERT_EVENTS, ids, seqs, ["retry"] * len(data), data, [now] * len(data))
         await conn.execute(sql.NOTIFY_WORK)
         touched += requeued
     if spent:
-        errors = [_worker_lost(r["attempt"], retryable=False) for r in spent]
+        errors = [rules.worker_lost(r["attempt"], spent=True) for r in spent]
         failed = await _lose_leases(conn, spent, errors, now, Status.FAILED)
         await _end(conn, failed)
         touched += failed
     return touched
-
-
-def _worker_lost(attempt: int, *, retryable: bool) -> ErrorInfo:
-    message = f"Worker lost: lease expired during attempt {attempt}"
-    return ErrorInfo("WorkerLost", message, retryable=retryable)
 
 
 async def _lose_leases(
@@ -354,7 +270,7 @@ async def _lose_leases(
         now if status.is_terminal else None,
     )
     order = {r["id"]: n for n, r in enumerate(rows)}
-    return sorted((sql.to_request(row) for row in updated), key=lambda r: order[r.id])
+    return sorted((rules.to_request(row) for row in updated), key=lambda r: order[r.id])
 
 
 # -- webhook outbox ----------------------------------------------------------------------------------
@@ -373,26 +289,9 @@ async def add_deliveries(
 
 async def enqueue_redelivery(conn: Conn, request_id: str, now: float) -> Delivery:
     req = live(request_id, await conn.fetchrow(sql.GET, request_id))
-    if not req.is_terminal:
-        raise Conflict(f"request {request_id!r} is {req.status.value}: nothing to deliver yet")
-    if not req.webhook_url:
-        raise Conflict(f"request {request_id!r} has no webhook URL")
+    rules.redelivery_url(req)
     [delivery] = await add_deliveries(conn, [req], [to_document(req)], [now])
     return delivery
-
-
-def next_delivery_state(
-    state: str, status_code: int | None, next_attempt_at: float | None
-) -> tuple[str, float | None]:
-    """A 2xx delivers; else retry at next_attempt_at, or fail without one. A late failure
-    report never undoes a success."""
-    if status_code is not None and 200 <= status_code < 300:
-        return "delivered", None
-    if state == "delivered":
-        return state, None
-    if next_attempt_at is None:
-        return "failed", None
-    return "retrying", next_attempt_at
 
 
 async def record_attempt(
@@ -406,8 +305,8 @@ async def record_attempt(
 ) -> Delivery:
     row = await conn.fetchrow(sql.LOCK_DELIVERY, delivery_id)
     if row is None:
-        raise NotFound(f"delivery {delivery_id!r} not found")
-    state, next_at = next_delivery_state(row["state"], status_code, next_attempt_at)
+        raise rules.delivery_not_found(delivery_id)
+    state, next_at = rules.next_delivery_state(row["state"], status_code, next_attempt_at)
     number = row["attempts"] + 1
     await conn.execute(
         sql.RECORD_ATTEMPT, delivery_id, number, now, status_code, error, duration_ms, state, next_at
@@ -423,8 +322,8 @@ async def deliveries(conn: Conn, query: str, key: str) -> list[Delivery]:
     attempts = await conn.fetch(sql.ATTEMPTS_OF, [row["id"] for row in rows])
     by_delivery: dict[str, list[Any]] = {}
     for a in attempts:
-        by_delivery.setdefault(a["delivery_id"], []).append(sql.to_attempt(a))
-    return [sql.to_delivery(row, by_delivery.get(row["id"], [])) for row in rows]
+        by_delivery.setdefault(a["delivery_id"], []).append(rules.to_attempt(a))
+    return [rules.to_delivery(row, by_delivery.get(row["id"], [])) for row in rows]
 
 
 # -- housekeeping ------------------------------------------------------------------------------------
@@ -451,7 +350,9 @@ async def applied_migrations(conn: Conn) -> set[str]:
 
 async def purge_chunk(conn: Conn, *, now: float, result_ttl: float, tombstone_ttl: float) -> tuple[int, int]:
     """Tombstone and drop up to PURGE_CHUNK requests each (so no transaction is long)."""
-    tombstoned = await conn.fetch(sql.TOMBSTONE, now - result_ttl, sql.TERMINAL_VALUES, now, sql.PURGE_CHUNK)
-    dropped = await conn.fetch(sql.DROP_TOMBSTONES, now - tombstone_ttl, sql.PURGE_CHUNK)
-    await conn.execute(sql.DROP_OLD_KEYS, now - sql.IDEMPOTENCY_TTL)
+    tombstoned = await conn.fetch(
+        sql.TOMBSTONE, now - result_ttl, sql.TERMINAL_VALUES, now, rules.PURGE_CHUNK
+    )
+    dropped = await conn.fetch(sql.DROP_TOMBSTONES, now - tombstone_ttl, rules.PURGE_CHUNK)
+    await conn.execute(sql.DROP_OLD_KEYS, rules.key_cutoff(now))
     return len(tombstoned), len(dropped)

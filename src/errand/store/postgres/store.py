@@ -4,13 +4,14 @@ Many processes share one database. Claims take rows with `FOR UPDATE SKIP LOCKED
 never wait on nor double-claim each other; every write of a running attempt is fenced on
 (id, attempt, lease held), so a worker that lost its lease writes nothing. Writes notify other
 processes through `pg_notify` (delivered at COMMIT) and one LISTEN connection per store wakes
-local waiters (`_pg_listen`): `cross_process_wakeups = True`.
+local waiters (`listen`): `cross_process_wakeups = True`.
 
 Hot paths are one statement each (an implicit transaction, one round trip): claim,
 append_event, retry_later, heartbeat; concurrent submits share one statement (group commit).
 Terminal writes need the final row to build the status document for the event and the outbox,
-so they run as a short explicit transaction (`_pg_ops`). SQL text lives in `_pg_sql`; pool,
-error mapping and group commit in `_pg_io`.
+so they run as a short explicit transaction (`ops`). SQL text lives in `sql`, the rules shared
+with SQLite in `store.rules`; the pool and error mapping in `pool`, group commit in
+`group_commit`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import functools
 from typing import Any
 
 from errand.clock import Clock, SystemClock
-from errand.errors import ConfigError, ErrandError, InvalidRequest, LeaseLost, NotFound, StoreUnavailable
+from errand.errors import ConfigError, StoreUnavailable
 from errand.models import (
     Claim,
     Delivery,
@@ -35,16 +36,13 @@ from errand.models import (
     Request,
     Result,
     Status,
-    can_transition,
     sources_of,
 )
-from errand.store import _pg_ops as ops
-from errand.store import _pg_sql as sql
-from errand.store._cursor import decode_cursor, encode_cursor
-from errand.store._pg_io import CONNECT_TIMEOUT, Database, GroupCommit, Row, connect
-from errand.store._pg_listen import Hub, Listener
-
-MAX_PAGE = 1000
+from errand.store import rules
+from errand.store.postgres import ops, sql
+from errand.store.postgres.group_commit import GroupCommit
+from errand.store.postgres.listen import Hub, Listener
+from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, Row, connect
 
 
 class PostgresStore:
@@ -58,9 +56,16 @@ class PostgresStore:
         self._db: Database | None = None
         self._hub = Hub()
         self._listener = Listener(lambda: connect(dsn, "errand-listen"), self._hub)
-        self._submits: GroupCommit[ops.Submission, Row] = GroupCommit(self._flush_submits)
-        self._appends: GroupCommit[ops.Append, int] = GroupCommit(self._flush_appends)
-        self._finishes: GroupCommit[ops.Finish, Request] = GroupCommit(self._flush_finishes)
+        # Concurrent calls share one statement (group commit); the pool is looked up at flush time.
+        self._submits: GroupCommit[ops.Submission, Row] = GroupCommit(
+            lambda batch: ops.submit_many(self._database, batch)
+        )
+        self._appends: GroupCommit[ops.Append, int] = GroupCommit(
+            lambda batch: ops.append_many(self._database, batch)
+        )
+        self._finishes: GroupCommit[ops.Finish, Request] = GroupCommit(
+            lambda batch: ops.finish_many(self._database, batch)
+        )
 
     @classmethod
     async def open(
@@ -127,19 +132,10 @@ class PostgresStore:
                 return original, False
             assert found is not None
             row = found
-        req = sql.to_request(row)
+        req = rules.to_request(row)
         self._hub.work.set()
         self._hub.changed(req.id, req.seq)
         return req, True
-
-    async def _flush_submits(self, batch: builtins.list[ops.Submission]) -> builtins.list[Row | ErrandError]:
-        return await ops.submit_many(self._database, batch)
-
-    async def _flush_appends(self, batch: builtins.list[ops.Append]) -> builtins.list[int | ErrandError]:
-        return await ops.append_many(self._database, batch)
-
-    async def _flush_finishes(self, batch: builtins.list[ops.Finish]) -> builtins.list[Request | ErrandError]:
-        return await ops.finish_many(self._database, batch)
 
     # -- read side ----------------------------------------------------------------------------
     async def get(self, request_id: str) -> Request:
@@ -156,29 +152,17 @@ class PostgresStore:
         cursor: str | None = None,
     ) -> Page:
         """Newest first, keyset-paginated on (created_at, id); tombstones excluded."""
-        size = max(1, min(limit, MAX_PAGE))
-        where: builtins.list[str] = ["r.expired_at IS NULL"]
-        params: builtins.list[Any] = []
-        for column, value in (("owner", owner), ("user_id", user_id), ("status", status)):
-            if value is not None:
-                params.append(str(value))
-                where.append(f"r.{column} = ${len(params)}")
-        if cursor is not None:
-            created_at, last_id = decode_cursor(cursor)
-            params += [created_at, last_id]
-            where.append(f"(r.created_at, r.id) < (${len(params) - 1}::float8, ${len(params)}::text)")
-        query = sql.LIST.format(where=" AND ".join(where), limit=size + 1)
-        found = [sql.to_request(row) for row in await self._database.fetch(query, *params, read=True)]
-        page = found[:size]
-        more = len(found) > size
-        return Page(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
+        query = rules.list_query(owner, user_id, status, limit, cursor, mark=sql.mark, alias="r")
+        text = sql.LIST.format(where=query.where, order=query.order, limit=query.fetch)
+        rows = await self._database.fetch(text, *query.params, read=True)
+        return query.page([rules.to_request(row) for row in rows])
 
     async def events_since(
         self, request_id: str, after_seq: int = 0, limit: int = 1000
     ) -> builtins.list[Event]:
         """Events after `after_seq`, in order (empty for an unknown request)."""
         rows = await self._database.fetch(sql.EVENTS_SINCE, request_id, after_seq, max(0, limit), read=True)
-        return [sql.to_event(row) for row in rows]
+        return [rules.to_event(row) for row in rows]
 
     async def wait_for_change(self, request_id: str, after_seq: int, timeout: float) -> bool:
         """True once seq > after_seq, False at timeout; NotFound for an unknown request.
@@ -203,7 +187,7 @@ class PostgresStore:
     async def _seq_of(self, request_id: str) -> int:
         row = await self._database.fetchrow(sql.SEQ_OF, request_id, read=True)
         if row is None:
-            raise NotFound(f"request {request_id!r} not found")
+            raise rules.not_found(request_id)
         return int(row["seq"])
 
     async def duration_history(self, agent: str, limit: int = 50) -> builtins.list[float]:
@@ -219,7 +203,7 @@ class PostgresStore:
             return []
         now = self._clock.now()
         rows = await self._database.fetch(sql.CLAIM, now, limit, worker_id, now + lease_seconds)
-        claims = [Claim(request=sql.to_request(row), attempt=row["attempt"]) for row in rows]
+        claims = [Claim(request=rules.to_request(row), attempt=row["attempt"]) for row in rows]
         for c in claims:
             self._hub.changed(c.request.id, c.request.seq)
         return claims
@@ -252,14 +236,14 @@ class PostgresStore:
     async def retry_later(self, request_id: str, attempt: int, run_at: float, error: ErrorInfo) -> Request:
         """A failed attempt to retry at `run_at`: lease released, a `retry` event; LeaseLost if stale."""
         now = self._clock.now()
-        data = {"attempt": attempt, "run_at": run_at, "error": error.to_dict()}
+        data = rules.retry_data(attempt, run_at, error)
         allowed = sql.statuses(sources_of(Status.PROCESSING))
         row = await self._database.fetchrow(
             sql.RETRY_LATER, request_id, attempt, run_at, error.to_dict(), now, data, allowed
         )
         if row is None:
-            raise LeaseLost(details={"request_id": request_id, "attempt": attempt})
-        req = sql.to_request(row)
+            raise rules.lease_lost(request_id, attempt)
+        req = rules.to_request(row)
         self._after([req], work=run_at <= now)
         return req
 
@@ -274,8 +258,7 @@ class PostgresStore:
     ) -> Request:
         """Terminal state + terminal event + outbox row in one transaction (shared with concurrent
         finishes: group commit); LeaseLost if stale."""
-        if not (status.is_terminal and can_transition(Status.PROCESSING, status)):
-            raise InvalidRequest(f"finish needs a terminal status, not {status.value!r}")
+        rules.check_finish_status(status)
         now = self._clock.now()
         req = await self._finishes(ops.Finish(request_id, attempt, status, result, error, now))
         self._after([req])
@@ -327,8 +310,7 @@ class PostgresStore:
             return []
         now = self._clock.now()
         rows = await self._database.fetch(sql.CLAIM_OUTBOX, now, limit, worker_id, now + lease_seconds)
-        rows.sort(key=lambda row: (row["next_attempt_at"], row["pos"]))
-        return [sql.to_outbox(row) for row in rows]
+        return rules.to_outbox(rows)
 
     async def record_attempt(
         self,
@@ -386,7 +368,7 @@ class PostgresStore:
             )
             tombstoned, dropped = await self._database.run(chunk)
             total += tombstoned + dropped
-            if max(tombstoned, dropped) < sql.PURGE_CHUNK:
+            if rules.purge_finished(tombstoned, dropped):
                 return total
 
     async def close(self) -> None:

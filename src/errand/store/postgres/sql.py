@@ -1,4 +1,4 @@
-"""The SQL of the PostgreSQL backend as named constants, and rows -> models.
+"""The SQL of the PostgreSQL backend as named constants (rows -> models: `store.rules`).
 
 Status guards are rendered from `models` (`sources_of`, `TERMINAL`), so the transition table
 stays the single source of truth. Every write that adds an event also calls `pg_notify` in the
@@ -12,26 +12,22 @@ from __future__ import annotations
 import importlib.resources
 from collections.abc import Sequence
 
-from errand.models import (
-    TERMINAL,
-    Delivery,
-    DeliveryAttempt,
-    ErrorInfo,
-    Event,
-    Mode,
-    OutboxItem,
-    Progress,
-    Request,
-    Result,
-    Status,
-    sources_of,
+from errand.models import TERMINAL, Status
+from errand.store.rules import (
+    ATTEMPT_COLUMNS,
+    DELIVERY_COLUMNS,
+    EVENT_COLUMNS,
+    OUTBOX_COLUMNS,
+    REQUEST_COLUMNS,
+    claimable,
+    held,
+    lease_expired,
+    outbox_claimable,
+    qualified,
 )
-from errand.store._pg_io import Row
 
 CH_WORK, CH_CHANGE, CH_CANCEL, CH_OUTBOX = "errand_work", "errand_change", "errand_cancel", "errand_outbox"
 CHANNELS = (CH_WORK, CH_CHANGE, CH_CANCEL, CH_OUTBOX)
-IDEMPOTENCY_TTL = 24 * 3600.0
-PURGE_CHUNK = 500
 MIGRATION_LOCK = 0x6572_7261_6E64  # "errand": the advisory lock that serializes migrate()
 
 
@@ -40,22 +36,16 @@ def statuses(values: Sequence[Status] | frozenset[Status]) -> list[str]:
     return sorted(s.value for s in values)
 
 
-TERMINAL_VALUES = statuses(TERMINAL)
-# Rendered as literals (not a parameter), so the planner can match the partial index
-# `requests_runnable`, whose predicate is the same text.
-_RUNNABLE = "lease_owner IS NULL AND status IN ({})".format(
-    ", ".join(f"'{s}'" for s in statuses(sources_of(Status.PROCESSING)))
-)
+def mark(n: int, type: str) -> str:
+    """The placeholder of parameter n, cast when the type is not inferred (see rules.list_query)."""
+    return f"${n}::{type}" if type else f"${n}"
 
-REQUEST_COLUMNS = (
-    "id, owner, user_id, kind, agent, message, session_id, metadata, trigger_name, webhook_url, mode, "
-    "status, attempt, failures, max_attempts, progress, result, error, created_at, started_at, "
-    "completed_at, run_at, estimated_seconds, seq, expired_at"
-)
-_R = ", ".join(f"r.{c.strip()}" for c in REQUEST_COLUMNS.split(","))
-# A held attempt: the fencing token matches and a lease is out (a released or expired-and-requeued
-# attempt has lease_owner NULL). Parameters $1 = id, $2 = attempt.
-_HELD = "r.id = $1 AND r.attempt = $2 AND r.lease_owner IS NOT NULL AND r.status = 'processing'"
+
+TERMINAL_VALUES = statuses(TERMINAL)
+# Every query returning requests selects these first, in this order (rows are read by position).
+_R = qualified(REQUEST_COLUMNS, "r")
+# A held attempt (see rules.held). Parameters $1 = id, $2 = attempt.
+_HELD = f"r.id = $1 AND {held('$2', 'r')}"
 _NOTIFY_CHANGE = f"pg_notify('{CH_CHANGE}', e.request_id || ' ' || e.seq)"
 
 # -- write side ------------------------------------------------------------------------------------
@@ -96,7 +86,7 @@ SUBMIT_IDEMPOTENT = f"""
           SELECT r.id, 1, 'created', $15::jsonb, $14 FROM r RETURNING request_id, seq)
     SELECT r.*, pg_notify('{CH_WORK}', ''), {_NOTIFY_CHANGE} FROM r, e"""
 FIND_IDEMPOTENT = f"""
-    SELECT k.fingerprint, k.created_at AS key_created_at, {_R}
+    SELECT {_R}, k.fingerprint, k.created_at AS key_created_at
     FROM idempotency k JOIN requests r ON r.id = k.request_id
     WHERE k.scope = $1 AND k.key = $2"""
 DROP_IDEMPOTENT = "DELETE FROM idempotency WHERE scope = $1 AND key = $2 AND created_at <= $3"
@@ -104,10 +94,10 @@ DROP_IDEMPOTENT = "DELETE FROM idempotency WHERE scope = $1 AND key = $2 AND cre
 # -- read side -------------------------------------------------------------------------------------
 GET = f"SELECT {_R} FROM requests r WHERE r.id = $1"
 SEQ_OF = "SELECT seq FROM requests WHERE id = $1"
-EVENTS_SINCE = """
-    SELECT request_id, seq, type, data, at FROM events
+EVENTS_SINCE = f"""
+    SELECT {EVENT_COLUMNS} FROM events
     WHERE request_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"""
-LIST = f"SELECT {_R} FROM requests r WHERE {{where}} ORDER BY r.created_at DESC, r.id DESC LIMIT {{limit}}"
+LIST = f"SELECT {_R} FROM requests r WHERE {{where}} ORDER BY {{order}} LIMIT {{limit}}"
 DURATIONS = """
     SELECT completed_at - started_at AS seconds FROM requests
     WHERE agent = $1 AND status = 'completed' AND started_at IS NOT NULL
@@ -120,7 +110,7 @@ TERMINAL_AMONG = "SELECT id FROM requests WHERE id = ANY($1::text[]) AND status 
 CLAIM = f"""
     WITH c AS (
         SELECT id FROM requests
-        WHERE {_RUNNABLE} AND run_at <= $1
+        WHERE {claimable("$1")}
         ORDER BY run_at, pos LIMIT $2
         FOR UPDATE SKIP LOCKED),
     r AS (
@@ -143,8 +133,7 @@ HEARTBEAT = f"""
     WITH {_LOCKED}
     UPDATE requests r SET lease_expires_at = $4
     FROM l, unnest($1::text[], $2::int[]) AS h(id, attempt)
-    WHERE r.id = l.id AND r.id = h.id AND r.attempt = h.attempt AND r.lease_owner = $3
-        AND r.status = 'processing'
+    WHERE r.id = l.id AND r.id = h.id AND {held("h.attempt", "r")} AND r.lease_owner = $3
     RETURNING r.id"""
 # The group commit of append_event, for requests that are distinct within the batch: $1 ids,
 # $2 attempts, $3 progress (NULL: unchanged), $4 types, $5 data, $6 times. Each row is fenced on
@@ -156,14 +145,13 @@ APPEND_MANY = f"""
     r AS (
         UPDATE requests r SET seq = r.seq + 1, progress = COALESCE(x.progress, r.progress), updated_at = x.at
         FROM l, x
-        WHERE r.id = l.id AND r.id = x.id AND r.attempt = x.attempt AND r.lease_owner IS NOT NULL
-            AND r.status = 'processing'
+        WHERE r.id = l.id AND r.id = x.id AND {held("x.attempt", "r")}
         RETURNING r.id, r.seq),
     e AS (
         INSERT INTO events (request_id, seq, type, data, at)
         SELECT r.id, r.seq, x.type, x.data, x.at FROM r JOIN x ON x.id = r.id RETURNING request_id, seq)
     SELECT e.request_id, e.seq, {_NOTIFY_CHANGE} FROM e"""
-# $1 id, $2 attempt, $3 run_at, $4 error, $5 now, $6 event data (without status), $7 allowed-from
+# $1 id, $2 attempt, $3 run_at, $4 error, $5 now, $6 event data, $7 allowed-from
 RETRY_LATER = f"""
     WITH r AS (
         UPDATE requests r SET failures = r.failures + 1, lease_owner = NULL, lease_expires_at = NULL,
@@ -171,7 +159,7 @@ RETRY_LATER = f"""
         WHERE {_HELD} AND r.status = ANY($7::text[]) RETURNING {_R}),
     e AS (
         INSERT INTO events (request_id, seq, type, data, at)
-        SELECT r.id, r.seq, 'retry', jsonb_build_object('status', r.status) || $6::jsonb, $5
+        SELECT r.id, r.seq, 'retry', $6::jsonb, $5
         FROM r RETURNING request_id, seq)
     SELECT r.*, {_NOTIFY_CHANGE}, CASE WHEN $3 <= $5 THEN pg_notify('{CH_WORK}', '') END FROM r, e"""
 # The group commit of finish, for requests distinct within the batch: $1 ids, $2 attempts,
@@ -183,19 +171,19 @@ FINISH_MANY = f"""
         lease_owner = NULL, lease_expires_at = NULL, seq = r.seq + 1, updated_at = x.at
     FROM l, unnest($1::text[], $2::int[], $3::text[], $4::jsonb[], $5::jsonb[], $6::float8[], $7::text[])
         AS x(id, attempt, status, result, error, at, allowed)
-    WHERE r.id = l.id AND r.id = x.id AND r.attempt = x.attempt AND r.lease_owner IS NOT NULL
-        AND r.status = 'processing' AND r.status = ANY(string_to_array(x.allowed, ','))
+    WHERE r.id = l.id AND r.id = x.id AND {held("x.attempt", "r")}
+        AND r.status = ANY(string_to_array(x.allowed, ','))
     RETURNING {_R}"""
-LOCK_REQUEST = f"SELECT r.lease_owner, {_R} FROM requests r WHERE r.id = $1 FOR UPDATE"
+LOCK_REQUEST = f"SELECT {_R}, r.lease_owner FROM requests r WHERE r.id = $1 FOR UPDATE"
 # $1 id, $2 now, $3 allowed-from
 CANCEL = f"""
     UPDATE requests r SET status = 'cancelled', completed_at = $2, lease_owner = NULL,
         lease_expires_at = NULL, seq = r.seq + 1, updated_at = $2
     WHERE r.id = $1 AND r.status = ANY($3::text[]) RETURNING {_R}"""
 NOTIFY_CANCEL = f"SELECT pg_notify('{CH_CANCEL}', $1)"
-EXPIRED_LEASES = """
+EXPIRED_LEASES = f"""
     SELECT id, attempt, failures, max_attempts FROM requests
-    WHERE lease_owner IS NOT NULL AND lease_expires_at <= $1 AND status = 'processing'
+    WHERE {lease_expired("$1")}
     ORDER BY lease_expires_at
     FOR UPDATE SKIP LOCKED"""
 # A lost worker's attempts, fenced like any other write: $1 ids, $2 attempts, $3 errors, $4 now,
@@ -205,8 +193,7 @@ LOSE_LEASES = f"""
     UPDATE requests r SET status = $5, failures = r.failures + 1, error = x.error, lease_owner = NULL,
         lease_expires_at = NULL, run_at = $4, completed_at = $7::float8, seq = r.seq + 1, updated_at = $4
     FROM unnest($1::text[], $2::int[], $3::jsonb[]) AS x(id, attempt, error)
-    WHERE r.id = x.id AND r.attempt = x.attempt AND r.lease_owner IS NOT NULL AND r.status = 'processing'
-        AND r.status = ANY($6::text[])
+    WHERE r.id = x.id AND {held("x.attempt", "r")} AND r.status = ANY($6::text[])
     RETURNING {_R}"""
 # Events of several requests at once (terminal and requeue paths): $1 ids, $2 seqs, $3 types,
 # $4 data, $5 times.
@@ -229,16 +216,15 @@ INSERT_DELIVERIES = f"""
         RETURNING id)
     SELECT count(*), pg_notify('{CH_OUTBOX}', '') FROM d"""
 # $1 now, $2 limit, $3 worker, $4 lease expiry
-CLAIM_OUTBOX = """
+CLAIM_OUTBOX = f"""
     WITH c AS (
         SELECT id FROM deliveries
-        WHERE state IN ('pending', 'retrying') AND next_attempt_at <= $1
-            AND (lease_owner IS NULL OR lease_expires_at <= $1)
+        WHERE {outbox_claimable("$1")}
         ORDER BY next_attempt_at, pos LIMIT $2
         FOR UPDATE SKIP LOCKED)
     UPDATE deliveries d SET lease_owner = $3, lease_expires_at = $4
     FROM c WHERE d.id = c.id
-    RETURNING d.id, d.request_id, d.url, d.body, d.attempts, d.next_attempt_at, d.pos"""
+    RETURNING {qualified(OUTBOX_COLUMNS, "d")}, d.pos"""
 LOCK_DELIVERY = "SELECT state, attempts FROM deliveries WHERE id = $1 FOR UPDATE"
 # $1 id, $2 attempt no., $3 now, $4 status code, $5 error, $6 duration, $7 state, $8 next attempt
 RECORD_ATTEMPT = """
@@ -248,11 +234,10 @@ RECORD_ATTEMPT = """
     UPDATE deliveries SET state = $7, attempts = $2, next_attempt_at = $8, lease_owner = NULL,
         lease_expires_at = NULL
     WHERE id = $1"""
-_DELIVERY_COLUMNS = "id, request_id, url, state, next_attempt_at, created_at"
-DELIVERY = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"
-DELIVERIES_OF = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE request_id = $1 ORDER BY pos"
-ATTEMPTS_OF = """
-    SELECT delivery_id, attempt, at, status_code, error, duration_ms FROM delivery_attempts
+DELIVERY = f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"
+DELIVERIES_OF = f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE request_id = $1 ORDER BY pos"
+ATTEMPTS_OF = f"""
+    SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts
     WHERE delivery_id = ANY($1::text[]) ORDER BY delivery_id, attempt"""
 
 # -- housekeeping ----------------------------------------------------------------------------------
@@ -295,72 +280,3 @@ def migrations() -> list[tuple[str, str]]:
         if entry.name.endswith(".sql")
     ]
     return sorted(found)
-
-
-# -- rows -> models --------------------------------------------------------------------------------
-def to_request(row: Row) -> Request:
-    """A row selected with REQUEST_COLUMNS (jsonb columns already decoded by the codec)."""
-    return Request(
-        id=row["id"],
-        owner=row["owner"],
-        user_id=row["user_id"],
-        kind=row["kind"],
-        agent=row["agent"],
-        message=row["message"],
-        session_id=row["session_id"],
-        metadata=row["metadata"] or {},
-        trigger=row["trigger_name"],
-        webhook_url=row["webhook_url"],
-        mode=Mode(row["mode"]),
-        status=Status(row["status"]),
-        attempt=row["attempt"],
-        failures=row["failures"],
-        max_attempts=row["max_attempts"],
-        progress=Progress.from_dict(row["progress"]),
-        result=Result.from_dict(row["result"]),
-        error=ErrorInfo.from_dict(row["error"]),
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        run_at=row["run_at"],
-        estimated_seconds=row["estimated_seconds"],
-        seq=row["seq"],
-        expired=row["expired_at"] is not None,
-    )
-
-
-def to_event(row: Row) -> Event:
-    return Event(
-        request_id=row["request_id"], seq=row["seq"], type=row["type"], data=row["data"], at=row["at"]
-    )
-
-
-def to_outbox(row: Row) -> OutboxItem:
-    return OutboxItem(
-        id=row["id"], request_id=row["request_id"], url=row["url"], body=row["body"], attempt=row["attempts"]
-    )
-
-
-def to_attempt(row: Row) -> DeliveryAttempt:
-    """A row selected with ATTEMPTS_OF."""
-    return DeliveryAttempt(
-        delivery_id=row["delivery_id"],
-        attempt=row["attempt"],
-        at=row["at"],
-        status_code=row["status_code"],
-        error=row["error"],
-        duration_ms=row["duration_ms"],
-    )
-
-
-def to_delivery(row: Row, attempts: list[DeliveryAttempt]) -> Delivery:
-    """A row selected with DELIVERY or DELIVERIES_OF, with its attempts."""
-    return Delivery(
-        id=row["id"],
-        request_id=row["request_id"],
-        url=row["url"],
-        state=row["state"],
-        attempts=attempts,
-        next_attempt_at=row["next_attempt_at"],
-        created_at=row["created_at"],
-    )

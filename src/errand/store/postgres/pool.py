@@ -1,14 +1,10 @@
-"""PostgreSQL connections for the store: the pool, the one driver-error mapping, group commit.
+"""PostgreSQL connections for the store: the pool and the one driver-error mapping.
 
 `Database.run(fn)` is the only way the store reaches PostgreSQL: it borrows a pooled connection,
 wraps fn in a transaction when asked, retries deadlocks, retries a *read* once when its
 connection died (a fresh one usually works: PostgreSQL restarted, or a backend was killed), and
 turns every driver exception into an `errors` type with `translate()`. Writes are never retried
 after a lost connection, since whether they committed is unknown: they raise StoreUnavailable.
-
-`GroupCommit` lets concurrent callers share one statement. It matters on PostgreSQL because a
-transaction that NOTIFYs holds a cluster-wide lock from its commit until its WAL flush, so such
-commits run one at a time: 100 submits in one commit cost one flush instead of 100.
 """
 
 from __future__ import annotations
@@ -16,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import orjson
@@ -28,8 +24,6 @@ from errand.errors import ConfigError, Conflict, ErrandError, InvalidRequest, St
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-ItemT = TypeVar("ItemT")
-Row = Mapping[str, Any]
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
 """No store call waits longer than this on a silent server (e.g. a half-open socket)."""
@@ -68,6 +62,12 @@ def translate(exc: BaseException) -> ErrandError:
     if isinstance(exc, asyncpg.DataError):
         return InvalidRequest(f"the database refused a value: {exc}")
     return StoreUnavailable(f"postgres: {type(exc).__name__}: {exc}")
+
+
+class Row(Protocol):
+    """An asyncpg Record: read by column name, or by position (as `store.rules` reads rows)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
 
 
 class Conn(Protocol):
@@ -183,58 +183,3 @@ class Database:
                 await self._pool.close()
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             self._pool.terminate()
-
-
-Flush = Callable[[list[ItemT]], Awaitable[list[T | ErrandError]]]
-"""A result or an error per item, in order; raising fails every item with that error."""
-
-
-class GroupCommit(Generic[ItemT, T]):
-    """Concurrent calls share one `flush(items)` (one statement, one commit), which returns a
-    result or an error per item. A lone call is flushed at once (no added latency); calls that
-    arrive while `max_inflight` flushes are running queue up and go out together next. A caller
-    that stops waiting does not undo its write: it is flushed all the same."""
-
-    def __init__(self, flush: Flush[ItemT, T], *, max_batch: int = 500, max_inflight: int = 2) -> None:
-        self._flush = flush
-        self._max_batch = max_batch
-        self._max_inflight = max_inflight
-        self._queue: list[tuple[ItemT, asyncio.Future[T]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def __call__(self, item: ItemT) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
-        if len(self._tasks) < self._max_inflight:
-            task = asyncio.create_task(self._drain(), name="errand-pg-group-commit")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await future
-
-    async def _drain(self) -> None:
-        while self._queue:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
-            try:
-                outcomes: list[T | BaseException] = [*await self._flush([item for item, _ in batch])]
-            except Exception as exc:
-                outcomes = [exc] * len(batch)
-            except BaseException:  # cancelled (loop shutting down): nobody may wait forever
-                _settle(batch, [StoreUnavailable("the store is closing")] * len(batch))
-                raise
-            _settle(batch, outcomes)
-
-    async def wait_idle(self) -> None:
-        """Until every queued item has been flushed (close() calls it before closing the pool)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _settle(batch: list[tuple[Any, asyncio.Future[T]]], outcomes: Sequence[T | BaseException]) -> None:
-    for (_, future), outcome in zip(batch, outcomes, strict=True):
-        if future.done():
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)

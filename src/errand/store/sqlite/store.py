@@ -1,19 +1,19 @@
 """SqliteStore: the Store protocol on one SQLite file (WAL), with group commit and wake-ups.
 
-Writes go to the single writer thread of `_sqlite_io` (many concurrent writes share one
+Writes go to the single writer thread of `connections` (many concurrent writes share one
 transaction and one fsync; a result is returned only once committed); reads run on a small pool
 of reader connections beside it. After a commit, in-process waiters are woken at once, and other
-processes on the same file through `_sqlite_notify` (Unix datagram sockets, POSIX only; then
-`cross_process_wakeups` is True). Those wake-ups are hints: every wait still returns within
-`poll_interval` so callers re-check, and `wait_for_change` re-reads the row itself.
-The SQL lives in `_sqlite_ops` (and `_sqlite_schema`); this module is the asyncio face of it.
+processes on the same file through `notify` (Unix datagram sockets, POSIX only; then
+`cross_process_wakeups` is True), both by `wakeups`. Those wake-ups are hints: every wait still
+returns within `poll_interval` so callers re-check, and `wait_for_change` re-reads the row itself.
+The SQL lives in `writes`, `reads` and `schema`, the rules it shares with PostgreSQL in
+`store.rules`; this module is the asyncio face of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import functools
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,10 @@ from errand.models import (
     Result,
     Status,
 )
-from errand.store import _sqlite_ops as ops
-from errand.store import _sqlite_schema as schema
-from errand.store._sqlite_io import SYNCHRONOUS, Readers, Writer, connect
-from errand.store._sqlite_notify import Notifier
-
-MAX_PAGE = 1000
+from errand.store import rules
+from errand.store.sqlite import reads, schema, writes
+from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
+from errand.store.sqlite.wakeups import Wakeups
 
 
 def _path_of(url: str) -> str:
@@ -55,7 +53,7 @@ class SqliteStore:
     """Durable requests, events, leases and outbox in one SQLite database file."""
 
     cross_process_wakeups = False
-    """Per instance: True once the cross-process notifier is bound (see `_sqlite_notify`)."""
+    """Per instance: True once the cross-process notifier is bound (see `notify`)."""
 
     def __init__(
         self,
@@ -70,7 +68,6 @@ class SqliteStore:
         self.path = path
         self.synchronous = synchronous
         self._clock = clock
-        self._poll = poll_interval
         self._writer = Writer(
             lambda: connect(path, synchronous=synchronous, writer=True, busy_timeout=busy_timeout),
             synchronous=synchronous,
@@ -78,11 +75,7 @@ class SqliteStore:
         self._readers = Readers(
             lambda: connect(path, synchronous=synchronous, writer=False, busy_timeout=busy_timeout), readers
         )
-        self._work = asyncio.Event()
-        self._cancels = asyncio.Event()
-        self._outbox = asyncio.Event()
-        self._watchers: dict[str, set[asyncio.Future[None]]] = {}
-        self._notifier: Notifier | None = None
+        self._wake = Wakeups(clock, poll_interval)
 
     @classmethod
     async def open(
@@ -118,8 +111,7 @@ class SqliteStore:
             busy_timeout=busy_timeout,
         )
         await store._writer.start()
-        store._notifier = Notifier.start(path, store._on_remote)
-        store.cross_process_wakeups = store._notifier is not None
+        store.cross_process_wakeups = store._wake.start_notifier(path)
         try:
             if migrate:
                 await store.migrate()
@@ -139,19 +131,14 @@ class SqliteStore:
     ) -> tuple[Request, bool]:
         """Request row + idempotency key + `created` event, committed; then wake workers."""
         now = self._clock.now()
-        return await self._writer.submit(lambda c: ops.submit(c, new, idempotency, now), self._on_submit)
-
-    def _on_submit(self, outcome: tuple[Request, bool]) -> None:
-        request, created = outcome
-        if created:
-            self._work.set()
-            self._changed(request.id)
-            self._tell_others("w", [request.id])
+        return await self._writer.submit(
+            lambda c: writes.submit(c, new, idempotency, now), self._wake.after_submit
+        )
 
     # -- read side ----------------------------------------------------------------------------
     async def get(self, request_id: str) -> Request:
         """NotFound if unknown, RequestExpired if purged to a tombstone."""
-        return await self._readers.run(lambda c: ops.get(c, request_id))
+        return await self._readers.run(lambda c: reads.get(c, request_id))
 
     async def list(
         self,
@@ -163,46 +150,38 @@ class SqliteStore:
         cursor: str | None = None,
     ) -> Page:
         """Newest first, keyset-paginated on (created_at, id); tombstones excluded."""
-        size = max(1, min(limit, MAX_PAGE))
-        return await self._readers.run(lambda c: ops.list_requests(c, owner, user_id, status, size, cursor))
+        return await self._readers.run(
+            lambda c: reads.list_requests(c, owner, user_id, status, limit, cursor)
+        )
 
     async def events_since(
         self, request_id: str, after_seq: int = 0, limit: int = 1000
     ) -> builtins.list[Event]:
         """Events after `after_seq`, in order (empty for an unknown request)."""
-        return await self._readers.run(lambda c: ops.events_since(c, request_id, after_seq, max(0, limit)))
-
-    @property
-    def _change_poll(self) -> float:
-        """How often a change waiter re-reads its row on its own. With the notifier, every commit
-        in any process wakes it, so the re-read is only a safety net against a lost datagram and
-        can be rarer: 1,000 idle event streams then cost a tenth of the reads."""
-        if self.cross_process_wakeups:
-            return max(self._poll, min(10 * self._poll, 5.0))
-        return self._poll
+        return await self._readers.run(lambda c: reads.events_since(c, request_id, after_seq, max(0, limit)))
 
     async def wait_for_change(self, request_id: str, after_seq: int, timeout: float) -> bool:
         """True once seq > after_seq, False at timeout. The watch is registered before each read,
         so an in-process commit between read and wait still wakes us; other processes' commits
-        wake us through the notifier, or are caught by re-reading (see _change_poll). NotFound
+        wake us through the notifier, or are caught by re-reading (see change_poll). NotFound
         for an unknown request."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            watch = self._watch(request_id)
+            watch = self._wake.watch(request_id)
             try:
-                if await self._readers.run(lambda c: ops.seq_of(c, request_id)) > after_seq:
+                if await self._readers.run(lambda c: reads.seq_of(c, request_id)) > after_seq:
                     return True
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return False
-                await asyncio.wait({watch}, timeout=min(remaining, self._change_poll))
+                await asyncio.wait({watch}, timeout=min(remaining, self._wake.change_poll))
             finally:
-                self._unwatch(request_id, watch)
+                self._wake.unwatch(request_id, watch)
 
     async def duration_history(self, agent: str, limit: int = 50) -> builtins.list[float]:
         """Seconds from start to completion of the agent's latest completed requests."""
-        return await self._readers.run(lambda c: ops.duration_history(c, agent, max(0, limit)))
+        return await self._readers.run(lambda c: reads.duration_history(c, agent, max(0, limit)))
 
     # -- work ---------------------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> builtins.list[Claim]:
@@ -211,7 +190,9 @@ class SqliteStore:
             return []
         now = self._clock.now()
         claimed = await self._writer.submit(
-            lambda c: ops.claim(c, worker_id, limit, lease_seconds, now), self._on_claim, relaxed=True
+            lambda c: writes.claim(c, worker_id, limit, lease_seconds, now),
+            self._wake.after_claim,
+            relaxed=True,
         )
         return [Claim(request=r, attempt=r.attempt) for r in claimed]
 
@@ -221,7 +202,7 @@ class SqliteStore:
             return set()
         now, held = self._clock.now(), dict(attempts)  # copied here: the writer thread reads it later
         return await self._writer.submit(
-            lambda c: ops.heartbeat(c, worker_id, held, lease_seconds, now), relaxed=True
+            lambda c: writes.heartbeat(c, worker_id, held, lease_seconds, now), relaxed=True
         )
 
     async def append_event(
@@ -235,8 +216,8 @@ class SqliteStore:
         """An event of the running attempt (and its progress); LeaseLost if stale."""
         now = self._clock.now()
         return await self._writer.submit(
-            lambda c: ops.append_event(c, request_id, attempt, type, data, progress, now),
-            self._on_event,
+            lambda c: writes.append_event(c, request_id, attempt, type, data, progress, now),
+            self._wake.after_event,
             relaxed=True,  # progress and content deltas: a lost one is re-reported or superseded
         )
 
@@ -244,8 +225,8 @@ class SqliteStore:
         """A failed attempt to retry at `run_at`; LeaseLost if stale."""
         now = self._clock.now()
         return await self._writer.submit(
-            lambda c: ops.retry_later(c, request_id, attempt, run_at, error, now),
-            lambda req: self._on_requests([req]),
+            lambda c: writes.retry_later(c, request_id, attempt, run_at, error, now),
+            self._wake.after_request,
         )
 
     async def finish(
@@ -260,40 +241,39 @@ class SqliteStore:
         """Terminal state + terminal event + outbox row in one transaction; LeaseLost if stale."""
         now = self._clock.now()
         return await self._writer.submit(
-            lambda c: ops.finish(c, request_id, attempt, status, result, error, now),
-            lambda req: self._on_requests([req]),
+            lambda c: writes.finish(c, request_id, attempt, status, result, error, now),
+            self._wake.after_request,
         )
 
     async def request_cancel(self, request_id: str) -> tuple[Request, str]:
         """Pending or processing -> cancelled at once; "cooperative" when a worker held a lease."""
         now = self._clock.now()
-        return await self._writer.submit(lambda c: ops.request_cancel(c, request_id, now), self._on_cancel)
-
-    def _on_cancel(self, outcome: tuple[Request, str]) -> None:
-        self._cancels.set()
-        self._tell_others("x")
-        self._on_requests([outcome[0]])
+        return await self._writer.submit(
+            lambda c: writes.request_cancel(c, request_id, now), self._wake.after_cancel
+        )
 
     async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
         """The ids (of these) that are cancelled or otherwise terminal."""
         if not request_ids:
             return set()
         ids = builtins.list(dict.fromkeys(request_ids))
-        return await self._readers.run(lambda c: ops.cancelled_among(c, ids))
+        return await self._readers.run(lambda c: reads.cancelled_among(c, ids))
 
     async def requeue_expired(self) -> int:
         """Take back requests whose worker died (lease expired); returns how many."""
         now = self._clock.now()
-        touched = await self._writer.submit(lambda c: ops.requeue_expired(c, now), self._on_requests)
+        touched = await self._writer.submit(
+            lambda c: writes.requeue_expired(c, now), self._wake.after_requests
+        )
         return len(touched)
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return on a submit (here or notified from another process), or within min(timeout, poll)."""
-        await self._wait(self._work, timeout)
+        await self._wake.wait(self._wake.work, timeout)
 
     async def wait_for_cancellation(self, timeout: float) -> None:
         """Return on a cancel (here or notified from another process), or within min(timeout, poll)."""
-        await self._wait(self._cancels, timeout)
+        await self._wake.wait(self._wake.cancels, timeout)
 
     # -- webhook outbox -----------------------------------------------------------------------
     async def claim_outbox(
@@ -303,7 +283,9 @@ class SqliteStore:
         if limit <= 0:
             return []
         now = self._clock.now()
-        return await self._writer.submit(lambda c: ops.claim_outbox(c, worker_id, limit, lease_seconds, now))
+        return await self._writer.submit(
+            lambda c: writes.claim_outbox(c, worker_id, limit, lease_seconds, now)
+        )
 
     async def record_attempt(
         self,
@@ -317,29 +299,25 @@ class SqliteStore:
         """One attempt: 2xx -> delivered; else retrying at next_attempt_at, or failed if None."""
         now = self._clock.now()
         return await self._writer.submit(
-            lambda c: ops.record_attempt(
+            lambda c: writes.record_attempt(
                 c, delivery_id, status_code, error, duration_ms, next_attempt_at, now
             )
         )
 
     async def list_deliveries(self, request_id: str) -> builtins.list[Delivery]:
         """Deliveries of the request with their attempts, oldest first."""
-        return await self._readers.run(lambda c: ops.list_deliveries(c, request_id), snapshot=True)
+        return await self._readers.run(lambda c: reads.list_deliveries(c, request_id), snapshot=True)
 
     async def enqueue_redelivery(self, request_id: str) -> Delivery:
         """A new delivery of the terminal request's document, due now."""
         now = self._clock.now()
         return await self._writer.submit(
-            lambda c: ops.enqueue_redelivery(c, request_id, now), self._on_redelivery
+            lambda c: writes.enqueue_redelivery(c, request_id, now), self._wake.after_redelivery
         )
-
-    def _on_redelivery(self, _: Delivery) -> None:
-        self._outbox.set()
-        self._tell_others("o")
 
     async def wait_for_outbox(self, timeout: float) -> None:
         """Return on a terminal write with a webhook (here or notified), or within min(timeout, poll)."""
-        await self._wait(self._outbox, timeout)
+        await self._wake.wait(self._wake.outbox, timeout)
 
     # -- housekeeping -------------------------------------------------------------------------
     async def migrate(self) -> builtins.list[str]:
@@ -361,86 +339,18 @@ class SqliteStore:
         while True:
             tombstoned, dropped = await self._writer.submit(
                 functools.partial(
-                    ops.purge_chunk, result_ttl=result_ttl, tombstone_ttl=tombstone_ttl, now=self._clock.now()
+                    writes.purge_chunk,
+                    result_ttl=result_ttl,
+                    tombstone_ttl=tombstone_ttl,
+                    now=self._clock.now(),
                 )
             )
             total += tombstoned + dropped
-            if max(tombstoned, dropped) < ops.PURGE_CHUNK:
+            if rules.purge_finished(tombstoned, dropped):
                 return total
 
     async def close(self) -> None:
         """Commit what is queued, stop the threads, close connections, release waiters."""
         await self._writer.stop()
         await self._readers.close()
-        if self._notifier is not None:
-            self._notifier.close()  # after the writer: the last commits' wake-ups are sent first
-        for event in (self._work, self._cancels, self._outbox):
-            event.set()
-        for request_id in builtins.list(self._watchers):
-            self._changed(request_id)
-
-    # -- wake-ups -----------------------------------------------------------------------------
-    def _on_requests(self, requests: builtins.list[Request]) -> None:
-        """After a commit that changed these requests: wake their watchers, and the worker or
-        dispatcher loops when the change made work runnable or a webhook due."""
-        now = self._clock.now()
-        flags = ""
-        for req in requests:
-            self._changed(req.id)
-            if req.is_terminal and req.webhook_url:
-                self._outbox.set()
-                flags += "o"
-            elif not req.is_terminal and req.run_at <= now:
-                self._work.set()
-                flags += "w"
-        self._tell_others(flags, [req.id for req in requests])
-
-    def _on_claim(self, requests: builtins.list[Request]) -> None:
-        for req in requests:
-            self._changed(req.id)
-        self._tell_others("", [req.id for req in requests])
-
-    def _on_event(self, event: Event) -> None:
-        self._changed(event.request_id)
-        self._tell_others("", [event.request_id])
-
-    def _tell_others(self, flags: str, ids: builtins.list[str] | None = None) -> None:
-        """The same wake-ups for the other processes on this file (coalesced per loop tick)."""
-        if self._notifier is not None and (flags or ids):
-            self._notifier.notify(flags, ids or ())
-
-    def _on_remote(self, flags: str, ids: builtins.list[str]) -> None:
-        """A wake-up from another process: set what its local commit would have set here."""
-        everything = "a" in flags
-        if everything or "w" in flags:
-            self._work.set()
-        if everything or "x" in flags:
-            self._cancels.set()
-        if everything or "o" in flags:
-            self._outbox.set()
-        for request_id in builtins.list(self._watchers) if everything else ids:
-            self._changed(request_id)
-
-    def _changed(self, request_id: str) -> None:
-        for watch in self._watchers.pop(request_id, ()):
-            if not watch.done():
-                watch.set_result(None)
-
-    def _watch(self, request_id: str) -> asyncio.Future[None]:
-        watch: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._watchers.setdefault(request_id, set()).add(watch)
-        return watch
-
-    def _unwatch(self, request_id: str, watch: asyncio.Future[None]) -> None:
-        watchers = self._watchers.get(request_id)
-        if watchers is not None:
-            watchers.discard(watch)
-            if not watchers:
-                del self._watchers[request_id]
-
-    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
-        """Wait for a sticky event (set before we waited counts) and consume it."""
-        if not event.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), max(0.0, min(timeout, self._poll)))
-        event.clear()
+        self._wake.close()  # after the writer: the last commits' wake-ups are sent first

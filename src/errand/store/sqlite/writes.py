@@ -1,9 +1,9 @@
-"""The SQL of the SQLite backend: one plain function per Store operation, run on a connection.
+"""The writes of the SQLite backend: one plain function per write operation, run by the writer.
 
-Write functions run inside the writer's transaction (and their own savepoint), so raising after
-a partial write undoes it. Status changes are guarded by `UPDATE ... WHERE status IN
-(sources_of(new)) AND attempt = ?`, rendering the transition table of `models`: a guarded update
-that touches no row means the caller lost the request (LeaseLost) or broke the table (Conflict).
+Each runs inside the writer's transaction (and its own savepoint), so raising after a partial
+write undoes it. Status changes are guarded by `UPDATE ... WHERE status IN (sources_of(new))
+AND attempt = ?`, rendering the transition table of `models`: a guarded update that touches no
+row means the caller lost the request (LeaseLost) or broke the table (Conflict).
 
 Event data written here: created {"status"}; started {"status", "attempt"}; retry {"status",
 "attempt", "run_at", "error"}; completed/failed/cancelled: the status document (to_document);
@@ -17,62 +17,38 @@ from collections.abc import Iterable
 from typing import Any
 
 from errand.clock import new_id
-from errand.errors import Conflict, IdempotencyMismatch, InvalidRequest, LeaseLost, NotFound, RequestExpired
 from errand.models import (
-    TERMINAL,
     Delivery,
     ErrorInfo,
     Event,
     IdempotencyKey,
     NewRequest,
     OutboxItem,
-    Page,
     Progress,
     Request,
     Result,
     Status,
-    can_transition,
     sources_of,
     to_document,
 )
-from errand.store import _sqlite_rows as rows
-from errand.store._cursor import decode_cursor, encode_cursor
-from errand.store._sqlite_rows import REQUEST_COLUMNS, dumps, dumps_opt, sql_in
+from errand.store import rules
+from errand.store.rules import REQUEST_COLUMNS, sql_in
+from errand.store.sqlite import reads
+from errand.store.sqlite.rows import INSERT_REQUEST, dumps, dumps_opt, loads, new_request, request_params
 
-IDEMPOTENCY_TTL = 24 * 3600.0
-PURGE_CHUNK = 500
-_CHUNK = 500  # bound parameters per IN (...) list
-_TERMINAL = sql_in(sorted(TERMINAL))
-# Same text as the partial index `requests_runnable`, so SQLite uses it.
-_RUNNABLE = f"lease_owner IS NULL AND status IN {sql_in(sources_of(Status.PROCESSING))}"
-_HELD = f"attempt = ? AND lease_owner IS NOT NULL AND status = '{Status.PROCESSING.value}'"
+_HELD = rules.held("?")
 
 
-# -- helpers ---------------------------------------------------------------------------------------
+# -- what several writes do ---------------------------------------------------------------------
 def _add_event(conn: sqlite3.Connection, request_id: str, seq: int, type: str, data: Any, at: float) -> Event:
     conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (request_id, seq, type, dumps(data), at))
     return Event(request_id=request_id, seq=seq, type=type, data=data, at=at)
 
 
-def _find(conn: sqlite3.Connection, request_id: str) -> Request | None:
-    row = conn.execute(f"SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,)).fetchone()
-    return None if row is None else rows.to_request(row)
-
-
-def get(conn: sqlite3.Connection, request_id: str) -> Request:
-    """The live request: NotFound if unknown, RequestExpired if a tombstone."""
-    req = _find(conn, request_id)
-    if req is None:
-        raise NotFound(f"request {request_id!r} not found")
-    if req.expired:
-        raise RequestExpired(f"request {request_id!r} has expired", owner=req.owner, user_id=req.user_id)
-    return req
-
-
 def _update_one(conn: sqlite3.Connection, sql: str, params: Iterable[Any]) -> Request | None:
     """Run an `UPDATE requests ... RETURNING {REQUEST_COLUMNS}` that touches at most one row."""
     row = conn.execute(f"{sql} RETURNING {REQUEST_COLUMNS}", tuple(params)).fetchone()
-    return None if row is None else rows.to_request(row)
+    return None if row is None else rules.to_request(row, loads)
 
 
 def _end(conn: sqlite3.Connection, req: Request, now: float) -> Request:
@@ -104,17 +80,17 @@ def submit(
         original = _find_idempotent(conn, idem, now)
         if original is not None:
             return original, False
-    req = rows.new_request(new, now)
+    req = new_request(new, now)
     try:
-        conn.execute(rows.INSERT_REQUEST, rows.request_params(req, now))
+        conn.execute(INSERT_REQUEST, request_params(req, now))
     except sqlite3.IntegrityError as exc:
-        raise Conflict(f"request {new.id!r} already exists", details={"request_id": new.id}) from exc
+        raise rules.already_exists(new.id) from exc
     if idem is not None:
         conn.execute(
             "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
             (idem.scope, idem.key, idem.fingerprint, new.id, now),
         )
-    _add_event(conn, req.id, 1, "created", {"status": req.status.value}, now)
+    _add_event(conn, req.id, 1, "created", rules.CREATED, now)
     return req, True
 
 
@@ -125,12 +101,11 @@ def _find_idempotent(conn: sqlite3.Connection, idem: IdempotencyKey, now: float)
     ).fetchone()
     if row is None:
         return None
-    if row[2] <= now - IDEMPOTENCY_TTL:  # outlived its 24 h, not purged yet: the key is free again
+    if row[2] <= rules.key_cutoff(now):  # outlived its TTL, not purged yet: the key is free again
         conn.execute("DELETE FROM idempotency WHERE scope = ? AND key = ?", (idem.scope, idem.key))
         return None
-    if row[0] != idem.fingerprint:
-        raise IdempotencyMismatch(details={"idempotency_key": idem.key, "request_id": row[1]})
-    return get(conn, row[1])
+    rules.check_fingerprint(idem, row[0], row[1])
+    return reads.get(conn, row[1])
 
 
 # -- work ------------------------------------------------------------------------------------------
@@ -141,12 +116,12 @@ def claim(
     found = conn.execute(
         f"UPDATE requests SET status = ?, attempt = attempt + 1, lease_owner = ?, lease_expires_at = ?, "
         f"started_at = COALESCE(started_at, ?), seq = seq + 1, updated_at = ? "
-        f"WHERE id IN (SELECT id FROM requests WHERE {_RUNNABLE} AND run_at <= ? "
+        f"WHERE id IN (SELECT id FROM requests WHERE {rules.claimable('?')} "
         f"ORDER BY run_at, rowid LIMIT ?) RETURNING rowid, {REQUEST_COLUMNS}",
         (Status.PROCESSING.value, worker_id, now + lease_seconds, now, now, now, limit),
     ).fetchall()
     found.sort(key=lambda row: (row[22], row[0]))  # run_at, rowid
-    claimed = [rows.to_request(row[1:]) for row in found]
+    claimed = [rules.to_request(row[1:], loads) for row in found]
     conn.executemany(
         "INSERT INTO events VALUES (?, ?, 'started', ?, ?)",
         [(r.id, r.seq, dumps({"status": r.status.value, "attempt": r.attempt}), now) for r in claimed],
@@ -183,7 +158,7 @@ def append_event(
         (dumps_opt(progress.to_dict() if progress else None), now, request_id, attempt),
     ).fetchone()
     if row is None:
-        raise LeaseLost(details={"request_id": request_id, "attempt": attempt})
+        raise rules.lease_lost(request_id, attempt)
     return _add_event(conn, request_id, row[0], type, data, now)
 
 
@@ -198,9 +173,8 @@ def retry_later(
         (run_at, dumps(error.to_dict()), now, request_id, attempt),
     )
     if req is None:
-        raise LeaseLost(details={"request_id": request_id, "attempt": attempt})
-    data = {"status": req.status.value, "attempt": attempt, "run_at": run_at, "error": error.to_dict()}
-    _add_event(conn, req.id, req.seq, "retry", data, now)
+        raise rules.lease_lost(request_id, attempt)
+    _add_event(conn, req.id, req.seq, "retry", rules.retry_data(attempt, run_at, error), now)
     return req
 
 
@@ -213,8 +187,7 @@ def finish(
     error: ErrorInfo | None,
     now: float,
 ) -> Request:
-    if not status.is_terminal:
-        raise InvalidRequest(f"finish needs a terminal status, not {status.value!r}")
+    rules.check_finish_status(status)
     req = _update_one(
         conn,
         "UPDATE requests SET status = ?, result = ?, error = ?, completed_at = ?, lease_owner = NULL, "
@@ -231,19 +204,14 @@ def finish(
         ),
     )
     if req is None:
-        raise LeaseLost(details={"request_id": request_id, "attempt": attempt})
+        raise rules.lease_lost(request_id, attempt)
     return _end(conn, req, now)
 
 
 def request_cancel(conn: sqlite3.Connection, request_id: str, now: float) -> tuple[Request, str]:
-    req = get(conn, request_id)
-    if req.status is Status.CANCELLED:
-        return req, "immediate"
-    if not can_transition(req.status, Status.CANCELLED):
-        raise Conflict(
-            f"request {request_id!r} is already {req.status.value}",
-            details={"request_id": request_id, "status": req.status.value},
-        )
+    req = reads.get(conn, request_id)
+    if not rules.needs_cancel(req):
+        return req, rules.cancel_mode(False)
     held = conn.execute(
         "SELECT lease_owner IS NOT NULL FROM requests WHERE id = ?", (request_id,)
     ).fetchone()[0]
@@ -253,24 +221,22 @@ def request_cancel(conn: sqlite3.Connection, request_id: str, now: float) -> tup
         f"seq = seq + 1, updated_at = ? WHERE id = ? AND status IN {sql_in(sources_of(Status.CANCELLED))}",
         (Status.CANCELLED.value, now, now, request_id),
     )
-    if cancelled is None:  # not reachable under one writer; kept so a race can only lose
-        raise Conflict(f"request {request_id!r} changed while cancelling")
-    return _end(conn, cancelled, now), "cooperative" if held else "immediate"
+    if cancelled is None:  # not reachable under one writer
+        raise rules.cancel_lost(request_id)
+    return _end(conn, cancelled, now), rules.cancel_mode(held)
 
 
 def requeue_expired(conn: sqlite3.Connection, now: float) -> list[Request]:
     """Expired leases: a failure each; claimable again now, or failed once attempts are spent."""
     expired = conn.execute(
-        "SELECT id, attempt, failures, max_attempts FROM requests "
-        f"WHERE lease_owner IS NOT NULL AND lease_expires_at <= ? AND status = '{Status.PROCESSING.value}'",
+        f"SELECT id, attempt, failures, max_attempts FROM requests WHERE {rules.lease_expired('?')}",
         (now,),
     ).fetchall()
     touched: list[Request] = []
     for request_id, attempt, failures, max_attempts in expired:
-        error = ErrorInfo(
-            "WorkerLost", f"Worker lost: lease expired during attempt {attempt}", retryable=True
-        )
-        if failures + 1 >= max_attempts:
+        spent = rules.attempts_spent(failures, max_attempts)
+        error = rules.worker_lost(attempt, spent=spent)
+        if spent:
             touched.append(_fail_lost(conn, request_id, attempt, error, now))
         else:
             touched.append(retry_later(conn, request_id, attempt, now, error, now))
@@ -287,7 +253,7 @@ def _fail_lost(
         f"WHERE id = ? AND {_HELD} AND status IN {sql_in(sources_of(Status.FAILED))}",
         (
             Status.FAILED.value,
-            dumps(ErrorInfo(error.type, error.message).to_dict()),
+            dumps(error.to_dict()),
             now,
             now,
             request_id,
@@ -304,15 +270,11 @@ def claim_outbox(
 ) -> list[OutboxItem]:
     found = conn.execute(
         "UPDATE deliveries SET lease_owner = ?, lease_expires_at = ? WHERE id IN (SELECT id FROM deliveries "
-        "WHERE state IN ('pending', 'retrying') AND next_attempt_at <= ? "
-        "AND (lease_owner IS NULL OR lease_expires_at <= ?) ORDER BY next_attempt_at, rowid LIMIT ?) "
-        "RETURNING id, request_id, url, body, attempts, next_attempt_at, rowid",
+        f"WHERE {rules.outbox_claimable('?')} ORDER BY next_attempt_at, rowid LIMIT ?) "
+        f"RETURNING {rules.OUTBOX_COLUMNS}, rowid",
         (worker_id, now + lease_seconds, now, now, limit),
     ).fetchall()
-    found.sort(key=lambda row: (row[5], row[6]))
-    return [
-        OutboxItem(id=r[0], request_id=r[1], url=r[2], body=rows.loads(r[3]), attempt=r[4]) for r in found
-    ]
+    return rules.to_outbox(found, loads)
 
 
 def record_attempt(
@@ -326,14 +288,9 @@ def record_attempt(
 ) -> Delivery:
     row = conn.execute("SELECT state, attempts FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
     if row is None:
-        raise NotFound(f"delivery {delivery_id!r} not found")
-    state, attempts = row
-    if status_code is not None and 200 <= status_code < 300:
-        state, next_attempt_at = "delivered", None
-    elif state != "delivered":  # a late failure report never undoes a success
-        state = "retrying" if next_attempt_at is not None else "failed"
-    if state in ("delivered", "failed"):
-        next_attempt_at = None
+        raise rules.delivery_not_found(delivery_id)
+    state, next_attempt_at = rules.next_delivery_state(row[0], status_code, next_attempt_at)
+    attempts = row[1]
     conn.execute(
         "INSERT INTO delivery_attempts VALUES (?, ?, ?, ?, ?, ?)",
         (delivery_id, attempts + 1, now, status_code, error, duration_ms),
@@ -343,99 +300,13 @@ def record_attempt(
         "lease_expires_at = NULL WHERE id = ?",
         (state, attempts + 1, next_attempt_at, delivery_id),
     )
-    return _deliveries(conn, "id = ?", delivery_id)[0]
+    return reads.deliveries(conn, "id = ?", delivery_id)[0]
 
 
 def enqueue_redelivery(conn: sqlite3.Connection, request_id: str, now: float) -> Delivery:
-    req = get(conn, request_id)
-    if not req.is_terminal:
-        raise Conflict(f"request {request_id!r} is {req.status.value}: nothing to deliver yet")
-    if not req.webhook_url:
-        raise Conflict(f"request {request_id!r} has no webhook URL")
-    return _add_delivery(conn, req.id, req.webhook_url, to_document(req), now)
-
-
-def list_deliveries(conn: sqlite3.Connection, request_id: str) -> list[Delivery]:
-    return _deliveries(conn, "request_id = ?", request_id)
-
-
-def _deliveries(conn: sqlite3.Connection, where: str, param: str) -> list[Delivery]:
-    found = conn.execute(
-        f"SELECT {rows.DELIVERY_COLUMNS} FROM deliveries WHERE {where} ORDER BY created_at, rowid", (param,)
-    ).fetchall()
-    result: list[Delivery] = []
-    for row in found:
-        attempts = conn.execute(
-            f"SELECT {rows.ATTEMPT_COLUMNS} FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt",
-            (row[0],),
-        ).fetchall()
-        result.append(rows.to_delivery(row, [rows.to_attempt(a) for a in attempts]))
-    return result
-
-
-# -- read side -------------------------------------------------------------------------------------
-def seq_of(conn: sqlite3.Connection, request_id: str) -> int:
-    row = conn.execute("SELECT seq FROM requests WHERE id = ?", (request_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"request {request_id!r} not found")
-    return int(row[0])
-
-
-def list_requests(
-    conn: sqlite3.Connection,
-    owner: str | None,
-    user_id: str | None,
-    status: Status | None,
-    limit: int,
-    cursor: str | None,
-) -> Page:
-    where: list[str] = ["expired_at IS NULL"]
-    params: list[Any] = []
-    for column, value in (("owner", owner), ("user_id", user_id), ("status", status)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(str(value))
-    if cursor is not None:
-        created_at, last_id = decode_cursor(cursor)
-        where.append("(created_at, id) < (?, ?)")
-        params += [created_at, last_id]
-    found = conn.execute(
-        f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {' AND '.join(where)} "
-        "ORDER BY created_at DESC, id DESC LIMIT ?",
-        (*params, limit + 1),
-    ).fetchall()
-    page = [rows.to_request(row) for row in found[:limit]]
-    more = len(found) > limit
-    return Page(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
-
-
-def events_since(conn: sqlite3.Connection, request_id: str, after_seq: int, limit: int) -> list[Event]:
-    found = conn.execute(
-        f"SELECT {rows.EVENT_COLUMNS} FROM events WHERE request_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        (request_id, after_seq, limit),
-    ).fetchall()
-    return [rows.to_event(row) for row in found]
-
-
-def duration_history(conn: sqlite3.Connection, agent: str, limit: int) -> list[float]:
-    found = conn.execute(
-        "SELECT completed_at - started_at FROM requests WHERE agent = ? AND status = 'completed' "
-        "AND started_at IS NOT NULL ORDER BY completed_at DESC LIMIT ?",
-        (agent, limit),
-    ).fetchall()
-    return [float(row[0]) for row in found]
-
-
-def cancelled_among(conn: sqlite3.Connection, request_ids: list[str]) -> set[str]:
-    done: set[str] = set()
-    for start in range(0, len(request_ids), _CHUNK):
-        chunk = request_ids[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        found = conn.execute(
-            f"SELECT id FROM requests WHERE id IN ({marks}) AND status IN {_TERMINAL}", chunk
-        ).fetchall()
-        done.update(row[0] for row in found)
-    return done
+    req = reads.get(conn, request_id)
+    url = rules.redelivery_url(req)
+    return _add_delivery(conn, req.id, url, to_document(req), now)
 
 
 # -- housekeeping ----------------------------------------------------------------------------------
@@ -448,8 +319,8 @@ def purge_chunk(
         row[0]
         for row in conn.execute(
             "SELECT id FROM requests WHERE completed_at IS NOT NULL AND completed_at <= ? "
-            f"AND expired_at IS NULL AND status IN {_TERMINAL} LIMIT ?",
-            (now - result_ttl, PURGE_CHUNK),
+            f"AND expired_at IS NULL AND status IN {reads.TERMINAL_IN} LIMIT ?",
+            (now - result_ttl, rules.PURGE_CHUNK),
         )
     ]
     marks = ", ".join("?" * len(ids))
@@ -464,7 +335,7 @@ def purge_chunk(
     dropped = conn.execute(
         "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE expired_at IS NOT NULL "
         "AND expired_at <= ? LIMIT ?)",
-        (now - tombstone_ttl, PURGE_CHUNK),
+        (now - tombstone_ttl, rules.PURGE_CHUNK),
     ).rowcount
-    conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (now - IDEMPOTENCY_TTL,))
+    conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (rules.key_cutoff(now),))
     return len(ids), dropped

@@ -1,0 +1,366 @@
+"""The rules both store backends share: limits, rows -> models, liveness, the checks before a
+state change, the delivery state machine, and the list query with its cursor. Pure: no I/O.
+
+SQLite runs each operation as a plain function on its one writer thread; PostgreSQL runs async
+statements, several operations per batch. They share no control flow, only these rules, so a
+promise of `store.base` (what a tombstone answers, when a cancel conflicts, when a lost worker's
+request fails, what a 2xx does to a delivery, how a page ends) is written once, here.
+
+Rows are read by position: every query that returns a request selects `REQUEST_COLUMNS` first,
+in that order (likewise the other column lists). SQLite keeps JSON as text, PostgreSQL as jsonb
+that the driver already decodes: the `json` argument turns a stored JSON value into Python.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from errand.errors import Conflict, IdempotencyMismatch, InvalidRequest, LeaseLost, NotFound, RequestExpired
+from errand.models import (
+    Delivery,
+    DeliveryAttempt,
+    ErrorInfo,
+    Event,
+    IdempotencyKey,
+    Mode,
+    OutboxItem,
+    Page,
+    Progress,
+    Request,
+    Result,
+    Status,
+    can_transition,
+    sources_of,
+)
+
+IDEMPOTENCY_TTL = 24 * 3600.0
+"""Seconds an idempotency key is kept (`store.base.Store.submit`)."""
+PURGE_CHUNK = 500
+"""Requests tombstoned (and dropped) per purge transaction, so no transaction is long."""
+MAX_PAGE = 1000
+"""The largest page `list` returns, whatever limit is asked."""
+CREATED = {"status": Status.PENDING.value}
+"""Data of every `created` event."""
+
+
+# -- SQL both dialects share ------------------------------------------------------------------------
+def sql_in(statuses: Sequence[Status]) -> str:
+    """`('pending', 'processing')`: a status set rendered as literals for a WHERE clause."""
+    return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
+
+
+# The same text as the predicates of the partial indexes `requests_runnable` and `deliveries_due`
+# in both schemas, so that each planner uses them.
+_RUNNABLE = f"lease_owner IS NULL AND status IN {sql_in(sources_of(Status.PROCESSING))}"
+_UNSENT = "state IN ('pending', 'retrying')"
+
+
+def claimable(now: str) -> str:
+    """Requests `claim` may take: pending, or processing between attempts, due at `now` (a
+    placeholder)."""
+    return f"{_RUNNABLE} AND run_at <= {now}"
+
+
+def lease_expired(now: str) -> str:
+    """Requests whose running attempt's lease ran out by `now`: their worker is lost."""
+    return f"lease_owner IS NOT NULL AND lease_expires_at <= {now} AND status = '{Status.PROCESSING.value}'"
+
+
+def outbox_claimable(now: str) -> str:
+    """Deliveries `claim_outbox` may take: unsent, due, and not leased by a live dispatcher."""
+    return f"{_UNSENT} AND next_attempt_at <= {now} AND (lease_owner IS NULL OR lease_expires_at <= {now})"
+
+
+def held(attempt: str, alias: str = "") -> str:
+    """The fencing guard of every write of a running attempt: the attempt number (`attempt`, a
+    placeholder or column) still matches and a lease is out. A released or requeued attempt
+    has no lease, so a worker that lost its request writes nothing."""
+    a = f"{alias}." if alias else ""
+    return (
+        f"{a}attempt = {attempt} AND {a}lease_owner IS NOT NULL AND {a}status = '{Status.PROCESSING.value}'"
+    )
+
+
+# -- rows -> models ---------------------------------------------------------------------------------
+REQUEST_COLUMNS = (
+    "id, owner, user_id, kind, agent, message, session_id, metadata, trigger_name, webhook_url, mode, "
+    "status, attempt, failures, max_attempts, progress, result, error, created_at, started_at, "
+    "completed_at, run_at, estimated_seconds, seq, expired_at"
+)
+EVENT_COLUMNS = "request_id, seq, type, data, at"
+DELIVERY_COLUMNS = "id, request_id, url, state, next_attempt_at, created_at"
+ATTEMPT_COLUMNS = "delivery_id, attempt, at, status_code, error, duration_ms"
+OUTBOX_COLUMNS = "id, request_id, url, body, attempts, next_attempt_at"
+
+
+class Values(Protocol):
+    """A result row read by position: a sqlite3 tuple, an asyncpg Record."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+Json = Callable[[Any], Any]
+
+
+def _decoded(value: Any) -> Any:
+    return value
+
+
+def qualified(columns: str, alias: str) -> str:
+    """`r.id, r.owner, ...`: a column list for a query that names its tables."""
+    return ", ".join(f"{alias}.{column.strip()}" for column in columns.split(","))
+
+
+def to_request(row: Values, json: Json = _decoded) -> Request:
+    """A row whose first values are REQUEST_COLUMNS."""
+    return Request(
+        id=row[0],
+        owner=row[1],
+        user_id=row[2],
+        kind=row[3],
+        agent=row[4],
+        message=row[5],
+        session_id=row[6],
+        metadata=json(row[7]) or {},
+        trigger=row[8],
+        webhook_url=row[9],
+        mode=Mode(row[10]),
+        status=Status(row[11]),
+        attempt=row[12],
+        failures=row[13],
+        max_attempts=row[14],
+        progress=Progress.from_dict(json(row[15])),
+        result=Result.from_dict(json(row[16])),
+        error=ErrorInfo.from_dict(json(row[17])),
+        created_at=row[18],
+        started_at=row[19],
+        completed_at=row[20],
+        run_at=row[21],
+        estimated_seconds=row[22],
+        seq=row[23],
+        expired=row[24] is not None,
+    )
+
+
+def to_event(row: Values, json: Json = _decoded) -> Event:
+    """A row selected with EVENT_COLUMNS."""
+    return Event(request_id=row[0], seq=row[1], type=row[2], data=json(row[3]), at=row[4])
+
+
+def to_attempt(row: Values) -> DeliveryAttempt:
+    """A row selected with ATTEMPT_COLUMNS."""
+    return DeliveryAttempt(
+        delivery_id=row[0], attempt=row[1], at=row[2], status_code=row[3], error=row[4], duration_ms=row[5]
+    )
+
+
+def to_delivery(row: Values, attempts: list[DeliveryAttempt]) -> Delivery:
+    """A row selected with DELIVERY_COLUMNS, with its attempts."""
+    return Delivery(
+        id=row[0],
+        request_id=row[1],
+        url=row[2],
+        state=row[3],
+        attempts=attempts,
+        next_attempt_at=row[4],
+        created_at=row[5],
+    )
+
+
+def to_outbox(rows: Sequence[Values], json: Json = _decoded) -> list[OutboxItem]:
+    """Rows selected with OUTBOX_COLUMNS and then their insertion position, oldest due first
+    (an UPDATE ... RETURNING gives no order of its own)."""
+    ordered = sorted(rows, key=lambda r: (r[5], r[6]))
+    return [OutboxItem(id=r[0], request_id=r[1], url=r[2], body=json(r[3]), attempt=r[4]) for r in ordered]
+
+
+# -- liveness and lost races -----------------------------------------------------------------------
+def not_found(request_id: str) -> NotFound:
+    return NotFound(f"request {request_id!r} not found")
+
+
+def live(request_id: str, req: Request | None) -> Request:
+    """The live request: NotFound if there is none, RequestExpired if it is a tombstone."""
+    if req is None:
+        raise not_found(request_id)
+    if req.expired:
+        raise RequestExpired(f"request {request_id!r} has expired", owner=req.owner, user_id=req.user_id)
+    return req
+
+
+def already_exists(request_id: str) -> Conflict:
+    """A submit whose request id is taken."""
+    return Conflict(f"request {request_id!r} already exists", details={"request_id": request_id})
+
+
+def lease_lost(request_id: str, attempt: int) -> LeaseLost:
+    """A write of an attempt that no longer holds its request (see `held`)."""
+    return LeaseLost(details={"request_id": request_id, "attempt": attempt})
+
+
+def delivery_not_found(delivery_id: str) -> NotFound:
+    return NotFound(f"delivery {delivery_id!r} not found")
+
+
+# -- idempotency -----------------------------------------------------------------------------------
+def key_cutoff(now: float) -> float:
+    """Keys created at or before this have outlived IDEMPOTENCY_TTL: free again, and purged."""
+    return now - IDEMPOTENCY_TTL
+
+
+def check_fingerprint(idem: IdempotencyKey, fingerprint: str, request_id: str) -> None:
+    """IdempotencyMismatch when the stored key was used with another body."""
+    if fingerprint != idem.fingerprint:
+        raise IdempotencyMismatch(details={"idempotency_key": idem.key, "request_id": request_id})
+
+
+# -- state changes ---------------------------------------------------------------------------------
+def check_finish_status(status: Status) -> None:
+    """`finish` ends a running attempt in a terminal status, nothing else."""
+    if not (status.is_terminal and can_transition(Status.PROCESSING, status)):
+        raise InvalidRequest(f"finish needs a terminal status, not {status.value!r}")
+
+
+def needs_cancel(req: Request) -> bool:
+    """False when the request is already cancelled (returned unchanged); Conflict when it ended
+    otherwise; True when it is to be cancelled now."""
+    if req.status is Status.CANCELLED:
+        return False
+    if not can_transition(req.status, Status.CANCELLED):
+        raise Conflict(
+            f"request {req.id!r} is already {req.status.value}",
+            details={"request_id": req.id, "status": req.status.value},
+        )
+    return True
+
+
+def cancel_mode(lease_held: bool) -> str:
+    """ "cooperative" when a worker held a lease (it stops the attempt itself), else "immediate"."""
+    return "cooperative" if lease_held else "immediate"
+
+
+def cancel_lost(request_id: str) -> Conflict:
+    """The guarded cancel UPDATE found the row changed (unreachable with the row held; kept so a
+    race can only lose)."""
+    return Conflict(f"request {request_id!r} changed while cancelling")
+
+
+def retry_data(attempt: int, run_at: float, error: ErrorInfo) -> dict[str, Any]:
+    """Data of a `retry` event (the request stays processing)."""
+    return {"status": Status.PROCESSING.value, "attempt": attempt, "run_at": run_at, "error": error.to_dict()}
+
+
+def attempts_spent(failures: int, max_attempts: int) -> bool:
+    """True when one more failure uses up the request's attempts: it fails instead of retrying."""
+    return failures + 1 >= max_attempts
+
+
+def worker_lost(attempt: int, *, spent: bool) -> ErrorInfo:
+    """The error of an attempt whose lease expired (its worker died); retryable unless spent."""
+    return ErrorInfo(
+        "WorkerLost", f"Worker lost: lease expired during attempt {attempt}", retryable=not spent
+    )
+
+
+def redelivery_url(req: Request) -> str:
+    """The webhook URL to deliver the request's document to again; Conflict if it is not
+    terminal or has none."""
+    if not req.is_terminal:
+        raise Conflict(f"request {req.id!r} is {req.status.value}: nothing to deliver yet")
+    if not req.webhook_url:
+        raise Conflict(f"request {req.id!r} has no webhook URL")
+    return req.webhook_url
+
+
+def next_delivery_state(
+    state: str, status_code: int | None, next_attempt_at: float | None
+) -> tuple[str, float | None]:
+    """(state, next attempt) after one attempt. A 2xx delivers; else retry at next_attempt_at,
+    or fail without one. A late failure report never undoes a success."""
+    if status_code is not None and 200 <= status_code < 300:
+        return "delivered", None
+    if state == "delivered":
+        return state, None
+    if next_attempt_at is None:
+        return "failed", None
+    return "retrying", next_attempt_at
+
+
+def purge_finished(tombstoned: int, dropped: int) -> bool:
+    """A purge chunk that did less than PURGE_CHUNK of both left nothing for another."""
+    return max(tombstoned, dropped) < PURGE_CHUNK
+
+
+# -- listing ---------------------------------------------------------------------------------------
+Mark = Callable[[int, str], str]
+"""The placeholder of parameter n (1-based) with its SQL type: `?` or `$n::type`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """One page of `list`: newest first, keyset-paginated on (created_at, id), tombstones out."""
+
+    where: str
+    params: list[Any]
+    order: str
+    size: int
+
+    @property
+    def fetch(self) -> int:
+        """Rows to fetch: one more than the page, to know whether another follows."""
+        return self.size + 1
+
+    def page(self, found: list[Request]) -> Page:
+        """The page of the `fetch` rows found, with the cursor of the next one if any."""
+        page = found[: self.size]
+        more = len(found) > self.size
+        return Page(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
+
+
+def list_query(
+    owner: str | None,
+    user_id: str | None,
+    status: Status | None,
+    limit: int,
+    cursor: str | None,
+    *,
+    mark: Mark,
+    alias: str = "",
+) -> ListQuery:
+    """The WHERE clause, its parameters and the order of a `list` page."""
+    a = f"{alias}." if alias else ""
+    where: list[str] = [f"{a}expired_at IS NULL"]
+    params: list[Any] = []
+    for column, value in (("owner", owner), ("user_id", user_id), ("status", status)):
+        if value is not None:
+            params.append(str(value))
+            where.append(f"{a}{column} = {mark(len(params), '')}")
+    if cursor is not None:
+        params += decode_cursor(cursor)
+        after = f"({mark(len(params) - 1, 'float8')}, {mark(len(params), 'text')})"
+        where.append(f"({a}created_at, {a}id) < {after}")
+    order = f"{a}created_at DESC, {a}id DESC"
+    return ListQuery(" AND ".join(where), params, order, max(1, min(limit, MAX_PAGE)))
+
+
+def encode_cursor(created_at: float, request_id: str) -> str:
+    """The opaque `next_cursor`: the (created_at, id) key of the last row of a page."""
+    return base64.urlsafe_b64encode(orjson.dumps([created_at, request_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """InvalidRequest for anything `encode_cursor` did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, request_id = orjson.loads(raw)
+        if isinstance(created_at, int | float) and isinstance(request_id, str):
+            return float(created_at), request_id
+    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
+        pass
+    raise InvalidRequest("invalid cursor", details={"cursor": cursor})
