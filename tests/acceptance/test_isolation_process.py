@@ -223,6 +223,30 @@ def test_crashes_fail_only_their_request(server: tuple[str, Proc, Path]) -> None
     assert "ConnectionError: upstream reset" in log  # the child's traceback reaches the log
 
 
+def test_a_killed_server_leaves_no_agent_running(tmp_path: Path) -> None:
+    """SIGKILL of the server alone (not its group) ends its agents' processes (PR_SET_PDEATHSIG,
+    else the end of their stdin), so a request taken over elsewhere never runs beside an orphan
+    of its last attempt."""
+    cfg = write_formation(
+        tmp_path,
+        {
+            "name": "orphans",
+            "keys": {"client": [KEY]},
+            "storage": {"url": "sqlite:///orphans.db"},
+            "agents": [_agent("block", "block", isolation="process")],
+        },
+        AGENTS,
+    )
+    with serving(cfg, tmp_path / "serve.log") as (base, proc):
+        with httpx.Client(base_url=base, headers=HEADERS, timeout=10) as c:
+            rid = submit(c, "block", "30")
+            pid = wait_pid(tmp_path, rid)
+        assert proc.p is not None
+        os.kill(proc.p.pid, signal.SIGKILL)
+        proc.p.wait(10)
+        gone_within(pid, 3.0)
+
+
 def read_events(c: httpx.Client, rid: str) -> list[tuple[str, str]]:
     events: list[tuple[str, str]] = []
     kind = ""
