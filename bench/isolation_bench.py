@@ -67,12 +67,16 @@ async def run_case(folder: Path, isolation: str, n: int, concurrency: int) -> di
 async def main(n: int, concurrency: int) -> None:
     with tempfile.TemporaryDirectory(prefix="errand-iso-bench-") as tmp:
         for c in (1, concurrency):
-            figures = {}
+            figures: dict[str, dict[str, float]] = {}
             for isolation in ("inline", "process"):
-                figures[isolation] = await run_case(Path(tmp), isolation, n, c)
-                print(json.dumps(figures[isolation]), flush=True)
-            ratio = float(figures["process"]["seconds"]) / float(figures["inline"]["seconds"])  # type: ignore[arg-type]
-            extra = float(figures["process"]["ms_per_attempt"]) - float(figures["inline"]["ms_per_attempt"])  # type: ignore[arg-type]
+                case = await run_case(Path(tmp), isolation, n, c)
+                print(json.dumps(case), flush=True)
+                figures[isolation] = {
+                    "seconds": float(str(case["seconds"])),
+                    "ms": float(str(case["ms_per_attempt"])),
+                }
+            ratio = figures["process"]["seconds"] / figures["inline"]["seconds"]
+            extra = figures["process"]["ms"] - figures["inline"]["ms"]
             print(
                 json.dumps(
                     {

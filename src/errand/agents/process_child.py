@@ -2,12 +2,15 @@
 
 Started by agents/process.py as `python -m errand.agents.process_child PARENT_PID`. It reads the
 `start` message from stdin, runs the handler with a RunContext whose sink writes `event`
-messages, and ends with one `result` or `error` message (agents/process_wire.py). SIGTERM (the
-parent's cancel or timeout) raises SystemExit wherever the agent is, even inside `time.sleep`,
-so its `finally` blocks run; the parent sends SIGKILL after its grace. `ctx.checkpoint()` works
-as inline (it yields to the loop); a cancel arrives as that SIGTERM, not as Cancelled. SIGINT
-is ignored (a terminal's Ctrl-C reaches the server, which stops its children itself), and on Linux the child
-dies with the server (PR_SET_PDEATHSIG), so a killed server leaves no agent running.
+messages, and ends with one `result` or `error` message (agents/process_wire.py).
+
+SIGTERM (the parent's cancel or timeout) raises SystemExit wherever an async agent is, even
+inside `time.sleep`, so its `finally` blocks run; a sync handler's thread is not waited for.
+The parent sends SIGKILL after its grace. `ctx.checkpoint()` works as inline (it yields to the
+loop); a cancel arrives as that SIGTERM, not as Cancelled. SIGINT is ignored (a terminal's
+Ctrl-C reaches the server, which stops its children itself), and the child dies with the
+server (PR_SET_PDEATHSIG on Linux, else the end of its stdin): a killed server leaves no agent
+running beside the attempt that takes its request over.
 """
 
 from __future__ import annotations
