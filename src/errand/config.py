@@ -105,6 +105,12 @@ class WorkersConfig(_Section):
     lease_seconds: float = Field(default=30.0, gt=0)
     poll_interval: float = Field(default=0.5, gt=0)
     """Safety-net poll when no wake-up arrives (and for writes by other SQLite processes)."""
+    block_warning_seconds: Duration = 1.0
+    """An event loop blocked this long (an inline agent calling time.sleep in `async def`) is
+    logged as a WARNING with the blocking stack and the running request ids; 0 turns it off."""
+    kill_grace_seconds: Duration = 5.0
+    """An `isolation: process` agent stopped (cancel, task_timeout, shutdown) gets SIGTERM, then
+    SIGKILL if its process is still alive this many seconds later."""
 
 
 class ServerConfig(_Section):
@@ -133,6 +139,10 @@ class AgentConfig(_Section):
     tools: list[str] = Field(default_factory=list)
     max_steps: int = Field(default=8, ge=1, le=100)
     default: bool = False
+    isolation: Literal["inline", "process"] = "inline"
+    """inline: the handler runs in the worker's event loop (or a thread, if sync). process: each
+    attempt runs in its own child process, which cancel and task_timeout kill and whose crash
+    fails or retries only that request (handler agents only)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Free-form settings handed to a Python handler agent as ctx.metadata['agent_options']."""
     enabled_if_env: list[str] = Field(default_factory=list)
@@ -150,6 +160,8 @@ class AgentConfig(_Section):
             raise ValueError("an agent needs exactly one of `handler` (module:function) or `model`")
         if self.handler is not None and ":" not in self.handler:
             raise ValueError(f"handler must look like module:function, got {self.handler!r}")
+        if self.isolation == "process" and self.handler is None:
+            raise ValueError("isolation: process is for `handler` agents (a model agent waits on HTTP)")
         return self
 
 

@@ -20,8 +20,10 @@
     ├── Cancelled                   CANCELLED             the request was cancelled (ctx.checkpoint)
     └── AgentError                  raised by agents
         ├── TransientError          retry me (timeouts, connection errors, 429/5xx)
-        │   └── TaskTimeout         the attempt outlived workflow.task_timeout
+        │   ├── TaskTimeout         the attempt outlived workflow.task_timeout
+        │   └── AgentProcessKilled  an `isolation: process` agent killed from outside (SIGKILL, OOM)
         └── PermanentError          fail at once
+            └── AgentProcessCrashed an `isolation: process` agent crashed or exited without a result
 
 HTTP status codes live in `api/errors.py` only; the SDK maps codes back to these classes
 (`BY_CODE`, which holds every code the server sends).
@@ -189,6 +191,17 @@ class PermanentError(AgentError):
     """A permanent agent failure; the request fails at once."""
 
     code = "PERMANENT_ERROR"
+
+
+class AgentProcessKilled(TransientError):
+    """The agent's process was killed from outside (SIGKILL: the OOM killer or an operator;
+    SIGTERM, SIGINT, SIGHUP). Nothing in the input says the next attempt would die too."""
+
+
+class AgentProcessCrashed(PermanentError):
+    """The agent's process died without a result: a native crash (SIGSEGV, SIGABRT, ...) or an
+    exit (os._exit, sys.exit). Such crashes follow from the code and its input, so another
+    attempt would crash again and repeat the side effects before it."""
 
 
 BY_CODE: dict[str, type[ErrandError]] = {

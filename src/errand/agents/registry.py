@@ -4,6 +4,7 @@ A `handler: module:function` agent is a plain or `async` function called as `fn(
 agents/loading.py imports it from the formation's folder (put first on sys.path) or PYTHONPATH,
 once, at start, so a typo fails the start with a message naming `agents[i].handler` rather than
 every request, and runs a sync function in a thread so it never blocks the event loop.
+`isolation: process` runs a handler in a child process per attempt (agents/process.py).
 `model:` agents are built by `errand.agents.llm.LlmAgent`, imported only when one is configured.
 
 `resolve()` is the worker's lookup: an explicit agent id, else the optional LLM router's
@@ -55,9 +56,20 @@ class HandlerAgent:
         return f"HandlerAgent({self.id!r}, {getattr(self.fn, '__qualname__', self.fn)!r})"
 
 
-def _build(index: int, cfg: AgentConfig, base_dir: str) -> Agent:
+def _build(index: int, cfg: AgentConfig, base_dir: str, kill_grace: float) -> Agent:
     if cfg.handler is not None:
         fn = load_function(cfg.handler, where=f"agents[{index}].handler", base_dir=base_dir)
+        if cfg.isolation == "process":  # imported here too: a typo still fails the start
+            from errand.agents.process import ProcessAgent
+
+            return ProcessAgent(
+                cfg.id,
+                cfg.handler,
+                base_dir=base_dir,
+                description=cfg.description,
+                options=cfg.options,
+                kill_grace=kill_grace,
+            )
         return HandlerAgent(cfg.id, fn, description=cfg.description, options=cfg.options)
     from errand.agents.llm import LlmAgent  # the OpenAI client is loaded only when needed
 
@@ -84,7 +96,8 @@ class AgentRegistry:
     @classmethod
     def from_config(cls, config: Config) -> AgentRegistry:
         """Build every agent of the formation; a broken handler fails here, at start."""
-        agents = [_build(i, a, config.base_dir) for i, a in enumerate(config.agents)]
+        grace = config.workers.kill_grace_seconds
+        agents = [_build(i, a, config.base_dir, grace) for i, a in enumerate(config.agents)]
         router = None
         if config.router is not None:
             from errand.agents.router import LlmRouter  # the OpenAI client, only when configured

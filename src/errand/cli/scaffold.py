@@ -59,6 +59,8 @@ workflow:
 workers:
   concurrency: 64             # requests run at once per worker process
   lease_seconds: 30           # a dead worker's request is taken over after this
+  # block_warning_seconds: 1.0  # log the stack of an agent that blocks the event loop this long (0: off)
+  # kill_grace_seconds: 5.0     # isolation: process agents: SIGTERM, then SIGKILL this much later
 
 # server: {{max_body_bytes: 262144, max_wait_seconds: 60}}
 
@@ -73,6 +75,8 @@ agents:
   - id: my-agent
     description: An example Python agent to edit
     handler: my_agent:run
+    # isolation: process      # run each attempt in a child process: cancel/timeout kill it, a crash
+    #                         # (segfault, os._exit, OOM) fails or retries only that request
   # An LLM agent (any OpenAI-compatible endpoint):
   # - id: assistant
   #   description: Answers questions

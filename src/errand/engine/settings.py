@@ -30,6 +30,8 @@ class WorkerSettings:
     shutdown_grace: float = 10.0
     record_retry_seconds: float = 120.0
     """How long an outcome write is retried while the database is unavailable."""
+    block_warning_seconds: float = 1.0
+    """The watchdog logs an event loop blocked this long (0: off); see engine/watchdog.py."""
     no_retry_delay: bool = False
     """Testing switch: retries are due at once instead of after the backoff delay."""
 
@@ -46,6 +48,7 @@ class WorkerSettings:
             concurrency=config.workers.concurrency,
             lease_seconds=config.workers.lease_seconds,
             poll_interval=config.workers.poll_interval,
+            block_warning_seconds=config.workers.block_warning_seconds,
             task_timeout=config.workflow.task_timeout,
             retry=config.workflow.retry,
             result_ttl=config.async_.result_ttl,

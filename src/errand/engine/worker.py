@@ -28,6 +28,7 @@ from errand.backoff import Backoff
 from errand.clock import Clock, new_id
 from errand.engine.attempt import Attempt, Outcome, Phase
 from errand.engine.settings import WorkerSettings
+from errand.engine.watchdog import LoopWatchdog
 from errand.errors import StoreUnavailable
 from errand.models import Claim
 from errand.store.base import Store
@@ -201,7 +202,8 @@ class Worker:
             loops["housekeeping"] = self._housekeeping_loop
         tasks = [asyncio.create_task(self._supervise(n, f), name=f"errand-{n}") for n, f in loops.items()]
         try:
-            yield
+            with LoopWatchdog(self.settings.block_warning_seconds, lambda: list(self._attempts)):
+                yield
         finally:
             for task in tasks:
                 task.cancel()
