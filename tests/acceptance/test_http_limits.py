@@ -194,6 +194,19 @@ def test_huge_header_answers_431_in_the_error_shape(capped: tuple[str, Proc]) ->
     assert ok.status_code == 200, ok.text
 
 
+def test_a_body_in_the_same_packet_as_the_head_is_not_counted_as_head(capped: tuple[str, Proc]) -> None:
+    base, _ = capped
+    body = json.dumps({"message": "x" * 150_000, "mode": "async"}).encode()
+    head = (
+        f"POST /v1/chat HTTP/1.1\r\nHost: x\r\nX-Muxi-Client-Key: {KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with _connect(base) as sock:
+        sock.sendall(head + body)  # one write: the server reads head and body together
+        status, _, answer = _read_answer(sock)
+    assert status == 202, answer
+
+
 def test_header_flood_does_not_grow_memory(capped: tuple[str, Proc]) -> None:
     base, proc = capped
     pid = _pid(proc)

@@ -220,6 +220,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         """Answer `exc` and close: the write side at once, the read side after a linger."""
         self.waiting.pop(self, None)
         self._unset_keepalive_if_required()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # the running request's app writes nothing more
+            self.cycle.message_event.set()
         self.transport.write(self._answer(exc))
         if self.transport.can_write_eof():
             self.transport.write_eof()
