@@ -12,6 +12,8 @@
     ├── Conflict                    CONFLICT              e.g. cancel a completed request
     ├── RequestExpired              REQUEST_EXPIRED       result purged after result_ttl
     ├── PayloadTooLarge             PAYLOAD_TOO_LARGE
+    ├── HeadersTooLarge             HEADERS_TOO_LARGE     request head past server.max_header_bytes
+    ├── RequestTimeout              REQUEST_TIMEOUT       head not sent within server.header_timeout_seconds
     ├── RateLimited                 RATE_LIMITED          transient
     ├── ServiceUnavailable          SERVICE_UNAVAILABLE   transient
     │   └── StoreUnavailable        the database cannot be reached
@@ -125,6 +127,21 @@ class PayloadTooLarge(ErrandError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class HeadersTooLarge(ErrandError):
+    """The request line and headers are too large."""
+
+    code = "HEADERS_TOO_LARGE"
+
+
+class RequestTimeout(ErrandError):
+    """The request line and headers did not arrive in time; send them again, faster.
+
+    Transient: a client on a slow link may retry on a new connection."""
+
+    code = "REQUEST_TIMEOUT"
+    transient = True
+
+
 class RateLimited(ErrandError):
     """Too many requests."""
 
@@ -216,6 +233,8 @@ BY_CODE: dict[str, type[ErrandError]] = {
         Conflict,
         RequestExpired,
         PayloadTooLarge,
+        HeadersTooLarge,
+        RequestTimeout,
         RateLimited,
         ServiceUnavailable,
         Cancelled,

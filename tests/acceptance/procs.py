@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,14 @@ def write_formation(folder: Path, data: dict[str, Any], agents_code: str | None 
 class Proc:
     """One errand process (serve or worker) with its log file."""
 
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.args, self.log = args, log
+    def __init__(
+        self,
+        args: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
+        self.args, self.log, self.preexec = args, log, preexec
         self.env = {**os.environ, **(env or {})}
         self.p: subprocess.Popen[bytes] | None = None
 
@@ -52,6 +58,7 @@ class Proc:
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 start_new_session=True,
+                preexec_fn=self.preexec,
             )
         return self
 
@@ -92,11 +99,20 @@ def wait_ready(base_url: str, proc: Proc, timeout: float = 30) -> None:
 
 @contextmanager
 def serving(
-    config: Path, log: Path, *extra: str, env: dict[str, str] | None = None
+    config: Path,
+    log: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    preexec: Callable[[], None] | None = None,
 ) -> Iterator[tuple[str, Proc]]:
+    """`errand serve` on a free port until the block ends; `preexec` runs in the child before
+    exec (e.g. to lower its open-file limit)."""
     port = free_port()
     proc = Proc(
-        ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port), *extra], log, env
+        ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port), *extra],
+        log,
+        env,
+        preexec,
     ).start()
     base = f"http://127.0.0.1:{port}"
     try:

@@ -157,6 +157,8 @@ class TestErrorMapping:
             (409, "CONFLICT", errors.Conflict),
             (410, "REQUEST_EXPIRED", errors.RequestExpired),
             (413, "PAYLOAD_TOO_LARGE", errors.PayloadTooLarge),
+            (431, "HEADERS_TOO_LARGE", errors.HeadersTooLarge),
+            (408, "REQUEST_TIMEOUT", errors.RequestTimeout),
             (429, "RATE_LIMITED", errors.RateLimited),
             (503, "SERVICE_UNAVAILABLE", errors.ServiceUnavailable),
         ],

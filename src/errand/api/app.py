@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from errand.agents.registry import AgentRegistry
 from errand.api.chat import chat
+from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_limit
 from errand.api.context import ApiContext, by_method, endpoint, public
 from errand.api.deliveries import list_deliveries, redeliver
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
@@ -223,7 +224,9 @@ def run_server(
     """Serve until SIGINT/SIGTERM: uvicorn stops accepting, drains open calls for HTTP_DRAIN_S,
     then the lifespan stops the worker gracefully and closes the store. As uvicorn does, the
     signal is re-raised afterwards, so the process ends by it. Exits with status 3 when
-    startup fails (e.g. a broken handler or an unreachable database)."""
+    startup fails (e.g. a broken handler or an unreachable database). Connections are held to
+    the `server.*` limits (api/connections.py), after raising the soft open-file limit."""
+    limits = ConnectionLimits.from_config(config, raise_fd_limit())
     app = create_app(config, with_workers=with_workers, migrate=migrate)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -231,7 +234,7 @@ def run_server(
             host=host,
             port=port,
             loop="uvloop",
-            http="httptools",
+            http=limited_protocol(limits),
             ws="none",
             lifespan="on",
             access_log=False,

@@ -13,18 +13,20 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from errand.errors import (
     Conflict,
     ErrandError,
+    HeadersTooLarge,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RateLimited,
     RequestExpired,
+    RequestTimeout,
     ServiceUnavailable,
     Unauthorized,
 )
@@ -49,6 +51,8 @@ STATUS: dict[type[ErrandError], int] = {
     Conflict: 409,
     RequestExpired: 410,
     PayloadTooLarge: 413,
+    HeadersTooLarge: 431,
+    RequestTimeout: 408,
     RateLimited: 429,
     ServiceUnavailable: 503,
     ErrandError: 500,
@@ -116,6 +120,9 @@ def to_response(exc: Exception) -> Response:
         return errand_error_response(exc)
     if isinstance(exc, HTTPException):
         return _http_exception_response(exc)
+    if isinstance(exc, ClientDisconnect):  # the client left mid-body: nobody reads an answer
+        log.info("client disconnected before sending its whole request body")
+        return json_response(error_body("INVALID_REQUEST", "client disconnected"), 400)
     return unexpected_error_response(exc)
 
 

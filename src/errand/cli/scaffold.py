@@ -62,7 +62,14 @@ workers:
   # block_warning_seconds: 1.0  # log the stack of an agent that blocks the event loop this long (0: off)
   # kill_grace_seconds: 5.0     # isolation: process agents: SIGTERM, then SIGKILL this much later
 
-# server: {{max_body_bytes: 262144, max_wait_seconds: 60}}
+server:
+  max_body_bytes: 262144      # larger request bodies answer 413
+  # max_wait_seconds: 60      # longest ?wait= long-poll
+  # max_connections: 4096     # open HTTP connections; at the cap the oldest idle one is closed
+  #                           #   (503 when all are busy); lowered to fit the open-file limit
+  # keepalive_timeout_seconds: 5   # a connection with no request in progress is closed after this
+  # header_timeout_seconds: 10     # request line + headers must arrive within this, else 408
+  # max_header_bytes: 65536        # request line + headers; larger answers 431
 
 agents:
   # An offline demo that simulates multi-step research with progress; no model, no API key.
