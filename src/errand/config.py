@@ -69,6 +69,9 @@ class AsyncConfig(_Section):
     sync_wait_seconds: float | None = Field(default=None, ge=0)
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    """What webhooks are signed with. Unset: a `whsec_` secret generated once per database and
+    shared by every process on it (`errand webhook-secret` prints it); never the admin key. MUXI
+    receivers that verify with the admin key keep working with `webhook_secret: "${ERRAND_ADMIN_KEY}"`."""
     webhook_retries: int = Field(default=3, ge=0, le=50)
     webhook_timeout: Duration = 10.0
     webhook_allow_hosts: list[str] = Field(default_factory=list)
@@ -189,17 +192,7 @@ class Config(_Section):
             raise ValueError("agents: agent ids must be unique")
         if sum(a.default for a in self.agents) > 1:
             raise ValueError("agents: at most one agent may be `default: true`")
-        if self.async_.webhook_url and not self.webhook_signing_secret:
-            raise ValueError(
-                "async.webhook_url: webhooks are signed; set async.webhook_secret (or an admin key)"
-            )
         return self
-
-    @property
-    def webhook_signing_secret(self) -> str | None:
-        """What webhooks are signed with: async.webhook_secret, else the first admin key (MUXI's
-        choice); None when neither is set, and then errand sends no webhooks at all."""
-        return self.async_.webhook_secret or (self.keys.admin[0] if self.keys.admin else None)
 
     @property
     def default_agent(self) -> str | None:

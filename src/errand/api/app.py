@@ -33,6 +33,7 @@ from errand.api.triggers import fire_trigger, get_trigger, list_triggers, load_f
 from errand.clock import Clock, SystemClock
 from errand.config import Config
 from errand.delivery.dispatcher import Dispatcher
+from errand.delivery.secret import signing_secret
 from errand.delivery.settings import DispatcherSettings
 from errand.engine.settings import WorkerSettings
 from errand.engine.worker import Worker
@@ -114,15 +115,12 @@ async def _workers(
 @contextlib.asynccontextmanager
 async def _dispatcher(store: Store, config: Config, clock: Clock, *, enabled: bool) -> AsyncIterator[None]:
     """The webhook dispatcher beside the worker. Entered first, so it stops last: results the
-    worker finishes during its shutdown grace still get their first delivery attempt. A formation
-    without a signing secret (no async.webhook_secret, no admin key) runs none; the API refuses
-    webhook URLs at submit then, so nothing waits for it."""
-    if not enabled or not config.webhook_signing_secret:
-        if enabled:
-            log.info("webhooks are disabled: no async.webhook_secret and no admin key to sign them")
+    worker finishes during its shutdown grace still get their first delivery attempt. It signs
+    with async.webhook_secret, else the database's generated secret (delivery/secret.py)."""
+    if not enabled:
         yield
         return
-    settings = DispatcherSettings.from_config(config)
+    settings = DispatcherSettings.from_config(config, await signing_secret(config, store))
     async with (
         Dispatcher(store, settings, clock=clock) as dispatcher,
         _beside(
