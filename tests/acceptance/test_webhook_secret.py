@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from errand.webhooks import verify
-from tests.acceptance.procs import Proc, cli_secret, free_port, wait_ready, write_formation
+from tests.acceptance.procs import ERRAND, Proc, cli_secret, free_port, wait_ready, write_formation
 from tests.integration.webhook_receiver import Hit, Receiver, receiving
 
 pytestmark = pytest.mark.slow
@@ -71,6 +72,20 @@ def verifies(hit: Hit, secret: str) -> bool:
     return ours
 
 
+def admin_view(base: str) -> dict[str, Any]:
+    """GET /v1/admin/webhook-secret as the admin sees it, after checking that no one else can."""
+    url = f"{base}/v1/admin/webhook-secret"
+    for headers in ({"X-Muxi-Client-Key": KEY}, {}, {"X-Muxi-Admin-Key": KEY}):
+        r = httpx.get(url, headers=headers, timeout=5)
+        assert r.status_code == 401, r.text
+        assert set(r.json()["error"]) == {"code", "message", "details"}
+        assert "whsec_" not in r.text
+    r = httpx.get(url, headers={"X-Muxi-Admin-Key": ADMIN}, timeout=5)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    found: dict[str, Any] = r.json()
+    return found
+
+
 def start(cfg: Path, log: Path) -> tuple[str, Proc]:
     port = free_port()
     args = ["serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
@@ -97,6 +112,7 @@ def test_two_servers_share_one_generated_secret_and_the_admin_key_verifies_nothi
         assert secret.startswith("whsec_") and len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
         assert secret != ADMIN and cli_secret(cfg) == secret  # generated once, then kept
         assert verifies(from_a, secret) and verifies(from_b, secret)
+        assert admin_view(base_b) == {"webhook_secret": secret, "source": "generated"}
     finally:
         a.kill()
         b.kill()
@@ -117,7 +133,27 @@ def test_a_configured_secret_is_used_as_before(tmp_path: Path) -> None:
         wait_ready(base, proc)
         with receiving() as receiver:
             hit = webhook_from(base, receiver, "configured")
+        assert admin_view(base) == {"webhook_secret": ADMIN, "source": "config"}
     finally:
         proc.stop()
     assert verifies(hit, ADMIN)
     assert cli_secret(cfg, env) == ADMIN
+
+
+def test_the_cli_never_migrates_and_creates_the_secret_before_any_server(tmp_path: Path) -> None:
+    cfg = formation(tmp_path)
+    done = subprocess.run(
+        [ERRAND, "webhook-secret", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert "migrations pending: run `errand migrate`" in done.stderr
+    migrated = subprocess.run(
+        [ERRAND, "migrate", "--config", str(cfg)], capture_output=True, timeout=30, check=False
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    secret = cli_secret(cfg)  # an operator can configure receivers before the first start
+    assert secret.startswith("whsec_") and cli_secret(cfg) == secret

@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from errand.agents.registry import AgentRegistry
 from errand.api.chat import chat
 from errand.api.context import ApiContext, by_method, endpoint, public
-from errand.api.deliveries import list_deliveries, redeliver
+from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
 from errand.api.requests import cancel_request, get_request, list_requests
 from errand.api.sse import request_events
@@ -168,6 +168,7 @@ def _routes(ctx: ApiContext) -> list[BaseRoute]:
         Route("/v1/requests/{request_id}/events", endpoint(ctx, request_events), methods=["GET"]),
         Route("/v1/requests/{request_id}/deliveries", endpoint(ctx, list_deliveries), methods=["GET"]),
         Route("/v1/requests/{request_id}/redeliver", endpoint(ctx, redeliver), methods=["POST"]),
+        Route("/v1/admin/webhook-secret", endpoint(ctx, webhook_secret), methods=["GET"]),
         Route("/v1/triggers", endpoint(ctx, list_triggers), methods=["GET"]),
         Route(
             "/v1/triggers/{name}",
