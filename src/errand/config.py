@@ -21,10 +21,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from errand.errors import ConfigError
+from errand.webhooks import sign
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -82,6 +84,19 @@ class AsyncConfig(_Section):
     """Webhook POSTs in flight at once per dispatcher (each `errand serve` / `errand worker`)."""
     result_ttl: Duration = 86400.0
     tombstone_ttl: Duration = 30 * 86400.0
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _signable(cls, secret: str | None) -> str | None:
+        """Empty means unset (`${ERRAND_WEBHOOK_SECRET:-}`); a malformed whsec_ secret fails at
+        load, naming the key, rather than at the first delivery (webhooks.sign's rule)."""
+        if not secret:
+            return None
+        try:
+            sign(b"", secret, msg_id="check", timestamp=0)
+        except ValueError:
+            raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+        return secret
 
     @property
     def sync_wait(self) -> float:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import pytest
 from standardwebhooks import Webhook
 
 from errand.clock import ManualClock
 from errand.config import build_config
 from errand.delivery.secret import SETTING, new_secret, signing_secret
+from errand.errors import ConfigError
 from errand.store.sqlite import SqliteStore
 from errand.webhooks import sign, verify
 
@@ -39,3 +41,10 @@ async def test_the_configured_secret_wins_else_the_database_keeps_one(tmp_path: 
         assert await signing_secret(configured, store) == "admin-key-0001"  # MUXI receivers
     finally:
         await store.close()
+
+
+def test_a_malformed_configured_secret_fails_at_load_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"async\.webhook_secret.*whsec_"):
+        build_config({"keys": KEYS, "async": {"webhook_secret": "whsec_!!!"}}, env={})
+    empty = build_config({"keys": KEYS, "async": {"webhook_secret": "${NOPE:-}"}}, env={})
+    assert empty.async_.webhook_secret is None  # `${VAR:-}`: unset, so the generated secret signs

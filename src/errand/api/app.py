@@ -32,9 +32,7 @@ from errand.api.sse import request_events
 from errand.api.triggers import fire_trigger, get_trigger, list_triggers, load_formation_triggers
 from errand.clock import Clock, SystemClock
 from errand.config import Config
-from errand.delivery.dispatcher import Dispatcher
-from errand.delivery.secret import signing_secret
-from errand.delivery.settings import DispatcherSettings
+from errand.delivery.dispatcher import run_dispatcher
 from errand.engine.settings import WorkerSettings
 from errand.engine.worker import Worker
 from errand.errors import ErrandError
@@ -116,17 +114,14 @@ async def _workers(
 async def _dispatcher(store: Store, config: Config, clock: Clock, *, enabled: bool) -> AsyncIterator[None]:
     """The webhook dispatcher beside the worker. Entered first, so it stops last: results the
     worker finishes during its shutdown grace still get their first delivery attempt. It signs
-    with async.webhook_secret, else the database's generated secret (delivery/secret.py)."""
+    with async.webhook_secret, else the database's generated secret (read once the database
+    can give it: a `--no-migrate` start waits for `errand migrate`)."""
     if not enabled:
         yield
         return
-    settings = DispatcherSettings.from_config(config, await signing_secret(config, store))
-    async with (
-        Dispatcher(store, settings, clock=clock) as dispatcher,
-        _beside(
-            "webhook dispatcher", "errand-dispatcher", dispatcher.run, settings.timeout + WORKER_STOP_MARGIN_S
-        ),
-    ):
+    run = functools.partial(run_dispatcher, store, config, clock=clock)
+    grace = config.async_.webhook_timeout + WORKER_STOP_MARGIN_S
+    async with _beside("webhook dispatcher", "errand-dispatcher", run, grace):
         yield
 
 

@@ -44,9 +44,7 @@ async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
     stops both). Any number of these processes may share a database; they all sign webhooks with
     the one secret of delivery/secret.py."""
     from errand.agents.registry import AgentRegistry
-    from errand.delivery.dispatcher import Dispatcher
-    from errand.delivery.secret import signing_secret
-    from errand.delivery.settings import DispatcherSettings
+    from errand.delivery.dispatcher import run_dispatcher
     from errand.engine.settings import WorkerSettings
     from errand.engine.worker import Worker
 
@@ -61,11 +59,10 @@ async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
         store = await open_when_reachable(cfg, clock, migrate=migrate, stop=stop)
         if store is None:  # stopped while waiting for the database
             return
-        delivery = DispatcherSettings.from_config(cfg, await signing_secret(cfg, store))
         worker = Worker(store, agents, WorkerSettings.from_config(cfg), clock=clock)
-        async with Dispatcher(store, delivery, clock=clock) as dispatcher, asyncio.TaskGroup() as tasks:
+        async with asyncio.TaskGroup() as tasks:
             tasks.create_task(worker.run(stop), name="errand-worker")
-            tasks.create_task(dispatcher.run(stop), name="errand-dispatcher")
+            tasks.create_task(run_dispatcher(store, cfg, stop, clock=clock), name="errand-dispatcher")
     except ExceptionGroup as group:  # the first failure is the cause; the other loop was cancelled
         raise group.exceptions[0] from None
     finally:
