@@ -708,6 +708,18 @@ class StoreContract:
         assert await store.migrate() == []
         await store.ping()
 
+    async def test_a_setting_is_stored_once_shared_and_kept(self, store: Store, reopen: Reopen) -> None:
+        other = await reopen()  # a second store on the same database, open at the same time
+        name = f"contract-{new_request_id()}"
+        candidates = [f"value-{n}" for n in range(20)]
+        got = await asyncio.gather(
+            *(s.get_or_create_setting(name, v) for s, v in zip([store, other] * 10, candidates, strict=True))
+        )
+        assert len(set(got)) == 1 and got[0] in candidates  # everyone agrees on the one winner
+        assert await store.get_or_create_setting(name, "too-late") == got[0]
+        assert await (await reopen()).get_or_create_setting(name, "after-reopen") == got[0]
+        assert await other.get_or_create_setting(f"{name}-2", "independent") == "independent"
+
     async def test_capability_flags_are_declared(self, store: Store) -> None:
         assert isinstance(store.cross_process_wakeups, bool)
         assert isinstance(store, Store)

@@ -20,7 +20,7 @@ from errand.errors import ConfigError, Conflict, InvalidRequest, LeaseLost, Stor
 from errand.models import ErrorInfo, Event, NewRequest, Request, Result, Status
 from errand.store import open_store
 from errand.store.base import Store
-from errand.store.postgres import PostgresStore
+from errand.store.postgres import PostgresStore, sql
 from errand.store.postgres.sql import CH_CHANGE, CH_WORK
 from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_url, pg_stores, pg_fresh_url ...)
 from tests.pg_fixtures import StoreFactory
@@ -471,12 +471,17 @@ async def test_calls_after_close_are_store_unavailable(pg_stores: StoreFactory) 
 
 
 # -- migrations ---------------------------------------------------------------------------------------
+PACKAGED = [name for name, _ in sql.migrations()]
+assert PACKAGED[0] == "0001_init"
+"""Every packaged migration, in order (0001_init first): what a fresh database gets."""
+
+
 async def test_fresh_database_is_not_current_until_migrated(pg_fresh_url: str, clock: ManualClock) -> None:
     store = await PostgresStore.open(pg_fresh_url, clock=clock, migrate=False)
     try:
         await store.ping()
         assert await store.schema_current() is False
-        assert await store.migrate() == ["0001_init"]
+        assert await store.migrate() == PACKAGED
         assert await store.schema_current() is True
     finally:
         await store.close()
@@ -486,7 +491,7 @@ async def test_concurrent_migrate_is_safe(pg_fresh_url: str, clock: ManualClock)
     stores = [await PostgresStore.open(pg_fresh_url, clock=clock, migrate=False) for _ in range(4)]
     try:
         applied = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(applied) == [[], [], [], ["0001_init"]]
+        assert sorted(applied) == [[], [], [], PACKAGED]
         assert all([await s.schema_current() for s in stores])
         assert (await stores[0].submit(new()))[1] is True
     finally:

@@ -21,10 +21,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from errand.errors import ConfigError
+from errand.webhooks import sign
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -69,6 +71,9 @@ class AsyncConfig(_Section):
     sync_wait_seconds: float | None = Field(default=None, ge=0)
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    """What webhooks are signed with. Unset: a `whsec_` secret generated once per database and
+    shared by every process on it (`errand webhook-secret` prints it); never the admin key. MUXI
+    receivers that verify with the admin key keep working with `webhook_secret: "${ERRAND_ADMIN_KEY}"`."""
     webhook_retries: int = Field(default=3, ge=0, le=50)
     webhook_timeout: Duration = 10.0
     webhook_allow_hosts: list[str] = Field(default_factory=list)
@@ -79,6 +84,19 @@ class AsyncConfig(_Section):
     """Webhook POSTs in flight at once per dispatcher (each `errand serve` / `errand worker`)."""
     result_ttl: Duration = 86400.0
     tombstone_ttl: Duration = 30 * 86400.0
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _signable(cls, secret: str | None) -> str | None:
+        """Empty means unset (`${ERRAND_WEBHOOK_SECRET:-}`); a malformed whsec_ secret fails at
+        load, naming the key, rather than at the first delivery (webhooks.sign's rule)."""
+        if not secret:
+            return None
+        try:
+            sign(b"", secret, msg_id="check", timestamp=0)
+        except ValueError:
+            raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+        return secret
 
     @property
     def sync_wait(self) -> float:
@@ -211,17 +229,7 @@ class Config(_Section):
             raise ValueError("agents: agent ids must be unique")
         if sum(a.default for a in self.agents) > 1:
             raise ValueError("agents: at most one agent may be `default: true`")
-        if self.async_.webhook_url and not self.webhook_signing_secret:
-            raise ValueError(
-                "async.webhook_url: webhooks are signed; set async.webhook_secret (or an admin key)"
-            )
         return self
-
-    @property
-    def webhook_signing_secret(self) -> str | None:
-        """What webhooks are signed with: async.webhook_secret, else the first admin key (MUXI's
-        choice); None when neither is set, and then errand sends no webhooks at all."""
-        return self.async_.webhook_secret or (self.keys.admin[0] if self.keys.admin else None)
 
     @property
     def default_agent(self) -> str | None:

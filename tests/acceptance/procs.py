@@ -83,6 +83,20 @@ class Proc:
             return ""
 
 
+def cli_secret(config: Path, env: dict[str, str] | None = None) -> str:
+    """What `errand webhook-secret --config F` prints: the secret the formation signs with."""
+    done = subprocess.run(
+        [ERRAND, "webhook-secret", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
+
+
 def wait_ready(base_url: str, proc: Proc, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from errand.webhooks import verify
-from tests.acceptance.procs import serving, write_formation
+from tests.acceptance.procs import cli_secret, serving, write_formation
 from tests.integration.webhook_receiver import receiving
 
 pytestmark = pytest.mark.slow
@@ -80,7 +80,8 @@ def test_sigkill_between_retries_then_the_delivery_completes(tmp_path: Path) -> 
             assert [h.answered for h in hits] == [500, 500, 200]
             assert all(h.at > killed_at for h in hits[1:])  # the new server made them
             assert len({h.webhook_id for h in hits}) == 1 and len({h.body for h in hits}) == 1
-            assert all(verify(h.body, h.headers, ADMIN) for h in hits)
+            secret = cli_secret(cfg)  # the generated secret outlived the SIGKILL: one for all hits
+            assert all(verify(h.body, h.headers, secret) for h in hits)
             assert json.loads(hits[-1].body)["request_id"] == rid
 
             deadline = time.monotonic() + 5

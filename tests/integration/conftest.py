@@ -23,6 +23,7 @@ import uvloop
 
 from errand.api.app import create_app
 from errand.config import Config, build_config
+from errand.delivery.secret import signing_secret
 from errand.store.base import Store
 
 T = TypeVar("T")
@@ -82,6 +83,11 @@ class Server:
     def store(self) -> Store:
         store: Store = self.app_state.store
         return store
+
+    @property
+    def webhook_secret(self) -> str:
+        """What this server signs webhooks with (async.webhook_secret, else its database's)."""
+        return self.run(signing_secret(self.config, self.store))
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10) -> T:
         """Run a coroutine on the server's event loop (e.g. a store call) and wait for it."""

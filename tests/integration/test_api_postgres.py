@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from errand.webhooks import verify
-from tests.integration.conftest import ADMIN_KEY, Server, wait_for
+from tests.integration.conftest import Server, wait_for
 from tests.integration.sse_client import read_events
 from tests.integration.webhook_receiver import receiving
 from tests.pg_fixtures import *  # noqa: F403
@@ -63,7 +63,7 @@ def test_trigger_and_signed_webhook(pg_api: Server) -> None:
         hits = receiver.wait_for(2, timeout=15)
     assert [h.answered for h in hits] == [500, 200]
     assert hits[0].webhook_id == hits[1].webhook_id and hits[0].body == hits[1].body
-    assert verify(hits[1].body, hits[1].headers, ADMIN_KEY)
+    assert verify(hits[1].body, hits[1].headers, pg_api.webhook_secret)
     doc = wait_for(c, rid)
     assert doc["result"]["text"] == "echo: Issue: Crash" and doc["trigger"] == "issue"
     deadline = time.monotonic() + 5

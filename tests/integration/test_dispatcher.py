@@ -427,19 +427,23 @@ async def test_run_loop_bounded_concurrency_delivers_everything(
     assert texts == sorted(f"n{i}" for i in range(12))  # each delivered exactly once
 
 
-def test_settings_from_config_secret_choice() -> None:
+def test_settings_from_config_sign_with_the_secret_given() -> None:
     keys = {"client": ["client-key-0001"], "admin": ["admin-key-0001"]}
-    cfg = build_config({"name": "lab", "keys": keys, "async": {"webhook_secret": "whsec_AAAA"}}, env={})
-    s = DispatcherSettings.from_config(cfg)
-    assert (s.secret, s.formation_id, s.retries, s.timeout) == ("whsec_AAAA", "lab", 3, 10.0)
+    cfg = build_config(
+        {"name": "lab", "keys": keys, "async": {"webhook_retries": 5, "webhook_allow_hosts": ["h"]}}, env={}
+    )
+    s = DispatcherSettings.from_config(cfg, "whsec_AAAA")
+    assert (s.secret, s.formation_id, s.retries, s.timeout, s.allow_hosts) == (
+        "whsec_AAAA",
+        "lab",
+        5,
+        10.0,
+        ("h",),
+    )
     assert s.lease_seconds > s.timeout
-    cfg = build_config({"keys": keys, "async": {"webhook_retries": 5, "webhook_allow_hosts": ["h"]}}, env={})
-    s = DispatcherSettings.from_config(cfg)
-    assert (s.secret, s.retries, s.allow_hosts) == ("admin-key-0001", 5, ("h",))
-    assert "admin-key-0001" not in repr(s)
-    cfg = build_config({"keys": {"client": ["client-key-0001"]}}, env={})
-    with pytest.raises(ConfigError, match="webhook_secret"):
-        DispatcherSettings.from_config(cfg)
+    assert "whsec_AAAA" not in repr(s)
+    with pytest.raises(ConfigError, match="signing secret"):
+        DispatcherSettings.from_config(cfg, "")
     with pytest.raises(ConfigError, match="whsec_"):
         settings(secret="whsec_!!!")
     with pytest.raises(ConfigError, match="lease_seconds"):

@@ -232,7 +232,6 @@ def test_startup_refuses_triggers_that_cannot_run(tmp_path: Path) -> None:
     check({"fine": "---\nagent: slow\n---\nok\n"})
     with pytest.raises(ConfigError, match=r"triggers/ghost\.md: agent 'nobody' is not configured"):
         check({"ghost": "---\nagent: nobody\n---\nhi\n"})
-    with pytest.raises(ConfigError, match=r"triggers/hooked\.md: webhook_url needs async\.webhook_secret"):
-        check({"hooked": "---\nwebhook_url: https://example.com/h\n---\nhi\n"}, keys={"admin": []})
+    check({"hooked": "---\nwebhook_url: https://example.com/h\n---\nhi\n"}, keys={"admin": []})  # signable
     with pytest.raises(ConfigError, match=r"triggers/bad\.md"):
         check({"bad": "---\nunknown_key: 1\n---\nhi\n"})

@@ -86,11 +86,13 @@ def test_chat_webhook_arrives_once_signed_three_verifiable_ways(server: Server, 
     [hit] = receiver.wait_for(1)
     assert hit.path == "/hook" and hit.answered == 200
     assert hit.headers["content-type"] == "application/json"
-    # the secret is the admin key (no async.webhook_secret): MUXI's choice
-    assert verify(hit.body, hit.headers, ADMIN_KEY)
-    assert Webhook(ADMIN_KEY.encode()).verify(hit.body, hit.headers, json_parse=False) is None
-    _plain_hmac_checks(hit, ADMIN_KEY.encode(), ADMIN_KEY.encode())
-    assert not verify(hit.body + b" ", hit.headers, ADMIN_KEY)  # the bytes are what is signed
+    # no async.webhook_secret: the database's generated whsec_ secret, never the admin key
+    secret = server.webhook_secret
+    assert secret.startswith("whsec_") and not verify(hit.body, hit.headers, ADMIN_KEY)
+    assert verify(hit.body, hit.headers, secret)
+    assert Webhook(secret).verify(hit.body, hit.headers, json_parse=False) is None
+    _plain_hmac_checks(hit, secret.encode(), base64.b64decode(secret.removeprefix("whsec_")))
+    assert not verify(hit.body + b" ", hit.headers, secret)  # the bytes are what is signed
 
     body = json.loads(hit.body)
     assert body["request_id"] == body["id"] == rid
@@ -122,7 +124,7 @@ def test_failing_receiver_is_retried_and_every_attempt_is_recorded(fast: Server,
     assert [h.answered for h in hits] == [500, 503, 502, 200]
     assert len({h.webhook_id for h in hits}) == 1  # one delivery: receivers dedupe on the id
     assert len({h.body for h in hits}) == 1  # the very same bytes every time
-    assert all(verify(h.body, h.headers, ADMIN_KEY) for h in hits)
+    assert all(verify(h.body, h.headers, fast.webhook_secret) for h in hits)
     assert sum(200 <= h.answered < 300 for h in hits) == 1
     gaps = [b.at - a.at for a, b in itertools.pairwise(hits)]
     assert all(g >= 0.25 for g in gaps), gaps  # backoff really waited
@@ -205,7 +207,9 @@ def test_retries_run_out_then_an_admin_redelivers_under_a_new_id(
     third = receiver.wait_for(3)[2]
     assert third.answered == 200 and third.webhook_id == new["webhook_id"]
     assert third.webhook_id != first[0].webhook_id
-    assert json.loads(third.body)["request_id"] == rid and verify(third.body, third.headers, ADMIN_KEY)
+    assert json.loads(third.body)["request_id"] == rid and verify(
+        third.body, third.headers, srv.webhook_secret
+    )
     # the status document follows the newest delivery; the list shows both
     assert _settled(c, rid)["state"] == "delivered"
     deliveries = admin.get(f"/v1/requests/{rid}/deliveries").json()["deliveries"]
@@ -246,7 +250,7 @@ def test_cancelled_request_reports_cancelled(server: Server, receiver: Receiver)
     body = json.loads(hit.body)
     assert body["request_id"] == rid and body["status"] == "cancelled"
     assert "result" not in body and body["response"] == [] and body["error"] is None
-    assert verify(hit.body, hit.headers, ADMIN_KEY)
+    assert verify(hit.body, hit.headers, server.webhook_secret)
 
 
 def test_failed_request_reports_its_error(server: Server, receiver: Receiver) -> None:
@@ -334,10 +338,11 @@ def test_a_front_matter_webhook_url_is_checked_too(
     assert r.status_code == 422 and "169.254.169.254" in r.json()["error"]["message"]
 
 
-def test_without_a_signing_secret_webhooks_are_refused_not_lost(
+def test_without_an_admin_key_webhooks_are_signed_with_the_generated_secret(
     make_server: Callable[..., Server], receiver: Receiver, tmp_path: Path
 ) -> None:
-    # no admin key and no async.webhook_secret: the server runs, without a dispatcher
+    # no admin key and no async.webhook_secret: once refused ("webhooks are disabled"), now the
+    # database's generated secret signs them, for chat and triggers alike
     srv = make_server(keys={"admin": []}, base_dir=_trigger_folder(tmp_path))
     c = srv.client()
     for path, body in (
@@ -345,8 +350,6 @@ def test_without_a_signing_secret_webhooks_are_refused_not_lost(
         ("/v1/triggers/ping", {"data": {"who": "me"}, "webhook_url": receiver.url}),
     ):
         r = c.post(path, json=body)
-        assert r.status_code == 422, r.text
-        assert "webhooks are disabled" in r.json()["error"]["message"]
-        assert r.json()["error"]["details"] == {"field": "webhook_url"}
-    ok = c.post("/v1/chat", json={"message": "polling works", "mode": "sync"})
-    assert ok.status_code == 200 and ok.json()["result"]["text"] == "echo: polling works"
+        assert r.status_code == 202, r.text
+    hits = receiver.wait_for(2)
+    assert all(verify(h.body, h.headers, srv.webhook_secret) for h in hits)

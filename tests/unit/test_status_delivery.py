@@ -82,6 +82,6 @@ def test_webhook_concurrency_is_configurable() -> None:
     from errand.delivery.settings import DispatcherSettings
 
     base = {"keys": {"admin": ["admin-key-123"]}}
-    assert DispatcherSettings.from_config(build_config(base, env={})).concurrency == 32
+    assert DispatcherSettings.from_config(build_config(base, env={}), "s3cret").concurrency == 32
     cfg = build_config({**base, "async": {"webhook_concurrency": 128}}, env={})
-    assert DispatcherSettings.from_config(cfg).concurrency == 128
+    assert DispatcherSettings.from_config(cfg, "s3cret").concurrency == 128

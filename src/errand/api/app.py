@@ -26,15 +26,14 @@ from errand.agents.registry import AgentRegistry
 from errand.api.chat import chat
 from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_limit
 from errand.api.context import ApiContext, by_method, endpoint, public
-from errand.api.deliveries import list_deliveries, redeliver
+from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
 from errand.api.requests import cancel_request, get_request, list_requests
 from errand.api.sse import request_events
 from errand.api.triggers import fire_trigger, get_trigger, list_triggers, load_formation_triggers
 from errand.clock import Clock, SystemClock
 from errand.config import Config
-from errand.delivery.dispatcher import Dispatcher
-from errand.delivery.settings import DispatcherSettings
+from errand.delivery.dispatcher import run_dispatcher
 from errand.engine.settings import WorkerSettings
 from errand.engine.worker import Worker
 from errand.errors import ErrandError
@@ -115,21 +114,15 @@ async def _workers(
 @contextlib.asynccontextmanager
 async def _dispatcher(store: Store, config: Config, clock: Clock, *, enabled: bool) -> AsyncIterator[None]:
     """The webhook dispatcher beside the worker. Entered first, so it stops last: results the
-    worker finishes during its shutdown grace still get their first delivery attempt. A formation
-    without a signing secret (no async.webhook_secret, no admin key) runs none; the API refuses
-    webhook URLs at submit then, so nothing waits for it."""
-    if not enabled or not config.webhook_signing_secret:
-        if enabled:
-            log.info("webhooks are disabled: no async.webhook_secret and no admin key to sign them")
+    worker finishes during its shutdown grace still get their first delivery attempt. It signs
+    with async.webhook_secret, else the database's generated secret (read once the database
+    can give it: a `--no-migrate` start waits for `errand migrate`)."""
+    if not enabled:
         yield
         return
-    settings = DispatcherSettings.from_config(config)
-    async with (
-        Dispatcher(store, settings, clock=clock) as dispatcher,
-        _beside(
-            "webhook dispatcher", "errand-dispatcher", dispatcher.run, settings.timeout + WORKER_STOP_MARGIN_S
-        ),
-    ):
+    run = functools.partial(run_dispatcher, store, config, clock=clock)
+    grace = config.async_.webhook_timeout + WORKER_STOP_MARGIN_S
+    async with _beside("webhook dispatcher", "errand-dispatcher", run, grace):
         yield
 
 
@@ -171,6 +164,7 @@ def _routes(ctx: ApiContext) -> list[BaseRoute]:
         Route("/v1/requests/{request_id}/events", endpoint(ctx, request_events), methods=["GET"]),
         Route("/v1/requests/{request_id}/deliveries", endpoint(ctx, list_deliveries), methods=["GET"]),
         Route("/v1/requests/{request_id}/redeliver", endpoint(ctx, redeliver), methods=["POST"]),
+        Route("/v1/admin/webhook-secret", endpoint(ctx, webhook_secret), methods=["GET"]),
         Route("/v1/triggers", endpoint(ctx, list_triggers), methods=["GET"]),
         Route(
             "/v1/triggers/{name}",

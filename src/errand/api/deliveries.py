@@ -1,4 +1,5 @@
-"""GET /v1/requests/{id}/deliveries and POST /v1/requests/{id}/redeliver: the webhook outbox, seen.
+"""The webhook outbox, seen: GET /v1/requests/{id}/deliveries, POST /v1/requests/{id}/redeliver,
+and (admin) GET /v1/admin/webhook-secret.
 
 Every delivery attempt the dispatcher makes is recorded by the store (status code, error,
 duration, time), so an owner can see why their receiver never got a result without access to
@@ -11,6 +12,9 @@ any lookup (see auth.require_admin). The store adds a new delivery of the same s
 due now, under a new `webhook-id` (a receiver that deduplicates on the id must see it as a new
 event: it was asked for). 409 CONFLICT when the request has not ended yet (its webhook is still
 to come) or has no webhook URL. The answer is 202: the dispatcher sends it moments later.
+
+The signing secret is admin-only too (401 for any other key), for operators who hand it to
+receivers without shell access to `errand webhook-secret`; the answer is never cached.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from starlette.responses import Response
 from errand.api.auth import Owner, get_owned, require_admin
 from errand.api.context import ApiContext
 from errand.api.errors import json_response
+from errand.delivery.secret import signing_secret
 from errand.models import Delivery
 
 
@@ -59,3 +64,11 @@ async def redeliver(request: Request, owner: Owner, ctx: ApiContext) -> Response
     require_admin(owner)
     delivery = await ctx.store.enqueue_redelivery(request.path_params["request_id"])
     return json_response({"request_id": delivery.request_id, "delivery": delivery_document(delivery)}, 202)
+
+
+async def webhook_secret(request: Request, owner: Owner, ctx: ApiContext) -> Response:
+    """GET /v1/admin/webhook-secret (admin): what webhooks are signed with, and where it comes from."""
+    require_admin(owner)
+    secret = await signing_secret(ctx.config, ctx.store)
+    source = "config" if ctx.config.async_.webhook_secret else "generated"
+    return json_response({"webhook_secret": secret, "source": source}, headers={"Cache-Control": "no-store"})

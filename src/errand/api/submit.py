@@ -65,15 +65,7 @@ def fingerprint(data: dict[str, Any]) -> str:
 
 
 async def check_webhook_url(url: str, ctx: ApiContext) -> None:
-    """422 unless `url` is a well-formed http(s) URL with a host that the SSRF guard accepts,
-    and the formation can sign webhooks at all (a secret or an admin key): a URL accepted now
-    but never called would be a silent loss."""
-    if not ctx.config.webhook_signing_secret:
-        raise InvalidRequest(
-            "webhooks are disabled on this server: it has no async.webhook_secret or admin key to "
-            "sign them with; poll GET /v1/requests/{id} instead",
-            details={"field": "webhook_url"},
-        )
+    """422 unless `url` is a well-formed http(s) URL with a host that the SSRF guard accepts."""
     try:
         parts = urlsplit(url)
         shaped = parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -119,7 +119,7 @@ async def get_trigger(request: Request, owner: Owner, ctx: ApiContext) -> Respon
 
 
 def load_formation_triggers(config: Config, agents: AgentLookup) -> Mapping[str, Trigger]:
-    """The formation's triggers, checked against the agents and the signing secret at startup."""
+    """The formation's triggers, checked against the agents at startup."""
     triggers = load_triggers(config.base_dir)
     for trigger in triggers.values():
         label = f"triggers/{trigger.name}.md"
@@ -128,8 +128,4 @@ def load_formation_triggers(config: Config, agents: AgentLookup) -> Mapping[str,
                 agents.get(trigger.agent)
             except ResourceNotFound:
                 raise ConfigError(f"{label}: agent {trigger.agent!r} is not configured") from None
-        if trigger.webhook_url is not None and not config.webhook_signing_secret:
-            raise ConfigError(
-                f"{label}: webhook_url needs async.webhook_secret (or an admin key) to sign webhooks"
-            )
     return triggers

@@ -5,7 +5,7 @@ wire any module. Server-side modules are imported inside their commands, so the 
 start fast and need no database driver. Exit codes: 0 ok; 1 an error from the server, or a
 request that ended failed/cancelled (chat, wait); 2 bad usage or a bad formation.yaml.
 
-    cli/server_commands.py   serve, worker, migrate, init     (cli/runtime.py runs them)
+    cli/server_commands.py   serve, worker, migrate, webhook-secret, init  (cli/runtime.py runs them)
     cli/client_commands.py   chat, status, wait, cancel, requests, trigger
     cli/output.py            what is printed, and errors -> exit codes
     cli/options.py           the shared options;  cli/scaffold.py  the files `init` writes

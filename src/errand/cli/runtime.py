@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Coroutine
-from contextlib import AsyncExitStack, suppress
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from errand.backoff import Backoff
@@ -21,7 +21,14 @@ from errand.errors import StoreUnavailable
 if TYPE_CHECKING:
     from errand.store.base import Store
 
-__all__ = ["migrate_store", "open_when_reachable", "run_on_uvloop", "run_workers", "store_options"]
+__all__ = [
+    "migrate_store",
+    "open_when_reachable",
+    "read_webhook_secret",
+    "run_on_uvloop",
+    "run_workers",
+    "store_options",
+]
 
 _DATABASE_WAIT = Backoff(initial=0.1, maximum=5.0)
 """Between tries to open a PostgreSQL store that does not answer yet."""
@@ -34,19 +41,15 @@ def store_options(cfg: Config, clock: Clock) -> dict[str, Any]:
 
 async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
     """Worker and webhook dispatcher on one store until SIGINT/SIGTERM (TaskGroup: one failing
-    stops both). Any number of these processes may share a database. Without a signing secret
-    (no async.webhook_secret, no admin key) there is no dispatcher: the API refuses webhooks."""
+    stops both). Any number of these processes may share a database; they all sign webhooks with
+    the one secret of delivery/secret.py."""
     from errand.agents.registry import AgentRegistry
-    from errand.delivery.dispatcher import Dispatcher
-    from errand.delivery.settings import DispatcherSettings
+    from errand.delivery.dispatcher import run_dispatcher
     from errand.engine.settings import WorkerSettings
     from errand.engine.worker import Worker
 
     clock = SystemClock()
     agents = AgentRegistry.from_config(cfg)  # ConfigErrors first, before the database is touched
-    delivery = DispatcherSettings.from_config(cfg) if cfg.webhook_signing_secret else None
-    if delivery is None:
-        show.note("webhooks disabled: no async.webhook_secret and no admin key to sign them")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -57,11 +60,9 @@ async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
         if store is None:  # stopped while waiting for the database
             return
         worker = Worker(store, agents, WorkerSettings.from_config(cfg), clock=clock)
-        async with AsyncExitStack() as stack, asyncio.TaskGroup() as tasks:
+        async with asyncio.TaskGroup() as tasks:
             tasks.create_task(worker.run(stop), name="errand-worker")
-            if delivery is not None:
-                dispatcher = await stack.enter_async_context(Dispatcher(store, delivery, clock=clock))
-                tasks.create_task(dispatcher.run(stop), name="errand-dispatcher")
+            tasks.create_task(run_dispatcher(store, cfg, stop, clock=clock), name="errand-dispatcher")
     except ExceptionGroup as group:  # the first failure is the cause; the other loop was cancelled
         raise group.exceptions[0] from None
     finally:
@@ -112,5 +113,23 @@ async def migrate_store(cfg: Config) -> list[str]:
     store = await open_store(cfg.storage_url, migrate=False, **store_options(cfg, SystemClock()))
     try:
         return await store.migrate()
+    finally:
+        await store.close()
+
+
+async def read_webhook_secret(cfg: Config) -> str:
+    """What this formation's webhooks are signed with: async.webhook_secret, else the secret of
+    its database (generated now if none is stored yet). The schema must be migrated first: this
+    command never migrates, so it is safe beside `serve --no-migrate` deployments."""
+    from errand.delivery.secret import signing_secret
+    from errand.store import open_store
+
+    if cfg.async_.webhook_secret:
+        return cfg.async_.webhook_secret
+    store = await open_store(cfg.storage_url, migrate=False, **store_options(cfg, SystemClock()))
+    try:
+        if not await store.schema_current():
+            raise StoreUnavailable("migrations pending: run `errand migrate` (or `errand serve`) first")
+        return await signing_secret(cfg, store)
     finally:
         await store.close()

@@ -43,7 +43,11 @@ async:
   threshold_seconds: 30       # auto: go async when the estimated duration is at least this
   # sync_wait_seconds: 30     # a sync call answers 202 (work goes on) after this; default: threshold
   webhook_url: null           # a default webhook for every request (makes requests async)
-  # webhook_secret: "${{ERRAND_WEBHOOK_SECRET}}"   # HMAC secret for signatures; default: first admin key
+  # webhook_secret: "${{ERRAND_WEBHOOK_SECRET}}"   # HMAC secret webhooks are signed with.
+  #   Default: a whsec_ secret generated once for this database and shared by every process on it
+  #   (print it with `errand webhook-secret`); never the admin key. MUXI receivers that verify
+  #   with the admin key keep working with the admin key line's value, i.e.
+  #   webhook_secret: "${{ERRAND_ADMIN_KEY:-{admin_key}}}"
   webhook_retries: 3          # more tries after a failed delivery (exponential backoff, jitter)
   webhook_timeout: 10         # seconds per delivery attempt
   # webhook_initial_delay: 1   # first retry after ~1 s, then doubling (+-25% jitter)

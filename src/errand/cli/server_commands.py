@@ -1,4 +1,4 @@
-"""The server-side commands: `serve`, `worker`, `migrate` and `init`.
+"""The server-side commands: `serve`, `worker`, `migrate`, `webhook-secret` and `init`.
 
 A bad formation.yaml ends them with a red message naming the key and exit code 2 (no traceback).
 """
@@ -14,7 +14,7 @@ import typer
 
 from errand.cli import output as show
 from errand.cli.options import ConfigOpt, NoMigrateOpt
-from errand.cli.runtime import migrate_store, run_on_uvloop, run_workers
+from errand.cli.runtime import migrate_store, read_webhook_secret, run_on_uvloop, run_workers
 from errand.cli.scaffold import existing, write_formation
 from errand.config import Config, load_config
 
@@ -66,6 +66,20 @@ def migrate(config: ConfigOpt = None) -> None:
         show.note("schema already current")
 
 
+def webhook_secret(config: ConfigOpt = None) -> None:
+    """Print the secret webhooks are signed with (give it to your receivers; keep it secret).
+    It is async.webhook_secret when set, else the one generated for this formation's database
+    and shared by every process on it (created by this command if the database has none yet)."""
+    cfg = config_or_exit(config)
+    with show.reporting():
+        secret = asyncio.run(read_webhook_secret(cfg))
+    typer.echo(secret)  # plain stdout, so `$(errand webhook-secret)` gets exactly the secret
+    if cfg.async_.webhook_secret:
+        show.note("from async.webhook_secret in the formation")
+    else:
+        show.note("generated for this database; set async.webhook_secret to sign with your own")
+
+
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new formation.")] = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
@@ -92,6 +106,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "serve": serve,
     "worker": worker,
     "migrate": migrate,
+    "webhook-secret": webhook_secret,
     "init": init,
 }
 """Name -> command, in the order `errand --help` lists them."""

@@ -15,19 +15,23 @@ import random
 import time
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import Counter, Histogram
 
 from errand.clock import Clock, new_id
+from errand.delivery.secret import signing_secret_when_ready
 from errand.delivery.sender import Sender, SendOutcome, pinning_client
 from errand.delivery.settings import DispatcherSettings
 from errand.delivery.urlguard import Resolver, system_resolver
 from errand.models import Delivery, OutboxItem
 from errand.store.base import Store
 
-__all__ = ["Dispatcher"]
+if TYPE_CHECKING:
+    from errand.config import Config
+
+__all__ = ["Dispatcher", "run_dispatcher"]
 
 log = logging.getLogger("errand.delivery")
 
@@ -42,6 +46,16 @@ ATTEMPT_SECONDS = Histogram(
     "Time spent on one webhook delivery attempt (resolve + connect + answer)",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+
+
+async def run_dispatcher(store: Store, config: Config, stop: asyncio.Event, *, clock: Clock) -> None:
+    """The dispatcher of `errand serve` and `errand worker`: deliver until `stop`, signing with
+    delivery/secret.py's secret once the database can give it (waited for, not fatal)."""
+    secret = await signing_secret_when_ready(config, store, stop)
+    if secret is None:
+        return
+    async with Dispatcher(store, DispatcherSettings.from_config(config, secret), clock=clock) as dispatcher:
+        await dispatcher.run(stop)
 
 
 class Dispatcher:

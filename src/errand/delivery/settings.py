@@ -66,17 +66,10 @@ class DispatcherSettings:
             ) from None
 
     @classmethod
-    def from_config(cls, config: Config, **overrides: Any) -> DispatcherSettings:
-        """Settings from formation.yaml. The secret is async.webhook_secret, else the first admin
-        key (MUXI's choice, kept for compatibility); with neither, webhooks cannot be signed:
-        ConfigError here (never unsigned bodies). `errand serve` and `errand worker` then run no
-        dispatcher at all, and the API refuses webhook URLs at submit."""
+    def from_config(cls, config: Config, secret: str, **overrides: Any) -> DispatcherSettings:
+        """Settings from formation.yaml, signing with `secret` (delivery/secret.py chooses it:
+        async.webhook_secret, else the database's generated secret)."""
         a = config.async_
-        secret = config.webhook_signing_secret
-        if not secret:
-            raise ConfigError(
-                "async.webhook_secret: webhooks must be signed; set async.webhook_secret (or an admin key)"
-            )
         values: dict[str, Any] = {
             "formation_id": config.name,
             "secret": secret,

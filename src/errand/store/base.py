@@ -210,6 +210,13 @@ class Store(Protocol):
         """Raise StoreUnavailable unless the database answers."""
         ...
 
+    async def get_or_create_setting(self, name: str, value: str) -> str:
+        """The value stored under `name`, shared by every process on this database; when none is
+        stored yet, `value` is stored first (insert if absent, then read, in one transaction).
+        Callers racing on one database, in any processes, all get the one value that won; it
+        survives reopen and is never purged."""
+        ...
+
     async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
         """Terminal requests completed more than result_ttl ago become tombstones (input,
         result, error, events and deliveries dropped; get() -> RequestExpired); tombstones

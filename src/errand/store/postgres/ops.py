@@ -348,6 +348,12 @@ async def applied_migrations(conn: Conn) -> set[str]:
     return {row["name"] for row in await conn.fetch(sql.APPLIED)}
 
 
+async def get_or_create_setting(conn: Conn, name: str, value: str, now: float) -> str:
+    """Insert if absent, then read (see sql.INSERT_SETTING): every caller gets the one winner."""
+    await conn.execute(sql.INSERT_SETTING, name, value, now)
+    return str(await conn.fetchval(sql.SETTING, name))
+
+
 async def purge_chunk(conn: Conn, *, now: float, result_ttl: float, tombstone_ttl: float) -> tuple[int, int]:
     """Tombstone and drop up to PURGE_CHUNK requests each (so no transaction is long)."""
     tombstoned = await conn.fetch(

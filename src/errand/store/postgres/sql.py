@@ -261,6 +261,13 @@ DROP_TOMBSTONES = """
     RETURNING id"""
 DROP_OLD_KEYS = "DELETE FROM idempotency WHERE created_at <= $1"
 
+# $1 name, $2 value, $3 now. Two statements in one READ COMMITTED transaction: an insert racing
+# another waits for it and does nothing, and the SELECT after it (a new snapshot) sees the winner.
+INSERT_SETTING = (
+    "INSERT INTO settings (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING"
+)
+SETTING = "SELECT value FROM settings WHERE name = $1"
+
 MIGRATIONS_TABLE = """
     CREATE TABLE IF NOT EXISTS schema_migrations (
         name       text PRIMARY KEY,

@@ -359,6 +359,11 @@ class PostgresStore:
         """One round trip; StoreUnavailable if the database does not answer."""
         await self._database.run(lambda c: c.fetchval("SELECT 1"), tx=False, read=True)
 
+    async def get_or_create_setting(self, name: str, value: str) -> str:
+        """The stored value of `name`; `value` is stored first when there is none."""
+        now = self._clock.now()
+        return await self._database.run(lambda c: ops.get_or_create_setting(c, name, value, now))
+
     async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
         """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""
         total = 0

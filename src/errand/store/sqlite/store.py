@@ -333,6 +333,11 @@ class SqliteStore:
         """Read the database header; StoreUnavailable if that fails."""
         await self._readers.run(schema.schema_version)
 
+    async def get_or_create_setting(self, name: str, value: str) -> str:
+        """The stored value of `name`; `value` is stored first when there is none."""
+        now = self._clock.now()
+        return await self._writer.submit(lambda c: writes.get_or_create_setting(c, name, value, now))
+
     async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
         """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""
         total = 0

@@ -310,6 +310,17 @@ def enqueue_redelivery(conn: sqlite3.Connection, request_id: str, now: float) ->
 
 
 # -- housekeeping ----------------------------------------------------------------------------------
+def get_or_create_setting(conn: sqlite3.Connection, name: str, value: str, now: float) -> str:
+    """Insert if absent, then read, under the writer's BEGIN IMMEDIATE: processes serialize on
+    the write lock, so the first insert wins and every caller reads that one value."""
+    conn.execute(
+        "INSERT INTO settings (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+        (name, value, now),
+    )
+    row = conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+    return str(row[0])
+
+
 def purge_chunk(
     conn: sqlite3.Connection, result_ttl: float, tombstone_ttl: float, now: float
 ) -> tuple[int, int]:
