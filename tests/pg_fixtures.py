@@ -46,7 +46,7 @@ __all__ = [
 
 T = TypeVar("T")
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-TABLES = ("delivery_attempts", "deliveries", "events", "idempotency", "requests")  # children first
+TABLES = ("delivery_attempts", "deliveries", "events", "idempotency", "requests", "workers")  # children first
 StoreFactory = Callable[..., Awaitable[PostgresStore]]
 
 

@@ -61,6 +61,9 @@ class StorageConfig(_Section):
     """full: every commit is fsynced before the 202 (survives power loss); normal: survives a
     process crash, the last commits may be lost on power loss."""
     pool_size: int = Field(default=10, ge=1, le=200)
+    """PostgreSQL connections per process in the pool. Each process also keeps one LISTEN
+    connection, and each process running workers one more that holds their session locks
+    (how other workers see at once that it died): pool_size + 2 in all."""
 
 
 class AsyncConfig(_Section):
@@ -105,6 +108,10 @@ class WorkersConfig(_Section):
     lease_seconds: float = Field(default=30.0, gt=0)
     poll_interval: float = Field(default=0.5, gt=0)
     """Safety-net poll when no wake-up arrives (and for writes by other SQLite processes)."""
+    liveness_interval: float = Field(default=1.0, ge=0, le=3600)
+    """Seconds between looks for dead workers, whose requests are then taken over at once: a
+    worker process of this host that is gone (pid + start time), or on PostgreSQL a worker
+    whose database session ended. 0: off, a dead worker's requests wait for lease_seconds."""
 
 
 class ServerConfig(_Section):
