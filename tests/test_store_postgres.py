@@ -23,7 +23,7 @@ from errand.store.base import Store
 from errand.store.postgres import PostgresStore
 from errand.store.postgres.sql import CH_CHANGE, CH_WORK, migrations
 from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_url, pg_stores, pg_fresh_url ...)
-from tests.pg_fixtures import StoreFactory
+from tests.pg_fixtures import StoreFactory, admin
 from tests.store_contract import HOOK, LEASE, StoreContract, new, running
 
 pytestmark = pytest.mark.postgres
@@ -512,7 +512,9 @@ async def test_a_value_postgres_refuses_is_invalid_request(store: Store) -> None
 
 
 # -- worker liveness: a worker's database session ---------------------------------------------------
-async def test_a_worker_whose_session_ends_is_taken_over_at_once(pg_stores: StoreFactory, pg_url: str) -> None:
+async def test_a_worker_whose_session_ends_is_taken_over_at_once(
+    pg_stores: StoreFactory, pg_url: str
+) -> None:
     """The owner's lock connection is killed (as when its process dies): another store takes
     its request over within moments, not a lease later; the owner claims nothing while its lock
     is down, registers again by itself, and its old attempt stays fenced."""

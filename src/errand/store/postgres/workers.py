@@ -49,6 +49,8 @@ class SessionLocks:
         self._clock = clock
         self._workers: dict[str, WorkerProcess] = {}
         self._keys: dict[str, int] = {}
+        self._known: set[str] = set()
+        """Workers whose row was written once: others judge them by their lock from then on."""
         self._conn: Any = None
         self._up = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -63,8 +65,10 @@ class SessionLocks:
         return None if conn is None or conn.is_closed() else int(conn.get_server_pid())
 
     def check(self, worker_id: str) -> None:
-        """StoreUnavailable when `worker_id` is registered here but its lock is not held now."""
-        if worker_id in self._workers and worker_id not in self._keys:
+        """StoreUnavailable when `worker_id` was registered here but its lock is not held now
+        (the others may be taking its requests over). Before its first registration succeeded,
+        nobody knows it, so its leases are only taken over by expiry: it may claim."""
+        if worker_id in self._known and worker_id not in self._keys:
             raise StoreUnavailable(f"worker {worker_id!r} lost its session lock; reconnecting")
 
     async def register(self, worker_id: str, process: WorkerProcess) -> None:
@@ -109,6 +113,7 @@ class SessionLocks:
             sql.REGISTER_WORKER, worker_id, process.host, process.node, process.pid, process.started, key, now
         )
         self._keys[worker_id] = key
+        self._known.add(worker_id)
         if old is not None:
             await conn.fetchval(sql.UNLOCK_WORKER, old)
 
