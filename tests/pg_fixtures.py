@@ -53,6 +53,7 @@ TABLES = (
     "idempotency",
     "requests",
     "settings",
+    "workers",
 )  # children first
 StoreFactory = Callable[..., Awaitable[PostgresStore]]
 

@@ -11,6 +11,9 @@ the test reads a capability flag.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +35,7 @@ from errand.models import (
     to_document,
 )
 from errand.store.base import Store
+from errand.store.processes import WorkerProcess, this_process
 
 Reopen = Callable[[], Awaitable[Store]]
 HOOK = "https://hooks.example.com/errand"
@@ -57,6 +61,13 @@ async def running(store: Store, **fields: Any) -> tuple[Request, int]:
     claims = await store.claim("w1", 1, LEASE)
     assert [c.request.id for c in claims] == [req.id]
     return claims[0].request, claims[0].attempt
+
+
+def gone_process() -> WorkerProcess:
+    """A process of this node that has exited (and was reaped): its pid is free."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return dataclasses.replace(this_process(), pid=child.pid)
 
 
 async def in_state(store: Store, clock: ManualClock, state: str) -> tuple[Request, int]:
@@ -414,6 +425,63 @@ class StoreContract:
         [delivery] = await store.list_deliveries(req.id)
         assert delivery.state == "pending"
         assert await store.claim("w3", 1, LEASE) == []
+
+    # -- dead owners: taken over at once, not after the lease ------------------------------------
+    async def test_dead_owner_is_taken_over_at_once(self, store: Store, clock: ManualClock) -> None:
+        await store.register_worker("w-dead", gone_process())
+        req, _ = await store.submit(new(max_attempts=3))
+        last, _ = await store.submit(new(max_attempts=1, webhook_url=HOOK))
+        [first, second] = await store.claim("w-dead", 2, LEASE)
+        assert await store.requeue_dead() == 2  # no time passed: the lease has not expired
+        requeued, failed = await store.get(req.id), await store.get(last.id)
+        assert (requeued.status, requeued.failures, requeued.attempt) == (Status.PROCESSING, 1, first.attempt)
+        assert requeued.error is not None and requeued.error.type == "WorkerLost"
+        assert "died" in requeued.error.message and requeued.error.retryable
+        assert (failed.status, failed.failures) == (Status.FAILED, 1)
+        assert (await store.events_since(last.id))[-1].type == "failed"
+        assert [d.state for d in await store.list_deliveries(last.id)] == ["pending"]
+        with pytest.raises(LeaseLost):  # the dead worker's attempt is fenced
+            await store.finish(req.id, first.attempt, Status.COMPLETED, result=Result("stale"))
+        [taken] = await store.claim("w2", 2, LEASE)
+        assert (taken.request.id, taken.attempt) == (req.id, first.attempt + 1)
+        assert await store.requeue_dead() == 0
+        assert second.request.id == last.id
+
+    async def test_live_owner_is_not_taken_over(self, store: Store, clock: ManualClock) -> None:
+        await store.register_worker("w1")  # this process: alive
+        req, attempt = await running(store)
+        assert await store.requeue_dead() == 0
+        assert await store.requeue_dead() == 0
+        assert await store.heartbeat("w1", {req.id: attempt}, LEASE) == set()
+        clock.advance(LEASE + 1)  # the lease stays the fallback
+        assert await store.requeue_expired() == 1
+
+    async def test_pid_reused_by_a_later_process_counts_as_dead(self, store: Store) -> None:
+        reused = dataclasses.replace(this_process(), started="another start time")
+        await store.register_worker("w1", reused)
+        req, _ = await running(store)
+        assert await store.requeue_dead() == 1
+        assert (await store.get(req.id)).failures == 1
+
+    async def test_unregistered_and_unknowable_owners_are_left_to_their_lease(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        far = WorkerProcess(host="elsewhere", node="another-node", pid=gone_process().pid, started=None)
+        await store.register_worker("w-far", far)  # a pid of another node proves nothing here
+        await store.submit(new())
+        await store.submit(new())
+        assert len(await store.claim("w-far", 1, LEASE)) == 1
+        assert len(await store.claim("w-unregistered", 1, LEASE)) == 1
+        assert await store.requeue_dead() == 0
+        clock.advance(LEASE + 1)
+        assert await store.requeue_dead() == 0
+        assert await store.requeue_expired() == 2
+
+    async def test_registering_again_replaces_the_process(self, store: Store) -> None:
+        await store.register_worker("w1", gone_process())
+        await store.register_worker("w1")  # the same id, now this live process
+        await running(store)
+        assert await store.requeue_dead() == 0
 
     # -- retry_later ----------------------------------------------------------------------------
     async def test_retry_later_waits_for_run_at(self, store: Store, clock: ManualClock) -> None:

@@ -23,7 +23,7 @@ from errand.store.base import Store
 from errand.store.postgres import PostgresStore, sql
 from errand.store.postgres.sql import CH_CHANGE, CH_WORK
 from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_url, pg_stores, pg_fresh_url ...)
-from tests.pg_fixtures import StoreFactory
+from tests.pg_fixtures import StoreFactory, admin
 from tests.store_contract import HOOK, LEASE, StoreContract, new, running
 
 pytestmark = pytest.mark.postgres
@@ -514,3 +514,66 @@ async def test_open_store_picks_postgres_and_ignores_other_backends_options(
 async def test_a_value_postgres_refuses_is_invalid_request(store: Store) -> None:
     with pytest.raises(InvalidRequest):
         await store.submit(NewRequest(id=new_request_id(), owner="o", user_id="u", message="nul \x00 byte"))
+
+
+# -- worker liveness: a worker's database session ---------------------------------------------------
+async def test_a_worker_whose_session_ends_is_taken_over_at_once(
+    pg_stores: StoreFactory, pg_url: str
+) -> None:
+    """The owner's lock connection is killed (as when its process dies): another store takes
+    its request over within moments, not a lease later; the owner claims nothing while its lock
+    is down, registers again by itself, and its old attempt stays fenced."""
+    a, b = await pair(pg_stores)
+    await a.register_worker("wA")
+    req, _ = await a.submit(new())
+    [claim] = await a.claim("wA", 1, LEASE)
+    assert await b.requeue_dead() == 0
+    lock_pid = a.worker_locks.backend_pid
+    assert lock_pid is not None and a.worker_locks.connects == 1
+    await terminate(pg_url, [lock_pid])
+    started = time.monotonic()
+    await eventually_async(b.requeue_dead, 1, timeout=5)
+    assert time.monotonic() - started < 2.0
+    requeued = await b.get(req.id)
+    assert requeued.failures == 1 and requeued.error is not None and "died" in requeued.error.message
+    with pytest.raises(LeaseLost):
+        await a.finish(req.id, claim.attempt, Status.COMPLETED, result=Result("stale"))
+    await eventually(lambda: a.worker_locks.connects == 2)  # registered again, with a new lock
+    assert a.worker_locks.backend_pid not in (None, lock_pid)
+    [again] = await a.claim("wA", 1, LEASE)
+    assert again.attempt == claim.attempt + 1
+    assert await b.requeue_dead() == 0
+
+
+async def test_a_worker_without_its_lock_does_not_claim(
+    pg_stores: StoreFactory, pg_url: str, pg_server: str
+) -> None:
+    """While its lock connection cannot come back, the worker's claims are refused (its leases
+    may be taken over meanwhile); once it is back, it claims again."""
+    a = await pg_stores()
+    await a.register_worker("wA")
+    await a.submit(new())
+    name = pg_url.rsplit("/", 1)[1]
+    lock_pid = a.worker_locks.backend_pid
+    assert lock_pid is not None
+    await admin(pg_server, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+    try:
+        await terminate(pg_server, [lock_pid])
+        await eventually(lambda: a.worker_locks.backend_pid is None)
+        with pytest.raises(StoreUnavailable, match="session lock"):
+            await a.claim("wA", 1, LEASE)
+        assert await a.claim("w-unregistered", 0, LEASE) == []  # other ids are not concerned
+    finally:
+        await admin(pg_server, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    await eventually(lambda: a.worker_locks.connects == 2)
+    assert len(await a.claim("wA", 1, LEASE)) == 1
+
+
+async def test_closing_a_store_frees_its_workers_for_takeover(pg_stores: StoreFactory) -> None:
+    a, b = await pair(pg_stores)
+    await a.register_worker("wA")
+    await a.submit(new())
+    await a.claim("wA", 1, LEASE)
+    await a.close()
+    await eventually_async(b.requeue_dead, 1, timeout=5)
+    assert await b.requeue_dead() == 0

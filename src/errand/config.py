@@ -63,6 +63,9 @@ class StorageConfig(_Section):
     """full: every commit is fsynced before the 202 (survives power loss); normal: survives a
     process crash, the last commits may be lost on power loss."""
     pool_size: int = Field(default=10, ge=1, le=200)
+    """PostgreSQL connections per process in the pool. Each process also keeps one LISTEN
+    connection, and each process running workers one more that holds their session locks
+    (how other workers see at once that it died): pool_size + 2 in all."""
 
 
 class AsyncConfig(_Section):
@@ -129,6 +132,10 @@ class WorkersConfig(_Section):
     kill_grace_seconds: Duration = 5.0
     """An `isolation: process` agent stopped (cancel, task_timeout, shutdown) gets SIGTERM, then
     SIGKILL if its process is still alive this many seconds later."""
+    liveness_interval: float = Field(default=1.0, ge=0, le=3600)
+    """Seconds between looks for dead workers, whose requests are then taken over at once: a
+    worker process of this host that is gone (pid + start time), or on PostgreSQL a worker
+    whose database session ended. 0: off, a dead worker's requests wait for lease_seconds."""
 
 
 class ServerConfig(_Section):

@@ -36,7 +36,7 @@ keys:
 storage:
   url: "${{ERRAND_STORAGE_URL:-sqlite:///errand.db}}"
   sqlite_synchronous: full    # full: fsync before every 202 (survives power loss); normal: faster
-  # pool_size: 10             # PostgreSQL connections per process
+  # pool_size: 10             # PostgreSQL connections per process (+1 LISTEN, +1 worker locks)
 
 async:
   mode: auto                  # auto | sync | async: what a request that does not say gets
@@ -62,9 +62,10 @@ workflow:
 
 workers:
   concurrency: 64             # requests run at once per worker process
-  lease_seconds: 30           # a dead worker's request is taken over after this
   # block_warning_seconds: 1.0  # log the stack of an agent that blocks the event loop this long (0: off)
   # kill_grace_seconds: 5.0     # isolation: process agents: SIGTERM, then SIGKILL this much later
+  lease_seconds: 30           # a hung or cut-off worker's request is taken over after this
+  # liveness_interval: 1      # s between looks for dead workers (taken over at once); 0: off
 
 server:
   max_body_bytes: 262144      # larger request bodies answer 413

@@ -26,6 +26,8 @@ class WorkerSettings:
     result_ttl: float = 86400.0
     tombstone_ttl: float = 30 * 86400.0
     housekeeping_interval: float = 300.0
+    liveness_interval: float = 1.0
+    """How often `run()` looks for dead workers to take over (0: never; lease expiry only)."""
     """How often expired results are purged (requeueing lost leases runs every lease/2)."""
     shutdown_grace: float = 10.0
     record_retry_seconds: float = 120.0
@@ -40,6 +42,8 @@ class WorkerSettings:
             raise ValueError("concurrency must be at least 1")
         if min(self.lease_seconds, self.poll_interval, self.task_timeout) <= 0:
             raise ValueError("lease_seconds, poll_interval and task_timeout must be positive")
+        if self.liveness_interval < 0:
+            raise ValueError("liveness_interval must be >= 0")
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> WorkerSettings:
@@ -53,5 +57,6 @@ class WorkerSettings:
             retry=config.workflow.retry,
             result_ttl=config.async_.result_ttl,
             tombstone_ttl=config.async_.tombstone_ttl,
+            liveness_interval=config.workers.liveness_interval,
         )
         return replace(settings, **overrides) if overrides else settings

@@ -8,8 +8,14 @@ whose lease was lost, and requeue/purge expired requests; a side task that crash
 and restarted, never silently gone.
 
 On stop, the worker stops claiming and gives running attempts `shutdown_grace` seconds; the
-ones still running are then cancelled *without* writing anything. They keep their lease until
-it expires, and a worker takes them over after `lease_seconds` (that attempt counts as failed).
+ones still running are then cancelled *without* writing anything. They keep their lease, and
+another worker takes them over (that attempt counts as failed) once this process is gone.
+
+Dead workers are seen directly, not only by their leases: `run()` registers the worker
+(`store.register_worker`) and, at start and then every `liveness_interval`, takes over the
+requests of registered workers known dead (`store.requeue_dead`: a process of this host that is
+gone, or on PostgreSQL a worker whose database session ended). Lease expiry stays the fallback
+(a partition, another host on SQLite), checked every lease/2.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._stop_requested = asyncio.Event()
+        self._registered = False
 
     @property
     def running(self) -> int:
@@ -87,6 +94,11 @@ class Worker:
         """Work until `stop` is set, then shut down gracefully (see the module docstring)."""
         self._stopping = False
         self._stop_requested.clear()
+        if self.settings.liveness_interval > 0:
+            try:
+                await self._take_over_dead()  # a crashed predecessor's requests run again at once
+            except StoreUnavailable as exc:
+                log.warning("worker %s: cannot register yet (%s); retrying", self.worker_id, exc)
         async with self._side_tasks(housekeeping=True):
             watcher = asyncio.create_task(self._wake_on(stop), name="errand-worker-stop")
             try:
@@ -200,6 +212,8 @@ class Worker:
         }
         if housekeeping:
             loops["housekeeping"] = self._housekeeping_loop
+            if self.settings.liveness_interval > 0:
+                loops["liveness"] = self._liveness_loop
         tasks = [asyncio.create_task(self._supervise(n, f), name=f"errand-{n}") for n, f in loops.items()]
         try:
             with LoopWatchdog(self.settings.block_warning_seconds, lambda: list(self._attempts)):
@@ -275,6 +289,21 @@ class Worker:
             if attempt is not None:
                 log.info("request %s was cancelled; stopping attempt %d", rid, attempt.claim.attempt)
                 attempt.stop(Outcome.CANCELLED)
+
+    async def _take_over_dead(self) -> None:
+        """Register this worker (once), then take over the requests of dead workers."""
+        if not self._registered:
+            await self.store.register_worker(self.worker_id)
+            self._registered = True
+        taken = await self.store.requeue_dead()
+        if taken:
+            log.warning("took over %d requests of dead workers", taken)
+            self._wake.set()
+
+    async def _liveness_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.liveness_interval)
+            await self._take_over_dead()
 
     async def _housekeeping_loop(self) -> None:
         next_purge = time.monotonic()

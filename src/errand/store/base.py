@@ -27,6 +27,7 @@ from errand.models import (
     Result,
     Status,
 )
+from errand.store.processes import WorkerProcess
 
 
 @runtime_checkable
@@ -150,6 +151,25 @@ class Store(Protocol):
         """Requests in processing whose lease expired (their worker died): failures += 1, and
         either made claimable now, or failed ("Worker lost ...") when max_attempts is reached.
         Returns how many were touched."""
+        ...
+
+    async def register_worker(self, worker_id: str, process: WorkerProcess | None = None) -> None:
+        """Register the worker that claims as `worker_id`, running in `process` (None: this
+        one), so that its death is seen at once (`requeue_dead`) rather than after its leases.
+        On PostgreSQL the store also holds a session advisory lock for it on a dedicated
+        connection until close(); while that connection is down (reconnecting), claim() for
+        that worker raises StoreUnavailable, since its leases may be taken over meanwhile.
+        Registering an id again replaces its process."""
+        ...
+
+    async def requeue_dead(self) -> int:
+        """Requests leased by a registered worker known to be dead, taken over at once exactly
+        as requeue_expired does (failures += 1, claimable now or failed when spent; "Worker
+        lost: its worker died"): dead when its process ran on this node and is gone (pid free or
+        reused by a process started at another time, see `store.processes`), or, on PostgreSQL,
+        when its session lock is no longer held. Dead workers' rows are removed. A worker that
+        is not registered, or runs elsewhere and (on SQLite) cannot be checked, is left to its
+        lease. Cheap when nobody died (one read). Returns how many requests were touched."""
         ...
 
     async def wait_for_work(self, timeout: float) -> None:

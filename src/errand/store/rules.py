@@ -261,11 +261,15 @@ def attempts_spent(failures: int, max_attempts: int) -> bool:
     return failures + 1 >= max_attempts
 
 
-def worker_lost(attempt: int, *, spent: bool) -> ErrorInfo:
-    """The error of an attempt whose lease expired (its worker died); retryable unless spent."""
-    return ErrorInfo(
-        "WorkerLost", f"Worker lost: lease expired during attempt {attempt}", retryable=not spent
-    )
+LEASE_EXPIRED = "lease expired"
+WORKER_DIED = "its worker died"
+"""The causes of a lost attempt: no renewal within the lease, or the worker known dead (its
+process gone, or its database session ended: `requeue_dead`)."""
+
+
+def worker_lost(attempt: int, *, spent: bool, cause: str = LEASE_EXPIRED) -> ErrorInfo:
+    """The error of an attempt whose worker was lost; retryable unless spent."""
+    return ErrorInfo("WorkerLost", f"Worker lost: {cause} during attempt {attempt}", retryable=not spent)
 
 
 def redelivery_url(req: Request) -> str:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from errand.backoff import Backoff
+from errand.models import Request
 from errand.store.postgres.pool import DRIVER_ERRORS
 from errand.store.postgres.sql import CH_CANCEL, CH_CHANGE, CH_OUTBOX, CH_WORK
 
@@ -121,6 +122,16 @@ class Hub:
     def changed(self, request_id: str, seq: int) -> None:
         for waiter in self._changes.get(request_id, ()):
             waiter.offer(seq)
+
+    def committed(self, requests: list[Request], *, work: bool = False) -> None:
+        """After a commit by this store: wake its own waiters at once (the NOTIFY sent in the
+        transaction wakes the other processes, and this one again, harmlessly)."""
+        for req in requests:
+            self.changed(req.id, req.seq)
+            if req.is_terminal and req.webhook_url:
+                self.outbox.set()
+        if work:
+            self.work.set()
 
     def wake_all(self) -> None:
         """Notifications may have been missed: every waiter re-checks the database."""

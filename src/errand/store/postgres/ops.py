@@ -234,12 +234,17 @@ async def _end(conn: Conn, requests: list[Request]) -> None:
 async def requeue_expired(conn: Conn, now: float) -> list[Request]:
     """Expired leases: a failure each; claimable again now, or failed once attempts are spent.
     Rows another process is requeueing right now are skipped (SKIP LOCKED), never done twice."""
-    expired = await conn.fetch(sql.EXPIRED_LEASES, now)
-    spent = [r for r in expired if rules.attempts_spent(r["failures"], r["max_attempts"])]
-    requeue = [r for r in expired if not rules.attempts_spent(r["failures"], r["max_attempts"])]
+    return await lose(conn, await conn.fetch(sql.EXPIRED_LEASES, now), now, rules.LEASE_EXPIRED)
+
+
+async def lose(conn: Conn, leased: Sequence[Row], now: float, cause: str) -> list[Request]:
+    """Lost attempts (rows of id, attempt, failures, max_attempts, locked by the caller): a
+    failure each; claimable again now, or failed once attempts are spent."""
+    spent = [r for r in leased if rules.attempts_spent(r["failures"], r["max_attempts"])]
+    requeue = [r for r in leased if not rules.attempts_spent(r["failures"], r["max_attempts"])]
     touched: list[Request] = []
     if requeue:
-        errors = [rules.worker_lost(r["attempt"], spent=False) for r in requeue]
+        errors = [rules.worker_lost(r["attempt"], spent=False, cause=cause) for r in requeue]
         requeued = await _lose_leases(conn, requeue, errors, now, Status.PROCESSING)
         data = [rules.retry_data(r.attempt, now, e) for r, e in zip(requeued, errors, strict=True)]
         ids, seqs = [r.id for r in requeued], [r.seq for r in requeued]
@@ -247,7 +252,7 @@ async def requeue_expired(conn: Conn, now: float) -> list[Request]:
         await conn.execute(sql.NOTIFY_WORK)
         touched += requeued
     if spent:
-        errors = [rules.worker_lost(r["attempt"], spent=True) for r in spent]
+        errors = [rules.worker_lost(r["attempt"], spent=True, cause=cause) for r in spent]
         failed = await _lose_leases(conn, spent, errors, now, Status.FAILED)
         await _end(conn, failed)
         touched += failed

@@ -205,6 +205,37 @@ INSERT_EVENTS = f"""
     SELECT {_NOTIFY_CHANGE} FROM e"""
 NOTIFY_WORK = f"SELECT pg_notify('{CH_WORK}', '')"
 
+# -- registered workers (see `workers`) -------------------------------------------------------------
+WORKER_LOCK_CLASS = 0x45524E44  # "ERND": classid of every worker's session advisory lock
+NEXT_LOCK_KEY = "SELECT nextval('workers_lock_key')::int"
+TRY_WORKER_LOCK = f"SELECT pg_try_advisory_lock({WORKER_LOCK_CLASS}, $1)"
+UNLOCK_WORKER = f"SELECT pg_advisory_unlock({WORKER_LOCK_CLASS}, $1)"
+# $1 id, $2 host, $3 node, $4 pid, $5 started, $6 lock key, $7 now; run on the lock's own session
+REGISTER_WORKER = """
+    INSERT INTO workers (id, host, node, pid, started, lock_key, backend_pid, registered_at)
+    VALUES ($1, $2, $3, $4, $5, $6, pg_backend_pid(), $7)
+    ON CONFLICT (id) DO UPDATE SET host = excluded.host, node = excluded.node, pid = excluded.pid,
+        started = excluded.started, lock_key = excluded.lock_key, backend_pid = excluded.backend_pid,
+        registered_at = excluded.registered_at"""
+# Every registered worker, and whether its session lock is held now (pg_locks is read once).
+WORKERS = f"""
+    WITH held AS MATERIALIZED (
+        SELECT objid FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND classid = {WORKER_LOCK_CLASS}::oid AND objsubid = 2
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+    SELECT w.id, w.host, w.node, w.pid, w.started, w.lock_key,
+        w.lock_key::oid IN (SELECT objid FROM held) AS locked
+    FROM workers w"""
+# Dead workers ($1 ids, $2 the lock keys they were judged by): a worker that registered again
+# meanwhile has another key and is kept.
+FORGET_WORKERS = """
+    DELETE FROM workers w USING unnest($1::text[], $2::int[]) AS x(id, lock_key)
+    WHERE w.id = x.id AND w.lock_key = x.lock_key RETURNING w.id"""
+LEASES_OF = f"""
+    SELECT id, attempt, failures, max_attempts FROM requests
+    WHERE lease_owner = ANY($1::text[]) AND status = '{Status.PROCESSING.value}'
+    ORDER BY id FOR UPDATE"""
+
 # -- webhook outbox --------------------------------------------------------------------------------
 # $1 ids, $2 request ids, $3 urls, $4 bodies, $5 times (due at once)
 INSERT_DELIVERIES = f"""

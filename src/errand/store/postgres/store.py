@@ -10,8 +10,8 @@ Hot paths are one statement each (an implicit transaction, one round trip): clai
 append_event, retry_later, heartbeat; concurrent submits share one statement (group commit).
 Terminal writes need the final row to build the status document for the event and the outbox,
 so they run as a short explicit transaction (`ops`). SQL text lives in `sql`, the rules shared
-with SQLite in `store.rules`; the pool and error mapping in `pool`, group commit in
-`group_commit`.
+with SQLite in `store.rules`; the pool in `pool`, group commit in `group_commit`, the session
+locks that show a registered worker alive in `workers`.
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ from errand.models import (
     Status,
     sources_of,
 )
-from errand.store import rules
-from errand.store.postgres import ops, sql
+from errand.store import processes, rules
+from errand.store.postgres import ops, sql, workers
 from errand.store.postgres.group_commit import GroupCommit
 from errand.store.postgres.listen import Hub, Listener
 from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, Row, connect
+from errand.store.processes import WorkerProcess
 
 
 class PostgresStore:
@@ -56,6 +57,7 @@ class PostgresStore:
         self._db: Database | None = None
         self._hub = Hub()
         self._listener = Listener(lambda: connect(dsn, "errand-listen"), self._hub)
+        self.worker_locks = workers.SessionLocks(lambda: connect(dsn, "errand-worker-lock"), clock)
         # Concurrent calls share one statement (group commit); the pool is looked up at flush time.
         self._submits: GroupCommit[ops.Submission, Row] = GroupCommit(
             lambda batch: ops.submit_many(self._database, batch)
@@ -199,6 +201,7 @@ class PostgresStore:
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> builtins.list[Claim]:
         """Lease up to `limit` runnable requests in one statement (SKIP LOCKED); the new attempt
         number is the fencing token."""
+        self.worker_locks.check(worker_id)  # a worker whose session lock is lost must not claim
         if limit <= 0:
             return []
         now = self._clock.now()
@@ -286,6 +289,16 @@ class PostgresStore:
         """Take back requests whose worker died (lease expired); returns how many."""
         now = self._clock.now()
         touched = await self._database.run(lambda c: ops.requeue_expired(c, now))
+        self._after(touched, work=any(not r.is_terminal for r in touched))
+        return len(touched)
+
+    async def register_worker(self, worker_id: str, process: WorkerProcess | None = None) -> None:
+        """Hold the worker's session lock on the lock connection and write its row (`workers`)."""
+        await self.worker_locks.register(worker_id, process or processes.this_process())
+
+    async def requeue_dead(self) -> int:
+        """Take over the requests of workers whose session lock is free (or local process gone)."""
+        touched = await workers.requeue_dead(self._database, self._clock.now())
         self._after(touched, work=any(not r.is_terminal for r in touched))
         return len(touched)
 
@@ -382,17 +395,11 @@ class PostgresStore:
         for batcher in (self._submits, self._appends, self._finishes):
             await batcher.wait_idle()
         await self._listener.close()
+        await self.worker_locks.close()
         if self._db is not None:
             await self._db.close()
         self._hub.wake_all()
 
-    # -- in-process wake-ups ------------------------------------------------------------------
     def _after(self, requests: builtins.list[Request], *, work: bool = False) -> None:
-        """After a commit by this store: wake its own waiters at once (the NOTIFY sent in the
-        transaction wakes the other processes, and this one again, harmlessly)."""
-        for req in requests:
-            self._hub.changed(req.id, req.seq)
-            if req.is_terminal and req.webhook_url:
-                self._hub.outbox.set()
-        if work:
-            self._hub.work.set()
+        """After a commit by this store: wake its own waiters at once (`Hub.committed`)."""
+        self._hub.committed(requests, work=work)

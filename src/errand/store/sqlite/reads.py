@@ -9,6 +9,7 @@ import sqlite3
 
 from errand.models import TERMINAL, Delivery, Event, Page, Request, Status
 from errand.store import rules
+from errand.store.processes import WorkerProcess
 from errand.store.rules import REQUEST_COLUMNS, sql_in
 from errand.store.sqlite.rows import loads
 
@@ -98,3 +99,10 @@ def deliveries(conn: sqlite3.Connection, where: str, param: str) -> list[Deliver
         ).fetchall()
         result.append(rules.to_delivery(row, [rules.to_attempt(a) for a in attempts]))
     return result
+
+
+def workers_on(conn: sqlite3.Connection, node: str) -> list[tuple[str, WorkerProcess]]:
+    """The registered workers of one node (the only ones this process can check)."""
+    query = "SELECT id, host, node, pid, started FROM workers WHERE node = ?"
+    found = conn.execute(query, (node,)).fetchall()
+    return [(row[0], WorkerProcess(host=row[1], node=row[2], pid=row[3], started=row[4])) for row in found]

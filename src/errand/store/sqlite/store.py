@@ -34,7 +34,8 @@ from errand.models import (
     Result,
     Status,
 )
-from errand.store import rules
+from errand.store import processes, rules
+from errand.store.processes import WorkerProcess
 from errand.store.sqlite import reads, schema, writes
 from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
 from errand.store.sqlite.wakeups import Wakeups
@@ -264,6 +265,25 @@ class SqliteStore:
         now = self._clock.now()
         touched = await self._writer.submit(
             lambda c: writes.requeue_expired(c, now), self._wake.after_requests
+        )
+        return len(touched)
+
+    async def register_worker(self, worker_id: str, process: WorkerProcess | None = None) -> None:
+        """Record the worker's process (None: this one), so that its death is seen at once."""
+        now, found = self._clock.now(), process or processes.this_process()
+        await self._writer.submit(lambda c: writes.register_worker(c, worker_id, found, now))
+
+    async def requeue_dead(self) -> int:
+        """Take back the leases of workers of this node whose process is gone: one read, and a
+        write only when some died."""
+        node = processes.this_process().node
+        workers = await self._readers.run(lambda c: reads.workers_on(c, node))
+        dead = [worker_id for worker_id, process in workers if processes.dead(process)]
+        if not dead:
+            return 0
+        now = self._clock.now()
+        touched = await self._writer.submit(
+            lambda c: writes.requeue_dead(c, dead, now), self._wake.after_requests
         )
         return len(touched)
 

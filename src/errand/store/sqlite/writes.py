@@ -32,6 +32,7 @@ from errand.models import (
     to_document,
 )
 from errand.store import rules
+from errand.store.processes import WorkerProcess
 from errand.store.rules import REQUEST_COLUMNS, sql_in
 from errand.store.sqlite import reads
 from errand.store.sqlite.rows import INSERT_REQUEST, dumps, dumps_opt, loads, new_request, request_params
@@ -232,10 +233,37 @@ def requeue_expired(conn: sqlite3.Connection, now: float) -> list[Request]:
         f"SELECT id, attempt, failures, max_attempts FROM requests WHERE {rules.lease_expired('?')}",
         (now,),
     ).fetchall()
+    return _lose(conn, expired, now, rules.LEASE_EXPIRED)
+
+
+def register_worker(conn: sqlite3.Connection, worker_id: str, process: WorkerProcess, now: float) -> None:
+    conn.execute(
+        "INSERT INTO workers (id, host, node, pid, started, registered_at) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET host = excluded.host, node = excluded.node, pid = excluded.pid, "
+        "started = excluded.started, registered_at = excluded.registered_at",
+        (worker_id, process.host, process.node, process.pid, process.started, now),
+    )
+
+
+def requeue_dead(conn: sqlite3.Connection, worker_ids: list[str], now: float) -> list[Request]:
+    """The leases of these dead workers, lost like expired ones; their rows are removed."""
+    marks = ", ".join("?" * len(worker_ids))
+    leased = conn.execute(
+        "SELECT id, attempt, failures, max_attempts FROM requests "
+        f"WHERE lease_owner IN ({marks}) AND status = ?",
+        (*worker_ids, Status.PROCESSING.value),
+    ).fetchall()
+    conn.execute(f"DELETE FROM workers WHERE id IN ({marks})", worker_ids)
+    return _lose(conn, leased, now, rules.WORKER_DIED)
+
+
+def _lose(conn: sqlite3.Connection, leased: list[Any], now: float, cause: str) -> list[Request]:
+    """Lost attempts (id, attempt, failures, max_attempts): a failure each; claimable again now,
+    or failed once attempts are spent."""
     touched: list[Request] = []
-    for request_id, attempt, failures, max_attempts in expired:
+    for request_id, attempt, failures, max_attempts in leased:
         spent = rules.attempts_spent(failures, max_attempts)
-        error = rules.worker_lost(attempt, spent=spent)
+        error = rules.worker_lost(attempt, spent=spent, cause=cause)
         if spent:
             touched.append(_fail_lost(conn, request_id, attempt, error, now))
         else:
