@@ -193,13 +193,17 @@ async def health(request: Request, ctx: ApiContext) -> Response:
 
 
 async def ready(request: Request, ctx: ApiContext) -> Response:
-    """Readiness: the database answers and its migrations are current (a server started with
-    --no-migrate waits for `errand migrate`; a load balancer keeps it out until then)."""
+    """Readiness: the database answers, its migrations are current (a server started with
+    --no-migrate waits for `errand migrate`; a load balancer keeps it out until then), and it
+    takes a write now: a real commit of one probe row, so a locked, full, read-only or deleted
+    database fails here (within about PROBE_LOCK_WAIT s) rather than at the next submit."""
     reason = None
     try:
         await ctx.store.ping()
         if not await ctx.store.schema_current():
             reason = "migrations pending: run `errand migrate`"
+        else:
+            await ctx.store.probe_write()
     except ErrandError as exc:
         reason = exc.message
     if reason is not None:

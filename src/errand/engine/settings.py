@@ -26,7 +26,8 @@ class WorkerSettings:
     result_ttl: float = 86400.0
     tombstone_ttl: float = 30 * 86400.0
     housekeeping_interval: float = 300.0
-    """How often expired results are purged (requeueing lost leases runs every lease/2)."""
+    """How often expired results are purged (async.purge_interval; requeueing lost leases runs
+    every lease/2, on its own schedule)."""
     shutdown_grace: float = 10.0
     record_retry_seconds: float = 120.0
     """How long an outcome write is retried while the database is unavailable."""
@@ -50,5 +51,6 @@ class WorkerSettings:
             retry=config.workflow.retry,
             result_ttl=config.async_.result_ttl,
             tombstone_ttl=config.async_.tombstone_ttl,
+            housekeeping_interval=config.async_.purge_interval,
         )
         return replace(settings, **overrides) if overrides else settings

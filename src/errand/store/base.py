@@ -210,6 +210,13 @@ class Store(Protocol):
         """Raise StoreUnavailable unless the database answers."""
         ...
 
+    async def probe_write(self) -> None:
+        """Commit one small real write (the `write_probe` row), the way a submit commits: raise
+        StoreUnavailable unless the database takes writes now (its lock can be had within
+        PROBE_LOCK_WAIT s, the disk has room, it is not read-only, the file is still the one
+        opened). `/ready` asks this; what a read answers proves none of it."""
+        ...
+
     async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
         """Terminal requests completed more than result_ttl ago become tombstones (input,
         result, error, events and deliveries dropped; get() -> RequestExpired); tombstones
