@@ -21,10 +21,10 @@ from errand.models import ErrorInfo, Event, NewRequest, Request, Result, Status
 from errand.store import open_store
 from errand.store.base import Store
 from errand.store.postgres import PostgresStore
-from errand.store.postgres.sql import CH_CHANGE, CH_WORK
+from errand.store.postgres.sql import CH_CHANGE, CH_WORK, migrations
 from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_url, pg_stores, pg_fresh_url ...)
 from tests.pg_fixtures import StoreFactory
-from tests.store_contract import HOOK, LEASE, StoreContract, new, running
+from tests.store_contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, running
 
 pytestmark = pytest.mark.postgres
 
@@ -36,13 +36,13 @@ FAST = 0.5
 
 @pytest.fixture
 async def store(pg_stores: StoreFactory) -> Store:
-    return await pg_stores(poll_interval=0.2)
+    return await pg_stores(poll_interval=0.2, result_ttl=RESULT_TTL)
 
 
 @pytest.fixture
 async def reopen(pg_stores: StoreFactory) -> Callable[[], Awaitable[Store]]:
     async def again() -> Store:
-        return await pg_stores(poll_interval=0.2)
+        return await pg_stores(poll_interval=0.2, result_ttl=RESULT_TTL)
 
     return again
 
@@ -476,7 +476,7 @@ async def test_fresh_database_is_not_current_until_migrated(pg_fresh_url: str, c
     try:
         await store.ping()
         assert await store.schema_current() is False
-        assert await store.migrate() == ["0001_init"]
+        assert await store.migrate() == [name for name, _ in migrations()]
         assert await store.schema_current() is True
     finally:
         await store.close()
@@ -486,7 +486,7 @@ async def test_concurrent_migrate_is_safe(pg_fresh_url: str, clock: ManualClock)
     stores = [await PostgresStore.open(pg_fresh_url, clock=clock, migrate=False) for _ in range(4)]
     try:
         applied = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(applied) == [[], [], [], ["0001_init"]]
+        assert sorted(applied) == [[], [], [], [name for name, _ in migrations()]]
         assert all([await s.schema_current() for s in stores])
         assert (await stores[0].submit(new()))[1] is True
     finally:
