@@ -21,7 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.acceptance.procs import serving, write_formation
+from errand.store.postgres import PostgresStore
+from tests.acceptance.procs import Proc, free_port, serving, write_formation
+from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_server, pg_fresh_url, _pg_databases)
+from tests.pg_fixtures import admin, run_sync
 
 pytestmark = pytest.mark.slow
 
@@ -209,3 +212,43 @@ def stored(db: Path, request_id: str) -> tuple[float | None, str | None]:
         con.close()
     assert row is not None, request_id
     return row[0], row[1]
+
+
+# -- PostgreSQL: reads answer, writes do not ---------------------------------------------------------
+@pytest.mark.postgres
+def test_postgres_ready_fails_when_the_database_is_read_only(tmp_path: Path, pg_fresh_url: str) -> None:
+    """A database that answers reads but refuses writes (a standby promoted wrongly, a read-only
+    switch): `/ready` asked only `SELECT 1` and said 200; the write probe says 503."""
+    run_sync(_migrate(pg_fresh_url))
+    name = pg_fresh_url.rsplit("/", 1)[1].split("?", 1)[0]
+    run_sync(admin(pg_fresh_url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+    cfg = formation(tmp_path, storage={"url": pg_fresh_url})
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = Proc(["serve", "--config", str(cfg), "--port", str(port), "--no-migrate"], tmp_path / "pg.log")
+    proc.start()
+    try:
+        ready = wait_answer(base, proc)
+        assert ready.status_code == 503, ready.text
+        assert "read-only" in ready.json()["reason"], ready.text
+        with httpx.Client(base_url=base, headers=HEADERS, timeout=15) as c:
+            assert_unavailable(submit(c))
+    finally:
+        proc.stop()
+
+
+async def _migrate(url: str) -> None:
+    store = await PostgresStore.open(url, migrate=True)
+    await store.close()
+
+
+def wait_answer(base: str, proc: Proc, timeout: float = 30) -> httpx.Response:
+    """The first answer of /ready (the server is up, whatever it says)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.p is not None and proc.p.poll() is None, proc.tail()
+        try:
+            return httpx.get(f"{base}/ready", timeout=5)
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise TimeoutError(proc.tail())
