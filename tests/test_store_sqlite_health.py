@@ -15,6 +15,7 @@ import pytest
 
 from errand.clock import ManualClock
 from errand.errors import StoreUnavailable
+from errand.store.rules import PROBE_LOCK_WAIT
 from errand.store.sqlite import SqliteStore
 from tests.store_contract import new
 
@@ -88,3 +89,23 @@ async def test_a_replaced_file_is_refused(store: SqliteStore, tmp_path: Path) ->
     sqlite3.connect(store.path).close()  # someone creates a new, empty file at the path
     with pytest.raises(StoreUnavailable, match="was replaced"):
         await store.submit(new())
+
+
+async def test_a_short_wait_is_not_held_by_a_longer_one_in_front(sqlite_url: str, clock: ManualClock) -> None:
+    """/ready's probe waits PROBE_LOCK_WAIT s, even while a submit waiting longer holds the writer."""
+    store = await SqliteStore.open(sqlite_url, clock=clock, busy_timeout=PROBE_LOCK_WAIT + 1.5)
+    foreign = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        foreign.execute("BEGIN EXCLUSIVE")
+        long_wait = asyncio.ensure_future(timed_submit(store, 0))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await store.probe_write()
+        assert time.monotonic() - started < PROBE_LOCK_WAIT + SLACK
+        error, seconds = await long_wait
+        assert error is not None and PROBE_LOCK_WAIT + 1.4 < seconds < PROBE_LOCK_WAIT + 1.5 + SLACK
+    finally:
+        foreign.rollback()
+        foreign.close()
+        await store.close()

@@ -80,7 +80,10 @@ def test_deleted_database_files_are_refused_not_acknowledged(
     db = tmp_path / "health.db"
     with serving(formation(tmp_path), tmp_path / "serve.log") as (base, proc):
         with httpx.Client(base_url=base, headers=HEADERS, timeout=15) as c:
-            assert submit(c).status_code == 202
+            first = submit(c)
+            assert first.status_code == 202
+            # done first: an attempt whose outcome cannot be recorded holds shutdown for its grace
+            wait_status(c, first.json()["request_id"], "completed")
             for suffix in deleted:
                 os.unlink(f"{db}{suffix}")
             answers = [submit(c, f"after {i}") for i in range(5)]

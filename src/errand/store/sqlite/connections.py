@@ -16,9 +16,9 @@ every pickup and halves them in a drain.
 
 Bounded lock waits: each write waits at most `busy_timeout` seconds for the database lock,
 counted from when it was queued (a batch queued behind a batch that is itself waiting does not
-wait twice). Ops that spent their wait fail with StoreUnavailable; the others in their batch
-try again for what they have left. After each commit the `FileGuard` checks that the path still
-names the file committed to, before anyone is told.
+wait twice, and a short-deadline op is not held by a long one). Ops that spent their wait fail
+with StoreUnavailable; the others try again for what they have left. After each commit the
+`FileGuard` checks that the path still names the file committed to, before anyone is told.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ WriteFn = Callable[[sqlite3.Connection], T]
 ReadFn = Callable[[sqlite3.Connection], T]
 
 MAX_BATCH = 1000
+LOCK_SLICE = 0.1
+"""Seconds of one wait for a lock another process holds, between checks of the ops' deadlines."""
 SYNCHRONOUS = {"normal": 1, "full": 2}
 """Accepted `synchronous` settings and the value PRAGMA synchronous reads back for each."""
 
@@ -217,16 +219,20 @@ class Writer:
         if first is None:
             return None
         batch = [first]
-        while len(batch) < self._max_batch:
+        self._take_queued(batch)
+        return batch
+
+    def _take_queued(self, batch: list[_Op]) -> None:
+        """Add what is already queued to `batch`, up to max_batch, without blocking."""
+        while len(batch) < self._max_batch and not self._stop_seen:
             try:
                 op = self._queue.get_nowait()
             except queue.Empty:
                 break
             if op is None:
                 self._stop_seen = True
-                break
-            batch.append(op)
-        return batch
+            else:
+                batch.append(op)
 
     def _set_relaxed(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         """synchronous=NORMAL for an all-relaxed batch, FULL again as soon as one write is not."""
@@ -252,23 +258,29 @@ class Writer:
         self._call(_deliver, batch)
 
     def _begin(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
-        """BEGIN IMMEDIATE, waiting for the lock no longer than the batch's ops may. Ops whose
-        wait is spent fail (delivered at once, and taken out of `batch`); the rest try again."""
+        """BEGIN IMMEDIATE, waiting for the lock in slices of LOCK_SLICE s. After each slice the
+        ops whose wait is spent fail (delivered at once, taken out of `batch`), and ops queued
+        meanwhile join the wait, so none waits longer than its own deadline. Raises when no
+        op is left waiting."""
         while True:
             self._set_relaxed(conn, batch)
-            self._set_busy_timeout(conn, min(op.deadline for op in batch) - time.monotonic())
+            wait = min(op.deadline for op in batch) - time.monotonic()
+            self._set_busy_timeout(conn, min(wait, LOCK_SLICE))
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.Error as exc:
+                if not _locked(exc):
+                    raise
                 now = time.monotonic()
                 spent = [op for op in batch if op.deadline <= now]
-                if not _locked(exc) or len(spent) == len(batch):
-                    raise
                 for op in spent:
                     op.error = translate(exc)
                 self._call(_deliver, spent)
                 batch[:] = [op for op in batch if op.deadline > now]
+                self._take_queued(batch)
+                if not batch:
+                    raise
 
     def _set_busy_timeout(self, conn: sqlite3.Connection, seconds: float) -> None:
         ms = max(0, int(seconds * 1000))
