@@ -3,7 +3,7 @@
 A backend's test module subclasses `StoreContract` and provides two fixtures:
   store  - an opened, migrated, empty store driven by the `clock` fixture (a ManualClock)
   reopen - an async callable returning a NEW store instance on the same database (durability)
-Both should use a poll_interval of at least 2 s (see WOKEN).
+Both should use a poll_interval of at least 2 s (see WOKEN) and result_ttl=RESULT_TTL.
 Only the Store protocol is used here: no SQL, no backend internals. Where backends really differ,
 the test reads a capability flag.
 """
@@ -21,7 +21,15 @@ from typing import Any
 import pytest
 
 from errand.clock import ManualClock, new_request_id
-from errand.errors import Conflict, IdempotencyMismatch, InvalidRequest, LeaseLost, NotFound, RequestExpired
+from errand.errors import (
+    Conflict,
+    IdempotencyMismatch,
+    InvalidRequest,
+    LeaseLost,
+    NotFound,
+    RequestExpired,
+    StoreUnavailable,
+)
 from errand.models import (
     ErrorInfo,
     IdempotencyKey,
@@ -41,6 +49,8 @@ Reopen = Callable[[], Awaitable[Store]]
 HOOK = "https://hooks.example.com/errand"
 LEASE = 30.0
 DAY = 86400.0
+RESULT_TTL = 3600.0
+"""The result_ttl both fixtures open their stores with (the read rule of expiry)."""
 WOKEN = 1.0
 """A woken wait returns well within this (s). Fixtures use a poll_interval of 2 s or more, so a
 wait that returns this fast was woken by a notification, not by its polling safety net."""
@@ -717,6 +727,40 @@ class StoreContract:
         with pytest.raises(NotFound):
             await store.get(old.id)
         assert (await store.get(live.id)).status is Status.PROCESSING
+
+    async def test_past_result_ttl_every_read_expires_before_any_purge(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        done, attempt = await running(store)
+        await store.finish(done.id, attempt, Status.COMPLETED, result=Result("secret"))
+        keyed, _ = await store.submit(new(), key())
+        await store.request_cancel(keyed.id)
+        waiting, _ = await store.submit(new())
+        clock.advance(RESULT_TTL - 1)
+        assert (await store.get(done.id)).result == Result("secret")
+        assert (await store.submit(new(), key()))[0].id == keyed.id
+        clock.advance(1)  # exactly result_ttl after they ended: expired, though no purge ran
+        for request_id in (done.id, keyed.id):
+            with pytest.raises(RequestExpired):
+                await store.get(request_id)
+        with pytest.raises(RequestExpired):  # the key's replay shows no expired result either
+            await store.submit(new(), key())
+        listed = [r.id for r in (await store.list(owner=None, user_id=None)).requests]
+        assert listed == [waiting.id]  # an unfinished request never expires by age
+        assert [
+            r.id for r in (await store.list(owner=None, user_id=None, status=Status.COMPLETED)).requests
+        ] == []
+        assert await store.purge_expired(result_ttl=RESULT_TTL, tombstone_ttl=DAY) == 2  # the same two
+
+    # -- readiness ------------------------------------------------------------------------------
+    async def test_probe_write_commits_and_fails_once_closed(self, store: Store, reopen: Reopen) -> None:
+        await store.probe_write()
+        await store.probe_write()  # the one probe row, rewritten
+        other = await reopen()
+        await other.probe_write()
+        await other.close()
+        with pytest.raises(StoreUnavailable):
+            await other.probe_write()
 
     # -- duration history, list -----------------------------------------------------------------
     async def test_duration_history_newest_first(self, store: Store, clock: ManualClock) -> None:

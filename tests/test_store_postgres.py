@@ -24,7 +24,7 @@ from errand.store.postgres import PostgresStore, sql
 from errand.store.postgres.sql import CH_CHANGE, CH_WORK
 from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_url, pg_stores, pg_fresh_url ...)
 from tests.pg_fixtures import StoreFactory, admin
-from tests.store_contract import HOOK, LEASE, StoreContract, new, running
+from tests.store_contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, running
 
 pytestmark = pytest.mark.postgres
 
@@ -36,13 +36,13 @@ FAST = 0.5
 
 @pytest.fixture
 async def store(pg_stores: StoreFactory) -> Store:
-    return await pg_stores(poll_interval=0.2)
+    return await pg_stores(poll_interval=0.2, result_ttl=RESULT_TTL)
 
 
 @pytest.fixture
 async def reopen(pg_stores: StoreFactory) -> Callable[[], Awaitable[Store]]:
     async def again() -> Store:
-        return await pg_stores(poll_interval=0.2)
+        return await pg_stores(poll_interval=0.2, result_ttl=RESULT_TTL)
 
     return again
 

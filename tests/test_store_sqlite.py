@@ -22,14 +22,14 @@ from errand.models import Result, Status
 from errand.store import open_store
 from errand.store.sqlite import SqliteStore, schema
 from errand.store.sqlite.notify import MAX_DATAGRAM, decode, encode, notify_dir
-from tests.store_contract import LEASE, StoreContract, new
+from tests.store_contract import LEASE, RESULT_TTL, StoreContract, new
 
 POLL = 2.0  # long, so the contract's wake-up tests cannot pass by polling
 
 
 @pytest.fixture
 async def store(sqlite_url: str, clock: ManualClock) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(sqlite_url, clock=clock, poll_interval=POLL)
+    opened = await SqliteStore.open(sqlite_url, clock=clock, poll_interval=POLL, result_ttl=RESULT_TTL)
     yield opened
     await opened.close()
 
@@ -39,7 +39,9 @@ async def reopen(sqlite_url: str, clock: ManualClock) -> AsyncIterator[Callable[
     opened: list[SqliteStore] = []
 
     async def again() -> SqliteStore:
-        opened.append(await SqliteStore.open(sqlite_url, clock=clock, poll_interval=POLL))
+        opened.append(
+            await SqliteStore.open(sqlite_url, clock=clock, poll_interval=POLL, result_ttl=RESULT_TTL)
+        )
         return opened[-1]
 
     yield again
@@ -238,10 +240,14 @@ async def test_relaxed_batches_skip_the_fsync_and_durable_ones_restore_it(tmp_pa
     """A batch of only relaxed writes (claims, heartbeats, progress) commits with
     synchronous=NORMAL; any durable write in a batch commits with FULL again."""
     from errand.store.sqlite.connections import Writer, connect
+    from errand.store.sqlite.fileguard import FileGuard
 
     path = str(tmp_path / "w.db")
     writer = Writer(
-        lambda: connect(path, synchronous="full", writer=True, busy_timeout=5), synchronous="full"
+        lambda: connect(path, synchronous="full", writer=True, busy_timeout=5),
+        guard=FileGuard(path),
+        busy_timeout=5,
+        synchronous="full",
     )
     await writer.start()
 
@@ -264,10 +270,14 @@ async def test_relaxed_batches_skip_the_fsync_and_durable_ones_restore_it(tmp_pa
 
 async def test_relaxed_writes_stay_normal_when_configured_normal(tmp_path: Path) -> None:
     from errand.store.sqlite.connections import Writer, connect
+    from errand.store.sqlite.fileguard import FileGuard
 
     path = str(tmp_path / "n.db")
     writer = Writer(
-        lambda: connect(path, synchronous="normal", writer=True, busy_timeout=5), synchronous="normal"
+        lambda: connect(path, synchronous="normal", writer=True, busy_timeout=5),
+        guard=FileGuard(path),
+        busy_timeout=5,
+        synchronous="normal",
     )
     await writer.start()
     try:

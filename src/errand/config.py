@@ -66,6 +66,9 @@ class StorageConfig(_Section):
     """PostgreSQL connections per process in the pool. Each process also keeps one LISTEN
     connection, and each process running workers one more that holds their session locks
     (how other workers see at once that it died): pool_size + 2 in all."""
+    sqlite_busy_timeout_seconds: float = Field(default=5.0, ge=0, le=600)
+    """How long a SQLite write waits for a lock another process holds (e.g. a `sqlite3` shell in
+    BEGIN EXCLUSIVE) before it answers 503 SERVICE_UNAVAILABLE; counted from the request."""
 
 
 class AsyncConfig(_Section):
@@ -86,7 +89,11 @@ class AsyncConfig(_Section):
     webhook_concurrency: int = Field(default=32, ge=1, le=1000)
     """Webhook POSTs in flight at once per dispatcher (each `errand serve` / `errand worker`)."""
     result_ttl: Duration = 86400.0
+    """A finished request answers 410 REQUEST_EXPIRED (and leaves lists) this long after it
+    ended, at once on every read; the purge then drops its result, events and deliveries."""
     tombstone_ttl: Duration = 30 * 86400.0
+    purge_interval: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 300.0
+    """How often each worker purges expired results (and drops old tombstones and keys)."""
 
     @field_validator("webhook_secret")
     @classmethod
@@ -263,6 +270,8 @@ class Config(_Section):
         options: dict[str, Any] = {
             "synchronous": self.storage.sqlite_synchronous,
             "poll_interval": self.workers.poll_interval,
+            "busy_timeout": self.storage.sqlite_busy_timeout_seconds,
+            "result_ttl": self.async_.result_ttl,
         }
         if self.storage.url.startswith(("postgresql:", "postgres:")):
             options["pool_size"] = self.storage.pool_size

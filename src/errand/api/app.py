@@ -28,6 +28,7 @@ from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_
 from errand.api.context import ApiContext, by_method, endpoint, public
 from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
+from errand.api.readiness import Readiness
 from errand.api.requests import cancel_request, get_request, list_requests
 from errand.api.sse import request_events
 from errand.api.triggers import fire_trigger, get_trigger, list_triggers, load_formation_triggers
@@ -36,7 +37,6 @@ from errand.config import Config
 from errand.delivery.dispatcher import run_dispatcher
 from errand.engine.settings import WorkerSettings
 from errand.engine.worker import Worker
-from errand.errors import ErrandError
 from errand.store import open_store
 from errand.store.base import Store
 
@@ -176,7 +176,7 @@ def _routes(ctx: ApiContext) -> list[BaseRoute]:
     return [
         *v1,
         Route("/health", public(ctx, health), methods=["GET"]),
-        Route("/ready", public(ctx, ready), methods=["GET"]),
+        Route("/ready", public(ctx, Readiness().ready), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Mount("/api/{formation_id}", routes=v1),
     ]
@@ -185,21 +185,6 @@ def _routes(ctx: ApiContext) -> list[BaseRoute]:
 async def health(request: Request, ctx: ApiContext) -> Response:
     """Liveness: the process answers HTTP (no database access)."""
     return json_response({"status": "ok"})
-
-
-async def ready(request: Request, ctx: ApiContext) -> Response:
-    """Readiness: the database answers and its migrations are current (a server started with
-    --no-migrate waits for `errand migrate`; a load balancer keeps it out until then)."""
-    reason = None
-    try:
-        await ctx.store.ping()
-        if not await ctx.store.schema_current():
-            reason = "migrations pending: run `errand migrate`"
-    except ErrandError as exc:
-        reason = exc.message
-    if reason is not None:
-        return json_response({"status": "unavailable", "reason": reason}, 503, {"Retry-After": "1"})
-    return json_response({"status": "ready"})
 
 
 async def metrics(request: Request) -> Response:

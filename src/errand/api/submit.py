@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +27,7 @@ from errand.api.context import ApiContext, request_url
 from errand.api.errors import json_response
 from errand.api.requests import status_document, wait_terminal
 from errand.delivery.urlguard import check_url_async
-from errand.errors import InvalidRequest
+from errand.errors import InvalidRequest, StoreUnavailable
 from errand.mode import MIN_HISTORY, estimate_seconds
 from errand.models import IdempotencyKey, Mode, NewRequest
 from errand.models import Request as StoredRequest
@@ -34,6 +35,7 @@ from errand.models import Request as StoredRequest
 IDEMPOTENCY_HEADERS = ("x-muxi-idempotency-key", "idempotency-key")
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 
+log = logging.getLogger("errand.api")
 SUBMITTED = Counter("errand_api_submitted_total", "Requests accepted by the API", ["kind", "mode"])
 
 HISTORY_TTL_S = 5.0
@@ -102,7 +104,11 @@ async def _history(agent_id: str, ctx: ApiContext) -> list[float]:
 async def submit(ctx: ApiContext, new: NewRequest, idempotency: IdempotencyKey | None) -> StoredRequest:
     """The request as stored (committed before any answer), or the original of an idempotent
     replay; only a new one counts in errand_api_submitted_total."""
-    req, created = await ctx.store.submit(new, idempotency)
+    try:
+        req, created = await ctx.store.submit(new, idempotency)
+    except StoreUnavailable as exc:  # 503: the caller retries; the operator learns why here
+        log.warning("submit of %s refused, the store is unavailable: %s", new.id, exc.message)
+        raise
     if created:
         SUBMITTED.labels(new.kind, req.mode.value).inc()
     return req

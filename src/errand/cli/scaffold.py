@@ -37,6 +37,7 @@ storage:
   url: "${{ERRAND_STORAGE_URL:-sqlite:///errand.db}}"
   sqlite_synchronous: full    # full: fsync before every 202 (survives power loss); normal: faster
   # pool_size: 10             # PostgreSQL connections per process (+1 LISTEN, +1 worker locks)
+  # sqlite_busy_timeout_seconds: 5   # a write waits this long for another process's lock, then 503
 
 async:
   mode: auto                  # auto | sync | async: what a request that does not say gets
@@ -55,6 +56,7 @@ async:
   # webhook_concurrency: 32    # webhook POSTs in flight at once per process
   # webhook_allow_hosts: [localhost]   # private/loopback webhook hosts are refused unless listed
   result_ttl: 24h             # finished results stay readable this long, then answer 410
+  # purge_interval: 5m         # how often expired results are deleted (410 holds before that)
 
 workflow:
   task_timeout: 300           # seconds per attempt; a longer attempt fails (and may be retried)

@@ -26,9 +26,10 @@ class WorkerSettings:
     result_ttl: float = 86400.0
     tombstone_ttl: float = 30 * 86400.0
     housekeeping_interval: float = 300.0
+    """How often expired results are purged (async.purge_interval; requeueing lost leases runs
+    every lease/2, on its own schedule)."""
     liveness_interval: float = 1.0
     """How often `run()` looks for dead workers to take over (0: never; lease expiry only)."""
-    """How often expired results are purged (requeueing lost leases runs every lease/2)."""
     shutdown_grace: float = 10.0
     record_retry_seconds: float = 120.0
     """How long an outcome write is retried while the database is unavailable."""
@@ -58,5 +59,6 @@ class WorkerSettings:
             result_ttl=config.async_.result_ttl,
             tombstone_ttl=config.async_.tombstone_ttl,
             liveness_interval=config.workers.liveness_interval,
+            housekeeping_interval=config.async_.purge_interval,
         )
         return replace(settings, **overrides) if overrides else settings

@@ -211,7 +211,8 @@ class Worker:
             "cancel-watch": self._cancel_loop,
         }
         if housekeeping:
-            loops["housekeeping"] = self._housekeeping_loop
+            loops["requeue"] = self._requeue_loop
+            loops["purge"] = self._purge_loop
             if self.settings.liveness_interval > 0:
                 loops["liveness"] = self._liveness_loop
         tasks = [asyncio.create_task(self._supervise(n, f), name=f"errand-{n}") for n, f in loops.items()]
@@ -305,17 +306,20 @@ class Worker:
             await asyncio.sleep(self.settings.liveness_interval)
             await self._take_over_dead()
 
-    async def _housekeeping_loop(self) -> None:
-        next_purge = time.monotonic()
+    async def _requeue_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.lease_seconds / 2)
             if await self.store.requeue_expired():
                 self._wake.set()
-            if time.monotonic() >= next_purge:
-                purged = await self.store.purge_expired(self.settings.result_ttl, self.settings.tombstone_ttl)
-                if purged:
-                    log.info("purged %d expired requests", purged)
-                next_purge = time.monotonic() + self.settings.housekeeping_interval
+
+    async def _purge_loop(self) -> None:
+        """Purge now, then every housekeeping_interval (async.purge_interval). Reads answer 410
+        from the moment a result outlives result_ttl; the purge only reclaims the space."""
+        while True:
+            purged = await self.store.purge_expired(self.settings.result_ttl, self.settings.tombstone_ttl)
+            if purged:
+                log.info("purged %d expired requests", purged)
+            await asyncio.sleep(self.settings.housekeeping_interval)
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, running={len(self._attempts)})"

@@ -235,6 +235,12 @@ class Store(Protocol):
         stored yet, `value` is stored first (insert if absent, then read, in one transaction).
         Callers racing on one database, in any processes, all get the one value that won; it
         survives reopen and is never purged."""
+
+    async def probe_write(self) -> None:
+        """Commit one small real write (the `write_probe` row), the way a submit commits: raise
+        StoreUnavailable unless the database takes writes now (its lock can be had within
+        PROBE_LOCK_WAIT s, the disk has room, it is not read-only, the file is still the one
+        opened). `/ready` asks this; what a read answers proves none of it."""
         ...
 
     async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:

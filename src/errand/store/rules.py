@@ -23,6 +23,7 @@ import orjson
 
 from errand.errors import Conflict, IdempotencyMismatch, InvalidRequest, LeaseLost, NotFound, RequestExpired
 from errand.models import (
+    TERMINAL,
     Delivery,
     DeliveryAttempt,
     ErrorInfo,
@@ -47,6 +48,8 @@ MAX_PAGE = 1000
 """The largest page `list` returns, whatever limit is asked."""
 CREATED = {"status": Status.PENDING.value}
 """Data of every `created` event."""
+PROBE_LOCK_WAIT = 2.0
+"""Seconds `probe_write` waits for a lock, so `/ready` answers before a load balancer gives up."""
 
 
 # -- SQL both dialects share ------------------------------------------------------------------------
@@ -185,13 +188,38 @@ def not_found(request_id: str) -> NotFound:
     return NotFound(f"request {request_id!r} not found")
 
 
-def live(request_id: str, req: Request | None) -> Request:
-    """The live request: NotFound if there is none, RequestExpired if it is a tombstone."""
+def live(request_id: str, req: Request | None, cutoff: float | None = None) -> Request:
+    """The live request: NotFound if there is none, RequestExpired if it is a tombstone or
+    outlived its result_ttl (`cutoff`, see `result_cutoff`) and the purge has not come yet."""
     if req is None:
         raise not_found(request_id)
-    if req.expired:
+    if req.expired or outlived(req, cutoff):
         raise RequestExpired(f"request {request_id!r} has expired", owner=req.owner, user_id=req.user_id)
     return req
+
+
+# -- result expiry: one rule for reads and for the purge --------------------------------------------
+def result_cutoff(now: float, result_ttl: float | None) -> float | None:
+    """Finished requests completed at or before this have outlived result_ttl: every read treats
+    them as tombstones from that moment, and the next purge makes them so (None: no ttl)."""
+    return None if result_ttl is None else now - result_ttl
+
+
+def outlived(req: Request, cutoff: float | None) -> bool:
+    """`req` is finished and completed at or before `cutoff` (the rule OUTLIVED states in SQL)."""
+    return (
+        cutoff is not None and req.is_terminal and req.completed_at is not None and req.completed_at <= cutoff
+    )
+
+
+def outlived_sql(cutoff: str, alias: str = "") -> str:
+    """The rows `outlived` is true of, for a WHERE clause: `cutoff` is a placeholder. Never
+    NULL, so NOT (...) selects exactly the others."""
+    a = f"{alias}." if alias else ""
+    return (
+        f"({a}completed_at IS NOT NULL AND {a}completed_at <= {cutoff} "
+        f"AND {a}status IN {sql_in(sorted(TERMINAL))})"
+    )
 
 
 def already_exists(request_id: str) -> Conflict:
@@ -336,11 +364,16 @@ def list_query(
     *,
     mark: Mark,
     alias: str = "",
+    cutoff: float | None = None,
 ) -> ListQuery:
-    """The WHERE clause, its parameters and the order of a `list` page."""
+    """The WHERE clause, its parameters and the order of a `list` page: tombstones and (with a
+    `cutoff`) the requests that outlived their result_ttl are left out."""
     a = f"{alias}." if alias else ""
     where: list[str] = [f"{a}expired_at IS NULL"]
     params: list[Any] = []
+    if cutoff is not None:
+        params.append(cutoff)
+        where.append(f"NOT {outlived_sql(mark(len(params), 'float8'), alias)}")
     for column, value in (("owner", owner), ("user_id", user_id), ("status", status)):
         if value is not None:
             params.append(str(value))

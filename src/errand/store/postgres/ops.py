@@ -7,11 +7,12 @@ and `status = ANY(sources_of(new))` in the UPDATE, so a race can only lose, neve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from errand.clock import new_id
+from errand.clock import Clock, new_id
 from errand.errors import Conflict, ErrandError, LeaseLost, StoreUnavailable
 from errand.models import (
     Delivery,
@@ -101,9 +102,9 @@ async def submit_keyed(
     raise StoreUnavailable(f"idempotency key {idem.key!r} kept changing under us; try again")
 
 
-def live(request_id: str, row: Row | None) -> Request:
+def live(request_id: str, row: Row | None, cutoff: float | None = None) -> Request:
     """The live request of a row (see rules.live)."""
-    return rules.live(request_id, None if row is None else rules.to_request(row))
+    return rules.live(request_id, None if row is None else rules.to_request(row), cutoff)
 
 
 # -- a running attempt's writes (group-committed) ----------------------------------------------------
@@ -359,11 +360,27 @@ async def get_or_create_setting(conn: Conn, name: str, value: str, now: float) -
     return str(await conn.fetchval(sql.SETTING, name))
 
 
+async def probe_write(conn: Conn, now: float) -> None:
+    """The probe row, rewritten in a transaction that waits at most PROBE_LOCK_WAIT for locks."""
+    await conn.execute(sql.PROBE_LOCK_TIMEOUT)
+    await conn.execute(sql.PROBE_WRITE, now)
+
+
+async def purge(db: Database, clock: Clock, result_ttl: float, tombstone_ttl: float) -> int:
+    """Purge chunk after chunk until one leaves nothing for another; returns the rows touched."""
+    total = 0
+    while True:
+        now = clock.now()
+        chunk = functools.partial(purge_chunk, now=now, result_ttl=result_ttl, tombstone_ttl=tombstone_ttl)
+        tombstoned, dropped = await db.run(chunk)
+        total += tombstoned + dropped
+        if rules.purge_finished(tombstoned, dropped):
+            return total
+
+
 async def purge_chunk(conn: Conn, *, now: float, result_ttl: float, tombstone_ttl: float) -> tuple[int, int]:
     """Tombstone and drop up to PURGE_CHUNK requests each (so no transaction is long)."""
-    tombstoned = await conn.fetch(
-        sql.TOMBSTONE, now - result_ttl, sql.TERMINAL_VALUES, now, rules.PURGE_CHUNK
-    )
+    tombstoned = await conn.fetch(sql.TOMBSTONE, rules.result_cutoff(now, result_ttl), now, rules.PURGE_CHUNK)
     dropped = await conn.fetch(sql.DROP_TOMBSTONES, now - tombstone_ttl, rules.PURGE_CHUNK)
     await conn.execute(sql.DROP_OLD_KEYS, rules.key_cutoff(now))
     return len(tombstoned), len(dropped)

@@ -18,11 +18,13 @@ from errand.store.rules import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
     OUTBOX_COLUMNS,
+    PROBE_LOCK_WAIT,
     REQUEST_COLUMNS,
     claimable,
     held,
     lease_expired,
     outbox_claimable,
+    outlived_sql,
     qualified,
 )
 
@@ -272,17 +274,16 @@ ATTEMPTS_OF = f"""
     WHERE delivery_id = ANY($1::text[]) ORDER BY delivery_id, attempt"""
 
 # -- housekeeping ----------------------------------------------------------------------------------
-# $1 cutoff (now - result_ttl), $2 terminal statuses, $3 now, $4 chunk
-TOMBSTONE = """
+# $1 cutoff (now - result_ttl), $2 now, $3 chunk
+TOMBSTONE = f"""
     WITH x AS (
         SELECT id FROM requests
-        WHERE completed_at IS NOT NULL AND completed_at <= $1 AND expired_at IS NULL
-            AND status = ANY($2::text[])
-        LIMIT $4 FOR UPDATE SKIP LOCKED),
+        WHERE {outlived_sql("$1::float8")} AND expired_at IS NULL
+        LIMIT $3 FOR UPDATE SKIP LOCKED),
     ev AS (DELETE FROM events USING x WHERE events.request_id = x.id),
     dl AS (DELETE FROM deliveries USING x WHERE deliveries.request_id = x.id)
-    UPDATE requests r SET message = '', metadata = '{}'::jsonb, progress = NULL, result = NULL,
-        error = NULL, expired_at = $3, updated_at = $3
+    UPDATE requests r SET message = '', metadata = '{{}}'::jsonb, progress = NULL, result = NULL,
+        error = NULL, expired_at = $2, updated_at = $2
     FROM x WHERE r.id = x.id RETURNING r.id"""
 # $1 cutoff (now - tombstone_ttl), $2 chunk
 DROP_TOMBSTONES = """
@@ -291,6 +292,9 @@ DROP_TOMBSTONES = """
         LIMIT $2 FOR UPDATE SKIP LOCKED)
     RETURNING id"""
 DROP_OLD_KEYS = "DELETE FROM idempotency WHERE created_at <= $1"
+PROBE_LOCK_TIMEOUT = f"SET LOCAL lock_timeout = {int(PROBE_LOCK_WAIT * 1000)}"
+PROBE_WRITE = """
+    INSERT INTO write_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at"""
 
 # $1 name, $2 value, $3 now. Two statements in one READ COMMITTED transaction: an insert racing
 # another waits for it and does nothing, and the SELECT after it (a new snapshot) sees the winner.

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import functools
 from typing import Any
 
 from errand.clock import Clock, SystemClock
@@ -51,7 +50,8 @@ class PostgresStore:
 
     cross_process_wakeups = True
 
-    def __init__(self, dsn: str, *, clock: Clock, poll_interval: float) -> None:
+    def __init__(self, dsn: str, *, clock: Clock, poll_interval: float, result_ttl: float | None) -> None:
+        self._result_ttl = result_ttl
         self._clock = clock
         self._poll = poll_interval
         self._db: Database | None = None
@@ -78,14 +78,15 @@ class PostgresStore:
         poll_interval: float = 0.5,
         pool_size: int = 10,
         migrate: bool = True,
+        result_ttl: float | None = None,
         **_ignored: Any,
     ) -> PostgresStore:
         """Connect the pool and the LISTEN connection, and migrate unless told not to. Options of
         other backends (e.g. `synchronous`) are accepted and ignored. StoreUnavailable if the
-        database cannot be reached."""
+        database cannot be reached. `result_ttl`: as SqliteStore.open."""
         if poll_interval <= 0:
             raise ConfigError(f"poll_interval must be > 0, got {poll_interval!r}")
-        store = cls(url, clock=clock or SystemClock(), poll_interval=poll_interval)
+        store = cls(url, clock=clock or SystemClock(), poll_interval=poll_interval, result_ttl=result_ttl)
         try:
             store._db = await Database.open(url, pool_size=pool_size)
             await store._listener.start(wait=CONNECT_TIMEOUT)
@@ -95,6 +96,9 @@ class PostgresStore:
             await store.close()
             raise
         return store
+
+    def _cutoff(self) -> float | None:
+        return rules.result_cutoff(self._clock.now(), self._result_ttl)
 
     @property
     def _database(self) -> Database:
@@ -130,8 +134,8 @@ class PostgresStore:
             found, original = await self._database.run(
                 lambda c: ops.submit_keyed(c, new, idempotency, now), tx=False
             )
-            if original is not None:
-                return original, False
+            if original is not None:  # the key's original: expired like any read of it
+                return rules.live(original.id, original, self._cutoff()), False
             assert found is not None
             row = found
         req = rules.to_request(row)
@@ -141,8 +145,9 @@ class PostgresStore:
 
     # -- read side ----------------------------------------------------------------------------
     async def get(self, request_id: str) -> Request:
-        """NotFound if unknown, RequestExpired if purged to a tombstone."""
-        return ops.live(request_id, await self._database.fetchrow(sql.GET, request_id, read=True))
+        """NotFound if unknown, RequestExpired if purged to a tombstone or past result_ttl."""
+        cutoff = self._cutoff()
+        return ops.live(request_id, await self._database.fetchrow(sql.GET, request_id, read=True), cutoff)
 
     async def list(
         self,
@@ -153,8 +158,11 @@ class PostgresStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        """Newest first, keyset-paginated on (created_at, id); tombstones excluded."""
-        query = rules.list_query(owner, user_id, status, limit, cursor, mark=sql.mark, alias="r")
+        """Newest first, keyset-paginated on (created_at, id); tombstones and requests past
+        result_ttl excluded."""
+        query = rules.list_query(
+            owner, user_id, status, limit, cursor, mark=sql.mark, alias="r", cutoff=self._cutoff()
+        )
         text = sql.LIST.format(where=query.where, order=query.order, limit=query.fetch)
         rows = await self._database.fetch(text, *query.params, read=True)
         return query.page([rules.to_request(row) for row in rows])
@@ -377,17 +385,14 @@ class PostgresStore:
         now = self._clock.now()
         return await self._database.run(lambda c: ops.get_or_create_setting(c, name, value, now))
 
+    async def probe_write(self) -> None:
+        """The probe row rewritten and committed (see Store.probe_write)."""
+        now = self._clock.now()
+        await self._database.run(lambda c: ops.probe_write(c, now))
+
     async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
         """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""
-        total = 0
-        while True:
-            chunk = functools.partial(
-                ops.purge_chunk, now=self._clock.now(), result_ttl=result_ttl, tombstone_ttl=tombstone_ttl
-            )
-            tombstoned, dropped = await self._database.run(chunk)
-            total += tombstoned + dropped
-            if rules.purge_finished(tombstoned, dropped):
-                return total
+        return await ops.purge(self._database, self._clock, result_ttl, tombstone_ttl)
 
     async def close(self) -> None:
         """Flush queued submits, stop listening, close the pool (waiting, bounded, for connections

@@ -13,6 +13,12 @@ the request back to where it was) is committed with `synchronous=NORMAL`, i.e. w
 fsync. WAL frames are appended in order and the next fsynced commit covers the whole file, so a
 durable write never survives while an earlier relaxed one is lost. This takes an fsync out of
 every pickup and halves them in a drain.
+
+Bounded lock waits: each write waits at most `busy_timeout` seconds for the database lock,
+counted from when it was queued (a batch queued behind a batch that is itself waiting does not
+wait twice, and a short-deadline op is not held by a long one). Ops that spent their wait fail
+with StoreUnavailable; the others try again for what they have left. After each commit the
+`FileGuard` checks that the path still names the file committed to, before anyone is told.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from errand.errors import Conflict, ErrandError, StoreUnavailable
+from errand.store.sqlite.fileguard import FileGuard
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,8 @@ WriteFn = Callable[[sqlite3.Connection], T]
 ReadFn = Callable[[sqlite3.Connection], T]
 
 MAX_BATCH = 1000
+LOCK_SLICE = 0.1
+"""Seconds of one wait for a lock another process holds, between checks of the ops' deadlines."""
 SYNCHRONOUS = {"normal": 1, "full": 2}
 """Accepted `synchronous` settings and the value PRAGMA synchronous reads back for each."""
 
@@ -47,6 +57,12 @@ def translate(exc: sqlite3.Error) -> ErrandError:
     if isinstance(exc, sqlite3.IntegrityError):
         return Conflict(f"conflicting write: {exc}")
     return StoreUnavailable(f"sqlite: {exc}")
+
+
+def _locked(exc: BaseException) -> bool:
+    """SQLITE_BUSY: another connection (another process) holds the write lock."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def connect(path: str, *, synchronous: str, writer: bool, busy_timeout: float) -> sqlite3.Connection:
@@ -76,6 +92,8 @@ class _Op:
     fn: WriteFn[Any]
     future: asyncio.Future[Any]
     on_commit: Callable[[Any], None] | None
+    deadline: float
+    """time.monotonic() after which the op no longer waits for the database lock."""
     relaxed: bool = False
     outcome: Any = None
     error: BaseException | None = None
@@ -88,10 +106,16 @@ class Writer:
         self,
         connect_fn: Callable[[], sqlite3.Connection],
         *,
+        guard: FileGuard,
+        busy_timeout: float,
         max_batch: int = MAX_BATCH,
         synchronous: str = "full",
     ) -> None:
         self._connect = connect_fn
+        self._guard = guard
+        self._busy_timeout = busy_timeout
+        self._busy_ms = -1
+        """The busy_timeout the connection has now (ms), set per batch from its ops' deadlines."""
         self._max_batch = max_batch
         self._full = synchronous == "full"
         self._relaxed_now = False
@@ -120,14 +144,22 @@ class Writer:
             raise
 
     def submit(
-        self, fn: WriteFn[T], on_commit: Callable[[T], None] | None = None, *, relaxed: bool = False
+        self,
+        fn: WriteFn[T],
+        on_commit: Callable[[T], None] | None = None,
+        *,
+        relaxed: bool = False,
+        lock_wait: float | None = None,
     ) -> asyncio.Future[T]:
         """Queue a write; `on_commit(result)` runs on the event loop once it is committed
-        (durable, unless `relaxed`: see the module docstring)."""
+        (durable, unless `relaxed`: see the module docstring). It waits at most `lock_wait`
+        (default: busy_timeout) seconds from now for the database lock."""
         if self._closed or self._loop is None:
             raise StoreUnavailable("the store is closed")
+        self._guard.refuse_if_broken()
+        wait = self._busy_timeout if lock_wait is None else min(lock_wait, self._busy_timeout)
         future: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put(_Op(fn, future, on_commit, relaxed))
+        self._queue.put(_Op(fn, future, on_commit, time.monotonic() + wait, relaxed))
         return future
 
     async def stop(self) -> None:
@@ -142,6 +174,7 @@ class Writer:
     def _run(self, ready: asyncio.Future[None]) -> None:
         try:
             conn = self._connect()
+            self._guard.check()  # the file just opened: what the path must keep naming
         except sqlite3.Error as exc:
             self._call(_settle, ready, None, translate(exc))
             return
@@ -186,16 +219,20 @@ class Writer:
         if first is None:
             return None
         batch = [first]
-        while len(batch) < self._max_batch:
+        self._take_queued(batch)
+        return batch
+
+    def _take_queued(self, batch: list[_Op]) -> None:
+        """Add what is already queued to `batch`, up to max_batch, without blocking."""
+        while len(batch) < self._max_batch and not self._stop_seen:
             try:
                 op = self._queue.get_nowait()
             except queue.Empty:
                 break
             if op is None:
                 self._stop_seen = True
-                break
-            batch.append(op)
-        return batch
+            else:
+                batch.append(op)
 
     def _set_relaxed(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         """synchronous=NORMAL for an all-relaxed batch, FULL again as soon as one write is not."""
@@ -206,11 +243,12 @@ class Writer:
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         try:
-            self._set_relaxed(conn, batch)
-            conn.execute("BEGIN IMMEDIATE")
+            self._guard.refuse_if_broken()
+            self._begin(conn, batch)
             for op in batch:
                 _run_op(conn, op)
             conn.execute("COMMIT")
+            self._guard.check()  # committed to the file the path names, or nobody is told "done"
         except Exception as exc:
             _rollback(conn)
             for op in batch:  # the whole batch is undone: every caller learns it, none is told "done"
@@ -218,6 +256,37 @@ class Writer:
         else:
             self.commits += 1
         self._call(_deliver, batch)
+
+    def _begin(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        """BEGIN IMMEDIATE, waiting for the lock in slices of LOCK_SLICE s. After each slice the
+        ops whose wait is spent fail (delivered at once, taken out of `batch`), and ops queued
+        meanwhile join the wait, so none waits longer than its own deadline. Raises when no
+        op is left waiting."""
+        while True:
+            self._set_relaxed(conn, batch)
+            wait = min(op.deadline for op in batch) - time.monotonic()
+            self._set_busy_timeout(conn, min(wait, LOCK_SLICE))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.Error as exc:
+                if not _locked(exc):
+                    raise
+                now = time.monotonic()
+                spent = [op for op in batch if op.deadline <= now]
+                for op in spent:
+                    op.error = translate(exc)
+                self._call(_deliver, spent)
+                batch[:] = [op for op in batch if op.deadline > now]
+                self._take_queued(batch)
+                if not batch:
+                    raise
+
+    def _set_busy_timeout(self, conn: sqlite3.Connection, seconds: float) -> None:
+        ms = max(0, int(seconds * 1000))
+        if ms != self._busy_ms:
+            conn.execute(f"PRAGMA busy_timeout = {ms}")
+            self._busy_ms = ms
 
 
 def _run_op(conn: sqlite3.Connection, op: _Op) -> None:
@@ -262,8 +331,9 @@ def _deliver(batch: list[_Op]) -> None:
 class Readers:
     """A few threads, each with its own read-only connection, for reads beside the writer."""
 
-    def __init__(self, connect_fn: Callable[[], sqlite3.Connection], size: int) -> None:
+    def __init__(self, connect_fn: Callable[[], sqlite3.Connection], size: int, guard: FileGuard) -> None:
         self._connect = connect_fn
+        self._guard = guard
         self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="errand-sqlite-read")
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -274,6 +344,7 @@ class Readers:
         """Run fn(conn) on a reader thread; `snapshot` wraps it in one read transaction."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
+        self._guard.refuse_if_broken()  # a replaced file's rows vanish at the next restart
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, fn, snapshot)
 

@@ -22,9 +22,9 @@ def find(conn: sqlite3.Connection, request_id: str) -> Request | None:
     return None if row is None else rules.to_request(row, loads)
 
 
-def get(conn: sqlite3.Connection, request_id: str) -> Request:
-    """The live request: NotFound if unknown, RequestExpired if a tombstone."""
-    return rules.live(request_id, find(conn, request_id))
+def get(conn: sqlite3.Connection, request_id: str, cutoff: float | None = None) -> Request:
+    """The live request: NotFound if unknown, RequestExpired if a tombstone (or outlived)."""
+    return rules.live(request_id, find(conn, request_id), cutoff)
 
 
 def seq_of(conn: sqlite3.Connection, request_id: str) -> int:
@@ -41,8 +41,9 @@ def list_requests(
     status: Status | None,
     limit: int,
     cursor: str | None,
+    cutoff: float | None = None,
 ) -> Page:
-    query = rules.list_query(owner, user_id, status, limit, cursor, mark=_mark)
+    query = rules.list_query(owner, user_id, status, limit, cursor, mark=_mark, cutoff=cutoff)
     found = conn.execute(
         f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {query.where} ORDER BY {query.order} LIMIT ?",
         (*query.params, query.fetch),

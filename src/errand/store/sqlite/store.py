@@ -38,6 +38,7 @@ from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
 from errand.store.sqlite import reads, schema, writes
 from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
+from errand.store.sqlite.fileguard import FileGuard
 from errand.store.sqlite.wakeups import Wakeups
 
 
@@ -65,16 +66,23 @@ class SqliteStore:
         poll_interval: float,
         readers: int,
         busy_timeout: float,
+        result_ttl: float | None,
     ) -> None:
         self.path = path
         self.synchronous = synchronous
         self._clock = clock
+        self._result_ttl = result_ttl
+        guard = FileGuard(path)
         self._writer = Writer(
             lambda: connect(path, synchronous=synchronous, writer=True, busy_timeout=busy_timeout),
+            guard=guard,
+            busy_timeout=busy_timeout,
             synchronous=synchronous,
         )
         self._readers = Readers(
-            lambda: connect(path, synchronous=synchronous, writer=False, busy_timeout=busy_timeout), readers
+            lambda: connect(path, synchronous=synchronous, writer=False, busy_timeout=busy_timeout),
+            readers,
+            guard,
         )
         self._wake = Wakeups(clock, poll_interval)
 
@@ -88,16 +96,20 @@ class SqliteStore:
         poll_interval: float = 0.5,
         migrate: bool = True,
         pool_size: int = 4,
-        busy_timeout: float = 10.0,
+        busy_timeout: float = 5.0,
+        result_ttl: float | None = None,
     ) -> SqliteStore:
         """Open the file (created if missing), start the writer, and migrate unless told not to.
         `synchronous`: "full" fsyncs every commit; "normal" may lose the last commits on power loss.
-        `pool_size`: reader connections. `busy_timeout`: how long a write waits for another
-        process's lock before StoreUnavailable."""
+        `pool_size`: reader connections. `busy_timeout`: how long a write waits (from when it
+        was asked) for another process's lock before StoreUnavailable. `result_ttl`: seconds a
+        finished request stays readable (None: until purged)."""
         if synchronous.lower() not in SYNCHRONOUS:
             raise ConfigError(f"storage.sqlite_synchronous: expected full or normal, got {synchronous!r}")
         if poll_interval <= 0:
             raise ConfigError(f"poll_interval must be > 0, got {poll_interval!r}")
+        if busy_timeout < 0:
+            raise ConfigError(f"storage.sqlite_busy_timeout_seconds must be >= 0, got {busy_timeout!r}")
         path = _path_of(url)
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +122,7 @@ class SqliteStore:
             poll_interval=poll_interval,
             readers=max(1, min(pool_size, 16)),
             busy_timeout=busy_timeout,
+            result_ttl=result_ttl,
         )
         await store._writer.start()
         store.cross_process_wakeups = store._wake.start_notifier(path)
@@ -120,6 +133,10 @@ class SqliteStore:
             await store.close()
             raise
         return store
+
+    def _cutoff(self) -> float | None:
+        """Finished requests completed at or before this are expired to readers (rules.live)."""
+        return rules.result_cutoff(self._clock.now(), self._result_ttl)
 
     @property
     def commits(self) -> int:
@@ -132,14 +149,18 @@ class SqliteStore:
     ) -> tuple[Request, bool]:
         """Request row + idempotency key + `created` event, committed; then wake workers."""
         now = self._clock.now()
-        return await self._writer.submit(
+        req, created = await self._writer.submit(
             lambda c: writes.submit(c, new, idempotency, now), self._wake.after_submit
         )
+        if not created:  # the key's original: expired like any read of it
+            rules.live(req.id, req, self._cutoff())
+        return req, created
 
     # -- read side ----------------------------------------------------------------------------
     async def get(self, request_id: str) -> Request:
-        """NotFound if unknown, RequestExpired if purged to a tombstone."""
-        return await self._readers.run(lambda c: reads.get(c, request_id))
+        """NotFound if unknown, RequestExpired if purged to a tombstone or past result_ttl."""
+        cutoff = self._cutoff()
+        return await self._readers.run(lambda c: reads.get(c, request_id, cutoff))
 
     async def list(
         self,
@@ -150,9 +171,11 @@ class SqliteStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        """Newest first, keyset-paginated on (created_at, id); tombstones excluded."""
+        """Newest first, keyset-paginated on (created_at, id); tombstones and requests past
+        result_ttl excluded."""
+        cutoff = self._cutoff()
         return await self._readers.run(
-            lambda c: reads.list_requests(c, owner, user_id, status, limit, cursor)
+            lambda c: reads.list_requests(c, owner, user_id, status, limit, cursor, cutoff)
         )
 
     async def events_since(
@@ -357,6 +380,11 @@ class SqliteStore:
         """The stored value of `name`; `value` is stored first when there is none."""
         now = self._clock.now()
         return await self._writer.submit(lambda c: writes.get_or_create_setting(c, name, value, now))
+
+    async def probe_write(self) -> None:
+        """A real commit of the probe row through the writer: its lock wait, fsync, file check."""
+        now = self._clock.now()
+        await self._writer.submit(lambda c: writes.probe_write(c, now), lock_wait=rules.PROBE_LOCK_WAIT)
 
     async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
         """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""

@@ -349,6 +349,13 @@ def get_or_create_setting(conn: sqlite3.Connection, name: str, value: str, now: 
     return str(row[0])
 
 
+def probe_write(conn: sqlite3.Connection, now: float) -> None:
+    conn.execute(
+        "INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        (now,),
+    )
+
+
 def purge_chunk(
     conn: sqlite3.Connection, result_ttl: float, tombstone_ttl: float, now: float
 ) -> tuple[int, int]:
@@ -357,9 +364,8 @@ def purge_chunk(
     ids = [
         row[0]
         for row in conn.execute(
-            "SELECT id FROM requests WHERE completed_at IS NOT NULL AND completed_at <= ? "
-            f"AND expired_at IS NULL AND status IN {reads.TERMINAL_IN} LIMIT ?",
-            (now - result_ttl, rules.PURGE_CHUNK),
+            f"SELECT id FROM requests WHERE {rules.outlived_sql('?')} AND expired_at IS NULL LIMIT ?",
+            (rules.result_cutoff(now, result_ttl), rules.PURGE_CHUNK),
         )
     ]
     marks = ", ".join("?" * len(ids))
