@@ -8,7 +8,7 @@ import pytest
 
 from errand.mode import decide, estimate_seconds
 from errand.models import Mode
-from tests.integration.conftest import Server
+from tests.support.server import Server
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""LlmAgent through the real `openai` client over loopback HTTP against tests/fake_openai.py.
+"""LlmAgent through the real `openai` client over loopback HTTP against tests/support/fake_openai.py.
 
 Nothing in errand is patched: the agent builds real requests, parses real SSE streams and meets
 real HTTP errors and timeouts, so these tests check the provider contract as production sees it.
@@ -22,7 +22,7 @@ from errand.agents.llm import LlmAgent, parse_retry_after
 from errand.config import AgentConfig, ModelConfig
 from errand.errors import ConfigError, PermanentError, TransientError
 from errand.models import Progress
-from tests.fake_openai import (
+from tests.support.fake_openai import (
     Call,
     FakeOpenAI,
     HttpError,
