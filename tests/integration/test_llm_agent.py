@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from errand.agents.base import Agent, Cancelled, RunContext
-from errand.agents.llm import LlmAgent, parse_retry_after
+from errand.agents.llm import LlmAgent
 from errand.config import AgentConfig, ModelConfig
 from errand.errors import ConfigError, PermanentError, TransientError
 from errand.models import Progress
@@ -459,25 +459,3 @@ async def test_an_unreachable_provider_is_transient(tmp_path: Path) -> None:
     with pytest.raises(TransientError, match="connection failed"):
         await agent.run("hi", make_ctx([]))
     await agent.aclose()
-
-
-# --- Retry-After parsing ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"retry-after": "2"}, 2.0),
-        ({"retry-after": "0.5"}, 0.5),
-        ({"retry-after": "-3"}, 0.0),
-        ({"retry-after-ms": "250"}, 0.25),
-        ({"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}, 30.0),
-        ({"retry-after": "Wed, 21 Oct 2015 07:27:00 GMT"}, 0.0),
-        ({"retry-after": "soon"}, None),
-        ({"retry-after": "nan"}, None),
-        ({}, None),
-    ],
-)
-def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
-    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
-    assert parse_retry_after(headers, now=now) == expected

@@ -75,13 +75,3 @@ def test_the_sdk_reads_both_forms_as_the_mode() -> None:
     assert st.delivery == "webhook" and st.raw["delivery"]["state"] == "delivered"
     assert RequestStatus.from_document(to_document(_request(None))).delivery == "polling"
     assert RequestHandle.from_document({"request_id": "r", "delivery": "webhook"}).delivery == "webhook"
-
-
-def test_webhook_concurrency_is_configurable() -> None:
-    from errand.config import build_config
-    from errand.delivery.settings import DispatcherSettings
-
-    base = {"keys": {"admin": ["admin-key-123"]}}
-    assert DispatcherSettings.from_config(build_config(base, env={})).concurrency == 32
-    cfg = build_config({**base, "async": {"webhook_concurrency": 128}}, env={})
-    assert DispatcherSettings.from_config(cfg).concurrency == 128
