@@ -1,8 +1,9 @@
 """Shared fixtures: a manual clock and a fresh SQLite database file per test.
 
 The fixtures of tests/support/ are registered here for every test: the API test server
-(`server`, `make_server`: tests/support/server.py) and PostgreSQL (`pg_url`, `pg_stores`,
-`pg_fresh_url` ...: tests/support/pg_fixtures.py). Fixtures of one test module stay in it.
+(`server`, `make_server`: tests/support/server.py), PostgreSQL (`pg_url`, `pg_stores`,
+`pg_fresh_url` ...: tests/support/pg_fixtures.py) and the fake OpenAI provider (`fake`,
+`fake_server`: tests/support/fake_openai.py). Fixtures of one test module stay in it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 from errand.clock import ManualClock
 
-pytest_plugins = ["tests.support.server", "tests.support.pg_fixtures"]
+pytest_plugins = ["tests.support.server", "tests.support.pg_fixtures", "tests.support.fake_openai"]
 
 
 @pytest.fixture

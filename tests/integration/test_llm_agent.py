@@ -30,7 +30,6 @@ from tests.support.fake_openai import (
     StreamError,
     Text,
     ToolCalls,
-    running_fake_openai,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -70,19 +69,6 @@ def forbidden() -> str:
 '''
 
 Recorded = list[tuple[str, dict[str, Any], Progress | None]]
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
-    """The module's fake provider with an empty script and no recorded requests."""
-    fake_server.reset()
-    return fake_server
 
 
 @pytest.fixture

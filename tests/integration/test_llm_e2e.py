@@ -7,30 +7,18 @@ stream. Nothing in errand is patched; the fake answers exactly what each test sc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.support.fake_openai import Call, FakeOpenAI, HttpError, Slow, Text, ToolCalls, running_fake_openai
+from tests.support.fake_openai import Call, FakeOpenAI, HttpError, Slow, Text, ToolCalls
 from tests.support.server import Server, wait_for
 from tests.support.sse_client import Received, read_events
 
 pytestmark = pytest.mark.timeout(60)
 
 FAST_RETRIES = {"max_attempts": 3, "initial_delay": 0.01, "max_delay": 0.05, "jitter": 0}
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
-    fake_server.reset()
-    return fake_server
 
 
 def model(fake: FakeOpenAI, name: str = "fake-model", **extra: Any) -> dict[str, Any]:

@@ -10,6 +10,8 @@ recorded in `fake.requests`. Nothing is random: ids are counters, chunks are spl
         fake.script(Text(["Hel", "lo"]))
         ... ModelConfig(name="fake", base_url=fake.base_url) ...
         assert fake.requests[0].body["stream"] is True
+
+A test usually asks for the `fake` fixture instead: the module's server, reset for the test.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -296,3 +299,17 @@ def running_fake_openai() -> Iterator[FakeOpenAI]:
     finally:
         fake._stop.set()
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[FakeOpenAI]:
+    """One fake provider per test module (registered for every test by tests/conftest.py)."""
+    with running_fake_openai() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
+    """The module's fake provider with an empty script and no recorded requests."""
+    fake_server.reset()
+    return fake_server

@@ -27,6 +27,9 @@ from errand.api.errors import (
     to_response,
 )
 
+GENERIC_500 = {"code": "INTERNAL_ERROR", "message": "Internal server error", "details": None}
+"""What every 500 says: nothing about what went wrong (the log has it)."""
+
 
 def body(response: Response) -> dict[str, Any]:
     assert response.media_type == "application/json"
@@ -165,11 +168,7 @@ def test_a_500_class_errand_error_is_logged_and_answered_generically(
     with caplog.at_level(logging.ERROR, logger="errand.api"):
         response = to_response(exc)
     assert response.status_code == 500
-    assert error_of(response) == {
-        "code": "INTERNAL_ERROR",
-        "message": "Internal server error",
-        "details": None,
-    }
+    assert error_of(response) == GENERIC_500
     assert [r.exc_info[1] for r in caplog.records if r.exc_info] == [exc]  # the log has the detail
 
 
@@ -178,11 +177,7 @@ def test_an_unexpected_exception_is_a_500_that_reveals_nothing(caplog: pytest.Lo
     with caplog.at_level(logging.ERROR, logger="errand.api"):
         response = to_response(boom)
     assert response.status_code == 500
-    assert error_of(response) == {
-        "code": "INTERNAL_ERROR",
-        "message": "Internal server error",
-        "details": None,
-    }
+    assert error_of(response) == GENERIC_500
     assert b"hunter2" not in response.body
     assert any(r.exc_info and r.exc_info[1] is boom for r in caplog.records)
 
@@ -245,8 +240,4 @@ async def test_the_starlette_handlers_answer_like_to_response(caplog: pytest.Log
     assert (route.status_code, error_of(route)["message"]) == (405, "Method not allowed; allowed: POST")
     with caplog.at_level(logging.ERROR, logger="errand.api"):
         last_resort = await EXCEPTION_HANDLERS[Exception](request, errors.Conflict("even an errand error"))
-    assert error_of(last_resort) == {
-        "code": "INTERNAL_ERROR",
-        "message": "Internal server error",
-        "details": None,
-    }
+    assert error_of(last_resort) == GENERIC_500

@@ -22,8 +22,9 @@ from errand.api.auth import (
     with_body_user,
 )
 from errand.errors import InvalidRequest, NotFound, RequestExpired, Unauthorized
-from errand.models import Mode, Request, Status
+from errand.models import Request
 from errand.store.base import Store
+from tests.support.models import stored_request
 
 CLIENT = "client-key-aaaaaaaa"
 OTHER = "client-key-bbbbbbbb"
@@ -36,32 +37,7 @@ def authenticate(**headers: str) -> Owner:
 
 
 def _request(owner: str, user_id: str) -> Request:
-    return Request(
-        id="req_1",
-        owner=owner,
-        user_id=user_id,
-        kind="chat",
-        agent="echo",
-        message="hi",
-        session_id=None,
-        metadata={},
-        trigger=None,
-        webhook_url=None,
-        mode=Mode.ASYNC,
-        status=Status.COMPLETED,
-        attempt=1,
-        failures=0,
-        max_attempts=3,
-        progress=None,
-        result=None,
-        error=None,
-        created_at=1.0,
-        started_at=2.0,
-        completed_at=3.0,
-        run_at=1.0,
-        estimated_seconds=None,
-        seq=3,
-    )
+    return stored_request(owner=owner, user_id=user_id)
 
 
 # -- keys ---------------------------------------------------------------------------------------
