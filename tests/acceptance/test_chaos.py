@@ -24,9 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.procs import Proc, serving, write_formation
 from tests.acceptance.test_crash_sqlite import terminal_events
 from tests.acceptance.test_scaleout_postgres import AGENTS, HEADERS, KEY, message, read_runs, submit
+from tests.support.procs import Proc, serving, write_formation
 
 pytestmark = pytest.mark.slow
 

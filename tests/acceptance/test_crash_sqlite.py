@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.procs import serving, write_formation
+from tests.support.procs import serving, write_formation
 
 pytestmark = pytest.mark.slow
 

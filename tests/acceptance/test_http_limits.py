@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.acceptance.procs import Proc, serving, write_formation
+from tests.support.procs import Proc, serving, write_formation
 
 pytestmark = pytest.mark.slow
 

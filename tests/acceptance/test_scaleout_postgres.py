@@ -12,8 +12,8 @@ What only a multi-process deployment can show, checked end to end (no mocks):
 
 The agent writes one line per attempt start, end and cancel (`kind request attempt pid time`,
 one O_APPEND write each) to runs.log, so the test sees which process ran what, and when.
-Databases come from tests/pg_fixtures.py (dropped at session end, also after a failure); the
-server-restart test runs its own throw-away server (tests/acceptance/pg_cluster.py), since the
+Databases come from tests/support/pg_fixtures.py (dropped at session end, also after a failure); the
+server-restart test runs its own throw-away server (tests/support/pg_cluster.py), since the
 shared one serves other test sessions.
 """
 
@@ -37,10 +37,9 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.acceptance.pg_cluster import private_cluster, unavailable_reason
-from tests.acceptance.procs import ERRAND, Proc, free_port, wait_ready, write_formation
-from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_server, pg_fresh_url, _pg_databases)
-from tests.pg_fixtures import admin, with_database
+from tests.support.pg_cluster import private_cluster, unavailable_reason
+from tests.support.pg_fixtures import admin, with_database
+from tests.support.procs import ERRAND, Proc, free_port, wait_ready, write_formation
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.procs import Proc, serving, write_formation
+from tests.support.procs import Proc, serving, write_formation
 
 pytestmark = pytest.mark.slow
 

@@ -22,9 +22,8 @@ import httpx
 import pytest
 
 from errand.store.postgres import PostgresStore
-from tests.acceptance.procs import Proc, free_port, serving, write_formation
-from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_server, pg_fresh_url, _pg_databases)
-from tests.pg_fixtures import admin, run_sync
+from tests.support.pg_fixtures import admin, run_sync
+from tests.support.procs import Proc, free_port, serving, write_formation
 
 pytestmark = pytest.mark.slow
 

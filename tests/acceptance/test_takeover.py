@@ -24,8 +24,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.acceptance.procs import Proc, free_port, serving, wait_ready, write_formation
-from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_server, pg_fresh_url, _pg_databases)
+from tests.support.procs import Proc, free_port, serving, wait_ready, write_formation
 
 pytestmark = pytest.mark.slow
 

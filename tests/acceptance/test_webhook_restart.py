@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from errand.webhooks import verify
-from tests.acceptance.procs import cli_secret, serving, write_formation
-from tests.integration.webhook_receiver import receiving
+from tests.support.procs import cli_secret, serving, write_formation
+from tests.support.webhook_receiver import receiving
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from errand.webhooks import verify
-from tests.acceptance.procs import ERRAND, Proc, cli_secret, free_port, wait_ready, write_formation
-from tests.integration.webhook_receiver import Hit, Receiver, receiving
+from tests.support.procs import ERRAND, Proc, cli_secret, free_port, wait_ready, write_formation
+from tests.support.webhook_receiver import Hit, Receiver, receiving
 
 pytestmark = pytest.mark.slow
 

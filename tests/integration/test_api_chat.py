@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.conftest import FORMATION, Server, wait_for
+from tests.support.server import FORMATION, Server, wait_for
 
 ACK_KEYS = {"request_id", "status", "delivery", "poll_url", "estimated_seconds"}
 GENERATED_ID = re.compile(r"req_[A-Za-z0-9_-]{22}")

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
-from tests.integration.conftest import ADMIN_KEY, CLIENT_KEY, FORMATION, Server, wait_for
+from tests.support.server import ADMIN_KEY, CLIENT_KEY, FORMATION, Server, wait_for
 
 
 def test_missing_or_wrong_key_is_401_with_www_authenticate(server: Server) -> None:

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from errand.webhooks import verify
-from tests.integration.conftest import Server, wait_for
-from tests.integration.sse_client import read_events
-from tests.integration.webhook_receiver import receiving
-from tests.pg_fixtures import *  # noqa: F403
+from tests.support.server import Server, wait_for
+from tests.support.sse_client import read_events
+from tests.support.webhook_receiver import receiving
 
 pytestmark = pytest.mark.postgres
 

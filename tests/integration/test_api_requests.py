@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.conftest import Server, until, wait_for
+from tests.support.server import Server, until, wait_for
 
 
 def submit(c: httpx.Client, message: str = "hi", **body: Any) -> str:
@@ -187,7 +187,7 @@ def test_cancel_after_the_end_is_409_naming_the_status(server: Server) -> None:
 
 
 def test_ownership_other_users_and_keys_see_404_admin_sees_all(server: Server) -> None:
-    from tests.integration.conftest import OTHER_KEY
+    from tests.support.server import OTHER_KEY
 
     alice = server.client(user="alice")
     rid = submit(alice)

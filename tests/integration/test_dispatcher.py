@@ -24,10 +24,8 @@ from prometheus_client import REGISTRY
 from standardwebhooks import Webhook
 
 from errand.clock import ManualClock, new_request_id
-from errand.config import build_config
 from errand.delivery.dispatcher import Dispatcher
 from errand.delivery.settings import DispatcherSettings
-from errand.errors import ConfigError
 from errand.models import Claim, Delivery, ErrorInfo, NewRequest, Result, Status
 from errand.store import open_store
 from errand.store.base import Store
@@ -425,29 +423,6 @@ async def test_run_loop_bounded_concurrency_delivers_everything(
     assert receiver.max_concurrent == 3  # bounded, and the bound is used
     texts = sorted(json.loads(r.body)["response"][0]["text"] for r in receiver.received if r.answered == 200)
     assert texts == sorted(f"n{i}" for i in range(12))  # each delivered exactly once
-
-
-def test_settings_from_config_sign_with_the_secret_given() -> None:
-    keys = {"client": ["client-key-0001"], "admin": ["admin-key-0001"]}
-    cfg = build_config(
-        {"name": "lab", "keys": keys, "async": {"webhook_retries": 5, "webhook_allow_hosts": ["h"]}}, env={}
-    )
-    s = DispatcherSettings.from_config(cfg, "whsec_AAAA")
-    assert (s.secret, s.formation_id, s.retries, s.timeout, s.allow_hosts) == (
-        "whsec_AAAA",
-        "lab",
-        5,
-        10.0,
-        ("h",),
-    )
-    assert s.lease_seconds > s.timeout
-    assert "whsec_AAAA" not in repr(s)
-    with pytest.raises(ConfigError, match="signing secret"):
-        DispatcherSettings.from_config(cfg, "")
-    with pytest.raises(ConfigError, match="whsec_"):
-        settings(secret="whsec_!!!")
-    with pytest.raises(ConfigError, match="lease_seconds"):
-        settings(timeout=10, lease_seconds=5)
 
 
 def test_backoff_is_exponential_capped_and_jittered() -> None:

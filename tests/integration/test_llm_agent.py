@@ -1,4 +1,4 @@
-"""LlmAgent through the real `openai` client over loopback HTTP against tests/fake_openai.py.
+"""LlmAgent through the real `openai` client over loopback HTTP against tests/support/fake_openai.py.
 
 Nothing in errand is patched: the agent builds real requests, parses real SSE streams and meets
 real HTTP errors and timeouts, so these tests check the provider contract as production sees it.
@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from errand.agents.base import Agent, Cancelled, RunContext
-from errand.agents.llm import LlmAgent, parse_retry_after
+from errand.agents.llm import LlmAgent
 from errand.config import AgentConfig, ModelConfig
 from errand.errors import ConfigError, PermanentError, TransientError
 from errand.models import Progress
-from tests.fake_openai import (
+from tests.support.fake_openai import (
     Call,
     FakeOpenAI,
     HttpError,
@@ -30,7 +30,6 @@ from tests.fake_openai import (
     StreamError,
     Text,
     ToolCalls,
-    running_fake_openai,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -70,19 +69,6 @@ def forbidden() -> str:
 '''
 
 Recorded = list[tuple[str, dict[str, Any], Progress | None]]
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
-    """The module's fake provider with an empty script and no recorded requests."""
-    fake_server.reset()
-    return fake_server
 
 
 @pytest.fixture
@@ -459,25 +445,3 @@ async def test_an_unreachable_provider_is_transient(tmp_path: Path) -> None:
     with pytest.raises(TransientError, match="connection failed"):
         await agent.run("hi", make_ctx([]))
     await agent.aclose()
-
-
-# --- Retry-After parsing ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"retry-after": "2"}, 2.0),
-        ({"retry-after": "0.5"}, 0.5),
-        ({"retry-after": "-3"}, 0.0),
-        ({"retry-after-ms": "250"}, 0.25),
-        ({"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}, 30.0),
-        ({"retry-after": "Wed, 21 Oct 2015 07:27:00 GMT"}, 0.0),
-        ({"retry-after": "soon"}, None),
-        ({"retry-after": "nan"}, None),
-        ({}, None),
-    ],
-)
-def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
-    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
-    assert parse_retry_after(headers, now=now) == expected

@@ -1,4 +1,4 @@
-"""LLM agents in a formation served over HTTP, against the fake OpenAI server (tests/fake_openai.py).
+"""LLM agents in a formation served over HTTP, against the fake OpenAI server (tests/support/fake_openai.py).
 
 The whole path is real: HTTP submit, SQLite, the worker, the `openai` client over loopback to a
 scripted OpenAI-compatible server, retries with (tiny) backoff, the task timeout, the event
@@ -7,30 +7,18 @@ stream. Nothing in errand is patched; the fake answers exactly what each test sc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.fake_openai import Call, FakeOpenAI, HttpError, Slow, Text, ToolCalls, running_fake_openai
-from tests.integration.conftest import Server, wait_for
-from tests.integration.sse_client import Received, read_events
+from tests.support.fake_openai import Call, FakeOpenAI, HttpError, Slow, Text, ToolCalls
+from tests.support.server import Server, wait_for
+from tests.support.sse_client import Received, read_events
 
 pytestmark = pytest.mark.timeout(60)
 
 FAST_RETRIES = {"max_attempts": 3, "initial_delay": 0.01, "max_delay": 0.05, "jitter": 0}
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
-    fake_server.reset()
-    return fake_server
 
 
 def model(fake: FakeOpenAI, name: str = "fake-model", **extra: Any) -> dict[str, Any]:
@@ -43,7 +31,7 @@ def llm_agent(fake: FakeOpenAI, agent_id: str = "llm", **extra: Any) -> dict[str
 
 @pytest.fixture
 def llm_server(make_server: Callable[..., Server], fake: FakeOpenAI) -> Server:
-    agent = llm_agent(fake, tools=["tests.integration.llm_tools:add"], default=True)
+    agent = llm_agent(fake, tools=["tests.support.agents:add"], default=True)
     return make_server(agents=[agent], workflow={"task_timeout": 5, "retry": FAST_RETRIES})
 
 

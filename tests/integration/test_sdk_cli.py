@@ -30,7 +30,7 @@ from errand.client import AsyncClient, Client, RequestHandle, RequestStatus
 from errand.config import load_config
 from errand.models import Progress, Status
 from errand.triggers import load_triggers
-from tests.integration.sdk_fixtures import (
+from tests.support.sdk_server import (
     ADMIN_KEY,
     CLIENT_KEY,
     FORMATION,

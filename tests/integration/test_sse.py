@@ -2,7 +2,7 @@
 
 Replay, live following, resume by Last-Event-ID, many clients on one request, ownership,
 keepalives, disconnects, and an API process that runs no workers streaming what a separate
-worker does. Streams are read by tests/integration/sse_client.py, a strict SSE parser.
+worker does. Streams are read by tests/support/sse_client.py, a strict SSE parser.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import ADMIN_KEY, CLIENT_KEY, FORMATION, Server, until, wait_for
-from tests.integration.sse_client import Message, aread_events, next_message, open_stream, read_events
+from tests.support.server import ADMIN_KEY, CLIENT_KEY, FORMATION, Server, until, wait_for
+from tests.support.sse_client import Message, aread_events, next_message, open_stream, read_events
 
 pytestmark = pytest.mark.timeout(60)
 
 AGENTS = [
-    {"id": "echo", "handler": "tests.integration.api_agents:echo", "default": True},
-    {"id": "ticker", "handler": "tests.integration.sse_agents:ticker"},
-    {"id": "hold", "handler": "tests.integration.sse_agents:hold"},
+    {"id": "echo", "handler": "tests.support.agents:echo", "default": True},
+    {"id": "ticker", "handler": "tests.support.agents:ticker"},
+    {"id": "hold", "handler": "tests.support.agents:hold"},
 ]
 
 

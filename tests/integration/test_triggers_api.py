@@ -16,7 +16,7 @@ from errand.agents.registry import AgentRegistry
 from errand.api.triggers import load_formation_triggers
 from errand.config import build_config
 from errand.errors import ConfigError
-from tests.integration.conftest import FORMATION, REPO, Server, formation, wait_for
+from tests.support.server import FORMATION, REPO, Server, formation, wait_for
 
 TRIGGERS = {
     "github-issue": """\

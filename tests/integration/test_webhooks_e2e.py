@@ -25,8 +25,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from errand.webhooks import verify
-from tests.integration.conftest import ADMIN_KEY, FORMATION, OTHER_KEY, Server, until, wait_for
-from tests.integration.webhook_receiver import Hit, Receiver, receiving
+from tests.support.server import ADMIN_KEY, FORMATION, OTHER_KEY, Server, until, wait_for
+from tests.support.webhook_receiver import Hit, Receiver, receiving
 
 FAST = {"webhook_initial_delay": 0.4, "webhook_max_delay": 0.6, "webhook_retries": 3, "webhook_timeout": 5}
 """Retries 0.3-0.75 s apart (25% jitter): long enough to watch the `retrying` state."""

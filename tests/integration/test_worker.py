@@ -19,9 +19,9 @@ from errand.errors import LeaseLost, StoreUnavailable
 from errand.models import Claim, Event, NewRequest, Request, Result, Status
 from errand.store import open_store
 from errand.store.base import Store
-from tests.integration import agents_for_tests as handlers
+from tests.support import agents as handlers
 
-H = "tests.integration.agents_for_tests"
+H = "tests.support.agents"
 
 
 def _registry(**options: dict[str, Any]) -> AgentRegistry:

@@ -9,9 +9,9 @@ import asyncio
 from errand.clock import ManualClock
 from errand.models import Status
 from errand.store.base import Store
-from tests.integration import agents_for_tests as handlers
 from tests.integration.test_worker import Running, store, submit, wait_for, worker
-from tests.store_contract import gone_process
+from tests.store.contract import gone_process
+from tests.support import agents as handlers
 
 __all__ = ["store"]  # the fixture
 

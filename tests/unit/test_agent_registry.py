@@ -62,6 +62,10 @@ def _ctx(
     return ctx, seen
 
 
+def _answer(message: str, ctx: RunContext) -> str:
+    return message
+
+
 async def test_handlers_are_imported_from_the_formation_folder(formation: tuple[Path, str]) -> None:
     folder, module = formation
     config = _config(
@@ -173,3 +177,17 @@ async def test_demo_stops_at_a_checkpoint_when_cancelled() -> None:
     with pytest.raises(Cancelled):
         await demo.run("anything", ctx)
     assert seen == []
+
+
+async def test_aclose_closes_every_agent_even_when_one_fails() -> None:
+    closed: list[str] = []
+
+    class Closing(HandlerAgent):
+        async def aclose(self) -> None:
+            closed.append(self.id)
+            if self.id == "a":
+                raise RuntimeError("already gone")
+
+    registry = AgentRegistry([Closing("a", _answer), HandlerAgent("plain", _answer), Closing("c", _answer)])
+    await registry.aclose()
+    assert closed == ["a", "c"]

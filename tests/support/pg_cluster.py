@@ -1,6 +1,6 @@
 """A private, throw-away PostgreSQL server for tests that stop or restart the server itself.
 
-The shared server (tests/pg_fixtures.py) is used by other test sessions at the same time, so a
+The shared server (tests/support/pg_fixtures.py) is used by other test sessions at the same time, so a
 test must never restart it. This one is ours alone: `initdb` into a temporary folder, served on a
 free loopback port with no Unix socket, stopped and deleted at the end. PostgreSQL refuses to run
 as root, so as root its tools run as the `postgres` account (the owner of the folder).
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from tests.acceptance.procs import free_port
+from tests.support.procs import free_port
 
 OS_USER = "postgres"
 

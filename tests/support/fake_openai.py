@@ -10,26 +10,28 @@ recorded in `fake.requests`. Nothing is random: ids are counters, chunks are spl
         fake.script(Text(["Hel", "lo"]))
         ... ModelConfig(name="fake", base_url=fake.base_url) ...
         assert fake.requests[0].body["stream"] is True
+
+A test usually asks for the `fake` fixture instead: the module's server, reset for the test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.support.server import ServerThread
 
 __all__ = [
     "Call",
@@ -287,30 +289,27 @@ def _completion(reply: Text | ToolCalls, body: dict[str, Any], seq: int) -> dict
 
 
 @contextmanager
-def running_fake_openai(*, startup_timeout: float = 10.0) -> Iterator[FakeOpenAI]:
-    """Serve a FakeOpenAI with uvicorn on 127.0.0.1:<free port> in a thread; `base_url` ends in /v1."""
+def running_fake_openai() -> Iterator[FakeOpenAI]:
+    """Serve a FakeOpenAI in a ServerThread on 127.0.0.1:<free port>; `base_url` ends in /v1."""
     fake = FakeOpenAI()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        fake.app, log_config=None, log_level="warning", access_log=False, lifespan="off", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fake-openai", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError("fake_openai: uvicorn did not start")
-        time.sleep(0.005)
-    fake.base_url = f"http://127.0.0.1:{port}/v1"
+    server = ServerThread(fake.app, name="fake-openai").start()
+    fake.base_url = f"{server.url}/v1"
     try:
         yield fake
     finally:
         fake._stop.set()
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[FakeOpenAI]:
+    """One fake provider per test module (registered for every test by tests/conftest.py)."""
+    with running_fake_openai() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
+    """The module's fake provider with an empty script and no recorded requests."""
+    fake_server.reset()
+    return fake_server

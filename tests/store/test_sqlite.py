@@ -22,7 +22,7 @@ from errand.models import Result, Status
 from errand.store import open_store
 from errand.store.sqlite import SqliteStore, schema
 from errand.store.sqlite.notify import MAX_DATAGRAM, decode, encode, notify_dir
-from tests.store_contract import LEASE, RESULT_TTL, StoreContract, new
+from tests.store.contract import LEASE, RESULT_TTL, StoreContract, new
 
 POLL = 2.0  # long, so the contract's wake-up tests cannot pass by polling
 

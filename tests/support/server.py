@@ -1,8 +1,11 @@
-"""The real server for API tests: uvicorn on 127.0.0.1:0 in a thread, SQLite in tmp_path.
+"""The in-process server for tests: an ASGI app under uvicorn on 127.0.0.1:0, in a thread.
 
-`make_server(**sections)` starts a server whose formation is the test formation below with
-the given top-level sections merged in (e.g. `make_server(**{"async": {"threshold_seconds": 0}})`);
-`server` is the default one. Tests talk to it with httpx over real loopback HTTP.
+`ServerThread` is the one way tests serve an app over real loopback HTTP (the API tests, the
+SDK tests, the fake OpenAI server). Around it, the errand server of the API tests: SQLite in
+tmp_path, the test formation below. `make_server(**sections)` starts a server whose formation is
+that formation with the given top-level sections merged in (e.g.
+`make_server(**{"async": {"threshold_seconds": 0}})`); `server` is the default one. Both
+fixtures are registered for every test by tests/conftest.py. Tests talk to it with httpx.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import httpx
 import pytest
 import uvicorn
 import uvloop
+from starlette.types import ASGIApp
 
 from errand.api.app import create_app
 from errand.config import Config, build_config
@@ -44,9 +48,9 @@ def formation(tmp_path: Path, **sections: Any) -> dict[str, Any]:
         "workflow": {"task_timeout": 30, "retry": {"max_attempts": 1}},
         "workers": {"concurrency": 8, "lease_seconds": 5, "poll_interval": 0.2},
         "agents": [
-            {"id": "echo", "handler": "tests.integration.api_agents:echo", "default": True},
-            {"id": "slow", "handler": "tests.integration.api_agents:slow"},
-            {"id": "fail", "handler": "tests.integration.api_agents:fail"},
+            {"id": "echo", "handler": "tests.support.agents:echo", "default": True},
+            {"id": "slow", "handler": "tests.support.agents:slow_steps"},
+            {"id": "fail", "handler": "tests.support.agents:fail"},
         ],
     }
     for name, value in sections.items():
@@ -99,10 +103,11 @@ class Server:
             c.close()
 
 
-class _UvicornThread:
-    def __init__(self, config: Config, with_workers: bool) -> None:
-        app = create_app(config, with_workers=with_workers)
-        self.app = app
+class ServerThread:
+    """An ASGI app under uvicorn on a free loopback port, in a daemon thread with its own uvloop
+    event loop (uvicorn installs no signal handlers off the main thread)."""
+
+    def __init__(self, app: ASGIApp, name: str = "uvicorn-test") -> None:
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -117,7 +122,12 @@ class _UvicornThread:
             )
         )
         self.loop = uvloop.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name="uvicorn-test", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -126,31 +136,32 @@ class _UvicornThread:
         finally:
             self.loop.close()
 
-    def start(self) -> int:
+    def start(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
+                raise RuntimeError(f"the test server {self.thread.name} did not start")
             time.sleep(0.01)
-        port: int = self.server.servers[0].sockets[0].getsockname()[1]
-        return port
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(60)
-        assert not self.thread.is_alive(), "the test server did not stop"
+        if self.thread.is_alive():
+            raise RuntimeError(f"the test server {self.thread.name} did not stop")
 
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    running: list[tuple[_UvicornThread, Server]] = []
+    running: list[tuple[ServerThread, Server]] = []
 
     def start(*, with_workers: bool = True, **sections: Any) -> Server:
         config = build_config(formation(tmp_path, **sections), env={}, base_dir=str(REPO))
-        thread = _UvicornThread(config, with_workers)
-        port = thread.start()
-        srv = Server(f"http://127.0.0.1:{port}", config, thread.loop, thread.app.state)
+        app = create_app(config, with_workers=with_workers)
+        thread = ServerThread(app).start()
+        srv = Server(thread.url, config, thread.loop, app.state)
         running.append((thread, srv))
         return srv
 

@@ -22,9 +22,8 @@ from errand.store import open_store
 from errand.store.base import Store
 from errand.store.postgres import PostgresStore, sql
 from errand.store.postgres.sql import CH_CHANGE, CH_WORK
-from tests.pg_fixtures import *  # noqa: F403  (fixtures: pg_url, pg_stores, pg_fresh_url ...)
-from tests.pg_fixtures import StoreFactory, admin
-from tests.store_contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, running
+from tests.store.contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, running
+from tests.support.pg_fixtures import StoreFactory, admin
 
 pytestmark = pytest.mark.postgres
 

@@ -1,38 +1,14 @@
-"""The `delivery` field of the status document: a mode string when stored, an object when served."""
+"""errand.models.to_document: the `delivery` field, a mode string when stored, an object when served."""
 
 from __future__ import annotations
 
 from errand.client import RequestHandle, RequestStatus
-from errand.models import Delivery, DeliveryAttempt, Mode, Request, Status, to_document
+from errand.models import Delivery, DeliveryAttempt, Request, Status, to_document
+from tests.support.models import stored_request
 
 
 def _request(webhook_url: str | None, status: Status = Status.COMPLETED) -> Request:
-    return Request(
-        id="req_1",
-        owner="k",
-        user_id="0",
-        kind="chat",
-        agent="echo",
-        message="hi",
-        session_id=None,
-        metadata={},
-        trigger=None,
-        webhook_url=webhook_url,
-        mode=Mode.ASYNC,
-        status=status,
-        attempt=1,
-        failures=0,
-        max_attempts=3,
-        progress=None,
-        result=None,
-        error=None,
-        created_at=1.0,
-        started_at=2.0,
-        completed_at=3.0,
-        run_at=1.0,
-        estimated_seconds=None,
-        seq=3,
-    )
+    return stored_request(webhook_url=webhook_url, status=status)
 
 
 def _delivery(state: str, codes: list[int | None], next_at: float | None) -> Delivery:
@@ -75,13 +51,3 @@ def test_the_sdk_reads_both_forms_as_the_mode() -> None:
     assert st.delivery == "webhook" and st.raw["delivery"]["state"] == "delivered"
     assert RequestStatus.from_document(to_document(_request(None))).delivery == "polling"
     assert RequestHandle.from_document({"request_id": "r", "delivery": "webhook"}).delivery == "webhook"
-
-
-def test_webhook_concurrency_is_configurable() -> None:
-    from errand.config import build_config
-    from errand.delivery.settings import DispatcherSettings
-
-    base = {"keys": {"admin": ["admin-key-123"]}}
-    assert DispatcherSettings.from_config(build_config(base, env={}), "s3cret").concurrency == 32
-    cfg = build_config({**base, "async": {"webhook_concurrency": 128}}, env={})
-    assert DispatcherSettings.from_config(cfg, "s3cret").concurrency == 128

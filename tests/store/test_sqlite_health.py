@@ -17,7 +17,7 @@ from errand.clock import ManualClock
 from errand.errors import StoreUnavailable
 from errand.store.rules import PROBE_LOCK_WAIT
 from errand.store.sqlite import SqliteStore
-from tests.store_contract import new
+from tests.store.contract import new
 
 BUSY = 0.5
 SLACK = 0.75

@@ -6,8 +6,7 @@ sessions never meet. Emptying with DELETE costs well under a millisecond, where 
 per test (CREATE ... TEMPLATE, then DROP, which checkpoints) costs most of a second.
 Unreachable server: tests are skipped with the reason, or fail when ERRAND_REQUIRE_POSTGRES=1.
 
-Use them from a test module with `from tests.pg_fixtures import *  # noqa: F403` (`__all__`
-lists the fixtures and helpers, so pytest finds the fixtures and ruff sees no redefinitions):
+tests/conftest.py registers this module as a pytest plugin, so every test can ask for:
   pg_server      (session) the admin DSN, probed
   pg_database    (session) URL of the migrated database of this session
   pg_url         URL of that database, emptied for this test

@@ -1,6 +1,13 @@
-"""Handler agents the worker tests run (referenced as `tests.integration.agents_for_tests:NAME`).
+"""The handler agents (and the one tool) every test formation names: `tests.support.agents:NAME`.
 
 Module-level state lets a test see what happened inside an agent; tests reset what they read.
+Agents are steered by `ctx.metadata` (the API and stream tests) or by their `options` (the
+worker tests, as `ctx.metadata["agent_options"]`), so one formation serves many tests:
+  worker tests   progress_steps, flaky, always_transient, permanent, slow, cancellable,
+                 sync_cancellable, gated (+ release), sync_handler, raises_cancelled, sync_slow
+  API tests      echo, slow_steps, fail
+  stream tests   ticker, hold
+  LLM tests      add (a tool: `tools: ["tests.support.agents:add"]`)
 """
 
 from __future__ import annotations
@@ -8,16 +15,20 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from errand.agents.base import RunContext
-from errand.errors import TransientError
+from errand.errors import PermanentError, TransientError
 
 OBSERVED_CANCEL: dict[str, float] = {}
 """request id -> time.monotonic() when the agent saw it was stopped."""
 GATES: dict[str, asyncio.Event] = {}
 """request id -> the gate its `gated` agent waits on (set it with `release`)."""
 CONCURRENCY = {"now": 0, "peak": 0}
+
+
+# -- worker tests
 
 
 def _options(ctx: RunContext) -> dict[str, Any]:
@@ -118,3 +129,87 @@ def sync_slow(message: str, ctx: RunContext) -> str:
         time.sleep(0.01)
     OBSERVED_CANCEL[ctx.request_id] = time.monotonic()
     return "gave up"
+
+
+# -- API tests: `slow_steps` reads `seconds` and `marker` from the request metadata: it appends
+# `started` to the marker file, reports progress, and appends `finished` only if it ran to the
+# end, or `stopped` when it was cancelled -- so a test can prove a cancelled attempt really stopped.
+
+
+def _mark(ctx: RunContext, what: str) -> None:
+    marker = ctx.metadata.get("marker")
+    if marker:
+        with Path(marker).open("a", encoding="utf-8") as f:
+            f.write(what + "\n")
+
+
+def echo(message: str, ctx: RunContext) -> dict[str, Any]:
+    """Instant: echoes the message (a plain function: the registry runs it in a thread)."""
+    ctx.progress(percent=100, message="echoed", step=1, total_steps=1)
+    return {"text": f"echo: {message}", "user": ctx.user_id}
+
+
+async def slow_steps(message: str, ctx: RunContext) -> str:
+    """Runs `metadata.seconds` (default 2) in small steps, reporting progress."""
+    seconds = float(ctx.metadata.get("seconds", 2.0))
+    _mark(ctx, "started")
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    try:
+        step = 0
+        while loop.time() < end:
+            step += 1
+            ctx.progress(
+                percent=min(99.0, step * 5.0), message=f"working step {step}", step=step, total_steps=20
+            )
+            await asyncio.sleep(0.02)
+            await ctx.checkpoint()
+    except BaseException:
+        _mark(ctx, "stopped")
+        raise
+    _mark(ctx, "finished")
+    return f"slow: {message}"
+
+
+async def fail(message: str, ctx: RunContext) -> str:
+    """Fails at once, permanently."""
+    raise PermanentError(f"cannot do {message!r}")
+
+
+# -- stream tests: `ticks` progress reports (and a content delta each) `interval` seconds apart;
+# `hold` waits, silent, until the file `release` names exists -- a request that stays running
+# as long as a test needs.
+
+
+async def ticker(message: str, ctx: RunContext) -> str:
+    """`ticks` (default 10) progress events and content deltas, `interval` (default 0.02) s apart."""
+    ticks = int(ctx.metadata.get("ticks", 10))
+    interval = float(ctx.metadata.get("interval", 0.02))
+    for step in range(1, ticks + 1):
+        ctx.progress(percent=100.0 * step / ticks, message=f"tick {step}", step=step, total_steps=ticks)
+        ctx.emit(f"<{step}>")
+        await asyncio.sleep(interval)
+        await ctx.checkpoint()
+    return f"ticked {ticks}"
+
+
+def _released(gate: Path) -> bool:
+    return gate.exists()  # a stat of a local file: too quick to need a thread
+
+
+async def hold(message: str, ctx: RunContext) -> str:
+    """Emit nothing until the file named by metadata `release` exists (checked every 20 ms)."""
+    gate = Path(str(ctx.metadata["release"]))
+    while not _released(gate):
+        await asyncio.sleep(0.02)
+        await ctx.checkpoint()
+    ctx.progress(percent=100, message="released")
+    return "released"
+
+
+# -- LLM tests
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
