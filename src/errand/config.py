@@ -79,6 +79,9 @@ class AsyncConfig(_Section):
     """Webhook POSTs in flight at once per dispatcher (each `errand serve` / `errand worker`)."""
     result_ttl: Duration = 86400.0
     tombstone_ttl: Duration = 30 * 86400.0
+    max_result_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """An agent result larger than this as JSON fails its request (ResultNotStorable): it would
+    be stored three times (row, terminal event, webhook body) and sent whole to every reader."""
 
     @property
     def sync_wait(self) -> float:

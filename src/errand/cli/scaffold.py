@@ -51,13 +51,14 @@ async:
   # webhook_concurrency: 32    # webhook POSTs in flight at once per process
   # webhook_allow_hosts: [localhost]   # private/loopback webhook hosts are refused unless listed
   result_ttl: 24h             # finished results stay readable this long, then answer 410
+  # max_result_bytes: 10485760  # an agent result larger than this (as JSON) fails the request
 
 workflow:
   task_timeout: 300           # seconds per attempt; a longer attempt fails (and may be retried)
   retry: {{max_attempts: 3, initial_delay: 1.0, max_delay: 60.0, backoff_factor: 2.0}}
 
 workers:
-  concurrency: 64             # requests run at once per worker process
+  concurrency: 64             # requests run at once per worker process (sync agents: as many threads)
   lease_seconds: 30           # a dead worker's request is taken over after this
 
 # server: {{max_body_bytes: 262144, max_wait_seconds: 60}}

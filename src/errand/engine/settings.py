@@ -30,6 +30,8 @@ class WorkerSettings:
     shutdown_grace: float = 10.0
     record_retry_seconds: float = 120.0
     """How long an outcome write is retried while the database is unavailable."""
+    max_result_bytes: int = 10 * 1024 * 1024
+    """A larger result (as JSON) fails the request: async.max_result_bytes."""
     no_retry_delay: bool = False
     """Testing switch: retries are due at once instead of after the backoff delay."""
 
@@ -50,5 +52,6 @@ class WorkerSettings:
             retry=config.workflow.retry,
             result_ttl=config.async_.result_ttl,
             tombstone_ttl=config.async_.tombstone_ttl,
+            max_result_bytes=config.async_.max_result_bytes,
         )
         return replace(settings, **overrides) if overrides else settings
