@@ -195,9 +195,10 @@ def test_unstorable_results_fail_once_at_once(tmp_path: Path, storage_url: str) 
             assert elapsed < 5  # at once: no lease period (2 s) waited, let alone three
             assert c.get("/health").status_code == 200
             assert wait_terminal(c, submit(c, "ok"))["status"] == "completed"
-    ran = runs(tmp_path)
+    ran, log = runs(tmp_path), proc.log.read_text()
     for rid in [*ids.values(), too_big]:
         assert ran.count(rid) == 1, rid  # the agent ran once: no side effect repeated
+        assert f"request {rid}: result is" in log  # the operator sees why, by request id
 
 
 def test_the_list_carries_no_results(tmp_path: Path, storage_url: str) -> None:
