@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 KEY = "faults-client-key"
 HEADERS = {"X-Muxi-Client-Key": KEY}
 
-AGENTS = r'''
+AGENTS = r"""
 import asyncio, os
 
 _LOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs.log")
@@ -88,7 +88,7 @@ def unstorable(message, ctx):
 def big(message, ctx):
     _ran(ctx)
     return "x" * int(message)
-'''
+"""
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
