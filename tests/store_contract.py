@@ -11,6 +11,7 @@ the test reads a capability flag.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -697,6 +698,16 @@ class StoreContract:
         assert [r.id for r in page.requests] == [cancelled.id]
         page = await store.list(owner="owner-a", user_id="u1", status=Status.PENDING)
         assert [r.id for r in page.requests] == [req.id]
+
+    async def test_list_items_have_no_result(self, store: Store, clock: ManualClock) -> None:
+        done, _ = await in_state(store, clock, "completed")
+        failed, _ = await in_state(store, clock, "failed")
+        listed = {r.id: r for r in (await store.list(owner="owner-a", user_id="u1")).requests}
+        assert listed[done.id].status is Status.COMPLETED and listed[done.id].result is None
+        assert listed[failed.id].error == ErrorInfo("Boom", "broken")  # the rest is all there
+        full = await store.get(done.id)
+        assert full.result == Result("done")  # get reads it
+        assert listed[done.id] == dataclasses.replace(full, result=None)
 
     async def test_list_rejects_a_bad_cursor(self, store: Store) -> None:
         with pytest.raises(InvalidRequest):
