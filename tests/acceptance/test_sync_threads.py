@@ -127,12 +127,12 @@ def test_sleeping_sync_agents_starve_nothing(tmp_path: Path) -> None:
 
 
 def test_a_stray_thread_holds_its_slot_and_its_retry(tmp_path: Path) -> None:
-    cfg = formation(tmp_path, concurrency=1, task_timeout=0.6)
+    cfg = formation(tmp_path, concurrency=1, task_timeout=1.0)
     with serving(cfg, tmp_path / "serve.log") as (base, proc):
         with httpx.Client(base_url=base, headers=HEADERS, timeout=15) as c:
-            # times out at 0.6 s, returns at 1.0 s (0.4 s over: within the grace of one more
+            # times out at 1.0 s, returns at 1.5 s (0.5 s over: within the grace of one more
             # task_timeout): the retry waits for it; then attempt 2 does the same and fails
-            stubborn = submit(c, "sleeper", "1.0")
+            stubborn = submit(c, "sleeper", "1.5")
             seen: set[tuple[str, float]] = set()
             while (doc := c.get(f"/v1/requests/{stubborn}").json())["status"] == "processing":
                 if "thread still running" in ((doc["progress"] or {}).get("message") or ""):
@@ -147,7 +147,7 @@ def test_a_stray_thread_holds_its_slot_and_its_retry(tmp_path: Path) -> None:
 
             # still running a task_timeout after its timeout: failed for good, never retried;
             # and with concurrency 1, the next request waits until the thread is back
-            forever = submit(c, "sleeper", "2.5")
+            forever = submit(c, "sleeper", "3.5")
             doc = wait_terminal(c, forever)
             assert doc["status"] == "failed" and doc["attempts"] == 1, doc
             assert doc["error"]["type"] == "PermanentError" and "not retried" in doc["error"]["message"]

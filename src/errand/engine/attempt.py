@@ -14,12 +14,10 @@ import enum
 import functools
 import logging
 import random
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prometheus_client import Gauge
 
@@ -28,6 +26,7 @@ from errand.agents.registry import AgentRegistry
 from errand.agents.threads import ThreadGroup
 from errand.backoff import Backoff
 from errand.clock import Clock
+from errand.engine.events import EventWriter
 from errand.engine.retry import decide, error_info
 from errand.engine.settings import WorkerSettings
 from errand.engine.storable import unstorable
@@ -39,7 +38,6 @@ __all__ = ["STRAY_THREADS", "Attempt", "EventWriter", "Outcome", "Phase", "forma
 
 log = logging.getLogger("errand.worker")
 T = TypeVar("T")
-_Item = tuple[str, dict[str, Any], Progress | None]
 
 
 class Outcome(enum.StrEnum):
@@ -77,91 +75,6 @@ STILL_RUNNING = "attempt thread still running after timeout; its retry waits unt
 def format_seconds(seconds: float) -> str:
     """300.0 -> "300", 0.5 -> "0.5" (as in `Task exceeded timeout (300s)`)."""
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds}"
-
-
-class EventWriter:
-    """The RunContext sink of one attempt: non-blocking, callable from any thread, in order.
-
-    The agent's reports go into a deque on the event loop (directly from the loop's thread,
-    through call_soon_threadsafe from others, both FIFO) and one task writes them with
-    store.append_event. Adjacent content deltas that piled up are merged into one event, so a
-    fast token stream costs fewer transactions. `close()` flushes before the terminal write.
-    """
-
-    def __init__(
-        self, store: Store, request_id: str, attempt: int, *, on_lease_lost: Callable[[], None]
-    ) -> None:
-        self._store = store
-        self._request_id = request_id
-        self._attempt = attempt
-        self._on_lease_lost = on_lease_lost
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._queue: deque[_Item] = deque()
-        self._more = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._dead = False  # lease lost: later reports are dropped
-
-    def sink(self, type: str, data: dict[str, Any], progress: Progress | None) -> None:
-        item: _Item = (type, data, progress)
-        if threading.get_ident() == self._loop_thread:
-            self._put(item)
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the attempt is long gone
-            self._loop.call_soon_threadsafe(self._put, item)
-
-    def _put(self, item: _Item) -> None:
-        if self._closing or self._dead:
-            return
-        self._queue.append(item)
-        self._more.set()
-        if self._task is None:
-            self._task = self._loop.create_task(self._drain(), name=f"errand-events-{self._request_id}")
-
-    def _next(self) -> _Item:
-        type, data, progress = self._queue.popleft()
-        if type != "content" or set(data) != {"text"}:
-            return type, data, progress
-        texts = [str(data["text"])]
-        while self._queue and self._queue[0][0] == "content" and set(self._queue[0][1]) == {"text"}:
-            texts.append(str(self._queue.popleft()[1]["text"]))
-        return type, {"text": "".join(texts)}, None
-
-    async def _drain(self) -> None:
-        while True:
-            await self._more.wait()
-            self._more.clear()
-            while self._queue and not self._dead:
-                await self._write(*self._next())
-            if self._closing or self._dead:
-                return
-
-    async def _write(self, type: str, data: dict[str, Any], progress: Progress | None) -> None:
-        try:
-            await self._store.append_event(self._request_id, self._attempt, type, data, progress)
-        except LeaseLost:
-            self._dead = True
-            self._queue.clear()
-            self._on_lease_lost()
-        except StoreUnavailable as exc:
-            log.warning("dropped a %s event of %s: %s", type, self._request_id, exc)
-        except Exception:
-            log.exception("dropped a %s event of %s that could not be written", type, self._request_id)
-
-    async def close(self) -> None:
-        """Write what is queued, then refuse more (a late thread's reports are dropped)."""
-        self._closing = True
-        if self._task is not None:
-            self._more.set()
-            await self._task
-
-    def abandon(self) -> None:
-        """Drop what is queued (the attempt was stopped and must write nothing more)."""
-        self._closing = True
-        self._queue.clear()
-        if self._task is not None:
-            self._task.cancel()
 
 
 async def run_agent(
