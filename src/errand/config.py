@@ -108,6 +108,10 @@ class AsyncConfig(_Section):
             raise ValueError("a whsec_ secret must be base64 after the prefix") from None
         return secret
 
+    max_result_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """An agent result larger than this as JSON fails its request (ResultNotStorable): it would
+    be stored three times (row, terminal event, webhook body) and sent whole to every reader."""
+
     @property
     def sync_wait(self) -> float:
         """How long a sync call waits before answering 202 (default: the threshold)."""

@@ -4,6 +4,7 @@
     ├── InvalidRequest              INVALID_REQUEST       bad input (400/422)
     │   ├── IdempotencyMismatch     same idempotency key, different body
     │   ├── UnresolvableHost        a webhook host has no address (retried at send time)
+    │   ├── UnstorableValue         not storable as JSON (errand/jsonsafe.py: depth, NUL, type)
     │   ├── MalformedBody           (api/errors.py) the body is not JSON at all (400)
     │   └── MethodNotAllowed        METHOD_NOT_ALLOWED    wrong HTTP method for a route (405)
     ├── Unauthorized                UNAUTHORIZED          missing or unknown key
@@ -25,7 +26,8 @@
         │   ├── TaskTimeout         the attempt outlived workflow.task_timeout
         │   └── AgentProcessKilled  an `isolation: process` agent killed from outside (SIGKILL, OOM)
         └── PermanentError          fail at once
-            └── AgentProcessCrashed an `isolation: process` agent crashed or exited without a result
+            ├── AgentProcessCrashed an `isolation: process` agent crashed or exited without a result
+            └── ResultNotStorable   the agent's result is not JSON or over async.max_result_bytes
 
 HTTP status codes live in `api/errors.py` only; the SDK maps codes back to these classes
 (`BY_CODE`, which holds every code the server sends).
@@ -74,6 +76,13 @@ class UnresolvableHost(InvalidRequest):
 
     At submit it refuses the URL like any InvalidRequest; at send time (delivery/dispatcher.py)
     it is worth retrying, not a refusal: DNS trouble may pass."""
+
+
+class UnstorableValue(InvalidRequest):
+    """This value cannot be stored as JSON.
+
+    Raised by errand/jsonsafe.py, the one rule of what is storable on both backends; `details`
+    names the offending place (`{"field": "metadata.a.b"}`)."""
 
 
 class MethodNotAllowed(InvalidRequest):
@@ -219,6 +228,13 @@ class AgentProcessCrashed(PermanentError):
     """The agent's process died without a result: a native crash (SIGSEGV, SIGABRT, ...) or an
     exit (os._exit, sys.exit). Such crashes follow from the code and its input, so another
     attempt would crash again and repeat the side effects before it."""
+
+
+class ResultNotStorable(PermanentError):
+    """The agent's result cannot be stored: not JSON-serializable, or over async.max_result_bytes.
+
+    Checked by the worker before the store write, so the request fails once, at once, instead
+    of crashing the attempt and running the agent again after each lease expiry."""
 
 
 BY_CODE: dict[str, type[ErrandError]] = {

@@ -103,9 +103,8 @@ def test_list_is_paginated_newest_first(server: Server) -> None:
         page = c.get("/v1/requests", params=params).json()
         pages += 1
         assert page["count"] == len(page["requests"]) <= 2
-        assert all(
-            d["status"] == "completed" and d["result"]["text"].startswith("echo: m") for d in page["requests"]
-        )
+        # list items are summaries: no result (GET /v1/requests/{id} has it)
+        assert all(d["status"] == "completed" and "result" not in d for d in page["requests"])
         seen += [d["request_id"] for d in page["requests"]]
         cursor = page["next_cursor"]
         if cursor is None:

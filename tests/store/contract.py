@@ -810,6 +810,16 @@ class StoreContract:
         page = await store.list(owner="owner-a", user_id="u1", status=Status.PENDING)
         assert [r.id for r in page.requests] == [req.id]
 
+    async def test_list_items_have_no_result(self, store: Store, clock: ManualClock) -> None:
+        done, _ = await in_state(store, clock, "completed")
+        failed, _ = await in_state(store, clock, "failed")
+        listed = {r.id: r for r in (await store.list(owner="owner-a", user_id="u1")).requests}
+        assert listed[done.id].status is Status.COMPLETED and listed[done.id].result is None
+        assert listed[failed.id].error == ErrorInfo("Boom", "broken")  # the rest is all there
+        full = await store.get(done.id)
+        assert full.result == Result("done")  # get reads it
+        assert listed[done.id] == dataclasses.replace(full, result=None)
+
     async def test_list_rejects_a_bad_cursor(self, store: Store) -> None:
         with pytest.raises(InvalidRequest):
             await store.list(owner=None, user_id=None, cursor="not-a-cursor!")

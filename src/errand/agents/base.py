@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from errand.agents.threads import ThreadGroup
 from errand.errors import Cancelled
 from errand.models import Progress, Result
 
@@ -33,6 +34,8 @@ class RunContext:
     agent_id: str
     sink: Sink = field(repr=False, default=lambda t, d, p: None)
     cancel_event: asyncio.Event = field(repr=False, default_factory=asyncio.Event)
+    threads: ThreadGroup = field(repr=False, default_factory=ThreadGroup)
+    """Where this attempt's sync handler and tools run (the worker's pool; agents/threads.py)."""
 
     def progress(
         self,

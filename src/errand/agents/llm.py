@@ -301,7 +301,7 @@ class LlmAgent:
                 f"Error: there is no tool named {call.name!r}; available: {known}", is_error=True
             )
         else:
-            outcome = await tool.call(call.arguments)
+            outcome = await tool.call(call.arguments, ctx.threads)
         ctx.event(
             "tool_call",
             {

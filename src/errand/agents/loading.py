@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from errand.agents.threads import ThreadGroup
 from errand.errors import ConfigError
 
 __all__ = ["call", "is_async", "load_function"]
@@ -58,12 +59,18 @@ def is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
-async def call(fn: Callable[..., Any], fn_is_async: bool, /, *args: Any, **kwargs: Any) -> Any:
-    """Await an async `fn`; run a sync one in a thread (the thread cannot be interrupted on
-    cancellation). A sync function that returns an awaitable has it awaited too."""
+async def call(
+    fn: Callable[..., Any], fn_is_async: bool, threads: ThreadGroup | None, /, *args: Any, **kwargs: Any
+) -> Any:
+    """Await an async `fn`; run a sync one in a thread of `threads` (the attempt's group in the
+    worker's own pool; None: asyncio's default pool). The thread cannot be interrupted on
+    cancellation. A sync function that returns an awaitable has it awaited too."""
     if fn_is_async:
         return await fn(*args, **kwargs)
-    value = await asyncio.to_thread(fn, *args, **kwargs)
+    if threads is None:
+        value = await asyncio.to_thread(fn, *args, **kwargs)
+    else:
+        value = await threads.run(fn, *args, **kwargs)
     if inspect.isawaitable(value):
         value = await value
     return value

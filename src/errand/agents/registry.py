@@ -50,7 +50,7 @@ class HandlerAgent:
     async def run(self, message: str, ctx: RunContext) -> Result:
         # The formation's options win over a client-sent metadata key of the same name.
         ctx.metadata["agent_options"] = dict(self.options)
-        return coerce_result(await call(self.fn, self._async, message, ctx), self.id)
+        return coerce_result(await call(self.fn, self._async, ctx.threads, message, ctx), self.id)
 
     def __repr__(self) -> str:
         return f"HandlerAgent({self.id!r}, {getattr(self.fn, '__qualname__', self.fn)!r})"

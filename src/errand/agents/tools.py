@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_
 import pydantic
 
 from errand.agents import loading
+from errand.agents.threads import ThreadGroup
 from errand.errors import ConfigError, ErrandError
 
 if TYPE_CHECKING:
@@ -89,14 +90,15 @@ class Tool:
             function["description"] = self.description
         return {"type": "function", "function": function}
 
-    async def call(self, arguments: str | None) -> ToolResult:
-        """Run the tool with the model's JSON arguments; model-side mistakes become error results."""
+    async def call(self, arguments: str | None, threads: ThreadGroup | None = None) -> ToolResult:
+        """Run the tool with the model's JSON arguments; model-side mistakes become error results.
+        A sync tool runs in a thread of `threads` (the attempt's; agents/threads.py)."""
         try:
             kwargs = self._parse_arguments(arguments)
         except _BadArguments as exc:
             return ToolResult(f"Error: invalid arguments for tool {self.name}: {exc}", is_error=True)
         try:
-            value = await self._invoke(kwargs)
+            value = await self._invoke(kwargs, threads)
         except ErrandError:
             raise
         except Exception as exc:
@@ -131,8 +133,8 @@ class Tool:
     def _expected(self) -> str:
         return ", ".join(self._adapters) or "no arguments"
 
-    async def _invoke(self, kwargs: dict[str, Any]) -> Any:
-        return await loading.call(self.fn, self.is_async, **kwargs)
+    async def _invoke(self, kwargs: dict[str, Any], threads: ThreadGroup | None) -> Any:
+        return await loading.call(self.fn, self.is_async, threads, **kwargs)
 
 
 def _decode(arguments: str | None) -> dict[str, Any]:

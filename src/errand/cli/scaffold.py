@@ -57,13 +57,14 @@ async:
   # webhook_allow_hosts: [localhost]   # private/loopback webhook hosts are refused unless listed
   result_ttl: 24h             # finished results stay readable this long, then answer 410
   # purge_interval: 5m         # how often expired results are deleted (410 holds before that)
+  # max_result_bytes: 10485760  # an agent result larger than this (as JSON) fails the request
 
 workflow:
   task_timeout: 300           # seconds per attempt; a longer attempt fails (and may be retried)
   retry: {{max_attempts: 3, initial_delay: 1.0, max_delay: 60.0, backoff_factor: 2.0}}
 
 workers:
-  concurrency: 64             # requests run at once per worker process
+  concurrency: 64             # requests run at once per worker process (sync agents: as many threads)
   # block_warning_seconds: 1.0  # log the stack of an agent that blocks the event loop this long (0: off)
   # kill_grace_seconds: 5.0     # isolation: process agents: SIGTERM, then SIGKILL this much later
   lease_seconds: 30           # a hung or cut-off worker's request is taken over after this

@@ -14,10 +14,12 @@ Numeric host spellings that `inet_aton` (and therefore `getaddrinfo`) accept -- 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -53,6 +55,11 @@ _METADATA = frozenset(
     )
 )
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
+
+RESOLVER_THREADS = 8
+_RESOLVER_POOL = ThreadPoolExecutor(max_workers=RESOLVER_THREADS, thread_name_prefix="errand-dns")
+"""Lookups run here, never in asyncio's default pool: code in that pool (an async agent's
+`asyncio.to_thread`, say) must not make a submit's URL check or a webhook send wait."""
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
@@ -226,12 +233,15 @@ async def check_url_async(
     url: str, allow_hosts: Sequence[str], *, resolve: Resolver = system_resolver
 ) -> None:
     """Raise InvalidRequest unless errand may POST to `url` (see resolve_target); the resolver
-    runs in a thread, so a slow DNS answer never blocks the event loop."""
+    runs in a thread of its own pool, so a slow DNS answer never blocks the event loop and
+    busy agents never delay the answer."""
     await resolve_target_async(url, allow_hosts, resolve=resolve)
 
 
 async def resolve_target_async(
     url: str, allow_hosts: Sequence[str], *, resolve: Resolver = system_resolver
 ) -> Target:
-    """resolve_target off the event loop (DNS lookups block)."""
-    return await asyncio.to_thread(resolve_target, url, allow_hosts, resolve=resolve)
+    """resolve_target off the event loop (DNS lookups block), in the resolver's own threads."""
+    loop = asyncio.get_running_loop()
+    check = functools.partial(resolve_target, url, allow_hosts, resolve=resolve)
+    return await loop.run_in_executor(_RESOLVER_POOL, check)

@@ -11,30 +11,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import random
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from prometheus_client import Gauge
 
 from errand.agents.base import RunContext, coerce_result
 from errand.agents.registry import AgentRegistry
+from errand.agents.threads import ThreadGroup
 from errand.backoff import Backoff
 from errand.clock import Clock
-from errand.engine.retry import decide
+from errand.engine.events import EventWriter
+from errand.engine.retry import decide, error_info
 from errand.engine.settings import WorkerSettings
-from errand.errors import LeaseLost, StoreUnavailable, TaskTimeout
+from errand.engine.storable import unstorable
+from errand.errors import LeaseLost, PermanentError, StoreUnavailable, TaskTimeout
 from errand.models import Claim, Progress, Result, Status
 from errand.store.base import Store
 
-__all__ = ["Attempt", "EventWriter", "Outcome", "Phase", "format_seconds"]
+__all__ = ["STRAY_THREADS", "Attempt", "EventWriter", "Outcome", "Phase", "format_seconds"]
 
 log = logging.getLogger("errand.worker")
 T = TypeVar("T")
-_Item = tuple[str, dict[str, Any], Progress | None]
 
 
 class Outcome(enum.StrEnum):
@@ -60,104 +63,31 @@ ROUTED_SCAN = 16
 _RECORD_RETRY = Backoff(initial=0.05, maximum=5.0)
 """Writing an outcome again while the store is unavailable (until record_retry_seconds)."""
 
+STRAY_THREADS = Gauge(
+    "errand_worker_stray_attempt_threads",
+    "Attempts whose sync thread still runs after the attempt timed out, failed or was stopped; "
+    "each keeps its worker slot (and holds back its retry) until the thread returns",
+)
+STILL_RUNNING = "attempt thread still running after timeout; its retry waits until it returns"
+"""The progress message of a request held while a timed-out attempt's thread runs on."""
+
 
 def format_seconds(seconds: float) -> str:
     """300.0 -> "300", 0.5 -> "0.5" (as in `Task exceeded timeout (300s)`)."""
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds}"
 
 
-class EventWriter:
-    """The RunContext sink of one attempt: non-blocking, callable from any thread, in order.
-
-    The agent's reports go into a deque on the event loop (directly from the loop's thread,
-    through call_soon_threadsafe from others, both FIFO) and one task writes them with
-    store.append_event. Adjacent content deltas that piled up are merged into one event, so a
-    fast token stream costs fewer transactions. `close()` flushes before the terminal write.
-    """
-
-    def __init__(
-        self, store: Store, request_id: str, attempt: int, *, on_lease_lost: Callable[[], None]
-    ) -> None:
-        self._store = store
-        self._request_id = request_id
-        self._attempt = attempt
-        self._on_lease_lost = on_lease_lost
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._queue: deque[_Item] = deque()
-        self._more = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._dead = False  # lease lost: later reports are dropped
-
-    def sink(self, type: str, data: dict[str, Any], progress: Progress | None) -> None:
-        item: _Item = (type, data, progress)
-        if threading.get_ident() == self._loop_thread:
-            self._put(item)
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the attempt is long gone
-            self._loop.call_soon_threadsafe(self._put, item)
-
-    def _put(self, item: _Item) -> None:
-        if self._closing or self._dead:
-            return
-        self._queue.append(item)
-        self._more.set()
-        if self._task is None:
-            self._task = self._loop.create_task(self._drain(), name=f"errand-events-{self._request_id}")
-
-    def _next(self) -> _Item:
-        type, data, progress = self._queue.popleft()
-        if type != "content" or set(data) != {"text"}:
-            return type, data, progress
-        texts = [str(data["text"])]
-        while self._queue and self._queue[0][0] == "content" and set(self._queue[0][1]) == {"text"}:
-            texts.append(str(self._queue.popleft()[1]["text"]))
-        return type, {"text": "".join(texts)}, None
-
-    async def _drain(self) -> None:
-        while True:
-            await self._more.wait()
-            self._more.clear()
-            while self._queue and not self._dead:
-                await self._write(*self._next())
-            if self._closing or self._dead:
-                return
-
-    async def _write(self, type: str, data: dict[str, Any], progress: Progress | None) -> None:
-        try:
-            await self._store.append_event(self._request_id, self._attempt, type, data, progress)
-        except LeaseLost:
-            self._dead = True
-            self._queue.clear()
-            self._on_lease_lost()
-        except StoreUnavailable as exc:
-            log.warning("dropped a %s event of %s: %s", type, self._request_id, exc)
-        except Exception:
-            log.exception("dropped a %s event of %s that could not be written", type, self._request_id)
-
-    async def close(self) -> None:
-        """Write what is queued, then refuse more (a late thread's reports are dropped)."""
-        self._closing = True
-        if self._task is not None:
-            self._more.set()
-            await self._task
-
-    def abandon(self) -> None:
-        """Drop what is queued (the attempt was stopped and must write nothing more)."""
-        self._closing = True
-        self._queue.clear()
-        if self._task is not None:
-            self._task.cancel()
-
-
 async def run_agent(
     agents: AgentRegistry, agent_id: str | None, message: str, ctx: RunContext, timeout: float
 ) -> Result | BaseException:
     """Run the agent under the task timeout. Returns its Result or the exception it raised;
-    an agent's exception never escapes, a cancel of this attempt does."""
+    an agent's exception never escapes -- SystemExit, KeyboardInterrupt and any other
+    BaseException included: agent code fails its own request, never the process -- and a
+    cancel of this attempt does. The timeout counts from the handler's start: a wait for a
+    pool thread is added back (ThreadGroup.on_start)."""
     try:
         deadline = asyncio.timeout(timeout)
+        ctx.threads.on_start = functools.partial(_extend, deadline)
         try:
             async with deadline:  # routing (a model call, when configured) counts against it
                 agent = await agents.resolve(agent_id, message, ctx)
@@ -173,8 +103,23 @@ async def run_agent(
         if task is not None and task.cancelling() == 0:
             return exc  # raised by the agent itself, nobody cancelled us: an ordinary failure
         raise
-    except Exception as exc:
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            name = type(exc).__name__
+            log.warning(
+                "the agent of %s raised %s; only that request fails", ctx.request_id, name, exc_info=exc
+            )
         return exc
+    finally:
+        ctx.threads.on_start = None
+
+
+def _extend(deadline: asyncio.Timeout, waited: float) -> None:
+    """A thread of the attempt waited `waited` s for the pool: move the deadline by as much."""
+    when = deadline.when()
+    if when is not None and not deadline.expired():
+        with contextlib.suppress(RuntimeError):  # the attempt already left its deadline
+            deadline.reschedule(when + waited)
 
 
 @dataclass(eq=False)
@@ -188,6 +133,8 @@ class Attempt:
     clock: Clock
     rng: random.Random
     agent_id: str
+    threads: ThreadGroup = field(default_factory=ThreadGroup)
+    """Where the attempt's sync code runs (the worker's pool); it tells whether a thread outlived it."""
     ctx: RunContext = field(init=False)
     writer: EventWriter = field(init=False)
     task: asyncio.Task[Outcome] | None = None
@@ -207,6 +154,7 @@ class Attempt:
             attempt=self.claim.attempt,
             agent_id=self.agent_id,
             sink=self.writer.sink,
+            threads=self.threads,
         )
 
     @property
@@ -236,6 +184,8 @@ class Attempt:
             )
             self.agent_id = self.ctx.agent_id  # the routed agent, if a router chose one
             await self.writer.close()
+            if self.stop_reason is None and self.threads.running and not isinstance(outcome, Result):
+                outcome = await self._outwait_thread(outcome)
             if self.stop_reason is not None:
                 return self.stop_reason
             self.phase = Phase.RECORDING
@@ -259,6 +209,37 @@ class Attempt:
             )
             return Outcome.UNRECORDED
 
+    async def _outwait_thread(self, outcome: BaseException) -> BaseException:
+        """The attempt failed (timed out, usually) while its thread runs on, and a thread
+        cannot be stopped: hold the request -- lease renewed, slot taken, nothing recorded, so
+        no retry can start anywhere -- until the thread returns, for up to task_timeout more.
+        A thread still running then fails the request for good: it is never run twice at once."""
+        req = self.claim.request
+        log.warning(
+            "attempt %d of %s ended (%s) but its thread is still running; holding the request "
+            "until it returns",
+            self.claim.attempt,
+            req.id,
+            error_info(outcome).message,
+        )
+        note = Progress(None, STILL_RUNNING)
+        try:
+            await self.store.append_event(req.id, self.claim.attempt, "progress", note.to_dict(), note)
+        except StoreUnavailable as exc:
+            log.warning("could not note the running thread of %s: %s", req.id, exc)
+        grace = self.settings.task_timeout
+        with STRAY_THREADS.track_inprogress():
+            try:
+                async with asyncio.timeout(grace):
+                    await self.threads.idle()
+            except TimeoutError:
+                log.error("request %s: attempt thread still running %ss later; failing it", req.id, grace)
+                return PermanentError(
+                    f"{error_info(outcome).message}; its thread was still running "
+                    f"{format_seconds(grace)}s later, so it is not retried (it would run twice at once)"
+                )
+        return outcome
+
     async def _routed_before(self) -> str | None:
         """A retried request without an agent keeps the agent its first routed attempt got
         (the `routed` event, written right after `started`): asking the router again could
@@ -274,10 +255,15 @@ class Attempt:
     async def _record(self, outcome: Result | BaseException) -> Outcome:
         req = self.claim.request
         if isinstance(outcome, Result):
-            await self._store_call(
-                lambda: self.store.finish(req.id, self.claim.attempt, Status.COMPLETED, result=outcome)
-            )
-            return Outcome.COMPLETED
+            refused = unstorable(outcome, self.settings.max_result_bytes)
+            if refused is None:
+                result = outcome
+                await self._store_call(
+                    lambda: self.store.finish(req.id, self.claim.attempt, Status.COMPLETED, result=result)
+                )
+                return Outcome.COMPLETED
+            log.warning("request %s: %s", req.id, refused)
+            outcome = refused
         policy = self.settings.retry
         decision = decide(
             outcome,

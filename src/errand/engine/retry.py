@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from errand import jsonsafe
 from errand.backoff import Backoff
 from errand.config import RetryPolicy
 from errand.errors import ErrandError, TransientError
@@ -102,9 +103,15 @@ def _retry_after(exc: BaseException) -> float | None:
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
-    """The error document of a failed attempt: class name, message (else the class name)."""
+    """The error document of a failed attempt: class name, message (else the class name), made
+    storable (an agent's message may hold NUL, lone surrogates or megabytes)."""
     name = type(exc).__name__
-    return ErrorInfo(type=name, message=str(exc) or name, retryable=is_transient(exc))
+    try:
+        text = str(exc)
+    except Exception:  # an agent's exception whose __str__ raises still fails its request
+        text = f"{name} (its message could not be read)"
+    message = jsonsafe.clean_text(text or name)
+    return ErrorInfo(type=jsonsafe.clean_text(name, 200), message=message, retryable=is_transient(exc))
 
 
 def backoff_delay(failure: int, policy: RetryPolicy, rng: random.Random) -> float:

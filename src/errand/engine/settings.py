@@ -35,6 +35,8 @@ class WorkerSettings:
     """How long an outcome write is retried while the database is unavailable."""
     block_warning_seconds: float = 1.0
     """The watchdog logs an event loop blocked this long (0: off); see engine/watchdog.py."""
+    max_result_bytes: int = 10 * 1024 * 1024
+    """A larger result (as JSON) fails the request: async.max_result_bytes."""
     no_retry_delay: bool = False
     """Testing switch: retries are due at once instead of after the backoff delay."""
 
@@ -60,5 +62,6 @@ class WorkerSettings:
             tombstone_ttl=config.async_.tombstone_ttl,
             liveness_interval=config.workers.liveness_interval,
             housekeeping_interval=config.async_.purge_interval,
+            max_result_bytes=config.async_.max_result_bytes,
         )
         return replace(settings, **overrides) if overrides else settings

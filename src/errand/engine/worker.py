@@ -30,9 +30,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from prometheus_client import Counter, Gauge, Histogram
 
 from errand.agents.registry import AgentRegistry
+from errand.agents.threads import AgentThreads
 from errand.backoff import Backoff
 from errand.clock import Clock, new_id
-from errand.engine.attempt import Attempt, Outcome, Phase
+from errand.engine.attempt import STRAY_THREADS, Attempt, Outcome, Phase
 from errand.engine.settings import WorkerSettings
 from errand.engine.watchdog import LoopWatchdog
 from errand.errors import StoreUnavailable
@@ -79,6 +80,11 @@ class Worker:
         self.worker_id = worker_id or new_id("wrk")
         self._rng = rng or random.Random()
         self._attempts: dict[str, Attempt] = {}
+        self._threads = AgentThreads(settings.concurrency)
+        """Sync handlers and tools run here, not in asyncio's shared default pool."""
+        self._stray: set[Attempt] = set()
+        """Ended attempts whose thread still runs: each keeps its slot until the thread returns."""
+        self._stray_tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
         self._stop_requested = asyncio.Event()
@@ -109,6 +115,7 @@ class Worker:
             finally:
                 watcher.cancel()
             await self._shutdown(grace=self.settings.shutdown_grace)
+        self._threads.shutdown()
 
     async def run_until_idle(self) -> None:
         """Drain mode (tests, benchmarks): return once nothing is claimable and nothing runs.
@@ -129,7 +136,7 @@ class Worker:
         failures = 0
         while not self._stopping:
             self._wake.clear()
-            free = self.settings.concurrency - len(self._attempts)
+            free = self.settings.concurrency - len(self._attempts) - len(self._stray)
             if free > 0:
                 try:
                     claims = await self.store.claim(self.worker_id, free, self.settings.lease_seconds)
@@ -142,7 +149,7 @@ class Worker:
                     self._start(claim)
                 if len(claims) == free:
                     continue  # full batch: there may be more
-                if drain and not claims and not self._attempts:
+                if drain and not claims and not self._attempts and not self._stray:
                     return
             await self._wake.wait()
 
@@ -164,7 +171,16 @@ class Worker:
         if stale is not None:  # our own older attempt outlived its lease and was taken over
             stale.stop(Outcome.LEASE_LOST)
         agent_id = claim.request.agent or self.agents.default_id or ""
-        attempt = Attempt(claim, self.store, self.agents, self.settings, self.clock, self._rng, agent_id)
+        attempt = Attempt(
+            claim,
+            self.store,
+            self.agents,
+            self.settings,
+            self.clock,
+            self._rng,
+            agent_id,
+            threads=self._threads.group(),
+        )
         self._attempts[rid] = attempt
         RUNNING.inc()
         attempt.task = asyncio.create_task(self._run_attempt(attempt), name=f"errand-attempt-{rid}")
@@ -174,17 +190,46 @@ class Worker:
         outcome = Outcome.UNRECORDED
         try:
             outcome = await attempt.run()
-        except Exception:
+        except asyncio.CancelledError:
+            raise
+        except BaseException:  # whatever agent code raised, it never takes the worker down
             log.exception("attempt %d of %s crashed in the worker", attempt.claim.attempt, attempt.request_id)
         finally:
             if self._attempts.get(attempt.request_id) is attempt:
                 del self._attempts[attempt.request_id]
+            if attempt.threads.running:
+                self._hold_slot(attempt, outcome)
             RUNNING.dec()
             ATTEMPTS.labels(outcome.value).inc()
             agent_label = attempt.agent_id if attempt.agent_id in self.agents else "unknown"
             ATTEMPT_SECONDS.labels(agent_label).observe(time.perf_counter() - started)
             self._wake.set()
         return outcome
+
+    def _hold_slot(self, attempt: Attempt, outcome: Outcome) -> None:
+        """The attempt ended (cancelled, lease lost, shut down...) while its thread runs on: the
+        thread still uses a pool thread, so its slot stays taken until it returns."""
+        log.warning(
+            "attempt %d of %s ended (%s) but its thread is still running; its slot stays taken "
+            "until it returns",
+            attempt.claim.attempt,
+            attempt.request_id,
+            outcome.value,
+        )
+        self._stray.add(attempt)
+        STRAY_THREADS.inc()
+        task = asyncio.create_task(self._release_slot(attempt), name=f"errand-stray-{attempt.request_id}")
+        self._stray_tasks.add(task)
+        task.add_done_callback(self._stray_tasks.discard)
+
+    async def _release_slot(self, attempt: Attempt) -> None:
+        try:
+            await attempt.threads.idle()
+            log.info("the stray thread of %s returned; its slot is free", attempt.request_id)
+        finally:
+            self._stray.discard(attempt)
+            STRAY_THREADS.dec()
+            self._wake.set()
 
     async def _shutdown(self, *, grace: float) -> None:
         """Let running attempts finish for `grace` seconds, then stop the rest unwritten."""

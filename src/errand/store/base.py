@@ -68,7 +68,8 @@ class Store(Protocol):
         cursor: str | None = None,
     ) -> Page:
         """Requests newest first (created_at, id), filtered by owner/user (None = any) and
-        status; tombstones excluded. `cursor` is the opaque `next_cursor` of the previous page."""
+        status; tombstones excluded. `cursor` is the opaque `next_cursor` of the previous page.
+        Summaries: `result` is always None (the column is not read; `get` has it)."""
         ...
 
     async def events_since(

@@ -120,6 +120,15 @@ def qualified(columns: str, alias: str) -> str:
     return ", ".join(f"{alias}.{column.strip()}" for column in columns.split(","))
 
 
+def summary_columns(alias: str = "") -> str:
+    """REQUEST_COLUMNS as `list` selects them: the result column is never read (a page of
+    20 MB results was read whole only to be sent on; a list item is a summary, fetch the
+    request for its result). NULL holds its place, so rows still read by position."""
+    prefix = f"{alias}." if alias else ""
+    columns = (c.strip() for c in REQUEST_COLUMNS.split(","))
+    return ", ".join("NULL AS result" if c == "result" else f"{prefix}{c}" for c in columns)
+
+
 def to_request(row: Values, json: Json = _decoded) -> Request:
     """A row whose first values are REQUEST_COLUMNS."""
     return Request(

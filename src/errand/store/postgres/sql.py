@@ -26,6 +26,7 @@ from errand.store.rules import (
     outbox_claimable,
     outlived_sql,
     qualified,
+    summary_columns,
 )
 
 CH_WORK, CH_CHANGE, CH_CANCEL, CH_OUTBOX = "errand_work", "errand_change", "errand_cancel", "errand_outbox"
@@ -99,7 +100,7 @@ SEQ_OF = "SELECT seq FROM requests WHERE id = $1"
 EVENTS_SINCE = f"""
     SELECT {EVENT_COLUMNS} FROM events
     WHERE request_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"""
-LIST = f"SELECT {_R} FROM requests r WHERE {{where}} ORDER BY {{order}} LIMIT {{limit}}"
+LIST = f"SELECT {summary_columns('r')} FROM requests r WHERE {{where}} ORDER BY {{order}} LIMIT {{limit}}"
 DURATIONS = """
     SELECT completed_at - started_at AS seconds FROM requests
     WHERE agent = $1 AND status = 'completed' AND started_at IS NOT NULL

@@ -14,6 +14,7 @@ from errand.store.rules import REQUEST_COLUMNS, sql_in
 from errand.store.sqlite.rows import loads
 
 TERMINAL_IN = sql_in(sorted(TERMINAL))
+_SUMMARY = rules.summary_columns()
 _CHUNK = 500  # bound parameters per IN (...) list
 
 
@@ -45,7 +46,7 @@ def list_requests(
 ) -> Page:
     query = rules.list_query(owner, user_id, status, limit, cursor, mark=_mark, cutoff=cutoff)
     found = conn.execute(
-        f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {query.where} ORDER BY {query.order} LIMIT ?",
+        f"SELECT {_SUMMARY} FROM requests WHERE {query.where} ORDER BY {query.order} LIMIT ?",
         (*query.params, query.fetch),
     ).fetchall()
     return query.page([rules.to_request(row, loads) for row in found])
