@@ -112,6 +112,9 @@ class ServerConfig(_Section):
     max_wait_seconds: float = Field(default=60.0, ge=0)
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
     """An event stream silent this long gets a `: keepalive` comment, so proxies keep it open."""
+    max_json_depth: int = Field(default=64, ge=2, le=200)
+    """Request bodies nested deeper are refused (422 naming the field); stored JSON must stay
+    well under orjson's 254 levels, as results and webhook bodies wrap it further."""
 
 
 class ModelConfig(_Section):

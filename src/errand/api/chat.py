@@ -105,7 +105,7 @@ def validate_chat(data: dict[str, Any]) -> ChatBody:
 async def chat(request: Request, owner: Owner, ctx: ApiContext) -> Response:
     """POST /v1/chat."""
     raw = await read_body(request, ctx.config.server.max_body_bytes)
-    data = parse_object(raw)
+    data = parse_object(raw, ctx.config.server.max_json_depth)
     body = validate_chat(data)
     owner = with_body_user(owner, body.user_id)
     idempotency = idempotency_key(request, owner, data, CHAT_PATH)

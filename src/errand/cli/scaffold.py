@@ -60,7 +60,7 @@ workers:
   concurrency: 64             # requests run at once per worker process
   lease_seconds: 30           # a dead worker's request is taken over after this
 
-# server: {{max_body_bytes: 262144, max_wait_seconds: 60}}
+# server: {{max_body_bytes: 262144, max_wait_seconds: 60, max_json_depth: 64}}
 
 agents:
   # An offline demo that simulates multi-step research with progress; no model, no API key.

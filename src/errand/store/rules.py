@@ -199,6 +199,13 @@ def already_exists(request_id: str) -> Conflict:
     return Conflict(f"request {request_id!r} already exists", details={"request_id": request_id})
 
 
+def unstorable(exc: Exception) -> InvalidRequest:
+    """A value the JSON encoder refused (nesting past its limit, a lone surrogate, a type JSON
+    lacks). orjson's reason names no part of the value, so it may be shown; the value is not."""
+    reason = str(exc) if isinstance(exc, orjson.JSONEncodeError) else type(exc).__name__
+    return InvalidRequest(f"value cannot be stored as JSON: {reason}")
+
+
 def lease_lost(request_id: str, attempt: int) -> LeaseLost:
     """A write of an attempt that no longer holds its request (see `held`)."""
     return LeaseLost(details={"request_id": request_id, "attempt": attempt})
