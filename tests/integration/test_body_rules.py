@@ -106,11 +106,11 @@ def test_one_clients_deep_bodies_never_fail_anothers_submits(api: Server) -> Non
     bad_body = '{"message": "evil", "mode": "async", "metadata": ' + raw_nested(1000) + "}"
 
     async def run() -> tuple[list[int], list[int]]:
-        limits = httpx.Limits(max_connections=40)
-        async with (
-            httpx.AsyncClient(base_url=api.base, headers={"X-Muxi-Client-Key": OTHER_KEY}, limits=limits) as evil,
-            httpx.AsyncClient(base_url=api.base, headers={"X-Muxi-Client-Key": CLIENT_KEY}, limits=limits) as good,
-        ):
+        def client(key: str) -> httpx.AsyncClient:
+            limits = httpx.Limits(max_connections=40)
+            return httpx.AsyncClient(base_url=api.base, headers={"X-Muxi-Client-Key": key}, limits=limits)
+
+        async with client(OTHER_KEY) as evil, client(CLIENT_KEY) as good:
 
             async def bad() -> int:
                 return (await evil.post("/v1/chat", content=bad_body, timeout=30)).status_code
