@@ -36,4 +36,5 @@ def test_a_refused_name_says_the_class_not_the_address(server: Server) -> None:
     assert "loopback" in error["message"] and error["details"] == {"field": "webhook_url"}
     assert "127.0.0.1" not in r.text and "::1" not in r.text
     literal = c.post("/v1/chat", json={"message": "x", "webhook_url": "http://[::ffff:10.0.0.1]/h"})
-    assert literal.status_code == 422 and "IPv6 form of a private address" in literal.json()["error"]["message"]
+    assert literal.status_code == 422
+    assert "IPv6 form of a private address" in literal.json()["error"]["message"]

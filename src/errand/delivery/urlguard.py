@@ -193,7 +193,7 @@ def _resolve(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
         try:
             addresses.append(ipaddress.ip_address(answer.split("%", 1)[0]))
         except ValueError:
-            raise UnresolvableHost(f"webhook_url host {host!r} resolved to something not an address") from None
+            raise UnresolvableHost(f"webhook_url host {host!r} resolved to a non-address") from None
     if not addresses:
         raise UnresolvableHost(f"webhook_url host {host!r} has no addresses")
     return addresses
