@@ -38,6 +38,7 @@ from errand.models import (
     can_transition,
     sources_of,
 )
+from errand.request_ids import public_id
 
 IDEMPOTENCY_TTL = 24 * 3600.0
 """Seconds an idempotency key is kept (`store.base.Store.submit`)."""
@@ -190,13 +191,16 @@ def live(request_id: str, req: Request | None) -> Request:
     if req is None:
         raise not_found(request_id)
     if req.expired:
-        raise RequestExpired(f"request {request_id!r} has expired", owner=req.owner, user_id=req.user_id)
+        raise RequestExpired(
+            f"request {public_id(request_id)!r} has expired", owner=req.owner, user_id=req.user_id
+        )
     return req
 
 
 def already_exists(request_id: str) -> Conflict:
     """A submit whose request id is taken."""
-    return Conflict(f"request {request_id!r} already exists", details={"request_id": request_id})
+    shown = public_id(request_id)
+    return Conflict(f"request {shown!r} already exists", details={"request_id": shown})
 
 
 def unstorable(exc: Exception) -> InvalidRequest:
