@@ -164,6 +164,9 @@ class ServerConfig(_Section):
     """The request line and headers must arrive within this, from their first byte: else 408."""
     max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     """Request line plus headers; a larger head is refused with 431 HEADERS_TOO_LARGE."""
+    max_json_depth: int = Field(default=64, ge=2, le=200)
+    """Request bodies nested deeper are refused (422 naming the field); stored JSON must stay
+    well under orjson's 254 levels, as results and webhook bodies wrap it further."""
 
 
 class ModelConfig(_Section):

@@ -12,6 +12,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from errand.request_ids import public_id
+
 
 class Status(enum.StrEnum):
     PENDING = "pending"
@@ -241,7 +243,7 @@ class Delivery:
 
 
 def to_document(
-    req: Request, *, with_delivery: bool = False, delivery: Delivery | None = None
+    req: Request, *, with_delivery: bool = False, delivery: Delivery | None = None, stored_id: bool = False
 ) -> dict[str, Any]:
     """The status document: GET /v1/requests/{id}, the webhook body, the SDK's input.
 
@@ -250,10 +252,12 @@ def to_document(
     already be stale. `with_delivery=True` (what GET /v1/requests/{id} answers) makes it an
     object: `{"mode": "polling"}`, or for a webhook request `{"mode": "webhook", "state",
     "attempts", "last_status_code", "next_attempt_at"}` from `delivery`, its latest delivery
-    (None: the request has not ended, so nothing is due yet, which reads as pending)."""
+    (None: the request has not ended, so nothing is due yet, which reads as pending).
+    `request_id` is the id its owner knows it by (`request_ids.public_id`); `stored_id=True`
+    (an admin's view, where owners' chosen ids may coincide) shows the stored one."""
     mode = "webhook" if req.webhook_url else "polling"
     doc: dict[str, Any] = {
-        "request_id": req.id,
+        "request_id": req.id if stored_id else public_id(req.id),
         "status": req.status.value,
         "user_id": req.user_id,
         "kind": req.kind,

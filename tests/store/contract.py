@@ -218,6 +218,30 @@ class StoreContract:
         req, created = await store.submit(new("req_free"), key())
         assert (req.id, created) == ("req_free", True)
 
+    @pytest.mark.parametrize("bad", ["nested", "surrogate", "set"])
+    async def test_an_unstorable_value_fails_only_its_own_submit(self, store: Store, bad: str) -> None:
+        """Metadata JSON cannot hold, submitted beside good submits (one group commit on
+        PostgreSQL): the bad ones are InvalidRequest, naming no value; every good one is stored."""
+        deep: Any = "leaf"
+        for _ in range(300):
+            deep = {"a": deep}
+        value = {"nested": deep, "surrogate": "\ud800", "set": {1, 2}}[bad]
+        bad_ones = [new(metadata={"m": value}) for _ in range(20)]
+        good_ones = [new(metadata={"n": n}) for n in range(40)]
+        outcomes = await asyncio.gather(
+            *(store.submit(n) for pair in zip(bad_ones, good_ones, strict=False) for n in pair),
+            *(store.submit(n) for n in good_ones[len(bad_ones) :]),
+            return_exceptions=True,
+        )
+        refused = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(refused) == len(bad_ones) and all(isinstance(o, InvalidRequest) for o in refused)
+        assert all("leaf" not in str(o) and "{" not in str(o) for o in refused)
+        for n in good_ones:
+            assert (await store.get(n.id)).metadata == n.metadata
+        for n in bad_ones:
+            with pytest.raises(NotFound):
+                await store.get(n.id)
+
     async def test_idempotency_keys_expire_after_a_day(self, store: Store, clock: ManualClock) -> None:
         first, _ = await store.submit(new(), key())
         clock.advance(DAY + 1)

@@ -3,7 +3,9 @@ webhook dispatcher), uvicorn runner.
 
 Every API route exists at `/v1/...` and, identically, under `/api/{formation_id}/v1/...`
 (MUXI's SDK path shape); `formation_id` must equal the configured name, else 404.
-`/health`, `/ready` and `/metrics` need no key.
+`/health`, `/ready` and `/metrics` need no key. A trailing slash names the same route
+(`/v1/chat/` is `/v1/chat`): Starlette would answer it with a bodiless 307 that clients do not
+follow for a POST.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Any
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from errand.agents.registry import AgentRegistry
 from errand.api.chat import chat
@@ -91,7 +95,13 @@ def create_app(
             if own:
                 await opened.close()
 
-    app = Starlette(routes=_routes(ctx), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app = Starlette(
+        routes=_routes(ctx),
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+        middleware=[Middleware(_NoTrailingSlash)],
+    )
+    app.router.redirect_slashes = False
     app.state.ctx = ctx
     app.state.config = config
     return app
@@ -150,6 +160,22 @@ async def _beside(
 def _report_exit(what: str, task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("the %s stopped with an error", what, exc_info=task.exception())
+
+
+class _NoTrailingSlash:
+    """Serves `/path/` as `/path`: one route per resource, whichever way a client writes it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            raw = scope.get("raw_path")
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+            if isinstance(raw, bytes):
+                scope["raw_path"] = raw.rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)
 
 
 def _routes(ctx: ApiContext) -> list[BaseRoute]:

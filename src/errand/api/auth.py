@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from errand.errors import InvalidRequest, NotFound, RequestExpired, Unauthorized
 from errand.models import Request
+from errand.request_ids import is_request_id, lookup_ids, public_id
 from errand.store.base import Store
 
 DEFAULT_USER = "0"
@@ -96,25 +97,36 @@ def with_body_user(owner: Owner, body_user: str | None) -> Owner:
     return Owner(owner.key_id, _valid_user(body_user, "user_id"), owner.is_admin, True)
 
 
-def check_owner(owner: Owner, req: Request) -> None:
+def owns(owner: Owner, req_owner: str | None, req_user: str | None) -> bool:
     """A client sees only its own (key, user) requests; others look unknown (404, not 403)."""
-    if owner.is_admin:
-        return
-    if req.owner != owner.key_id or req.user_id != owner.user_id:
-        raise NotFound(f"Request {req.id} not found")
+    return owner.is_admin or (req_owner, req_user) == (owner.key_id, owner.user_id)
 
 
 async def get_owned(store: Store, owner: Owner, request_id: str) -> Request:
-    """The caller's request: another's, live or purged, answers 404 like an unknown id (a 410
-    for someone else's tombstone would tell that the id exists)."""
-    try:
-        req = await store.get(request_id)
-    except RequestExpired as exc:
-        if not owner.is_admin and (exc.owner != owner.key_id or exc.user_id != owner.user_id):
-            raise NotFound(f"Request {request_id} not found") from None
-        raise
-    check_owner(owner, req)
-    return req
+    """The caller's request named by a path id: as written (a generated or a stored id), else
+    the caller's own client-chosen id (request_ids.lookup_ids). Another's, live or purged,
+    answers 404 like an unknown id (a 410 for someone else's tombstone would tell that the id
+    exists); so does text that is no id at all, before any lookup (both backends alike)."""
+    if not is_request_id(request_id):
+        raise NotFound("Request not found")
+    for stored in lookup_ids(request_id, owner.key_id, owner.user_id):
+        try:
+            req = await store.get(stored)
+        except NotFound:
+            continue
+        except RequestExpired as exc:
+            if owns(owner, exc.owner, exc.user_id):
+                raise
+            continue
+        if owns(owner, req.owner, req.user_id):
+            return req
+    hint = " (an admin names a client-chosen id as GET /v1/requests shows it: <id>~<scope>)"
+    raise NotFound(f"Request {public_id(request_id)} not found{hint if owner.is_admin else ''}")
+
+
+def shown_id(owner: Owner, stored: str) -> str:
+    """The request id a caller is shown: its own public id; for an admin, the stored one."""
+    return stored if owner.is_admin else public_id(stored)
 
 
 def require_admin(owner: Owner) -> None:

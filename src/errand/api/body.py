@@ -4,11 +4,19 @@ What POST /v1/chat and POST /v1/triggers/{name} share; each body model sits besi
 (ChatBody in chat.py, TriggerBody in triggers.py). Not JSON is a 400 (MalformedBody); JSON that
 fails validation is a 422 InvalidRequest naming the first bad field, with a `details` list of
 `{"field", "message", "type"}` (an unknown field suggests the known one it looks like).
+
+Every parsed body also passes `check_storable`: nesting deeper than `server.max_json_depth`
+levels, a NUL character or a lone UTF-16 surrogate anywhere (keys included) is a 422 naming
+the field. One rule at the door, so both backends answer alike: PostgreSQL cannot store NUL in
+text or jsonb, orjson cannot encode surrogates or nest past 254 levels (the idempotency
+fingerprint, the stored metadata), and SQLite would have taken what PostgreSQL refuses.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from typing import Any
 
 import orjson
@@ -37,17 +45,83 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_object(raw: bytes) -> dict[str, Any]:
-    """JSON object from bytes: not JSON -> 400 (malformed); JSON but not an object -> 422."""
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+_FIELD_CHARS = 200
+
+
+def parse_object(raw: bytes, max_depth: int) -> dict[str, Any]:
+    """JSON object from bytes: not JSON -> 400 (malformed); JSON but not an object, or not
+    storable (see check_storable) -> 422."""
     if not raw.strip():
         raise MalformedBody("request body is empty; send a JSON object")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        _explain_refusal(raw, max_depth)
         raise MalformedBody(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"request body must be a JSON object, not {_json_type(data)}")
+    check_storable(data, max_depth)
     return data
+
+
+def _explain_refusal(raw: bytes, max_depth: int) -> None:
+    """orjson refuses lone surrogates and nesting past 1024 levels, both valid JSON: the lenient
+    stdlib parser reads them, so the answer is the 422 naming the field that a shallower or
+    cleaner body would get. Returns when the body really is malformed (then a 400)."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise _too_deep("", max_depth) from None
+    except ValueError:
+        return
+    if isinstance(data, dict):
+        check_storable(data, max_depth)
+
+
+def check_storable(data: dict[str, Any], max_depth: int) -> None:
+    """422 naming the first field nested deeper than `max_depth` levels (the body object is
+    level 1) or holding a NUL character or a lone surrogate, in a key or a string."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            _check_text(value, path)
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if len(path) >= max_depth:
+            raise _too_deep(_field(path[:1]), max_depth)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str):
+                _check_text(key, path)
+            stack.append((item, (*path, str(key))))
+
+
+def _check_text(text: str, path: tuple[str, ...]) -> None:
+    bad = _BAD_CHAR.search(text)
+    if bad is None:
+        return
+    field = _field(path)
+    what = "a NUL character" if bad.group() == "\x00" else "a lone UTF-16 surrogate"
+    raise InvalidRequest(
+        f"{field or 'request body'}: contains {what}, which cannot be stored",
+        details={"field": field},
+    )
+
+
+def _too_deep(field: str, max_depth: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"{field or 'request body'}: JSON nested deeper than {max_depth} levels",
+        details={"field": field or None, "max_depth": max_depth},
+    )
+
+
+def _field(path: tuple[str, ...]) -> str:
+    """The dotted field name, made printable (a key may hold the very character refused)."""
+    name = ".".join(path).encode("utf-8", "backslashreplace").decode("utf-8")
+    return _BAD_CHAR.sub(lambda m: f"\\u{ord(m.group()):04x}", name)[:_FIELD_CHARS]
 
 
 def invalid_from(exc: ValidationError, known: list[str]) -> InvalidRequest:

@@ -32,10 +32,9 @@ from errand.api.submit import answer, check_webhook_url, estimate_for, idempoten
 from errand.clock import new_request_id
 from errand.mode import decide
 from errand.models import Mode, NewRequest
+from errand.request_ids import CHOSEN_PATTERN, stored_id
 
 CHAT_PATH = "/v1/chat"
-REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-"""Client-chosen request ids: 1-128 url-safe characters, starting with a letter or digit."""
 
 
 class ChatBody(BaseModel):
@@ -50,7 +49,7 @@ class ChatBody(BaseModel):
     webhook_url: str | None = Field(default=None, max_length=2048)
     threshold_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     stream: bool = False
-    request_id: str | None = Field(default=None, pattern=REQUEST_ID_PATTERN)
+    request_id: str | None = Field(default=None, pattern=CHOSEN_PATTERN)
     mode: Literal["auto", "sync", "async"] | None = None
     async_: bool | None = Field(default=None, alias="async")
     use_async: bool | None = None
@@ -105,7 +104,7 @@ def validate_chat(data: dict[str, Any]) -> ChatBody:
 async def chat(request: Request, owner: Owner, ctx: ApiContext) -> Response:
     """POST /v1/chat."""
     raw = await read_body(request, ctx.config.server.max_body_bytes)
-    data = parse_object(raw)
+    data = parse_object(raw, ctx.config.server.max_json_depth)
     body = validate_chat(data)
     owner = with_body_user(owner, body.user_id)
     idempotency = idempotency_key(request, owner, data, CHAT_PATH)
@@ -127,7 +126,7 @@ async def _new_request(body: ChatBody, owner: Owner, agent_id: str, ctx: ApiCont
     # A stream is its own wait: the request runs async and the answer follows it.
     mode = Mode.ASYNC if body.stream else decide(body.explicit_mode(), webhook, cfg.mode, estimate, threshold)
     return NewRequest(
-        id=body.request_id or new_request_id(),
+        id=stored_id(body.request_id, owner.key_id, owner.user_id) if body.request_id else new_request_id(),
         owner=owner.key_id,
         user_id=owner.user_id,
         message=body.message,

@@ -24,11 +24,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from errand.api.auth import Owner, get_owned, require_admin
+from errand.api.auth import Owner, get_owned, require_admin, shown_id
 from errand.api.context import ApiContext
 from errand.api.errors import json_response
 from errand.delivery.secret import signing_secret
+from errand.errors import NotFound
 from errand.models import Delivery
+from errand.request_ids import is_request_id
 
 
 def delivery_document(delivery: Delivery) -> dict[str, Any]:
@@ -56,13 +58,17 @@ async def list_deliveries(request: Request, owner: Owner, ctx: ApiContext) -> Re
     """GET /v1/requests/{id}/deliveries: every delivery (first, then redeliveries), oldest first."""
     req = await get_owned(ctx.store, owner, request.path_params["request_id"])
     deliveries = [delivery_document(d) for d in await ctx.store.list_deliveries(req.id)]
-    return json_response({"request_id": req.id, "deliveries": deliveries, "count": len(deliveries)})
+    body = {"request_id": shown_id(owner, req.id), "deliveries": deliveries, "count": len(deliveries)}
+    return json_response(body)
 
 
 async def redeliver(request: Request, owner: Owner, ctx: ApiContext) -> Response:
     """POST /v1/requests/{id}/redeliver (admin): queue the webhook again; 202 with the new delivery."""
     require_admin(owner)
-    delivery = await ctx.store.enqueue_redelivery(request.path_params["request_id"])
+    request_id = request.path_params["request_id"]
+    if not is_request_id(request_id):  # e.g. a NUL: no lookup, the same 404 on both backends
+        raise NotFound("Request not found")
+    delivery = await ctx.store.enqueue_redelivery(request_id)
     return json_response({"request_id": delivery.request_id, "delivery": delivery_document(delivery)}, 202)
 
 

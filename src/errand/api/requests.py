@@ -21,7 +21,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from errand.api.auth import Owner, get_owned, list_filter
+from errand.api.auth import Owner, get_owned, list_filter, shown_id
 from errand.api.context import ApiContext
 from errand.api.errors import json_response
 from errand.errors import Conflict, InvalidRequest
@@ -42,17 +42,19 @@ async def get_request(request: Request, owner: Owner, ctx: ApiContext) -> Respon
     req = await get_owned(ctx.store, owner, request.path_params["request_id"])
     if wait > 0:
         req = await wait_terminal(store, req, wait)
-    return json_response(await status_document(ctx, req))
+    return json_response(await status_document(ctx, req, stored_id=owner.is_admin))
 
 
-async def status_document(ctx: ApiContext, req: StoredRequest) -> dict[str, Any]:
+async def status_document(ctx: ApiContext, req: StoredRequest, *, stored_id: bool = False) -> dict[str, Any]:
     """The status document with its delivery state (GET /v1/requests/{id}, sync answers).
 
-    Only a webhook request costs an extra read (its latest delivery); a polling one never does."""
+    Only a webhook request costs an extra read (its latest delivery); a polling one never does.
+    `stored_id`: an admin's view (see request_ids)."""
     if not req.webhook_url:
-        return to_document(req, with_delivery=True)
+        return to_document(req, with_delivery=True, stored_id=stored_id)
     deliveries = await ctx.store.list_deliveries(req.id) if req.is_terminal else []
-    return to_document(req, with_delivery=True, delivery=deliveries[-1] if deliveries else None)
+    latest = deliveries[-1] if deliveries else None
+    return to_document(req, with_delivery=True, delivery=latest, stored_id=stored_id)
 
 
 async def wait_terminal(store: Store, req: StoredRequest, timeout: float) -> StoredRequest:
@@ -80,7 +82,7 @@ async def list_requests(request: Request, owner: Owner, ctx: ApiContext) -> Resp
         raise InvalidRequest("cursor is not valid", details={"field": "cursor"})
     owner_id, user_id = list_filter(owner)
     page = await ctx.store.list(owner=owner_id, user_id=user_id, status=status, limit=limit, cursor=cursor)
-    docs = [to_document(r) for r in page.requests]
+    docs = [to_document(r, stored_id=owner.is_admin) for r in page.requests]
     return json_response({"requests": docs, "count": len(docs), "next_cursor": page.next_cursor})
 
 
@@ -88,13 +90,14 @@ async def cancel_request(request: Request, owner: Owner, ctx: ApiContext) -> Res
     """DELETE /v1/requests/{id}: 200 cancelled (also when already cancelled); 409 if it ended."""
     store = ctx.store
     req = await get_owned(ctx.store, owner, request.path_params["request_id"])
+    shown = shown_id(owner, req.id)
     if req.is_terminal and req.status is not Status.CANCELLED:
-        raise _already(req.id, req.status)
+        raise _already(shown, req.status)
     try:
         req, how = await store.request_cancel(req.id)
     except Conflict:  # it ended between our read and the cancel
-        raise _already(req.id, (await store.get(req.id)).status) from None
-    return json_response({"request_id": req.id, "status": req.status.value, "cancellation": how})
+        raise _already(shown, (await store.get(req.id)).status) from None
+    return json_response({"request_id": shown, "status": req.status.value, "cancellation": how})
 
 
 def _already(request_id: str, status: Status) -> Conflict:

@@ -42,6 +42,7 @@ from errand.api.context import ApiContext, request_url
 from errand.errors import ErrandError, InvalidRequest
 from errand.models import TERMINAL, Event
 from errand.models import Request as StoredRequest
+from errand.request_ids import public_id
 from errand.store.base import Store
 
 __all__ = ["Feed", "chat_stream", "encode_event", "follow", "parse_last_event_id", "request_events"]
@@ -73,7 +74,8 @@ async def request_events(request: Request, owner: Owner, ctx: ApiContext) -> Res
 def chat_stream(request: Request, req: StoredRequest, ctx: ApiContext) -> Response:
     """The answer to POST /v1/chat with `stream: true`: the new request's stream from its
     first event, with its id in `X-Request-Id` and its status URL in `Location`."""
-    headers = {"X-Request-Id": req.id, "Location": request_url(request, req.id)}
+    shown = public_id(req.id)
+    headers = {"X-Request-Id": shown, "Location": request_url(request, shown)}
     return _stream(ctx, req, 0, headers)
 
 

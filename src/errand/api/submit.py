@@ -31,6 +31,7 @@ from errand.errors import InvalidRequest, StoreUnavailable
 from errand.mode import MIN_HISTORY, estimate_seconds
 from errand.models import IdempotencyKey, Mode, NewRequest
 from errand.models import Request as StoredRequest
+from errand.request_ids import public_id
 
 IDEMPOTENCY_HEADERS = ("x-muxi-idempotency-key", "idempotency-key")
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -130,9 +131,9 @@ async def answer(request: Request, req: StoredRequest, ctx: ApiContext) -> Respo
 
 def accepted(request: Request, req: StoredRequest) -> Response:
     """202: the request is durable and under way; where to poll for it."""
-    url = request_url(request, req.id)
+    url = request_url(request, public_id(req.id))
     body = {
-        "request_id": req.id,
+        "request_id": public_id(req.id),
         "status": req.status.value,
         "delivery": "webhook" if req.webhook_url else "polling",
         "poll_url": url,

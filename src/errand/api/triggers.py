@@ -60,11 +60,11 @@ class TriggerBody(BaseModel):
     webhook_url: str | None = Field(default=None, max_length=2048)
 
 
-def parse_trigger_body(raw: bytes) -> tuple[dict[str, Any], TriggerBody]:
+def parse_trigger_body(raw: bytes, max_depth: int) -> tuple[dict[str, Any], TriggerBody]:
     """(the JSON object as sent, for the idempotency fingerprint; the envelope it stands for).
 
     An empty body is `{}` (a cron job firing a trigger without fields need not send one)."""
-    sent: dict[str, Any] = parse_object(raw) if raw.strip() else {}
+    sent: dict[str, Any] = parse_object(raw, max_depth) if raw.strip() else {}
     if "data" not in sent or not set(sent) <= set(ENVELOPE_KEYS):
         return sent, TriggerBody(data=sent)
     try:
@@ -77,7 +77,7 @@ async def fire_trigger(request: Request, owner: Owner, ctx: ApiContext) -> Respo
     """POST /v1/triggers/{name}: render the template with the data and submit it as a request."""
     trigger = find_trigger(ctx.triggers, request.path_params["name"])
     raw = await read_body(request, ctx.config.server.max_body_bytes)
-    sent, body = parse_trigger_body(raw)
+    sent, body = parse_trigger_body(raw, ctx.config.server.max_json_depth)
     idempotency = idempotency_key(request, owner, sent, f"{TRIGGERS_PATH}/{trigger.name}")
     message = trigger.render(body.data)
     if not message:

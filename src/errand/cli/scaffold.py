@@ -78,6 +78,7 @@ server:
   # keepalive_timeout_seconds: 5   # a connection with no request in progress is closed after this
   # header_timeout_seconds: 10     # request line + headers must arrive within this, else 408
   # max_header_bytes: 65536        # request line + headers; larger answers 431
+  # max_json_depth: 64            # deeper request bodies answer 422 naming the field
 
 agents:
   # An offline demo that simulates multi-step research with progress; no model, no API key.

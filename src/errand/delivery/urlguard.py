@@ -7,6 +7,10 @@ stored) and again at send time, because DNS answers change; `resolve_target` als
 addresses it approved so the dispatcher can connect to exactly those (no rebinding between the
 check and the connection).
 
+A refusal names the class of address (loopback, private, link-local, ...), never the address a
+name resolved to: the message is the client's, and an address would make the guard a DNS oracle
+for the operator's internal names.
+
 Numeric host spellings that `inet_aton` (and therefore `getaddrinfo`) accept -- 2130706433,
 0177.0.0.1, 0x7f.1 -- are normalised here without DNS, so they cannot slip past as "names".
 """
@@ -138,7 +142,7 @@ def refusal_reason(ip: IPAddress) -> str | None:
         embedded = _embedded_ipv4(ip)
         if embedded is not None:
             inner = refusal_reason(embedded)
-            return f"an IPv6 form of {embedded}, {inner}" if inner else None
+            return f"an IPv6 form of {inner}" if inner else None
     checks = (
         (ip.is_unspecified, "an unspecified address"),
         (ip.is_loopback, "a loopback address"),
@@ -196,9 +200,7 @@ def _resolve(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
         try:
             addresses.append(ipaddress.ip_address(answer.split("%", 1)[0]))
         except ValueError:
-            raise UnresolvableHost(
-                f"webhook_url host {host!r} resolved to a non-address {answer!r}"
-            ) from None
+            raise UnresolvableHost(f"webhook_url host {host!r} resolved to a non-address") from None
     if not addresses:
         raise UnresolvableHost(f"webhook_url host {host!r} has no addresses")
     return addresses
@@ -221,10 +223,11 @@ def resolve_target(url: str, allow_hosts: Sequence[str], *, resolve: Resolver = 
         for ip in addresses:
             reason = refusal_reason(ip)
             if reason is not None:
-                shown = "" if literal is not None else f" (resolves to {ip})"
+                verb = "is" if literal is not None else "resolves to"
                 raise InvalidRequest(
-                    f"webhook_url host {host!r}{shown} is {reason}; list it in async.webhook_allow_hosts "
-                    "to allow it"
+                    f"webhook_url host {host!r} {verb} {reason}; list it in async.webhook_allow_hosts "
+                    "to allow it",
+                    details={"field": "webhook_url"},
                 )
     return Target(host=host, port=port, addresses=tuple(str(a) for a in addresses), allowed=allowed)
 

@@ -39,6 +39,7 @@ from errand.models import (
     can_transition,
     sources_of,
 )
+from errand.request_ids import public_id
 
 IDEMPOTENCY_TTL = 24 * 3600.0
 """Seconds an idempotency key is kept (`store.base.Store.submit`)."""
@@ -203,7 +204,9 @@ def live(request_id: str, req: Request | None, cutoff: float | None = None) -> R
     if req is None:
         raise not_found(request_id)
     if req.expired or outlived(req, cutoff):
-        raise RequestExpired(f"request {request_id!r} has expired", owner=req.owner, user_id=req.user_id)
+        raise RequestExpired(
+            f"request {public_id(request_id)!r} has expired", owner=req.owner, user_id=req.user_id
+        )
     return req
 
 
@@ -233,7 +236,15 @@ def outlived_sql(cutoff: str, alias: str = "") -> str:
 
 def already_exists(request_id: str) -> Conflict:
     """A submit whose request id is taken."""
-    return Conflict(f"request {request_id!r} already exists", details={"request_id": request_id})
+    shown = public_id(request_id)
+    return Conflict(f"request {shown!r} already exists", details={"request_id": shown})
+
+
+def unstorable(exc: Exception) -> InvalidRequest:
+    """A value the JSON encoder refused (nesting past its limit, a lone surrogate, a type JSON
+    lacks). orjson's reason names no part of the value, so it may be shown; the value is not."""
+    reason = str(exc) if isinstance(exc, orjson.JSONEncodeError) else type(exc).__name__
+    return InvalidRequest(f"value cannot be stored as JSON: {reason}")
 
 
 def lease_lost(request_id: str, attempt: int) -> LeaseLost:

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from errand.errors import ErrandError, InvalidRequest, StoreUnavailable
 from errand.store.postgres.pool import Database
+from errand.store.rules import unstorable
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
@@ -78,26 +82,41 @@ BatchFlush = Callable[[Database, list[ItemT]], Awaitable[list[T | ErrandError]]]
 """A flush of the items of one batch on the database: a result or an error per item, in order."""
 
 
+_REFUSALS = (InvalidRequest, RecursionError, TypeError, ValueError)
+"""What a value can make a batch statement raise before anything is written: PostgreSQL's
+refusal, or the driver failing to encode (or to describe) an argument. Never a whole batch's."""
+
+
 def isolating(flush: BatchFlush[ItemT, T]) -> BatchFlush[ItemT, T]:
     """A value PostgreSQL refuses fails the whole statement of a batch: then `flush` runs again
-    for each item alone, so that only the bad one fails."""
+    for each item alone, so that only the bad one fails (with InvalidRequest)."""
 
     @functools.wraps(flush)
     async def flush_isolating(db: Database, batch: list[ItemT]) -> list[T | ErrandError]:
         try:
             return await flush(db, batch)
-        except InvalidRequest:
+        except _REFUSALS as exc:
             if len(batch) == 1:
-                raise
+                raise _refusal(exc) from exc
         outcomes: list[T | ErrandError] = []
         for item in batch:
             try:
                 outcomes += await flush(db, [item])
             except ErrandError as exc:
                 outcomes.append(exc)
+            except _REFUSALS as exc:
+                outcomes.append(_refusal(exc))
         return outcomes
 
     return flush_isolating
+
+
+def _refusal(exc: Exception) -> InvalidRequest:
+    """The InvalidRequest of a refused item; a driver failure behind it is logged (traceback)."""
+    if isinstance(exc, InvalidRequest):
+        return exc
+    log.warning("postgres store: a value could not be sent (%s)", type(exc).__name__, exc_info=exc)
+    return unstorable(exc)
 
 
 def distinct_rounds(batch: Sequence[ItemT], key: Callable[[ItemT], str]) -> list[list[tuple[int, ItemT]]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from errand.clock import Clock, new_id
-from errand.errors import Conflict, ErrandError, LeaseLost, StoreUnavailable
+from errand.errors import Conflict, ErrandError, InvalidRequest, LeaseLost, StoreUnavailable
 from errand.models import (
     Delivery,
     ErrorInfo,
@@ -29,7 +29,7 @@ from errand.models import (
 from errand.store import rules
 from errand.store.postgres import sql
 from errand.store.postgres.group_commit import distinct_rounds, isolating
-from errand.store.postgres.pool import Conn, Database, Row
+from errand.store.postgres.pool import Conn, Database, Row, jsonb
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ def _columns(new: NewRequest) -> tuple[Any, ...]:
         new.agent,
         new.message,
         new.session_id,
-        dict(new.metadata),
+        jsonb(dict(new.metadata)),
         new.trigger,
         new.webhook_url,
         new.mode.value,
@@ -63,17 +63,29 @@ def _columns(new: NewRequest) -> tuple[Any, ...]:
 async def submit_many(db: Database, batch: list[Submission]) -> list[Row | ErrandError]:
     """Flush of the submit group commit: every request + `created` event in ONE statement (one
     commit, one NOTIFY). An id already stored, or twice in the batch, is a Conflict for that
-    submit only. A value PostgreSQL refuses fails the statement: then each submit is retried
-    alone, so only the bad one fails."""
+    submit only; so is a value that cannot be encoded (found before the statement). A value
+    PostgreSQL itself refuses fails the statement: then each submit is retried alone, so only
+    the bad one fails."""
+    refused: dict[int, InvalidRequest] = {}
+    columns: dict[int, tuple[Any, ...]] = {}
     first: dict[str, int] = {}
     for n, item in enumerate(batch):
+        try:
+            columns[n] = _columns(item.new)
+        except InvalidRequest as exc:
+            refused[n] = exc
+            continue
         first.setdefault(item.new.id, n)
-    unique = [batch[n] for n in sorted(first.values())]
-    arrays = [list(column) for column in zip(*(_columns(s.new) for s in unique), strict=True)]
-    rows = await db.fetch(sql.SUBMIT_MANY, *arrays, [s.now for s in unique], rules.CREATED)
+    unique = sorted(first.values())
+    rows: list[Row] = []
+    if unique:
+        arrays = [list(column) for column in zip(*(columns[n] for n in unique), strict=True)]
+        rows = await db.fetch(sql.SUBMIT_MANY, *arrays, [batch[n].now for n in unique], rules.CREATED)
     by_id = {row["id"]: row for row in rows}
     return [
-        by_id[item.new.id]
+        refused[n]
+        if n in refused
+        else by_id[item.new.id]
         if first[item.new.id] == n and item.new.id in by_id
         else rules.already_exists(item.new.id)
         for n, item in enumerate(batch)

@@ -5,6 +5,11 @@ wraps fn in a transaction when asked, retries deadlocks, retries a *read* once w
 connection died (a fresh one usually works: PostgreSQL restarted, or a backend was killed), and
 turns every driver exception into an `errors` type with `translate()`. Writes are never retried
 after a lost connection, since whether they committed is unknown: they raise StoreUnavailable.
+
+No error message carries an argument: asyncpg's text for a value it could not encode holds the
+value's repr, which can be anyone's data, huge, or (nested deep) raise RecursionError itself.
+JSON values are therefore encoded before the statement (`jsonb()`), so a value that cannot be
+stored fails its own call with InvalidRequest and never reaches the driver.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
@@ -20,6 +26,7 @@ import asyncpg
 import orjson
 
 from errand.errors import ConfigError, Conflict, ErrandError, InvalidRequest, StoreUnavailable
+from errand.store.rules import unstorable
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +65,16 @@ def translate(exc: BaseException) -> ErrandError:
     if isinstance(exc, ErrandError):
         return exc
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
-        return Conflict(f"conflicting write: {exc}")
+        return Conflict(f"conflicting write ({_reason(exc)})")
     if isinstance(exc, asyncpg.DataError):
-        return InvalidRequest(f"the database refused a value: {exc}")
+        return InvalidRequest(f"the database refused a value ({_reason(exc)})")
     return StoreUnavailable(f"postgres: {type(exc).__name__}: {exc}")
+
+
+def _reason(exc: BaseException) -> str:
+    """What a refusal may say: its class and SQLSTATE, never the text (it can quote a value)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return f"{type(exc).__name__}, SQLSTATE {sqlstate}" if sqlstate else type(exc).__name__
 
 
 class Row(Protocol):
@@ -84,8 +97,37 @@ class Conn(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Any]: ...
 
 
+class Jsonb:
+    """A JSON value already encoded (see `jsonb()`); its repr shows no data."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<jsonb {len(self.data)} bytes>"
+
+
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+"""`\\u0000` in JSON text, not preceded by an escaping backslash: jsonb refuses it."""
+
+
+def jsonb(value: Any) -> Jsonb:
+    """Encode a JSON value for a jsonb parameter now: InvalidRequest (of this call only) when it
+    cannot be stored -- nesting past the encoder's limit, a lone surrogate, a NUL character."""
+    try:
+        data = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise unstorable(exc) from None
+    if _JSON_NUL.search(data):
+        raise InvalidRequest("value cannot be stored: PostgreSQL refuses NUL characters in JSON")
+    return Jsonb(data)
+
+
 def _encode_json(value: Any) -> bytes:
-    return b"\x01" + orjson.dumps(value)  # jsonb binary format: a version byte, then the text
+    data = value.data if isinstance(value, Jsonb) else orjson.dumps(value)
+    return b"\x01" + data  # jsonb binary format: a version byte, then the text
 
 
 def _decode_json(data: bytes) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from errand.models import NewRequest, Request, Status
-from errand.store.rules import REQUEST_COLUMNS
+from errand.store.rules import REQUEST_COLUMNS, unstorable
 
 INSERT_REQUEST = (
     f"INSERT INTO requests ({REQUEST_COLUMNS}, updated_at) "
@@ -20,7 +20,11 @@ INSERT_REQUEST = (
 
 
 def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    """JSON text of a value; one the encoder refuses is InvalidRequest (that call's only)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as exc:
+        raise unstorable(exc) from None
 
 
 def dumps_opt(value: Any) -> str | None:
