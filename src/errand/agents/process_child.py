@@ -97,7 +97,7 @@ async def _attempt(start: dict[str, Any], channel: _Channel) -> None:
     threading.Thread(target=_watch_stdin, daemon=True).start()
     try:
         fn = load_function(start["handler"], where="handler", base_dir=start.get("base_dir"))
-        value = await call(fn, is_async(fn), start["message"], ctx)
+        value = await call(fn, is_async(fn), None, start["message"], ctx)  # alone here: the default pool
         result = coerce_result(value, ctx.agent_id).to_dict()
         try:
             channel.send({"t": "result", "result": result})
