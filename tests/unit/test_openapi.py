@@ -119,7 +119,13 @@ def test_request_bodies_are_the_validating_models_with_valid_examples() -> None:
 
 
 DELIVERY = Delivery(
-    "dlv_1", "req_1", "https://h.example/x", "retrying", [DeliveryAttempt("dlv_1", 1, 4.0, 500, None, 7)], 9.0, 3.0
+    "dlv_1",
+    "req_1",
+    "https://h.example/x",
+    "retrying",
+    [DeliveryAttempt("dlv_1", 1, 4.0, 500, None, 7)],
+    9.0,
+    3.0,
 )
 
 

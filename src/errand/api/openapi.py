@@ -107,7 +107,9 @@ IDEMPOTENCY = Query(
 )
 WAIT = Query("wait", {"type": "number", "minimum": 0}, "Long-poll up to this many seconds (max 60).")
 LIST = (
-    Query("status", {"type": "string", "enum": ["pending", "processing", "completed", "failed", "cancelled"]}),
+    Query(
+        "status", {"type": "string", "enum": ["pending", "processing", "completed", "failed", "cancelled"]}
+    ),
     Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (default 50)."),
     Query("cursor", {"type": "string", "maxLength": 512}, "`next_cursor` of the previous page."),
 )
@@ -117,26 +119,147 @@ LAST_EVENT = (
 )
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("POST", "/v1/chat", "A chat turn: sync, async or auto", {200: (StatusDocument, SSE), 202: Accepted}, SUBMIT, body=ChatBody, params=(IDEMPOTENCY,), tag="chat"),  # noqa: E501
-    Operation("GET", "/v1/requests", "The caller's requests, newest first", {200: RequestList}, (InvalidRequest,), params=LIST),  # noqa: E501
-    Operation("GET", "/v1/requests/{request_id}", "Status and result of a request", {200: StatusDocument}, READ, params=(WAIT,)),  # noqa: E501
-    Operation("DELETE", "/v1/requests/{request_id}", "Cancel a request", {200: CancelAnswer}, (*READ, Conflict)),
-    Operation("GET", "/v1/requests/{request_id}/events", "The request's events as Server-Sent Events", {200: SSE}, READ, params=LAST_EVENT),  # noqa: E501
-    Operation("GET", "/v1/requests/{request_id}/deliveries", "Webhook delivery attempts", {200: DeliveryList}, READ, tag="webhooks"),  # noqa: E501
-    Operation("POST", "/v1/requests/{request_id}/redeliver", "Send the webhook again", {202: Redelivery}, (NotFound, RequestExpired, Conflict), auth="admin", tag="webhooks"),  # noqa: E501
-    Operation("GET", "/v1/admin/webhook-secret", "The webhook signing secret", {200: WebhookSecret}, auth="admin", tag="webhooks"),  # noqa: E501
+    Operation(
+        "POST",
+        "/v1/chat",
+        "A chat turn: sync, async or auto",
+        {200: (StatusDocument, SSE), 202: Accepted},
+        SUBMIT,
+        body=ChatBody,
+        params=(IDEMPOTENCY,),
+        tag="chat",
+    ),  # noqa: E501
+    Operation(
+        "GET",
+        "/v1/requests",
+        "The caller's requests, newest first",
+        {200: RequestList},
+        (InvalidRequest,),
+        params=LIST,
+    ),  # noqa: E501
+    Operation(
+        "GET",
+        "/v1/requests/{request_id}",
+        "Status and result of a request",
+        {200: StatusDocument},
+        READ,
+        params=(WAIT,),
+    ),  # noqa: E501
+    Operation(
+        "DELETE", "/v1/requests/{request_id}", "Cancel a request", {200: CancelAnswer}, (*READ, Conflict)
+    ),
+    Operation(
+        "GET",
+        "/v1/requests/{request_id}/events",
+        "The request's events as Server-Sent Events",
+        {200: SSE},
+        READ,
+        params=LAST_EVENT,
+    ),  # noqa: E501
+    Operation(
+        "GET",
+        "/v1/requests/{request_id}/deliveries",
+        "Webhook delivery attempts",
+        {200: DeliveryList},
+        READ,
+        tag="webhooks",
+    ),  # noqa: E501
+    Operation(
+        "POST",
+        "/v1/requests/{request_id}/redeliver",
+        "Send the webhook again",
+        {202: Redelivery},
+        (NotFound, RequestExpired, Conflict),
+        auth="admin",
+        tag="webhooks",
+    ),  # noqa: E501
+    Operation(
+        "GET",
+        "/v1/admin/webhook-secret",
+        "The webhook signing secret",
+        {200: WebhookSecret},
+        auth="admin",
+        tag="webhooks",
+    ),  # noqa: E501
     Operation("GET", "/v1/triggers", "The formation's triggers", {200: TriggerList}, tag="triggers"),
-    Operation("GET", "/v1/triggers/{name}", "One trigger", {200: TriggerDocument}, (ResourceNotFound,), tag="triggers"),  # noqa: E501
-    Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
-    Operation("GET", "/v1/agents", "The formation's agents and their expected durations", {200: AgentList}, tag="agents"),  # noqa: E501
-    Operation("GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"),  # noqa: E501
+    Operation(
+        "GET",
+        "/v1/triggers/{name}",
+        "One trigger",
+        {200: TriggerDocument},
+        (ResourceNotFound,),
+        tag="triggers",
+    ),  # noqa: E501
+    Operation(
+        "POST",
+        "/v1/triggers/{name}",
+        "Fire a trigger (async by default)",
+        {200: StatusDocument, 202: Accepted},
+        SUBMIT,
+        body=TriggerBody,
+        params=(IDEMPOTENCY,),
+        tag="triggers",
+    ),  # noqa: E501
+    Operation(
+        "GET",
+        "/v1/agents",
+        "The formation's agents and their expected durations",
+        {200: AgentList},
+        tag="agents",
+    ),  # noqa: E501
+    Operation(
+        "GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"
+    ),  # noqa: E501
     Operation("GET", "/v1/health", "Liveness and version", {200: Health}, auth="none", tag="operations"),
-    Operation("GET", "/health", "Liveness and version", {200: Health}, auth="none", root_only=True, tag="operations"),  # noqa: E501
-    Operation("GET", "/ready", "Readiness: the database takes a write", {200: Ready, 503: Ready}, auth="none", root_only=True, tag="operations"),  # noqa: E501
-    Operation("GET", "/metrics", "Prometheus metrics", {200: "text/plain"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
-    Operation("GET", "/openapi.json", "This document", {200: "application/json"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
-    Operation("GET", "/docs", "The API reference page (works offline)", {200: "text/html"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
-    Operation("GET", "/docs/{asset}", "The reference page's scripts and styles", {200: ("text/css", "text/javascript")}, (ResourceNotFound,), auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation(
+        "GET", "/health", "Liveness and version", {200: Health}, auth="none", root_only=True, tag="operations"
+    ),  # noqa: E501
+    Operation(
+        "GET",
+        "/ready",
+        "Readiness: the database takes a write",
+        {200: Ready, 503: Ready},
+        auth="none",
+        root_only=True,
+        tag="operations",
+    ),  # noqa: E501
+    Operation(
+        "GET",
+        "/metrics",
+        "Prometheus metrics",
+        {200: "text/plain"},
+        auth="none",
+        root_only=True,
+        tag="operations",
+    ),  # noqa: E501
+    Operation(
+        "GET",
+        "/openapi.json",
+        "This document",
+        {200: "application/json"},
+        auth="none",
+        root_only=True,
+        tag="operations",
+    ),  # noqa: E501
+    Operation(
+        "GET",
+        "/docs",
+        "The API reference page (works offline)",
+        {200: "text/html"},
+        auth="none",
+        root_only=True,
+        tag="operations",
+    ),  # noqa: E501
+    Operation(
+        "GET",
+        "/docs/{asset}",
+        "The reference page's scripts and styles",
+        {200: ("text/css", "text/javascript")},
+        (ResourceNotFound,),
+        auth="none",
+        root_only=True,
+        tag="operations",
+    ),  # noqa: E501
 )
 """Every documented operation; a route of the app missing here fails tests/unit/test_openapi.py."""
 
@@ -149,14 +272,23 @@ SECURITY = {
     "none": [],
 }
 SECURITY_SCHEMES = {
-    "ClientKey": {"type": "apiKey", "in": "header", "name": "X-Muxi-Client-Key", "description": "A client key."},
+    "ClientKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Muxi-Client-Key",
+        "description": "A client key.",
+    },
     "AdminKey": {
         "type": "apiKey",
         "in": "header",
         "name": "X-Muxi-Admin-Key",
         "description": "An admin key: sees every owner's requests; needed for redeliver and the secret.",
     },
-    "Bearer": {"type": "http", "scheme": "bearer", "description": "Any client or admin key as a bearer token."},
+    "Bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Any client or admin key as a bearer token.",
+    },
 }
 USER = Query(
     "X-Muxi-User-Id",
@@ -167,6 +299,19 @@ USER = Query(
 EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     ChatBody: {"message": "Summarise the open tickets", "mode": "async"},
     TriggerBody: {"data": {"issue": {"title": "Crash on start"}}, "use_async": True},
+}
+SSE_EVENT = {
+    "type": "object",
+    "description": "One Server-Sent Event: `id` is its gapless sequence number (send it back as "
+    "Last-Event-ID to resume), `event` its type (created, started, progress, content, retry, "
+    "routed, completed, failed, cancelled), `data` its JSON; the terminal event's data is the "
+    "status document, and the stream ends after it.",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["data"],
 }
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _REF = "#/components/schemas/{model}"
@@ -243,13 +388,25 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     ]
     extra: Sequence[Query] = (*op.params, USER) if op.auth != "none" else op.params
     for q in extra:
-        params.append({"name": q.name, "in": q.where, "required": False, "schema": q.schema, "description": q.description})
+        params.append(
+            {
+                "name": q.name,
+                "in": q.where,
+                "required": False,
+                "schema": q.schema,
+                "description": q.description,
+            }
+        )
     return params
 
 
 def _content(answer: Answer, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
+    if answer == SSE:
+        return {SSE: {"schema": SSE_EVENT}}
     if isinstance(answer, str):
-        return {answer: {"schema": {"type": "object"} if answer == "application/json" else {"type": "string"}}}
+        return {
+            answer: {"schema": {"type": "object"} if answer == "application/json" else {"type": "string"}}
+        }
     return {"application/json": {"schema": {"$ref": refs[answer]}}}
 
 
@@ -259,7 +416,9 @@ def _answers(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
         content: dict[str, Any] = {}
         for a in answers if isinstance(answers, tuple) else (answers,):
             content.update(_content(a, refs))
-        description = (answers[0] if isinstance(answers, tuple) else answers).__doc__ if status < 300 else None
+        description = (
+            (answers[0] if isinstance(answers, tuple) else answers).__doc__ if status < 300 else None
+        )
         out[str(status)] = {"description": _first_line(description) or op.summary, "content": content}
     return out
 
@@ -268,7 +427,7 @@ def _errors(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     """One response per error status, its `code` limited to the codes this route can send."""
     classes: list[type[ErrandError]] = [*op.errors, *ALWAYS]
     if op.auth != "none":
-        classes.append(Unauthorized)
+        classes += [Unauthorized, InvalidRequest]  # a key missing or wrong; a bad X-Muxi-User-Id
     if "{" in op.path:
         classes.append(ResourceNotFound)  # the router's 404 for a mangled path
     codes: dict[int, set[str]] = {}
@@ -283,7 +442,10 @@ def _errors(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
                 {"properties": {"error": {"properties": {"code": {"enum": named}}}}},
             ]
         }
-        out[str(status)] = {"description": " or ".join(named), "content": {"application/json": {"schema": schema}}}
+        out[str(status)] = {
+            "description": " or ".join(named),
+            "content": {"application/json": {"schema": schema}},
+        }
     return out
 
 
@@ -291,9 +453,14 @@ def _body(model: type[BaseModel], refs: dict[type[BaseModel], Any]) -> dict[str,
     schema: dict[str, Any] = {"$ref": refs[model]}
     required = True
     if model is TriggerBody:  # or the payload itself (a GitHub or Stripe webhook), or nothing
-        schema = {"anyOf": [schema, {"type": "object", "description": "A raw payload, taken whole as `data`."}]}
+        schema = {
+            "anyOf": [schema, {"type": "object", "description": "A raw payload, taken whole as `data`."}]
+        }
         required = False
-    return {"required": required, "content": {"application/json": {"schema": schema, "example": EXAMPLES[model]}}}
+    return {
+        "required": required,
+        "content": {"application/json": {"schema": schema, "example": EXAMPLES[model]}},
+    }
 
 
 def _first_line(text: str | None) -> str:

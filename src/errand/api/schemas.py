@@ -49,7 +49,9 @@ class ErrorBody(_Doc):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"error": {"code": "REQUEST_NOT_FOUND", "message": "Request not found", "details": None}}]
+            "examples": [
+                {"error": {"code": "REQUEST_NOT_FOUND", "message": "Request not found", "details": None}}
+            ]
         }
     )
 
