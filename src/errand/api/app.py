@@ -26,8 +26,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from errand.agents.registry import AgentRegistry
 from errand import __version__
+from errand.agents.registry import AgentRegistry
 from errand.api.agents import get_agent, list_agents
 from errand.api.chat import chat
 from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_limit

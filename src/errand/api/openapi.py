@@ -118,155 +118,37 @@ LAST_EVENT = (
     Query("last_event_id", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "As Last-Event-ID."),
 )
 
+# One line per operation: adding a route is adding a line here.
+# fmt: off
 OPERATIONS: tuple[Operation, ...] = (
-    Operation(
-        "POST",
-        "/v1/chat",
-        "A chat turn: sync, async or auto",
-        {200: (StatusDocument, SSE), 202: Accepted},
-        SUBMIT,
-        body=ChatBody,
-        params=(IDEMPOTENCY,),
-        tag="chat",
-    ),  # noqa: E501
-    Operation(
-        "GET",
-        "/v1/requests",
-        "The caller's requests, newest first",
-        {200: RequestList},
-        (InvalidRequest,),
-        params=LIST,
-    ),  # noqa: E501
-    Operation(
-        "GET",
-        "/v1/requests/{request_id}",
-        "Status and result of a request",
-        {200: StatusDocument},
-        READ,
-        params=(WAIT,),
-    ),  # noqa: E501
-    Operation(
-        "DELETE", "/v1/requests/{request_id}", "Cancel a request", {200: CancelAnswer}, (*READ, Conflict)
-    ),
-    Operation(
-        "GET",
-        "/v1/requests/{request_id}/events",
-        "The request's events as Server-Sent Events",
-        {200: SSE},
-        READ,
-        params=LAST_EVENT,
-    ),  # noqa: E501
-    Operation(
-        "GET",
-        "/v1/requests/{request_id}/deliveries",
-        "Webhook delivery attempts",
-        {200: DeliveryList},
-        READ,
-        tag="webhooks",
-    ),  # noqa: E501
-    Operation(
-        "POST",
-        "/v1/requests/{request_id}/redeliver",
-        "Send the webhook again",
-        {202: Redelivery},
-        (NotFound, RequestExpired, Conflict),
-        auth="admin",
-        tag="webhooks",
-    ),  # noqa: E501
-    Operation(
-        "GET",
-        "/v1/admin/webhook-secret",
-        "The webhook signing secret",
-        {200: WebhookSecret},
-        auth="admin",
-        tag="webhooks",
-    ),  # noqa: E501
+    Operation("POST", "/v1/chat", "A chat turn: sync, async or auto", {200: (StatusDocument, SSE), 202: Accepted}, SUBMIT, body=ChatBody, params=(IDEMPOTENCY,), tag="chat"),  # noqa: E501
+    Operation("GET", "/v1/requests", "The caller's requests, newest first", {200: RequestList}, (InvalidRequest,), params=LIST),  # noqa: E501
+    Operation("GET", "/v1/requests/{request_id}", "Status and result of a request", {200: StatusDocument}, READ, params=(WAIT,)),  # noqa: E501
+    Operation("DELETE", "/v1/requests/{request_id}", "Cancel a request", {200: CancelAnswer}, (*READ, Conflict)),  # noqa: E501
+    Operation("GET", "/v1/requests/{request_id}/events", "The request's events as Server-Sent Events", {200: SSE}, READ, params=LAST_EVENT),  # noqa: E501
+    Operation("GET", "/v1/requests/{request_id}/deliveries", "Webhook delivery attempts", {200: DeliveryList}, READ, tag="webhooks"),  # noqa: E501
+    Operation("POST", "/v1/requests/{request_id}/redeliver", "Send the webhook again", {202: Redelivery}, (NotFound, RequestExpired, Conflict), auth="admin", tag="webhooks"),  # noqa: E501
+    Operation("GET", "/v1/admin/webhook-secret", "The webhook signing secret", {200: WebhookSecret}, auth="admin", tag="webhooks"),  # noqa: E501
     Operation("GET", "/v1/triggers", "The formation's triggers", {200: TriggerList}, tag="triggers"),
-    Operation(
-        "GET",
-        "/v1/triggers/{name}",
-        "One trigger",
-        {200: TriggerDocument},
-        (ResourceNotFound,),
-        tag="triggers",
-    ),  # noqa: E501
-    Operation(
-        "POST",
-        "/v1/triggers/{name}",
-        "Fire a trigger (async by default)",
-        {200: StatusDocument, 202: Accepted},
-        SUBMIT,
-        body=TriggerBody,
-        params=(IDEMPOTENCY,),
-        tag="triggers",
-    ),  # noqa: E501
-    Operation(
-        "GET",
-        "/v1/agents",
-        "The formation's agents and their expected durations",
-        {200: AgentList},
-        tag="agents",
-    ),  # noqa: E501
-    Operation(
-        "GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"
-    ),  # noqa: E501
+    Operation("GET", "/v1/triggers/{name}", "One trigger", {200: TriggerDocument}, (ResourceNotFound,), tag="triggers"),  # noqa: E501
+    Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
+    Operation("GET", "/v1/agents", "The formation's agents and their expected durations", {200: AgentList}, tag="agents"),  # noqa: E501
+    Operation("GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"),  # noqa: E501
     Operation("GET", "/v1/health", "Liveness and version", {200: Health}, auth="none", tag="operations"),
-    Operation(
-        "GET", "/health", "Liveness and version", {200: Health}, auth="none", root_only=True, tag="operations"
-    ),  # noqa: E501
-    Operation(
-        "GET",
-        "/ready",
-        "Readiness: the database takes a write",
-        {200: Ready, 503: Ready},
-        auth="none",
-        root_only=True,
-        tag="operations",
-    ),  # noqa: E501
-    Operation(
-        "GET",
-        "/metrics",
-        "Prometheus metrics",
-        {200: "text/plain"},
-        auth="none",
-        root_only=True,
-        tag="operations",
-    ),  # noqa: E501
-    Operation(
-        "GET",
-        "/openapi.json",
-        "This document",
-        {200: "application/json"},
-        auth="none",
-        root_only=True,
-        tag="operations",
-    ),  # noqa: E501
-    Operation(
-        "GET",
-        "/docs",
-        "The API reference page (works offline)",
-        {200: "text/html"},
-        auth="none",
-        root_only=True,
-        tag="operations",
-    ),  # noqa: E501
-    Operation(
-        "GET",
-        "/docs/{asset}",
-        "The reference page's scripts and styles",
-        {200: ("text/css", "text/javascript")},
-        (ResourceNotFound,),
-        auth="none",
-        root_only=True,
-        tag="operations",
-    ),  # noqa: E501
+    Operation("GET", "/health", "Liveness and version", {200: Health}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/ready", "Readiness: the database takes a write", {200: Ready, 503: Ready}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/metrics", "Prometheus metrics", {200: "text/plain"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/openapi.json", "This document", {200: "application/json"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/docs", "The API reference page (works offline)", {200: "text/html"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/docs/{asset}", "The reference page's scripts and styles", {200: ("text/css", "text/javascript")}, (ResourceNotFound,), auth="none", root_only=True, tag="operations"),  # noqa: E501
 )
+# fmt: on
 """Every documented operation; a route of the app missing here fails tests/unit/test_openapi.py."""
 
 ALWAYS = (MethodNotAllowed, RequestTimeout, HeadersTooLarge, ServiceUnavailable)
 """Errors any route can answer: a method routed elsewhere (an encoded `/` in a path parameter),
 and the connection layer's (api/connections.py)."""
-SECURITY = {
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "client": [{"ClientKey": []}, {"AdminKey": []}, {"Bearer": []}],
     "admin": [{"AdminKey": []}, {"Bearer": []}],
     "none": [],
@@ -324,7 +206,9 @@ def openapi_document(formation: str, version: str) -> dict[str, Any]:
         [(m, "validation" if m in (ChatBody, TriggerBody) else "serialization") for m in models],
         ref_template=_REF,
     )
-    refs = {m: keyed[(m, mode)]["$ref"] for (m, mode) in keyed}
+    refs: dict[type[BaseModel], Any] = {
+        m: keyed[(m, mode)]["$ref"] for (m, mode) in keyed if isinstance(m, type) and issubclass(m, BaseModel)
+    }
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         item = paths.setdefault(op.path, {})
@@ -362,7 +246,7 @@ def _models() -> list[type[BaseModel]]:
     return seen
 
 
-def _operation(op: Operation, refs: dict[type[BaseModel], dict[str, Any] | str]) -> dict[str, Any]:
+def _operation(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "operationId": _operation_id(op),
         "summary": op.summary,
@@ -480,5 +364,5 @@ class OpenApi:
     async def serve(self, request: Request, ctx: ApiContext) -> Response:
         """GET /openapi.json."""
         if self._body is None:
-            self._body = json_response(self.document(ctx.config.name)).body
+            self._body = bytes(json_response(self.document(ctx.config.name)).body)
         return Response(self._body, media_type="application/json")
