@@ -109,3 +109,9 @@ def _p90(samples: list[float]) -> float:
         return 0.0
     rank = max(1, math.ceil(0.9 * len(ordered)))
     return round(min(MAX_ESTIMATE, ordered[rank - 1]), 3)
+
+
+def expected_from_history(history: list[float]) -> float | None:
+    """The p90 of observed durations once there are MIN_HISTORY of them, else None (what
+    GET /v1/agents shows: the estimate submit uses when it does not fall back on the text)."""
+    return _p90(history) if len(history) >= MIN_HISTORY else None

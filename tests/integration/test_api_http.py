@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
+from errand import __version__
 from tests.support.server import ADMIN_KEY, CLIENT_KEY, FORMATION, Server, wait_for
 
 
@@ -60,7 +61,7 @@ def test_formation_alias_and_wrong_formation(server: Server) -> None:
     assert c.get(f"{base}/requests/{rid}", params={"wait": 5}).json()["status"] == "completed"
     assert c.get(f"/v1/requests/{rid}").json()["status"] == "completed"
     assert [d["request_id"] for d in c.get(f"{base}/requests").json()["requests"]] == [rid]
-    assert c.get(f"{base}/health").json() == {"status": "ok"}
+    assert c.get(f"{base}/health").json() == {"status": "ok", "version": __version__}
     for method, path in [
         ("POST", "/api/other/v1/chat"),
         ("GET", f"/api/other/v1/requests/{rid}"),
@@ -75,8 +76,8 @@ def test_formation_alias_and_wrong_formation(server: Server) -> None:
 
 def test_health_ready_metrics_need_no_key(server: Server) -> None:
     c = server.client(key=None)
-    assert c.get("/health").json() == {"status": "ok"}
-    assert c.get("/v1/health").json() == {"status": "ok"}
+    assert c.get("/health").json() == {"status": "ok", "version": __version__}
+    assert c.get("/v1/health").json() == {"status": "ok", "version": __version__}
     r = c.get("/ready")
     assert r.status_code == 200 and r.json() == {"status": "ready"}
     server.client().post("/v1/chat", json={"message": "count me", "mode": "sync"})

@@ -249,15 +249,14 @@ def calls(draw: st.DrawFn, endpoint: Endpoint, ids: list[str], formation: str) -
         "request_id": st.one_of(st.sampled_from(ids), path_text),
         "name": st.one_of(st.just("issue"), path_text),
         "formation_id": st.one_of(st.just(formation), path_text),
+        "agent_id": st.one_of(st.just("echo"), path_text),
+        "asset": st.one_of(st.just("swagger-ui.css"), path_text),
     }
+    known = {"name": "issue", "formation_id": formation, "agent_id": "echo", "asset": "swagger-ui.css"}
     path = endpoint.path
     for param, strategy in values.items():
         if "{" + param + "}" in path:
-            good = (
-                st.sampled_from(ids)
-                if param == "request_id"
-                else st.just("issue" if param == "name" else formation)
-            )
+            good = st.sampled_from(ids) if param == "request_id" else st.just(known[param])
             path = path.replace("{" + param + "}", pick("path", good, strategy))
     assert "{" not in path, f"a path parameter this test does not know: {endpoint.path}"
     path += pick("path", st.just(""), st.sampled_from(["", "/", "/extra", "//"]))

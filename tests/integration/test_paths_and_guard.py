@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from errand import __version__
 from tests.support.server import Server, wait_for
 
 
@@ -18,7 +19,7 @@ def test_a_trailing_slash_is_the_same_route(server: Server) -> None:
     for path in (f"/v1/requests/{rid}/", "/v1/requests/", f"/api/{server.config.name}/v1/requests/{rid}//"):
         got = c.get(path, follow_redirects=False)
         assert got.status_code == 200, (path, got.status_code, got.text)
-    assert c.get("/health/", follow_redirects=False).json() == {"status": "ok"}
+    assert c.get("/health/", follow_redirects=False).json() == {"status": "ok", "version": __version__}
 
 
 @pytest.mark.parametrize("path", ["/nowhere/", "/v1/", "/v1/chat/extra/", "/api/"])

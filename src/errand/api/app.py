@@ -26,12 +26,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from errand import __version__
 from errand.agents.registry import AgentRegistry
+from errand.api.agents import get_agent, list_agents
 from errand.api.chat import chat
 from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_limit
 from errand.api.context import ApiContext, by_method, endpoint, public
 from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
+from errand.api.docs import docs_asset, docs_page
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
+from errand.api.openapi import OpenApi
 from errand.api.readiness import Readiness
 from errand.api.requests import cancel_request, get_request, list_requests
 from errand.api.sse import request_events
@@ -197,6 +201,8 @@ def _routes(ctx: ApiContext) -> list[BaseRoute]:
             by_method(ctx, {"GET": get_trigger, "POST": fire_trigger}),
             methods=["GET", "POST"],
         ),
+        Route("/v1/agents", endpoint(ctx, list_agents), methods=["GET"]),
+        Route("/v1/agents/{agent_id}", endpoint(ctx, get_agent), methods=["GET"]),
         Route("/v1/health", public(ctx, health), methods=["GET"]),
     ]
     return [
@@ -204,13 +210,16 @@ def _routes(ctx: ApiContext) -> list[BaseRoute]:
         Route("/health", public(ctx, health), methods=["GET"]),
         Route("/ready", public(ctx, Readiness().ready), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", public(ctx, OpenApi(__version__).serve), methods=["GET"]),
+        Route("/docs", public(ctx, docs_page), methods=["GET"]),
+        Route("/docs/{asset}", public(ctx, docs_asset), methods=["GET"]),
         Mount("/api/{formation_id}", routes=v1),
     ]
 
 
 async def health(request: Request, ctx: ApiContext) -> Response:
-    """Liveness: the process answers HTTP (no database access)."""
-    return json_response({"status": "ok"})
+    """Liveness: the process answers HTTP (no database access), and which errand it is."""
+    return json_response({"status": "ok", "version": __version__})
 
 
 async def metrics(request: Request) -> Response:

@@ -78,7 +78,12 @@ RETRY_AFTER_S = 1
 
 def status_of(exc: ErrandError) -> int:
     """HTTP status of an errand error: the first class of its MRO found in STATUS."""
-    for klass in type(exc).__mro__:
+    return status_of_class(type(exc))
+
+
+def status_of_class(cls: type[ErrandError]) -> int:
+    """HTTP status of an errand error class (what the OpenAPI document lists per route)."""
+    for klass in cls.__mro__:
         status = STATUS.get(klass)
         if status is not None:
             return status

@@ -13,8 +13,11 @@ request that ended failed/cancelled (chat, wait); 2 bad usage or a bad formation
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from errand import __version__
 from errand.cli import client_commands, server_commands
 
 __all__ = ["app", "main"]
@@ -26,6 +29,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"errand {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Durable async operations for AI agents: serve a formation, or talk to a running one."""
+
+
 for _name, _command in {**server_commands.COMMANDS, **client_commands.COMMANDS}.items():
     app.command(_name)(_command)
 

@@ -1,0 +1,368 @@
+"""GET /openapi.json: the OpenAPI 3.1 document, generated from the route table and the models.
+
+Nothing in the document is written by hand twice: request bodies are the very pydantic models
+that validate them (ChatBody, TriggerBody), answers are the models of api/schemas.py that tests
+hold the real answers to, and every error response comes from the one error table
+(api/errors.py `STATUS`, the codes of the errors.py classes). `OPERATIONS` holds one line per
+method and path; a test enumerates the app's routes and fails for any route not in it.
+
+The formation-prefixed shape `/api/{formation_id}/v1/...` is the same API under a second base
+URL, so it is documented as a second entry of `servers` (with `formation_id` as a server
+variable), not as a copy of every path: clients and generators see one operation per route.
+The unversioned operational paths (/health, /ready, /metrics, the docs) exist only at the root,
+which their path-level `servers` says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import Response
+
+from errand.api.auth import USER_ID_RE
+from errand.api.chat import ChatBody
+from errand.api.context import ApiContext
+from errand.api.errors import MalformedBody, json_response, status_of_class
+from errand.api.schemas import (
+    Accepted,
+    AgentDocument,
+    AgentList,
+    CancelAnswer,
+    DeliveryList,
+    ErrorBody,
+    Health,
+    Ready,
+    Redelivery,
+    RequestList,
+    StatusDocument,
+    TriggerDocument,
+    TriggerList,
+    WebhookSecret,
+)
+from errand.api.submit import IDEMPOTENCY_KEY_RE
+from errand.api.triggers import TriggerBody
+from errand.errors import (
+    Conflict,
+    ErrandError,
+    HeadersTooLarge,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestExpired,
+    RequestTimeout,
+    ResourceNotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
+
+__all__ = ["OPERATIONS", "OpenApi", "Operation", "Query", "openapi_document"]
+
+Answer = type[BaseModel] | str
+"""A documented answer: a model (application/json) or a media type whose body is text."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query (or header, with `where="header"`) parameter."""
+
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    where: Literal["query", "header"] = "query"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method of one route, as documented. `ok`: status -> answer(s); `errors`: the
+    ErrandError classes the handler raises (their statuses and codes come from the error table;
+    auth, routing and connection errors are added by `auth` and the path)."""
+
+    method: str
+    path: str
+    summary: str
+    ok: dict[int, Answer | tuple[Answer, ...]]
+    errors: tuple[type[ErrandError], ...] = ()
+    auth: Literal["client", "admin", "none"] = "client"
+    body: type[BaseModel] | None = None
+    params: tuple[Query, ...] = ()
+    root_only: bool = False  # not under /api/{formation_id}
+    tag: str = "requests"
+
+
+SSE = "text/event-stream"
+READ = (NotFound, RequestExpired, InvalidRequest)
+SUBMIT = (InvalidRequest, ResourceNotFound, MalformedBody, PayloadTooLarge, Conflict)
+IDEMPOTENCY = Query(
+    "X-Muxi-Idempotency-Key",
+    {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY_RE.pattern}$"},
+    "A retry with the same key, owner and path returns the original request (kept 24 h).",
+    "header",
+)
+WAIT = Query("wait", {"type": "number", "minimum": 0}, "Long-poll up to this many seconds (max 60).")
+LIST = (
+    Query(
+        "status", {"type": "string", "enum": ["pending", "processing", "completed", "failed", "cancelled"]}
+    ),
+    Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (default 50)."),
+    Query("cursor", {"type": "string", "maxLength": 512}, "`next_cursor` of the previous page."),
+)
+LAST_EVENT = (
+    Query("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this id.", "header"),
+    Query("last_event_id", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "As Last-Event-ID."),
+)
+
+# One line per operation: adding a route is adding a line here.
+# fmt: off
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("POST", "/v1/chat", "A chat turn: sync, async or auto", {200: (StatusDocument, SSE), 202: Accepted}, SUBMIT, body=ChatBody, params=(IDEMPOTENCY,), tag="chat"),  # noqa: E501
+    Operation("GET", "/v1/requests", "The caller's requests, newest first", {200: RequestList}, (InvalidRequest,), params=LIST),  # noqa: E501
+    Operation("GET", "/v1/requests/{request_id}", "Status and result of a request", {200: StatusDocument}, READ, params=(WAIT,)),  # noqa: E501
+    Operation("DELETE", "/v1/requests/{request_id}", "Cancel a request", {200: CancelAnswer}, (*READ, Conflict)),  # noqa: E501
+    Operation("GET", "/v1/requests/{request_id}/events", "The request's events as Server-Sent Events", {200: SSE}, READ, params=LAST_EVENT),  # noqa: E501
+    Operation("GET", "/v1/requests/{request_id}/deliveries", "Webhook delivery attempts", {200: DeliveryList}, READ, tag="webhooks"),  # noqa: E501
+    Operation("POST", "/v1/requests/{request_id}/redeliver", "Send the webhook again", {202: Redelivery}, (NotFound, RequestExpired, Conflict), auth="admin", tag="webhooks"),  # noqa: E501
+    Operation("GET", "/v1/admin/webhook-secret", "The webhook signing secret", {200: WebhookSecret}, auth="admin", tag="webhooks"),  # noqa: E501
+    Operation("GET", "/v1/triggers", "The formation's triggers", {200: TriggerList}, tag="triggers"),
+    Operation("GET", "/v1/triggers/{name}", "One trigger", {200: TriggerDocument}, (ResourceNotFound,), tag="triggers"),  # noqa: E501
+    Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
+    Operation("GET", "/v1/agents", "The formation's agents and their expected durations", {200: AgentList}, tag="agents"),  # noqa: E501
+    Operation("GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"),  # noqa: E501
+    Operation("GET", "/v1/health", "Liveness and version", {200: Health}, auth="none", tag="operations"),
+    Operation("GET", "/health", "Liveness and version", {200: Health}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/ready", "Readiness: the database takes a write", {200: Ready, 503: Ready}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/metrics", "Prometheus metrics", {200: "text/plain"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/openapi.json", "This document", {200: "application/json"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/docs", "The API reference page (works offline)", {200: "text/html"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/docs/{asset}", "The reference page's scripts and styles", {200: ("text/css", "text/javascript")}, (ResourceNotFound,), auth="none", root_only=True, tag="operations"),  # noqa: E501
+)
+# fmt: on
+"""Every documented operation; a route of the app missing here fails tests/unit/test_openapi.py."""
+
+ALWAYS = (MethodNotAllowed, RequestTimeout, HeadersTooLarge, ServiceUnavailable)
+"""Errors any route can answer: a method routed elsewhere (an encoded `/` in a path parameter),
+and the connection layer's (api/connections.py)."""
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "client": [{"ClientKey": []}, {"AdminKey": []}, {"Bearer": []}],
+    "admin": [{"AdminKey": []}, {"Bearer": []}],
+    "none": [],
+}
+SECURITY_SCHEMES = {
+    "ClientKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Muxi-Client-Key",
+        "description": "A client key.",
+    },
+    "AdminKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Muxi-Admin-Key",
+        "description": "An admin key: sees every owner's requests; needed for redeliver and the secret.",
+    },
+    "Bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Any client or admin key as a bearer token.",
+    },
+}
+USER = Query(
+    "X-Muxi-User-Id",
+    {"type": "string", "pattern": f"^{USER_ID_RE.pattern}$", "default": "0"},
+    "The end user; a request belongs to (key, user).",
+    "header",
+)
+EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
+    ChatBody: {"message": "Summarise the open tickets", "mode": "async"},
+    TriggerBody: {"data": {"issue": {"title": "Crash on start"}}, "use_async": True},
+}
+SSE_EVENT = {
+    "type": "object",
+    "description": "One Server-Sent Event: `id` is its gapless sequence number (send it back as "
+    "Last-Event-ID to resume), `event` its type (created, started, progress, content, retry, "
+    "routed, completed, failed, cancelled), `data` its JSON; the terminal event's data is the "
+    "status document, and the stream ends after it.",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["data"],
+}
+_PATH_PARAM = re.compile(r"{(\w+)}")
+_REF = "#/components/schemas/{model}"
+
+
+def openapi_document(formation: str, version: str) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document for a formation named `formation`."""
+    models = _models()
+    keyed, top = models_json_schema(
+        [(m, "validation" if m in (ChatBody, TriggerBody) else "serialization") for m in models],
+        ref_template=_REF,
+    )
+    refs: dict[type[BaseModel], Any] = {
+        m: keyed[(m, mode)]["$ref"] for (m, mode) in keyed if isinstance(m, type) and issubclass(m, BaseModel)
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        item = paths.setdefault(op.path, {})
+        if op.root_only:
+            item["servers"] = [{"url": "/"}]
+        item[op.method.lower()] = _operation(op, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"errand: {formation}",
+            "version": version,
+            "description": "Durable async operations for AI agents. Every /v1 path also exists, "
+            "identically, under /api/{formation_id} (the second server).",
+        },
+        "servers": [
+            {"url": "/", "description": "This server"},
+            {
+                "url": "/api/{formation_id}",
+                "description": "The same API under the formation-prefixed path MUXI's SDKs use",
+                "variables": {"formation_id": {"default": formation, "enum": [formation]}},
+            },
+        ],
+        "paths": paths,
+        "components": {"schemas": top.get("$defs", {}), "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+def _models() -> list[type[BaseModel]]:
+    seen: list[type[BaseModel]] = [ErrorBody]
+    for op in OPERATIONS:
+        answers = [a for v in op.ok.values() for a in (v if isinstance(v, tuple) else (v,))]
+        for m in (op.body, *answers):
+            if isinstance(m, type) and m not in seen:
+                seen.append(m)
+    return seen
+
+
+def _operation(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "operationId": _operation_id(op),
+        "summary": op.summary,
+        "tags": [op.tag],
+        "security": SECURITY[op.auth],
+        "parameters": _parameters(op),
+        "responses": {**_answers(op, refs), **_errors(op, refs)},
+    }
+    if op.body is not None:
+        doc["requestBody"] = _body(op.body, refs)
+    return doc
+
+
+def _operation_id(op: Operation) -> str:
+    words = re.sub(r"[^A-Za-z0-9]+", "_", op.path.replace("{", "by_").replace("}", "")).strip("_")
+    return f"{op.method.lower()}_{words or 'root'}"
+
+
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/?#]+$"}}
+        for n in _PATH_PARAM.findall(op.path)
+    ]
+    extra: Sequence[Query] = (*op.params, USER) if op.auth != "none" else op.params
+    for q in extra:
+        params.append(
+            {
+                "name": q.name,
+                "in": q.where,
+                "required": False,
+                "schema": q.schema,
+                "description": q.description,
+            }
+        )
+    return params
+
+
+def _content(answer: Answer, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
+    if answer == SSE:
+        return {SSE: {"schema": SSE_EVENT}}
+    if isinstance(answer, str):
+        return {
+            answer: {"schema": {"type": "object"} if answer == "application/json" else {"type": "string"}}
+        }
+    return {"application/json": {"schema": {"$ref": refs[answer]}}}
+
+
+def _answers(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for status, answers in op.ok.items():
+        content: dict[str, Any] = {}
+        for a in answers if isinstance(answers, tuple) else (answers,):
+            content.update(_content(a, refs))
+        description = (
+            (answers[0] if isinstance(answers, tuple) else answers).__doc__ if status < 300 else None
+        )
+        out[str(status)] = {"description": _first_line(description) or op.summary, "content": content}
+    return out
+
+
+def _errors(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
+    """One response per error status, its `code` limited to the codes this route can send."""
+    classes: list[type[ErrandError]] = [*op.errors, *ALWAYS]
+    if op.auth != "none":
+        classes += [Unauthorized, InvalidRequest]  # a key missing or wrong; a bad X-Muxi-User-Id
+    if "{" in op.path:
+        classes.append(ResourceNotFound)  # the router's 404 for a mangled path
+    codes: dict[int, set[str]] = {}
+    for cls in classes:
+        codes.setdefault(status_of_class(cls), set()).add(cls.code)
+    out: dict[str, Any] = {}
+    for status in sorted(codes):
+        named = sorted(codes[status])
+        schema = {
+            "allOf": [
+                {"$ref": refs[ErrorBody]},
+                {"properties": {"error": {"properties": {"code": {"enum": named}}}}},
+            ]
+        }
+        out[str(status)] = {
+            "description": " or ".join(named),
+            "content": {"application/json": {"schema": schema}},
+        }
+    return out
+
+
+def _body(model: type[BaseModel], refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"$ref": refs[model]}
+    required = True
+    if model is TriggerBody:  # or the payload itself (a GitHub or Stripe webhook), or nothing
+        schema = {
+            "anyOf": [schema, {"type": "object", "description": "A raw payload, taken whole as `data`."}]
+        }
+        required = False
+    return {
+        "required": required,
+        "content": {"application/json": {"schema": schema, "example": EXAMPLES[model]}},
+    }
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n", 1)[0]
+
+
+class OpenApi:
+    """The /openapi.json endpoint of one app: the document is built once, at the first call."""
+
+    def __init__(self, version: str) -> None:
+        self._version = version
+        self._body: bytes | None = None
+
+    def document(self, formation: str) -> dict[str, Any]:
+        return openapi_document(formation, self._version)
+
+    async def serve(self, request: Request, ctx: ApiContext) -> Response:
+        """GET /openapi.json."""
+        if self._body is None:
+            self._body = bytes(json_response(self.document(ctx.config.name)).body)
+        return Response(self._body, media_type="application/json")

@@ -1,0 +1,269 @@
+"""The response bodies of the HTTP API as pydantic models: what /openapi.json documents.
+
+Handlers build their answers as plain dicts on the hot path (`models.to_document`, orjson); these
+models are the schema those dicts must fit. The OpenAPI document is generated from them
+(api/openapi.py), and tests validate real answers against them -- every status document
+`to_document` can build, and every answer schemathesis provokes from a live server -- so the
+document cannot drift from what the server sends. `extra="forbid"`: a field added to an answer
+but not here fails those tests instead of going undocumented.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from errand.models import Status
+
+__all__ = [
+    "Accepted",
+    "AgentDocument",
+    "AgentList",
+    "CancelAnswer",
+    "DeliveryList",
+    "ErrorBody",
+    "Health",
+    "Ready",
+    "Redelivery",
+    "RequestList",
+    "StatusDocument",
+    "TriggerDocument",
+    "TriggerList",
+    "WebhookSecret",
+]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(_Doc):
+    code: str = Field(description="Stable machine-readable code, e.g. INVALID_REQUEST, REQUEST_NOT_FOUND.")
+    message: str = Field(description="What went wrong, for a human.")
+    details: Any = Field(default=None, description="Structured detail (e.g. the field), or null.")
+
+
+class ErrorBody(_Doc):
+    """Every error answer: `{"error": {"code", "message", "details"}}`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"error": {"code": "REQUEST_NOT_FOUND", "message": "Request not found", "details": None}}
+            ]
+        }
+    )
+
+    error: ErrorDetail
+
+
+class ProgressDocument(_Doc):
+    percent: float | None = None
+    message: str | None = None
+    step: int | None = None
+    total_steps: int | None = None
+
+
+class ResultDocument(BaseModel):
+    """What the agent produced: `text`, the agent id, and whatever else it returned (usage...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: str
+    agent: str | None = None
+
+
+class ErrorInfoDocument(_Doc):
+    type: str = Field(description="The error's class name, e.g. ValueError or TaskTimeout.")
+    message: str
+    retryable: bool
+
+
+class DeliveryState(_Doc):
+    """GET /v1/requests/{id}: how the result reaches the client, and for a webhook, how far."""
+
+    mode: Literal["polling", "webhook"]
+    state: Literal["pending", "retrying", "delivered", "failed"] | None = None
+    attempts: int | None = None
+    last_status_code: int | None = None
+    next_attempt_at: float | None = None
+
+
+class StatusDocument(_Doc):
+    """A request's status (GET /v1/requests/{id}, sync answers, webhook bodies, list items)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "req_abc123",
+                    "status": "completed",
+                    "user_id": "0",
+                    "kind": "chat",
+                    "agent": "researcher",
+                    "progress": {"percent": 100, "message": "done", "step": 5, "total_steps": 5},
+                    "result": {"text": "Based on my research...", "agent": "researcher"},
+                    "attempts": 1,
+                    "created_at": 1785843812.44,
+                    "started_at": 1785843812.45,
+                    "completed_at": 1785843861.09,
+                    "duration_ms": 48640,
+                    "delivery": {"mode": "polling"},
+                }
+            ]
+        }
+    )
+
+    request_id: str
+    status: Status
+    user_id: str
+    kind: Literal["chat", "trigger"]
+    agent: str | None
+    progress: ProgressDocument | None
+    attempts: int = Field(description="Attempts started so far.")
+    created_at: float = Field(description="Unix time, seconds.")
+    started_at: float | None
+    completed_at: float | None
+    duration_ms: int | None
+    delivery: DeliveryState | Literal["polling", "webhook"] = Field(
+        description="An object on GET /v1/requests/{id}; the mode string in lists and webhook bodies."
+    )
+    session_id: str | None = None
+    trigger: str | None = None
+    result: ResultDocument | None = Field(default=None, description="Only when completed.")
+    error: ErrorInfoDocument | None = Field(default=None, description="Only when failed.")
+
+
+class Accepted(_Doc):
+    """202: the request is stored and under way; poll `poll_url` (also the Location header)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "req_abc123",
+                    "status": "pending",
+                    "delivery": "polling",
+                    "poll_url": "/v1/requests/req_abc123",
+                    "estimated_seconds": 42.0,
+                }
+            ]
+        }
+    )
+
+    request_id: str
+    status: Status
+    delivery: Literal["polling", "webhook"]
+    poll_url: str
+    estimated_seconds: float | None
+
+
+class RequestList(_Doc):
+    """GET /v1/requests: newest first; pass `next_cursor` as `?cursor=` for the next page."""
+
+    requests: list[StatusDocument]
+    count: int
+    next_cursor: str | None
+
+
+class CancelAnswer(_Doc):
+    request_id: str
+    status: Literal["cancelled"]
+    cancellation: Literal["immediate", "cooperative"]
+
+
+class DeliveryAttemptDocument(_Doc):
+    attempt: int
+    at: float
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryDocument(_Doc):
+    webhook_id: str = Field(description="The `webhook-id` header this delivery is sent with.")
+    url: str
+    state: Literal["pending", "retrying", "delivered", "failed"]
+    created_at: float
+    next_attempt_at: float | None
+    attempts: list[DeliveryAttemptDocument]
+
+
+class DeliveryList(_Doc):
+    request_id: str
+    deliveries: list[DeliveryDocument]
+    count: int
+
+
+class Redelivery(_Doc):
+    request_id: str
+    delivery: DeliveryDocument
+
+
+class WebhookSecret(_Doc):
+    webhook_secret: str
+    source: Literal["config", "generated"]
+
+
+class TriggerDocument(_Doc):
+    name: str
+    description: str
+    fields: list[str]
+    agent: str | None
+    use_async: bool | None
+
+
+class TriggerList(_Doc):
+    formation_id: str
+    triggers: list[TriggerDocument]
+    count: int
+
+
+class AgentDocument(_Doc):
+    """One configured agent, and how long it usually takes."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "researcher",
+                    "description": "Finds and compares information",
+                    "default": True,
+                    "kind": "llm",
+                    "tools": ["http_get"],
+                    "expected_seconds": 41.5,
+                    "history_samples": 50,
+                }
+            ]
+        }
+    )
+
+    id: str
+    description: str
+    default: bool = Field(description="Answers requests that name no agent_id.")
+    kind: Literal["handler", "process", "llm"] = Field(
+        description="handler: a Python function in the worker; process: one in a child process "
+        "per attempt; llm: a model agent."
+    )
+    tools: list[str]
+    expected_seconds: float | None = Field(
+        description="p90 of the agent's recent run durations; null until it has enough history "
+        "(then submit estimates from the message)."
+    )
+    history_samples: int = Field(description="Recent completed runs the estimate rests on.")
+
+
+class AgentList(_Doc):
+    agents: list[AgentDocument]
+    count: int
+
+
+class Health(_Doc):
+    status: Literal["ok"]
+    version: str
+
+
+class Ready(_Doc):
+    status: Literal["ready", "unavailable"]
+    reason: str | None = Field(default=None, description="Why not ready (503 only).")
