@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from errand import tracing
 from errand.agents.registry import AgentRegistry
 from errand.api.chat import chat
 from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_limit
@@ -73,6 +74,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = store is None
+        if config.tracing.enabled:  # before the store: a missing extra stops the start at once
+            tracing.configure(
+                service_name=config.tracing.service_name or "errand",
+                exporter=config.tracing.exporter or "otlp",
+            )
         opened = store or await open_store(
             config.storage_url, clock=clock, migrate=migrate, **config.store_options
         )
@@ -94,6 +100,8 @@ def create_app(
             ctx.store = None
             if own:
                 await opened.close()
+            if config.tracing.enabled:
+                tracing.shutdown()  # flushes the spans still batched
 
     app = Starlette(
         routes=_routes(ctx),
