@@ -76,7 +76,7 @@ def test_tracing_follows_the_standard_otel_variables(
 
 
 def test_an_unknown_tracing_key_is_refused() -> None:
-    with pytest.raises(ConfigError, match="tracing.sampler"):
+    with pytest.raises(ConfigError, match=r"tracing\.sampler"):
         build_config({"keys": {"client": ["client-key-aaaaaaaa"]}, "tracing": {"sampler": "x"}}, env={})
 
 
@@ -91,7 +91,7 @@ def test_tracing_off_is_a_shared_no_op() -> None:
 
 
 def test_an_exporter_that_is_not_installed_names_what_is() -> None:
-    with pytest.raises(ConfigError, match="'nosuch' is not installed .*console"):
+    with pytest.raises(ConfigError, match=r"'nosuch' is not installed .*console"):
         tracing.configure(service_name="t", exporter="nosuch")
     assert not tracing.active()
 
