@@ -169,6 +169,30 @@ class ServerConfig(_Section):
     well under orjson's 254 levels, as results and webhook bodies wrap it further."""
 
 
+class TracingConfig(_Section):
+    """OpenTelemetry traces (`errand[otel]`); each unset key follows the standard OTEL_* variable.
+    `enabled` unset: on when OTEL_TRACES_EXPORTER names an exporter other than `none`, or an
+    OTLP endpoint is set; OTEL_SDK_DISABLED=true turns it off. The SDK reads the other OTEL_*
+    variables itself (endpoint, headers, sampler, batch timings, resource attributes)."""
+
+    enabled: bool | None = None
+    service_name: str | None = None
+    """Default: OTEL_SERVICE_NAME, else `errand`."""
+    exporter: str | None = None
+    """Default: OTEL_TRACES_EXPORTER, else `otlp` (OTLP over HTTP, to OTEL_EXPORTER_OTLP_ENDPOINT)."""
+
+    def resolved(self, env: Mapping[str, str]) -> TracingConfig:
+        exporter = self.exporter or env.get("OTEL_TRACES_EXPORTER", "").split(",")[0].strip() or "otlp"
+        asked = bool(env.get("OTEL_TRACES_EXPORTER")) or any(
+            env.get(f"OTEL_EXPORTER_OTLP{k}ENDPOINT") for k in ("_", "_TRACES_")
+        )
+        enabled = (asked and exporter != "none") if self.enabled is None else self.enabled
+        if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            enabled = False
+        name = self.service_name or env.get("OTEL_SERVICE_NAME") or "errand"
+        return TracingConfig(enabled=enabled, service_name=name, exporter=exporter)
+
+
 class ModelConfig(_Section):
     provider: Literal["openai"] = "openai"
     name: str
@@ -232,6 +256,7 @@ class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     agents: list[AgentConfig] = Field(default_factory=list)
     router: RouterConfig | None = None
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
     overlord: dict[str, Any] = Field(default_factory=dict)
     """Accepted for MUXI compatibility; only overlord.workflow.timeouts.task_timeout is read."""
     base_dir: str = "."
@@ -352,6 +377,7 @@ def build_config(
         cfg = cfg.model_copy(
             update={"workflow": cfg.workflow.model_copy(update={"task_timeout": parse_duration(timeout)})}
         )
+    cfg = cfg.model_copy(update={"tracing": cfg.tracing.resolved(env)})
     cfg._disabled = disabled
     return cfg
 

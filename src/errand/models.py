@@ -131,6 +131,8 @@ class NewRequest:
     mode: Mode = Mode.ASYNC  # the decided mode: sync or async
     max_attempts: int = 3
     estimated_seconds: float | None = None
+    trace_context: dict[str, str] | None = None
+    """The W3C carrier (`traceparent`, `tracestate`) the worker and webhooks continue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,7 @@ class Request:
     estimated_seconds: float | None
     seq: int
     expired: bool = False  # a tombstone: result and input purged after result_ttl
+    trace_context: dict[str, str] | None = None  # W3C carrier stored at submit (tracing.py)
 
     @property
     def is_terminal(self) -> bool:

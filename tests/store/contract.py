@@ -165,6 +165,19 @@ class StoreContract:
         assert (req.started_at, req.completed_at, req.progress, req.result, req.error) == (None,) * 5
         assert await store.get(req.id) == req
 
+    async def test_the_trace_context_is_kept_by_every_submit_and_claim(self, store: Store) -> None:
+        trace = {
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "tracestate": "a=1",
+        }
+        plain, _ = await store.submit(new(trace_context=trace))
+        keyed, _ = await store.submit(new(trace_context=trace), key())
+        bare, _ = await store.submit(new())
+        assert (plain.trace_context, keyed.trace_context, bare.trace_context) == (trace, trace, None)
+        assert [(await store.get(r.id)).trace_context for r in (plain, keyed, bare)] == [trace, trace, None]
+        claimed = {c.request.id: c.request.trace_context for c in await store.claim("w1", 3, LEASE)}
+        assert claimed == {plain.id: trace, keyed.id: trace, bare.id: None}
+
     async def test_submit_is_durable_across_reopen(self, store: Store, reopen: Reopen) -> None:
         req, _ = await store.submit(new(metadata={"k": "v"}, webhook_url=HOOK))
         await store.close()

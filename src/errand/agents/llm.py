@@ -6,11 +6,14 @@ owns retries and backoff, so a provider's 429 is one failed attempt whose Transi
 the provider's `Retry-After`. Provider errors are judged in one place, `classify_error`, by class
 and status, never by message. Content deltas reach the request's event stream as the model
 writes them (`ctx.emit`); every model call and every tool call is a cancellation checkpoint.
+With tracing on, each model call is a GenAI `chat {model}` span (model, tokens, finish reason)
+and each tool call an `execute_tool {name}` span, inside the attempt's span (tracing.py).
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
 import math
 import time
 from collections.abc import Mapping
@@ -29,6 +32,7 @@ from openai.types.chat import (
 )
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
+from errand import tracing
 from errand.agents._openai import LoopClient
 from errand.agents.base import RunContext
 from errand.agents.tools import Tool, ToolResult, load_tools
@@ -270,6 +274,26 @@ class LlmAgent:
         return messages
 
     async def _complete(self, messages: list[ChatCompletionMessageParam], ctx: RunContext) -> _Reply:
+        """One model call, as a GenAI `chat` span (semantic conventions: model, usage, finish)."""
+        name = self.model.name
+        with tracing.span(f"chat {name}", kind="client", attributes=self._span_attributes) as span:
+            reply = await self._call_model(messages, ctx)
+            span.set_attributes(_usage_attributes(reply))
+            return reply
+
+    @functools.cached_property
+    def _span_attributes(self) -> dict[str, str | int]:
+        url = httpx.URL(self.model.base_url or "https://api.openai.com/v1")
+        return {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": "openai",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": self.model.name,
+            "server.address": url.host,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+        }
+
+    async def _call_model(self, messages: list[ChatCompletionMessageParam], ctx: RunContext) -> _Reply:
         client = self._clients.get()
         try:
             stream = await client.chat.completions.create(
@@ -295,13 +319,16 @@ class LlmAgent:
         call.id = call.id or f"call_{step}_{index}"  # some servers omit ids; the reply must name one
         tool = self.tools.get(call.name)
         started = time.monotonic()
-        if tool is None:
-            known = ", ".join(self.tools) or "none"
-            outcome = ToolResult(
-                f"Error: there is no tool named {call.name!r}; available: {known}", is_error=True
-            )
-        else:
-            outcome = await tool.call(call.arguments, ctx.threads)
+        with tracing.span(f"execute_tool {call.name}", attributes=_tool_attributes(call)) as span:
+            if tool is None:
+                known = ", ".join(self.tools) or "none"
+                outcome = ToolResult(
+                    f"Error: there is no tool named {call.name!r}; available: {known}", is_error=True
+                )
+            else:
+                outcome = await tool.call(call.arguments, ctx.threads)
+            if outcome.is_error:
+                tracing.fail(span, "tool_error", _preview(outcome.text))
         ctx.event(
             "tool_call",
             {
@@ -315,6 +342,26 @@ class LlmAgent:
             },
         )
         return {"role": "tool", "tool_call_id": call.id, "content": outcome.text}
+
+
+def _usage_attributes(reply: _Reply) -> dict[str, int | list[str]]:
+    """GenAI attributes known once a model call has answered."""
+    found: dict[str, int | list[str]] = {}
+    if reply.usage is not None:
+        found["gen_ai.usage.input_tokens"] = reply.usage.prompt_tokens or 0
+        found["gen_ai.usage.output_tokens"] = reply.usage.completion_tokens or 0
+    if reply.finish_reason is not None:
+        found["gen_ai.response.finish_reasons"] = [reply.finish_reason]
+    return found
+
+
+def _tool_attributes(call: _PendingCall) -> dict[str, str]:
+    return {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": call.name,
+        "gen_ai.tool.call.id": call.id,
+        "gen_ai.tool.type": "function",
+    }
 
 
 def _preview(text: str) -> str:

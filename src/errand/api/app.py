@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from errand import __version__
+from errand import __version__, tracing
 from errand.agents.registry import AgentRegistry
 from errand.api.agents import get_agent, list_agents
 from errand.api.chat import chat
@@ -77,6 +77,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = store is None
+        if config.tracing.enabled:  # before the store: a missing extra stops the start at once
+            tracing.configure(
+                service_name=config.tracing.service_name or "errand",
+                exporter=config.tracing.exporter or "otlp",
+            )
         opened = store or await open_store(
             config.storage_url, clock=clock, migrate=migrate, **config.store_options
         )
@@ -98,6 +103,8 @@ def create_app(
             ctx.store = None
             if own:
                 await opened.close()
+            if config.tracing.enabled:
+                tracing.shutdown()  # flushes the spans still batched
 
     app = Starlette(
         routes=_routes(ctx),

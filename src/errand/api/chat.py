@@ -112,7 +112,7 @@ async def chat(request: Request, owner: Owner, ctx: ApiContext) -> Response:
     if body.webhook_url is not None:
         await check_webhook_url(body.webhook_url, ctx)
     new = await _new_request(body, owner, agent_id, ctx)
-    req = await submit(ctx, new, idempotency)
+    req = await submit(ctx, new, idempotency, request.headers)
     if body.stream:
         return chat_stream(request, req, ctx)
     return await answer(request, req, ctx)

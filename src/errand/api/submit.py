@@ -6,6 +6,8 @@ honour idempotency keys, webhook URL checks and the sync/async answer identicall
 `check_webhook_url()` (shape, signing secret, SSRF guard), `estimate_for()` (duration, from a
 short-lived per-agent history cache), `submit()` (the durable `store.submit`, counted) and
 `answer()` (200 with the status document once terminal for a sync call, else 202).
+`submit()` also keeps the caller's W3C `traceparent` with the request and, with tracing on, is
+the `errand.submit` span the worker's and the webhooks' spans descend from (tracing.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +26,7 @@ from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from errand import tracing
 from errand.api.auth import Owner
 from errand.api.context import ApiContext, request_url
 from errand.api.errors import json_response
@@ -102,14 +107,24 @@ async def _history(agent_id: str, ctx: ApiContext) -> list[float]:
     return durations
 
 
-async def submit(ctx: ApiContext, new: NewRequest, idempotency: IdempotencyKey | None) -> StoredRequest:
+async def submit(
+    ctx: ApiContext, new: NewRequest, idempotency: IdempotencyKey | None, headers: Mapping[str, str]
+) -> StoredRequest:
     """The request as stored (committed before any answer), or the original of an idempotent
-    replay; only a new one counts in errand_api_submitted_total."""
-    try:
-        req, created = await ctx.store.submit(new, idempotency)
-    except StoreUnavailable as exc:  # 503: the caller retries; the operator learns why here
-        log.warning("submit of %s refused, the store is unavailable: %s", new.id, exc.message)
-        raise
+    replay; only a new one counts in errand_api_submitted_total. It is stored with the trace
+    context of `errand.submit` (tracing on) or else the caller's `traceparent` as sent."""
+    caller = tracing.from_headers(headers)
+    attributes = {"errand.request_id": new.id, "errand.kind": new.kind, "errand.mode": new.mode.value}
+    with tracing.span("errand.submit", kind="server", parent=caller, attributes=attributes) as span:
+        context = tracing.carrier() or caller
+        if context is not None:
+            new = replace(new, trace_context=context)
+        try:
+            req, created = await ctx.store.submit(new, idempotency)
+        except StoreUnavailable as exc:  # 503: the caller retries; the operator learns why here
+            log.warning("submit of %s refused, the store is unavailable: %s", new.id, exc.message)
+            raise
+        span.set_attribute("errand.replay", not created)
     if created:
         SUBMITTED.labels(new.kind, req.mode.value).inc()
     return req

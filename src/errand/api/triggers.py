@@ -104,7 +104,7 @@ async def fire_trigger(request: Request, owner: Owner, ctx: ApiContext) -> Respo
         max_attempts=ctx.config.workflow.retry.max_attempts,
         estimated_seconds=await estimate_for(ctx, agent_id, message),
     )
-    return await answer(request, await submit(ctx, new, idempotency), ctx)
+    return await answer(request, await submit(ctx, new, idempotency, request.headers), ctx)
 
 
 async def list_triggers(request: Request, owner: Owner, ctx: ApiContext) -> Response:

@@ -43,6 +43,7 @@ async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
     """Worker and webhook dispatcher on one store until SIGINT/SIGTERM (TaskGroup: one failing
     stops both). Any number of these processes may share a database; they all sign webhooks with
     the one secret of delivery/secret.py."""
+    from errand import tracing
     from errand.agents.registry import AgentRegistry
     from errand.delivery.dispatcher import run_dispatcher
     from errand.engine.settings import WorkerSettings
@@ -50,6 +51,10 @@ async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
 
     clock = SystemClock()
     agents = AgentRegistry.from_config(cfg)  # ConfigErrors first, before the database is touched
+    if cfg.tracing.enabled:
+        tracing.configure(
+            service_name=cfg.tracing.service_name or "errand", exporter=cfg.tracing.exporter or "otlp"
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -69,6 +74,8 @@ async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
         await agents.aclose()  # model clients' connections, once no attempt runs
         if store is not None:
             await store.close()
+        if cfg.tracing.enabled:
+            tracing.shutdown()  # flushes the spans still batched
 
 
 async def open_when_reachable(

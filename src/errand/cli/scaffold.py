@@ -80,6 +80,15 @@ server:
   # max_header_bytes: 65536        # request line + headers; larger answers 431
   # max_json_depth: 64            # deeper request bodies answer 422 naming the field
 
+# OpenTelemetry traces (pip install 'errand[otel]'). Off unless OTEL_EXPORTER_OTLP_ENDPOINT or
+# OTEL_TRACES_EXPORTER is set (OTEL_SDK_DISABLED=true turns it off); the other OTEL_* variables
+# (headers, sampler, batch timings, resource) are read by the SDK. A caller's traceparent is
+# stored with each request either way.
+# tracing:
+#   enabled: true             # default: follow the OTEL_* variables above
+#   service_name: errand      # default: OTEL_SERVICE_NAME, else errand
+#   exporter: otlp            # default: OTEL_TRACES_EXPORTER, else otlp (OTLP/HTTP); or console
+
 agents:
   # An offline demo that simulates multi-step research with progress; no model, no API key.
   - id: researcher

@@ -4,7 +4,9 @@ Flow of one attempt: `store.claim_outbox` leases a due delivery -> delivery/send
 URL again, signs the body and POSTs it once -> `store.record_attempt` with the status code, error
 and duration, and the next try time (DispatcherSettings.backoff; None when the attempts are used
 up, or the URL is refused). The state lives in the store, so retries survive restarts; the
-dispatcher itself holds nothing that matters.
+dispatcher itself holds nothing that matters. With tracing on, each attempt is an
+`errand.webhook` span continuing the request's stored trace context, and its POST carries
+that span's `traceparent` (tracing.py).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from prometheus_client import Counter, Histogram
 
+from errand import tracing
 from errand.clock import Clock, new_id
 from errand.delivery.secret import signing_secret_when_ready
 from errand.delivery.sender import Sender, SendOutcome, pinning_client
 from errand.delivery.settings import DispatcherSettings
 from errand.delivery.urlguard import Resolver, system_resolver
+from errand.errors import ErrandError
 from errand.models import Delivery, OutboxItem
 from errand.store.base import Store
 
@@ -178,7 +182,7 @@ class Dispatcher:
         new state (None if the store could not record it: the lease expires and it is retried)."""
         number = item.attempt + 1
         started = time.perf_counter()  # a measurement of real I/O, not a decision: not the Clock
-        outcome = await self._sender.send(item)
+        outcome = await self._traced_send(item, number)
         elapsed = time.perf_counter() - started
         final = outcome.ok or not outcome.retryable or number >= 1 + self.settings.retries
         next_at = None if final else self._clock.now() + self.settings.backoff(number, self._rng)
@@ -195,6 +199,23 @@ class Dispatcher:
             return None
         self._account(item, number, outcome, delivery, elapsed)
         return delivery
+
+    async def _traced_send(self, item: OutboxItem, number: int) -> SendOutcome:
+        """The send as an `errand.webhook` span, a child of the request's trace (tracing on)."""
+        if not tracing.active():
+            return await self._sender.send(item)
+        try:
+            parent = (await self._store.get(item.request_id)).trace_context
+        except ErrandError:  # purged or unreadable now: the attempt is a trace of its own
+            parent = None
+        ids = {"errand.request_id": item.request_id, "errand.delivery_id": item.id, "errand.attempt": number}
+        with tracing.span("errand.webhook", kind="client", parent=parent, attributes=ids) as span:
+            outcome = await self._sender.send(item)
+            if outcome.status_code is not None:
+                span.set_attribute("http.response.status_code", outcome.status_code)
+            if not outcome.ok:
+                tracing.fail(span, str(outcome.status_code or "error"), outcome.error or "")
+        return outcome
 
     def _account(
         self, item: OutboxItem, number: int, outcome: SendOutcome, delivery: Delivery, elapsed: float

@@ -4,7 +4,8 @@ The URL is checked again at send time (DNS may have changed since submit) and th
 is pinned to the addresses that passed, so a rebinding answer between check and connect cannot
 reach an internal host. The body is built deterministically from the stored document, so every
 retry of a delivery sends the same bytes under the same `webhook-id` (receivers dedupe on it);
-`webhooks.sign` adds a fresh timestamp. The POST follows no redirect and runs under one deadline
+`webhooks.sign` adds a fresh timestamp; with tracing on, the current span's `traceparent`
+goes along (the signature covers the body only). The POST follows no redirect and runs under one deadline
 for the whole attempt. What came of it is a SendOutcome; recording it is the dispatcher's job.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from errand import tracing
 from errand.clock import Clock
 from errand.delivery.settings import DispatcherSettings
 from errand.delivery.urlguard import Resolver, Target, resolve_target_async
@@ -120,6 +122,7 @@ class Sender:
             body = self.body(item)
             headers = sign(body, self.settings.secret, msg_id=item.id, timestamp=int(self._clock.now()))
             headers["User-Agent"] = self.settings.user_agent
+            headers.update(tracing.carrier() or {})
             return await self._post(item.url, target, body, headers)
         except Exception as exc:  # a bug must not stall the outbox: record it and retry later
             log.exception("webhook %s: unexpected error", item.id)

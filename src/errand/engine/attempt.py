@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from prometheus_client import Gauge
 
+from errand import tracing
 from errand.agents.base import RunContext, coerce_result
 from errand.agents.registry import AgentRegistry
 from errand.agents.threads import ThreadGroup
@@ -31,7 +32,7 @@ from errand.engine.retry import decide, error_info
 from errand.engine.settings import WorkerSettings
 from errand.engine.storable import unstorable
 from errand.errors import LeaseLost, PermanentError, StoreUnavailable, TaskTimeout
-from errand.models import Claim, Progress, Result, Status
+from errand.models import Claim, ErrorInfo, Progress, Result, Status
 from errand.store.base import Store
 
 __all__ = ["STRAY_THREADS", "Attempt", "EventWriter", "Outcome", "Phase", "format_seconds"]
@@ -140,6 +141,8 @@ class Attempt:
     task: asyncio.Task[Outcome] | None = None
     phase: Phase = Phase.RUNNING
     stop_reason: Outcome | None = None
+    error: ErrorInfo | None = None
+    """Why the attempt failed, once recorded as a retry or a failure."""
 
     def __post_init__(self) -> None:
         req = self.claim.request
@@ -175,6 +178,28 @@ class Attempt:
             self.task.cancel()
 
     async def run(self) -> Outcome:
+        """The attempt, traced (tracing on): the wait since it became runnable as
+        `errand.queue_wait`, then `errand.attempt` around it, both continuing the request's
+        stored trace context; the agent's model and tool calls nest inside."""
+        req = self.claim.request
+        ids = {"errand.request_id": req.id, "errand.attempt": self.claim.attempt}
+        tracing.record(
+            "errand.queue_wait",
+            start=req.run_at,
+            end=self.clock.now(),
+            parent=req.trace_context,
+            attributes=ids,
+        )
+        with tracing.span(
+            "errand.attempt", kind="consumer", parent=req.trace_context, attributes=ids
+        ) as span:
+            outcome = await self._run()
+            span.set_attributes({"errand.agent": self.agent_id, "errand.outcome": outcome.value})
+            if self.error is not None:  # retried or failed: the attempt's span is an error
+                tracing.fail(span, self.error.type, self.error.message)
+        return outcome
+
+    async def _run(self) -> Outcome:
         """claim -> run -> classify -> record; stopped attempts write nothing."""
         req = self.claim.request
         try:
@@ -273,6 +298,7 @@ class Attempt:
             max_attempts=req.max_attempts,
             no_delay=self.settings.no_retry_delay,
         )
+        self.error = decision.error
         if decision.retry:
             run_at = self.clock.now() + decision.delay
             await self._store_call(

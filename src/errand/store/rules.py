@@ -95,7 +95,7 @@ def held(attempt: str, alias: str = "") -> str:
 REQUEST_COLUMNS = (
     "id, owner, user_id, kind, agent, message, session_id, metadata, trigger_name, webhook_url, mode, "
     "status, attempt, failures, max_attempts, progress, result, error, created_at, started_at, "
-    "completed_at, run_at, estimated_seconds, seq, expired_at"
+    "completed_at, run_at, estimated_seconds, seq, expired_at, trace_context"
 )
 EVENT_COLUMNS = "request_id, seq, type, data, at"
 DELIVERY_COLUMNS = "id, request_id, url, state, next_attempt_at, created_at"
@@ -158,6 +158,7 @@ def to_request(row: Values, json: Json = _decoded) -> Request:
         estimated_seconds=row[22],
         seq=row[23],
         expired=row[24] is not None,
+        trace_context=json(row[25]),
     )
 
 

@@ -59,6 +59,11 @@ def _columns(new: NewRequest) -> tuple[Any, ...]:
     )
 
 
+def _trace(new: NewRequest) -> Any:
+    """The trace context parameter (SUBMIT_MANY's $16 elements, SUBMIT_IDEMPOTENT's $19)."""
+    return None if new.trace_context is None else jsonb(new.trace_context)
+
+
 @isolating
 async def submit_many(db: Database, batch: list[Submission]) -> list[Row | ErrandError]:
     """Flush of the submit group commit: every request + `created` event in ONE statement (one
@@ -80,7 +85,8 @@ async def submit_many(db: Database, batch: list[Submission]) -> list[Row | Erran
     rows: list[Row] = []
     if unique:
         arrays = [list(column) for column in zip(*(columns[n] for n in unique), strict=True)]
-        rows = await db.fetch(sql.SUBMIT_MANY, *arrays, [batch[n].now for n in unique], rules.CREATED)
+        traces = [_trace(batch[n].new) for n in unique]
+        rows = await db.fetch(sql.SUBMIT_MANY, *arrays, [batch[n].now for n in unique], rules.CREATED, traces)
     by_id = {row["id"]: row for row in rows}
     return [
         refused[n]
@@ -98,9 +104,8 @@ async def submit_keyed(
     """(new row, None) when the key was free, else (None, the key's original request).
     A key past its 24 h (not purged yet) is freed and the submit tried again."""
     for _ in range(3):
-        row = await conn.fetchrow(
-            sql.SUBMIT_IDEMPOTENT, *_columns(new), now, rules.CREATED, idem.scope, idem.key, idem.fingerprint
-        )
+        keyed = (now, rules.CREATED, idem.scope, idem.key, idem.fingerprint, _trace(new))
+        row = await conn.fetchrow(sql.SUBMIT_IDEMPOTENT, *_columns(new), *keyed)
         if row is not None:
             return row, None
         found = await conn.fetchrow(sql.FIND_IDEMPOTENT, idem.scope, idem.key)

@@ -57,15 +57,17 @@ _REQUEST_FIELDS = (
     "max_attempts, estimated_seconds"
 )
 # The group commit of submits: $1..$13 arrays of the request fields, $14 their submit times, $15
-# created-event data. One statement = one implicit transaction and one round trip for the whole
-# batch: rows, events and wake-ups. An id already taken inserts nothing and returns no row.
+# created-event data, $16 their trace contexts. One statement = one implicit transaction and one
+# round trip for the whole batch: rows, events and wake-ups. An id already taken inserts nothing
+# and returns no row.
 SUBMIT_MANY = f"""
     WITH r AS (
-        INSERT INTO requests AS r ({_REQUEST_FIELDS}, created_at, status, run_at, seq, updated_at)
+        INSERT INTO requests AS r ({_REQUEST_FIELDS}, created_at, trace_context, status, run_at, seq,
+            updated_at)
         SELECT x.*, 'pending', x.created_at, 1, x.created_at
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                     $8::jsonb[], $9::text[], $10::text[], $11::text[], $12::int[], $13::float8[],
-                    $14::float8[]) AS x({_REQUEST_FIELDS}, created_at)
+                    $14::float8[], $16::jsonb[]) AS x({_REQUEST_FIELDS}, created_at, trace_context)
         ON CONFLICT (id) DO NOTHING
         RETURNING {_R}),
     e AS (
@@ -73,16 +75,18 @@ SUBMIT_MANY = f"""
         SELECT r.id, 1, 'created', $15::jsonb, r.created_at FROM r RETURNING request_id, seq)
     SELECT r.*, pg_notify('{CH_WORK}', ''), {_NOTIFY_CHANGE} FROM r JOIN e ON e.request_id = r.id"""
 # One submit with an idempotency key ($1..$13 request fields, $14 now, $15 created-event data,
-# $16 scope, $17 key, $18 fingerprint): the key is inserted first and the request only if the
-# key was new; no row back means the key exists (see FIND_IDEMPOTENT). A concurrent insert of
-# the same key waits for the first to commit. A taken id fails the statement (unique violation).
+# $16 scope, $17 key, $18 fingerprint, $19 trace context): the key is inserted first and the
+# request only if the key was new; no row back means the key exists (see FIND_IDEMPOTENT). A
+# concurrent insert of the same key waits for the first to commit. A taken id fails the statement
+# (unique violation).
 SUBMIT_IDEMPOTENT = f"""
     WITH k AS (INSERT INTO idempotency (scope, key, fingerprint, request_id, created_at)
                VALUES ($16, $17, $18, $1, $14) ON CONFLICT DO NOTHING RETURNING request_id),
     r AS (
-        INSERT INTO requests AS r ({_REQUEST_FIELDS}, status, created_at, run_at, seq, updated_at)
+        INSERT INTO requests AS r ({_REQUEST_FIELDS}, status, created_at, run_at, seq, updated_at,
+            trace_context)
         SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::jsonb, $9::text,
-            $10::text, $11::text, $12::int, $13::float8, 'pending', $14::float8, $14, 1, $14
+            $10::text, $11::text, $12::int, $13::float8, 'pending', $14::float8, $14, 1, $14, $19::jsonb
         WHERE EXISTS (SELECT 1 FROM k)
         RETURNING {_R}),
     e AS (INSERT INTO events (request_id, seq, type, data, at)

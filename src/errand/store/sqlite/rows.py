@@ -15,7 +15,7 @@ from errand.store.rules import REQUEST_COLUMNS, unstorable
 
 INSERT_REQUEST = (
     f"INSERT INTO requests ({REQUEST_COLUMNS}, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -62,6 +62,7 @@ def new_request(new: NewRequest, now: float) -> Request:
         run_at=now,
         estimated_seconds=new.estimated_seconds,
         seq=1,
+        trace_context=new.trace_context,
     )
 
 
@@ -93,5 +94,6 @@ def request_params(r: Request, updated_at: float) -> tuple[Any, ...]:
         r.estimated_seconds,
         r.seq,
         None,
+        dumps_opt(r.trace_context),
         updated_at,
     )

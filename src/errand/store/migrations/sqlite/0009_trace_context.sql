@@ -1,0 +1,4 @@
+-- The W3C trace context (JSON: traceparent, tracestate) a request was submitted under, so the
+-- worker and the webhook dispatcher, in any process, continue the caller's trace. NULL: none.
+
+ALTER TABLE requests ADD COLUMN trace_context TEXT;
