@@ -115,9 +115,4 @@ def clean_text(text: str, limit: int = MAX_TEXT) -> str:
     for error messages, which must be recorded whatever the agent put in them."""
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    text = text.replace("\x00", "\ufffd")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
-    return text
+    return _BAD_CHAR.sub("\ufffd", text)
