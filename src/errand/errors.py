@@ -81,8 +81,9 @@ class UnresolvableHost(InvalidRequest):
 class UnstorableValue(InvalidRequest):
     """This value cannot be stored as JSON.
 
-    Raised by errand/jsonsafe.py, the one rule of what is storable on both backends; `details`
-    names the offending place (`{"field": "metadata.a.b"}`)."""
+    Raised by errand/jsonsafe.py, the one rule of what is storable on both backends (request
+    bodies and agent results alike); the message is `<field>: <why>` and `details` names the
+    place (`{"field": "metadata.k[1]"}`; depth adds `"max_depth"`)."""
 
 
 class MethodNotAllowed(InvalidRequest):

@@ -82,8 +82,8 @@ def test_deep_trigger_data_is_a_422(api: Server) -> None:
     ("body", "field"),
     [
         ('{"message": "a\\u0000b"}', "message"),
-        ('{"message": "hi", "metadata": {"k": ["x", "\\u0000"]}}', "metadata.k.1"),
-        ('{"message": "hi", "metadata": {"k\\u0000": 1}}', "metadata"),
+        ('{"message": "hi", "metadata": {"k": ["x", "\\u0000"]}}', "metadata.k[1]"),
+        ('{"message": "hi", "metadata": {"k\\u0000": 1}}', "metadata['k\\x00']"),
         ('{"message": "\\ud800"}', "message"),
         ('{"message": "hi", "metadata": {"k": "\\udfff tail"}}', "metadata.k"),
         ('{"message": "hi", "session_id": "s\\u0000"}', "session_id"),

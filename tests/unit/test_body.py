@@ -15,7 +15,7 @@ from starlette.types import Message
 
 from errand.api.body import invalid_from, parse_object, read_body
 from errand.api.errors import MalformedBody
-from errand.errors import InvalidRequest, PayloadTooLarge
+from errand.errors import InvalidRequest, PayloadTooLarge, UnstorableValue
 
 LIMIT = 100
 
@@ -43,8 +43,8 @@ def request(feed: Feed, content_length: str | None = None) -> Request:
     return Request(scope, feed)
 
 
-def parse(raw: bytes) -> dict[str, Any]:
-    return parse_object(raw)
+def parse(raw: bytes, max_depth: int = 64) -> dict[str, Any]:
+    return parse_object(raw, max_depth)
 
 
 # -- read_body ----------------------------------------------------------------------------------
@@ -127,6 +127,40 @@ def test_malformed_is_an_invalid_request_to_anyone_catching_that() -> None:
     with pytest.raises(InvalidRequest) as info:
         parse(b"{")
     assert info.value.code == "INVALID_REQUEST"
+
+
+def deep(levels: int, key: str = "metadata") -> bytes:
+    return b'{"message": "hi", "' + key.encode() + b'": ' + b"[" * levels + b"1" + b"]" * levels + b"}"
+
+
+@pytest.mark.parametrize("levels", [3, 500, 1100, 5000])  # 1100, 5000: past orjson's 1024 levels
+def test_too_deep_names_the_field_whichever_parser_reads_it(levels: int) -> None:
+    with pytest.raises(UnstorableValue) as info:
+        parse(deep(levels), max_depth=3)
+    assert info.value.message == "metadata: nested deeper than 3 levels"
+    assert info.value.details == {"field": "metadata", "max_depth": 3}
+    assert parse(deep(2), max_depth=3)["metadata"] == [[1]]  # the body is level 1
+
+
+def test_past_orjson_an_odd_key_is_spelled_as_jsonsafe_spells_it() -> None:
+    with pytest.raises(UnstorableValue) as info:
+        parse(deep(1100, "my key"))
+    assert info.value.details == {"field": "['my key']", "max_depth": 64}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"m": {"k": ["x", "\\ud800"]}}', "m.k[1]: contains a lone UTF-16 surrogate (\\ud800), which"),
+        (b'{"m": "\xed\xa0\x80"}', "m: contains a lone UTF-16 surrogate (\\ud800), which"),
+        (b'{"m": {"k\\u0000": 1}}', "m['k\\x00']: contains a NUL character (\\u0000), which"),
+    ],
+)
+def test_text_orjson_refuses_is_refused_in_the_same_words(raw: bytes, message: str) -> None:
+    with pytest.raises(UnstorableValue) as info:
+        parse(raw)
+    assert info.value.message.startswith(message)
+    assert info.value.details == {"field": message.split(": ")[0]}
 
 
 # -- invalid_from -------------------------------------------------------------------------------

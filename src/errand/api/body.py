@@ -5,11 +5,12 @@ What POST /v1/chat and POST /v1/triggers/{name} share; each body model sits besi
 fails validation is a 422 InvalidRequest naming the first bad field, with a `details` list of
 `{"field", "message", "type"}` (an unknown field suggests the known one it looks like).
 
-Every parsed body also passes `check_storable`: nesting deeper than `server.max_json_depth`
-levels, a NUL character or a lone UTF-16 surrogate anywhere (keys included) is a 422 naming
-the field. One rule at the door, so both backends answer alike: PostgreSQL cannot store NUL in
-text or jsonb, orjson cannot encode surrogates or nest past 254 levels (the idempotency
-fingerprint, the stored metadata), and SQLite would have taken what PostgreSQL refuses.
+Every parsed body also passes `jsonsafe.check` (the body is level 1, the limit
+`server.max_json_depth`): what errand cannot store is a 422 naming the field, in the same words
+as an agent's unstorable result. One rule at the door, so both backends answer alike:
+PostgreSQL cannot store NUL in text or jsonb, orjson cannot encode surrogates or nest past 254
+levels (the idempotency fingerprint, the stored metadata), and SQLite would have taken what
+PostgreSQL refuses.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from errand import jsonsafe
 from errand.api.errors import MalformedBody
 from errand.errors import InvalidRequest, PayloadTooLarge
 
@@ -45,13 +47,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
-_FIELD_CHARS = 200
-
-
 def parse_object(raw: bytes, max_depth: int) -> dict[str, Any]:
     """JSON object from bytes: not JSON -> 400 (malformed); JSON but not an object, or not
-    storable (see check_storable) -> 422."""
+    storable (see errand.jsonsafe.check) -> 422."""
     if not raw.strip():
         raise MalformedBody("request body is empty; send a JSON object")
     try:
@@ -59,9 +57,13 @@ def parse_object(raw: bytes, max_depth: int) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         _explain_refusal(raw, max_depth)
         raise MalformedBody(f"request body is not valid JSON: {exc}") from None
+    return _storable_object(data, max_depth)
+
+
+def _storable_object(data: Any, max_depth: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidRequest(f"request body must be a JSON object, not {_json_type(data)}")
-    check_storable(data, max_depth)
+    jsonsafe.check(data, "", max_depth)
     return data
 
 
@@ -72,56 +74,37 @@ def _explain_refusal(raw: bytes, max_depth: int) -> None:
     try:
         data = json.loads(raw)
     except RecursionError:
-        raise _too_deep("", max_depth) from None
+        raise jsonsafe.too_deep(_too_deep_for_stdlib(raw), max_depth) from None
     except ValueError:
         return
-    if isinstance(data, dict):
-        check_storable(data, max_depth)
+    _storable_object(data, max_depth)
 
 
-def check_storable(data: dict[str, Any], max_depth: int) -> None:
-    """422 naming the first field nested deeper than `max_depth` levels (the body object is
-    level 1) or holding a NUL character or a lone surrogate, in a key or a string."""
-    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, str):
-            _check_text(value, path)
-            continue
-        if not isinstance(value, dict | list):
-            continue
-        if len(path) >= max_depth:
-            raise _too_deep(_field(path[:1]), max_depth)
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            if isinstance(key, str):
-                _check_text(key, path)
-            stack.append((item, (*path, str(key))))
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
 
 
-def _check_text(text: str, path: tuple[str, ...]) -> None:
-    bad = _BAD_CHAR.search(text)
-    if bad is None:
-        return
-    field = _field(path)
-    what = "a NUL character" if bad.group() == "\x00" else "a lone UTF-16 surrogate"
-    raise InvalidRequest(
-        f"{field or 'request body'}: contains {what}, which cannot be stored",
-        details={"field": field},
-    )
+def _skip_space(text: str, at: int) -> int:
+    return _SPACE.match(text, at).end()  # type: ignore[union-attr]  # `*` always matches
 
 
-def _too_deep(field: str, max_depth: int) -> InvalidRequest:
-    return InvalidRequest(
-        f"{field or 'request body'}: JSON nested deeper than {max_depth} levels",
-        details={"field": field or None, "max_depth": max_depth},
-    )
-
-
-def _field(path: tuple[str, ...]) -> str:
-    """The dotted field name, made printable (a key may hold the very character refused)."""
-    name = ".".join(path).encode("utf-8", "backslashreplace").decode("utf-8")
-    return _BAD_CHAR.sub(lambda m: f"\\u{ord(m.group()):04x}", name)[:_FIELD_CHARS]
+def _too_deep_for_stdlib(raw: bytes) -> str:
+    """The field (a top-level key, as jsonsafe spells it) whose value the recursive stdlib
+    parser could not read, found by reading the object one member at a time; "" when none is
+    found (not an object, say)."""
+    try:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        at = _skip_space(text, 0)
+        while text[at] in "{,":
+            key, at = json.decoder.scanstring(text, _skip_space(text, at + 1) + 1)  # type: ignore[attr-defined]
+            at = _skip_space(text, _skip_space(text, at) + 1)  # past the ':'
+            try:
+                at = _skip_space(text, _DECODER.raw_decode(text, at)[1])
+            except RecursionError:
+                return jsonsafe.key_path("", key)
+    except (ValueError, IndexError):
+        pass
+    return ""
 
 
 def invalid_from(exc: ValidationError, known: list[str]) -> InvalidRequest:
