@@ -13,8 +13,14 @@ from typing import Annotated
 import typer
 
 from errand.cli import output as show
-from errand.cli.options import ConfigOpt, NoMigrateOpt
-from errand.cli.runtime import migrate_store, read_webhook_secret, run_on_uvloop, run_workers
+from errand.cli.options import AccessLogOpt, ConfigOpt, LogFormatOpt, LogLevelOpt, NoMigrateOpt
+from errand.cli.runtime import (
+    migrate_store,
+    read_webhook_secret,
+    run_on_uvloop,
+    run_workers,
+    setup_logging,
+)
 from errand.cli.scaffold import existing, write_formation
 from errand.config import Config, load_config
 
@@ -35,20 +41,32 @@ def serve(
         bool, typer.Option("--no-workers", help="API only; run `errand worker` apart.")
     ] = False,
     no_migrate: NoMigrateOpt = False,
+    log_level: LogLevelOpt = None,
+    log_format: LogFormatOpt = None,
+    access_log: AccessLogOpt = None,
 ) -> None:
     """Serve the HTTP API, with workers unless --no-workers. Pending migrations are applied at
     start unless --no-migrate (several processes starting at once is safe: they serialize)."""
     cfg = config_or_exit(config)
+    with show.reporting():
+        cfg = setup_logging(cfg, level=log_level, format=log_format, access_log=access_log)
     show.banner(cfg, host=host, port=port, workers=not no_workers)
     from errand.api.app import run_server
 
     run_server(cfg, host, port, not no_workers, migrate=not no_migrate)
 
 
-def worker(config: ConfigOpt = None, no_migrate: NoMigrateOpt = False) -> None:
+def worker(
+    config: ConfigOpt = None,
+    no_migrate: NoMigrateOpt = False,
+    log_level: LogLevelOpt = None,
+    log_format: LogFormatOpt = None,
+) -> None:
     """Run workers (and webhook delivery) without HTTP, until SIGINT/SIGTERM; then stop cleanly.
     Any number of worker processes may share one PostgreSQL database."""
     cfg = config_or_exit(config)
+    with show.reporting():
+        setup_logging(cfg, level=log_level, format=log_format)
     show.note(f"errand worker · formation {cfg.name} · {show.mask_url(cfg.storage_url)}")
     with show.reporting():  # a handler that cannot be imported is a ConfigError: exit 2
         run_on_uvloop(run_workers(cfg, migrate=not no_migrate))
