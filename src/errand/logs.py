@@ -55,6 +55,9 @@ MIN_SECRET_LEN = 8
 """Shorter values are not masked: replacing a 3-letter string everywhere would garble the log
 (configured keys are at least 8 characters long anyway)."""
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+QUIET_LOGGERS = ("httpx", "httpcore")
+"""Held at WARNING: httpx's INFO line per request repeats errand's webhook and model lines, and
+httpcore's DEBUG trace of each connection drowns everything else at DEBUG."""
 
 
 class LogSettings(BaseModel):
@@ -176,8 +179,6 @@ class JsonFormatter(OrjsonFormatter):
         return self._mask.apply(super().format(record))
 
 
-
-
 class _RequestIdFilter(logging.Filter):
     """Gives every record a `request_id` (None when it is about no request), from the context
     of the thread or task that logged it -- so it runs before the record is queued."""
@@ -227,6 +228,8 @@ def configure(
         uv.handlers.clear()
         uv.setLevel(logging.NOTSET)
         uv.propagate = True
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     access = logging.getLogger("uvicorn.access")
     access.propagate = settings.access_log
     access.addFilter(_access_fields)

@@ -7,6 +7,7 @@ Server-side modules (engine, delivery, store) are imported inside these function
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Coroutine
 from contextlib import suppress
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from errand.backoff import Backoff
-from errand.cli import output as show
 from errand.clock import Clock, SystemClock
 from errand.config import Config
 from errand.errors import ConfigError, StoreUnavailable
@@ -32,6 +32,8 @@ __all__ = [
     "setup_logging",
     "store_options",
 ]
+
+log = logging.getLogger("errand.cli")
 
 _DATABASE_WAIT = Backoff(initial=0.1, maximum=5.0)
 """Between tries to open a PostgreSQL store that does not answer yet."""
@@ -122,7 +124,7 @@ async def open_when_reachable(
             if cfg.storage_url.startswith("sqlite:"):
                 raise
             delay = next(waits)
-            show.note(f"database unavailable ({exc.message}); retrying in {delay:.1f}s")
+            log.warning("database unavailable (%s); retrying in %.1fs", exc.message, delay)
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
             return None

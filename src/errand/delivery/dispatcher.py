@@ -212,7 +212,7 @@ class Dispatcher:
             self._retrying[item.id] = delivery.next_attempt_at
             ATTEMPTS.labels("retry").inc()
             log.warning(
-                "webhook %s of %s: attempt %d failed (%s); retry in %.1fs",
+                "webhook %s of %s: attempt %d failed (%s); retry in %.2fs",
                 item.id,
                 item.request_id,
                 number,
@@ -247,7 +247,7 @@ class Dispatcher:
 
 
 def _answer(outcome: SendOutcome) -> str:
-    """`HTTP 503: ...`, or the error of an attempt that got no answer."""
-    status = f"HTTP {outcome.status_code}" if outcome.status_code is not None else ""
-    error = brief(outcome.error) if outcome.error else ""
-    return ": ".join(part for part in (status, error) if part) or "no answer"
+    """The attempt's error (`HTTP 503 ...: body`, `timed out ...`), else its status."""
+    if outcome.error:
+        return brief(outcome.error)
+    return f"HTTP {outcome.status_code}" if outcome.status_code is not None else "no answer"
