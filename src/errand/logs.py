@@ -2,8 +2,8 @@
 
 `configure()` is called once by the CLI (`errand serve|worker`): every logger -- errand's,
 uvicorn's (`uvicorn.error`, `uvicorn.access`), an agent's own -- propagates to the root, whose
-only handler is a QueueHandler. Records are formatted and written by a QueueListener thread, so
-a slow stderr (a pipe, a terminal) never stalls the event loop.
+only handler is a QueueHandler. Records are formatted and written by one writer thread, in
+batches, so a slow stderr (a pipe, a terminal) never stalls the event loop.
 
 Formats: `text` is `2025-01-02T03:04:05.678Z INFO errand.worker [req_x] message`, a traceback
 on the following lines; `json` is one object per line (`time`, `level`, `logger`, `message`,
@@ -21,11 +21,13 @@ each registered secret (keys, webhook secret, model API keys, database passwords
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import logging
 import logging.handlers
 import queue
 import sys
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
@@ -134,30 +136,44 @@ def raised(outcome: object) -> BaseException | None:
     return None
 
 
+_SECOND: list[Any] = [-1, ""]
+"""The last whole second formatted and its text: strftime once a second, not once a line."""
+
+
 def iso_time(record: logging.LogRecord) -> str:
     """UTC ISO 8601 with milliseconds: `2025-01-02T03:04:05.678Z`."""
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(record.msecs):03d}Z"
+    second = int(record.created)
+    cached = _SECOND
+    if cached[0] != second:
+        cached = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")]
+        _SECOND[:] = cached
+    return f"{cached[1]}{int(record.msecs):03d}Z"
 
 
 class TextFormatter(logging.Formatter):
-    """`time level logger [request_id] message`, traceback below; secrets masked."""
+    """`time level logger [request_id] message`, traceback below; secrets masked. One f-string:
+    at INFO a server writes several lines per request."""
 
     def __init__(self, mask: SecretMask = SECRETS) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s%(request_tag)s %(message)s")
+        super().__init__()
         self._mask = mask
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return iso_time(record)
 
     def format(self, record: logging.LogRecord) -> str:
         rid = getattr(record, "request_id", None)
-        record.request_tag = f" [{rid}]" if rid else ""
-        return self._mask.apply(super().format(record))
+        tag = f" [{rid}]" if rid else ""
+        line = f"{iso_time(record)} {record.levelname} {record.name}{tag} {record.getMessage()}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line = f"{line}\n{record.exc_text}"
+        if record.stack_info:
+            line = f"{line}\n{self.formatStack(record.stack_info)}"
+        return self._mask.apply(line)
 
 
 class JsonFormatter(OrjsonFormatter):
-    """One JSON object per line; `traceback` holds a formatted exception; secrets masked."""
+    """One JSON object per line (python-json-logger, orjson): time, level, logger, message,
+    request_id, the record's extras, `traceback` for an exception; secrets masked."""
 
     def __init__(self, mask: SecretMask = SECRETS) -> None:
         super().__init__(
@@ -168,7 +184,7 @@ class JsonFormatter(OrjsonFormatter):
                 "name": "logger",
                 "exc_info": "traceback",
             },
-            reserved_attrs=[*RESERVED_ATTRS, "request_tag"],  # other attributes are extras: keys
+            reserved_attrs=[*RESERVED_ATTRS, "taskName"],  # other attributes are extras: keys
         )
         self._mask = mask
 
@@ -200,8 +216,49 @@ class _QueueHandler(logging.handlers.QueueHandler):
         return record
 
 
+BATCH = 512
+"""Records written (and flushed) in one write at most: a busy server's lines go out in batches."""
+_STOP = object()
+
+
+class _Writer:
+    """The thread that formats queued records and writes them to the stream: all that is
+    waiting at once goes out in one write and one flush, not one system call per line."""
+
+    def __init__(self, records: queue.SimpleQueue[Any], stream: TextIO, formatter: logging.Formatter) -> None:
+        self._records, self._stream, self._formatter = records, stream, formatter
+        self._thread = threading.Thread(target=self._run, name="errand-log-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._records.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._records.get_nowait())
+                except queue.Empty:
+                    break
+            lines = []
+            for record in batch:
+                if record is _STOP:
+                    stopping = True
+                    continue
+                try:
+                    lines.append(self._formatter.format(record) + "\n")
+                except Exception:  # a record that cannot be formatted must not end the thread
+                    lines.append(f"{iso_time(record)} ERROR errand.logs a log line could not be formatted\n")
+            with contextlib.suppress(OSError, ValueError):  # stderr closed: nothing to tell
+                self._stream.write("".join(lines))
+                self._stream.flush()
+
+    def stop(self) -> None:
+        self._records.put(_STOP)
+        self._thread.join(5)
+
+
 class _Installed:
-    listener: logging.handlers.QueueListener | None = None
+    writer: _Writer | None = None
     handler: logging.Handler | None = None
 
 
@@ -213,16 +270,18 @@ def configure(
     `secrets` in every line. Calling it again replaces the set-up."""
     shutdown()
     SECRETS.add(secrets)
-    target = logging.StreamHandler(stream or sys.stderr)
-    target.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
-    handler = _QueueHandler(queue.SimpleQueue())
+    formatter = JsonFormatter() if settings.format == "json" else TextFormatter()
+    records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    handler = _QueueHandler(records)
     handler.addFilter(_RequestIdFilter())
-    listener = logging.handlers.QueueListener(handler.queue, target)
-    listener.start()
+    _Installed.writer, _Installed.handler = _Writer(records, stream or sys.stderr, formatter), handler
+    # Neither format shows the caller's file and line, thread or process: not collecting them
+    # makes each record cheaper to create (the logging HOWTO's "Optimization").
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(settings.level.upper())
-    _Installed.listener, _Installed.handler = listener, handler
     for name in UVICORN_LOGGERS:  # uvicorn's own set-up is skipped (log_config=None): ours applies
         uv = logging.getLogger(name)
         uv.handlers.clear()
@@ -245,11 +304,11 @@ def _access_fields(record: logging.LogRecord) -> bool:
 
 def shutdown() -> None:
     """Write what is queued and remove the handler (at exit, and before a new configure)."""
-    if _Installed.listener is not None:
-        _Installed.listener.stop()
     if _Installed.handler is not None:
         logging.getLogger().removeHandler(_Installed.handler)
-    _Installed.listener = _Installed.handler = None
+    if _Installed.writer is not None:
+        _Installed.writer.stop()
+    _Installed.writer = _Installed.handler = None
 
 
 atexit.register(shutdown)

@@ -178,7 +178,11 @@ def expected(ids: dict[str, str]) -> list[tuple[str, str, str]]:
         (ids["queued"], "INFO", r"^cancelled \S+ by key [0-9a-f]{16} user alice \(immediate\)$"),
         (ids["hold"], "INFO", r"^cancelled \S+ by key [0-9a-f]{16} user alice \(cooperative\)$"),
         (ids["hold"], "INFO", r"^cancel of \S+ seen; stopping attempt 1 \(cooperative\)$"),
-        (ids["hook"], "WARNING", r"^webhook \S+ of \S+: attempt 1 failed \(HTTP 503 .*receiver says no\); retry in"),
+        (
+            ids["hook"],
+            "WARNING",
+            r"^webhook \S+ of \S+: attempt 1 failed \(HTTP 503 .*receiver says no\); retry in",
+        ),
         (ids["hook"], "INFO", r"^webhook \S+ of \S+: delivered at attempt 2 \(HTTP 200\) in"),
         (ids["hook"], "INFO", r'"GET /v1/requests/\S+/events HTTP/1.1" 200$'),  # the access line
         (ids["async"], "INFO", r'"POST /v1/chat HTTP/1.1" 202$'),
