@@ -10,7 +10,9 @@ weighs on every setting alike. The log goes to a file, as a service manager woul
 Submit: async chats for `--seconds` over `--conns` keep-alive connections of the lean client
 (bench/loadgen.py), as errand_bench.py's submit-lean. Pickup: `--pickups` requests one at a time
 20 ms apart; latency = agent start - time just before the POST. Prints JSON lines: one per
-setting and round, then a summary per setting with its ratio to `off` (best round of each).
+setting and round, then a summary per setting with its ratio to `off` (best round of each), and
+the server's CPU time per accepted request (its ratio to `off` is what logging costs a
+CPU-bound server, and is far steadier than throughput on a shared machine).
 Target: INFO costs at most 10 % of submit throughput (ratio >= 0.90).
 """
 
@@ -37,10 +39,15 @@ SETTINGS: dict[str, tuple[str, ...]] = {
 
 def submit_rate(b: eb.Bench, flags: tuple[str, ...], seconds: float, conns: int) -> dict[str, Any]:
     with eb.running(b.serve(b.formation(agent="noop"), *flags)) as s:
+        cpu0 = sum(eb.cpu_seconds([s.p.pid]).values())
         replies, wall = asyncio.run(
             post_for(s.url, seconds, conns, "/v1/chat", eb.body, {"X-Muxi-Client-Key": eb.KEY})
         )
-    return summarize(replies, wall, {202})
+        time.sleep(0.5)  # the last attempts finish and their lines are written
+        cpu = sum(eb.cpu_seconds([s.p.pid]).values()) - cpu0
+    record = summarize(replies, wall, {202})
+    record["server_cpu_us_per_request"] = round(cpu / max(1, record["accepted"]) * 1e6, 1)
+    return record
 
 
 def pickup(b: eb.Bench, flags: tuple[str, ...], n: int, gap: float = 0.02) -> dict[str, Any]:
@@ -100,6 +107,12 @@ def main() -> None:
                 "pickup_p50_ms": min(r["pickup_p50_ms"] for r in records),
                 "pickup_p99_ms": min(r["pickup_p99_ms"] for r in records),
                 "log_lines_per_request": best["log_lines_per_request"],
+                "server_cpu_us_per_request": min(r["server_cpu_us_per_request"] for r in records),
+                "cpu_ratio_to_off": round(
+                    min(r["server_cpu_us_per_request"] for r in records)
+                    / min(r["server_cpu_us_per_request"] for r in runs["off"]),
+                    3,
+                ),
             }
         )
 
