@@ -80,6 +80,11 @@ server:
   # max_header_bytes: 65536        # request line + headers; larger answers 431
   # max_json_depth: 64            # deeper request bodies answer 422 naming the field
 
+logging:                      # stderr; `errand serve|worker --log-level/--log-format` override
+  level: info                 # debug | info (a line per step of every request) | warning | error
+  format: text                # text: time level logger [request_id] message; json: one object a line
+  # access_log: true          # one line per HTTP request, with its request id
+
 agents:
   # An offline demo that simulates multi-step research with progress; no model, no API key.
   - id: researcher
