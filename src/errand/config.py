@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from errand.errors import ConfigError
+from errand.logs import LogSettings
 from errand.webhooks import sign
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -254,6 +255,8 @@ class Config(_Section):
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    logging: LogSettings = Field(default_factory=LogSettings)
+    """`logging: {level, format, access_log}` (logs.py); `errand serve|worker` flags override."""
     agents: list[AgentConfig] = Field(default_factory=list)
     router: RouterConfig | None = None
     tracing: TracingConfig = Field(default_factory=TracingConfig)

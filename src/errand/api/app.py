@@ -258,7 +258,8 @@ def run_server(
             http=limited_protocol(limits),
             ws="none",
             lifespan="on",
-            access_log=False,
+            log_config=None,  # errand.logs configured every logger (uvicorn's too)
+            access_log=config.logging.access_log,
             server_header=False,
             timeout_graceful_shutdown=HTTP_DRAIN_S,
         )

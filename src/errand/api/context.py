@@ -18,6 +18,7 @@ from errand.api.auth import Authenticator, Owner
 from errand.api.errors import to_response
 from errand.config import Config
 from errand.errors import ResourceNotFound, ServiceUnavailable
+from errand.logs import REQUEST_ID
 from errand.store.base import Store
 from errand.triggers import Trigger
 
@@ -93,6 +94,9 @@ def endpoint(ctx: ApiContext, handler: Handler) -> Endpoint:
 
     async def run(request: Request) -> Response:
         try:
+            path_id = request.path_params.get("request_id")
+            if path_id is not None:  # this request's log lines (the access line too) name it
+                REQUEST_ID.set(path_id)
             check_formation(request, ctx)
             owner = ctx.auth.authenticate(request.headers)
             return await handler(request, owner, ctx)

@@ -105,6 +105,7 @@ def errand_error_response(exc: ErrandError) -> Response:
     if status == 500:
         log.error("unexpected errand error: %r", exc, exc_info=exc)
         return json_response(error_body("INTERNAL_ERROR", "Internal server error"), 500)
+    log.debug("answered %d %s: %s", status, exc.code, exc.message)
     headers: dict[str, str] = {}
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = WWW_AUTHENTICATE

@@ -15,6 +15,7 @@ it; ten 20 MB results made a 200 MB page). GET /v1/requests/{id} has the result.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from typing import Any
 
@@ -33,6 +34,8 @@ WAIT_CAP_S = 60.0
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_CURSOR = 512
+
+log = logging.getLogger("errand.api")
 
 
 async def get_request(request: Request, owner: Owner, ctx: ApiContext) -> Response:
@@ -97,6 +100,8 @@ async def cancel_request(request: Request, owner: Owner, ctx: ApiContext) -> Res
         req, how = await store.request_cancel(req.id)
     except Conflict:  # it ended between our read and the cancel
         raise _already(shown, (await store.get(req.id)).status) from None
+    by = f"admin key {owner.key_id}" if owner.is_admin else f"key {owner.key_id} user {owner.user_id}"
+    log.info("cancelled %s by %s (%s)", req.id, by, how, extra={"request_id": req.id})
     return json_response({"request_id": shown, "status": req.status.value, "cancellation": how})
 
 

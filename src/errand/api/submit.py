@@ -33,6 +33,7 @@ from errand.api.errors import json_response
 from errand.api.requests import status_document, wait_terminal
 from errand.delivery.urlguard import check_url_async
 from errand.errors import InvalidRequest, StoreUnavailable
+from errand.logs import REQUEST_ID
 from errand.mode import MIN_HISTORY, estimate_seconds
 from errand.models import IdempotencyKey, Mode, NewRequest
 from errand.models import Request as StoredRequest
@@ -113,6 +114,7 @@ async def submit(
     """The request as stored (committed before any answer), or the original of an idempotent
     replay; only a new one counts in errand_api_submitted_total. It is stored with the trace
     context of `errand.submit` (tracing on) or else the caller's `traceparent` as sent."""
+    REQUEST_ID.set(new.id)  # the access line of this call names it
     caller = tracing.from_headers(headers)
     attributes = {"errand.request_id": new.id, "errand.kind": new.kind, "errand.mode": new.mode.value}
     with tracing.span("errand.submit", kind="server", parent=caller, attributes=attributes) as span:
@@ -122,11 +124,28 @@ async def submit(
         try:
             req, created = await ctx.store.submit(new, idempotency)
         except StoreUnavailable as exc:  # 503: the caller retries; the operator learns why here
-            log.warning("submit of %s refused, the store is unavailable: %s", new.id, exc.message)
+            log.warning(
+                "submit of %s refused, the store is unavailable: %s",
+                new.id,
+                exc.message,
+                extra={"request_id": new.id},
+            )
             raise
         span.set_attribute("errand.replay", not created)
     if created:
         SUBMITTED.labels(new.kind, req.mode.value).inc()
+        log.info(
+            "accepted %s: kind=%s agent=%s mode=%s user=%s",
+            req.id,
+            req.kind,
+            req.agent or "(default)",
+            req.mode.value,
+            req.user_id,
+            extra={"request_id": req.id},
+        )
+    else:
+        REQUEST_ID.set(req.id)
+        log.debug("idempotent replay of %s", req.id, extra={"request_id": req.id})
     return req
 
 

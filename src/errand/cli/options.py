@@ -32,5 +32,20 @@ NoMigrateOpt = Annotated[
     ),
 ]
 
+LogLevelOpt = Annotated[
+    str | None,
+    typer.Option("--log-level", help="debug, info, warning or error (default: logging.level, else info)."),
+]
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option("--log-format", help="text or json lines (default: logging.format, else text)."),
+]
+AccessLogOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--access-log/--no-access-log", help="One line per HTTP request (default: logging.access_log, on)."
+    ),
+]
+
 DEFAULT_URL = "http://127.0.0.1:8001"
 """Where the client commands look for a server unless --url or $ERRAND_URL says otherwise."""

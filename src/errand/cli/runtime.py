@@ -7,31 +7,67 @@ Server-side modules (engine, delivery, store) are imported inside these function
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Coroutine
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from errand.backoff import Backoff
-from errand.cli import output as show
 from errand.clock import Clock, SystemClock
 from errand.config import Config
-from errand.errors import StoreUnavailable
+from errand.errors import ConfigError, StoreUnavailable
 
 if TYPE_CHECKING:
     from errand.store.base import Store
 
 __all__ = [
+    "formation_secrets",
     "migrate_store",
     "open_when_reachable",
     "read_webhook_secret",
     "run_on_uvloop",
     "run_workers",
+    "setup_logging",
     "store_options",
 ]
 
+log = logging.getLogger("errand.cli")
+
 _DATABASE_WAIT = Backoff(initial=0.1, maximum=5.0)
 """Between tries to open a PostgreSQL store that does not answer yet."""
+
+
+def setup_logging(cfg: Config, **overrides: str | bool | None) -> Config:
+    """Configure the process's logging from `logging:` with the command-line `overrides`
+    (level, format, access_log; None: as configured); the Config with the settings in effect.
+    A bad value is a ConfigError naming the option."""
+    from pydantic import ValidationError
+
+    from errand import logs
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = logs.LogSettings.model_validate({**cfg.logging.model_dump(), **given})
+    except ValidationError as exc:
+        problems = [f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("invalid logging option: " + "; ".join(problems)) from None
+    logs.configure(settings, secrets=formation_secrets(cfg))
+    return cfg.model_copy(update={"logging": settings})
+
+
+def formation_secrets(cfg: Config) -> list[str]:
+    """Every configured value no log line may show: client and admin keys, the webhook secret,
+    model API keys, the database password (as written and decoded)."""
+    models = [a.model for a in cfg.agents if a.model is not None]
+    if cfg.router is not None:
+        models.append(cfg.router.model)
+    found = [*cfg.keys.client, *cfg.keys.admin, *(m.api_key for m in models if m.api_key)]
+    if cfg.async_.webhook_secret:
+        found.append(cfg.async_.webhook_secret)
+    password = urlsplit(cfg.storage.url).password if "://" in cfg.storage.url else None
+    return [*found, password, unquote(password)] if password else found
 
 
 def store_options(cfg: Config, clock: Clock) -> dict[str, Any]:
@@ -95,7 +131,7 @@ async def open_when_reachable(
             if cfg.storage_url.startswith("sqlite:"):
                 raise
             delay = next(waits)
-            show.note(f"database unavailable ({exc.message}); retrying in {delay:.1f}s")
+            log.warning("database unavailable (%s); retrying in %.1fs", exc.message, delay)
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
             return None

@@ -80,6 +80,10 @@ server:
   # max_header_bytes: 65536        # request line + headers; larger answers 431
   # max_json_depth: 64            # deeper request bodies answer 422 naming the field
 
+logging:                      # stderr; `errand serve|worker --log-level/--log-format` override
+  level: info                 # debug | info (a line per step of every request) | warning | error
+  format: text                # text: time level logger [request_id] message; json: one object a line
+  # access_log: true          # one line per HTTP request, with its request id
 # OpenTelemetry traces (pip install 'errand[otel]'). Off unless OTEL_EXPORTER_OTLP_ENDPOINT or
 # OTEL_TRACES_EXPORTER is set (OTEL_SDK_DISABLED=true turns it off); the other OTEL_* variables
 # (headers, sampler, batch timings, resource) are read by the SDK. A caller's traceparent is

@@ -6,19 +6,29 @@ A bad formation.yaml ends them with a red message naming the key and exit code 2
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from errand import __version__
 from errand.cli import output as show
-from errand.cli.options import ConfigOpt, NoMigrateOpt
-from errand.cli.runtime import migrate_store, read_webhook_secret, run_on_uvloop, run_workers
+from errand.cli.options import AccessLogOpt, ConfigOpt, LogFormatOpt, LogLevelOpt, NoMigrateOpt
+from errand.cli.runtime import (
+    migrate_store,
+    read_webhook_secret,
+    run_on_uvloop,
+    run_workers,
+    setup_logging,
+)
 from errand.cli.scaffold import existing, write_formation
 from errand.config import Config, load_config
 
 __all__ = ["COMMANDS"]
+
+log = logging.getLogger("errand.cli")
 
 
 def config_or_exit(path: Path | None) -> Config:
@@ -35,24 +45,40 @@ def serve(
         bool, typer.Option("--no-workers", help="API only; run `errand worker` apart.")
     ] = False,
     no_migrate: NoMigrateOpt = False,
+    log_level: LogLevelOpt = None,
+    log_format: LogFormatOpt = None,
+    access_log: AccessLogOpt = None,
 ) -> None:
     """Serve the HTTP API, with workers unless --no-workers. Pending migrations are applied at
     start unless --no-migrate (several processes starting at once is safe: they serialize)."""
     cfg = config_or_exit(config)
-    show.banner(cfg, host=host, port=port, workers=not no_workers)
+    with show.reporting():
+        cfg = setup_logging(cfg, level=log_level, format=log_format, access_log=access_log)
+    if cfg.logging.format == "json":  # stderr holds only JSON lines: the banner is one of them
+        where = f"http://{host}:{port}, workers {'off' if no_workers else 'on'}"
+        log.info("errand %s serving formation %s at %s", __version__, cfg.name, where)
+    else:
+        show.banner(cfg, host=host, port=port, workers=not no_workers)
     from errand.api.app import run_server
 
     run_server(cfg, host, port, not no_workers, migrate=not no_migrate)
 
 
-def worker(config: ConfigOpt = None, no_migrate: NoMigrateOpt = False) -> None:
+def worker(
+    config: ConfigOpt = None,
+    no_migrate: NoMigrateOpt = False,
+    log_level: LogLevelOpt = None,
+    log_format: LogFormatOpt = None,
+) -> None:
     """Run workers (and webhook delivery) without HTTP, until SIGINT/SIGTERM; then stop cleanly.
     Any number of worker processes may share one PostgreSQL database."""
     cfg = config_or_exit(config)
-    show.note(f"errand worker · formation {cfg.name} · {show.mask_url(cfg.storage_url)}")
+    with show.reporting():
+        setup_logging(cfg, level=log_level, format=log_format)
+    log.info("errand %s worker · formation %s · %s", __version__, cfg.name, show.mask_url(cfg.storage_url))
     with show.reporting():  # a handler that cannot be imported is a ConfigError: exit 2
         run_on_uvloop(run_workers(cfg, migrate=not no_migrate))
-    show.note("workers stopped")
+    log.info("workers stopped")
 
 
 def migrate(config: ConfigOpt = None) -> None:

@@ -29,6 +29,7 @@ from errand.delivery.sender import Sender, SendOutcome, pinning_client
 from errand.delivery.settings import DispatcherSettings
 from errand.delivery.urlguard import Resolver, system_resolver
 from errand.errors import ErrandError
+from errand.logs import brief
 from errand.models import Delivery, OutboxItem
 from errand.store.base import Store
 
@@ -195,7 +196,13 @@ class Dispatcher:
                 next_attempt_at=next_at,
             )
         except Exception:
-            log.exception("webhook %s: could not record attempt %d", item.id, number)
+            log.exception(
+                "webhook %s of %s: could not record attempt %d",
+                item.id,
+                item.request_id,
+                number,
+                extra={"request_id": item.request_id},
+            )
             return None
         self._account(item, number, outcome, delivery, elapsed)
         return delivery
@@ -225,18 +232,43 @@ class Dispatcher:
         if delivery.state == "retrying" and delivery.next_attempt_at is not None:
             self._retrying[item.id] = delivery.next_attempt_at
             ATTEMPTS.labels("retry").inc()
-            log.info("webhook %s attempt %d failed (%s); retrying", item.id, number, outcome.error)
+            log.warning(
+                "webhook %s of %s: attempt %d failed (%s); retry in %.2fs",
+                item.id,
+                item.request_id,
+                number,
+                _answer(outcome),
+                max(0.0, delivery.next_attempt_at - self._clock.now()),
+                extra={"request_id": item.request_id},
+            )
             return
         self._retrying.pop(item.id, None)
         DELIVERIES.labels(delivery.state).inc()
         if delivery.state == "delivered":
             ATTEMPTS.labels("delivered").inc()
+            log.info(
+                "webhook %s of %s: delivered at attempt %d (%s) in %.3fs",
+                item.id,
+                item.request_id,
+                number,
+                _answer(outcome),
+                elapsed,
+                extra={"request_id": item.request_id},
+            )
             return
         ATTEMPTS.labels("failed" if outcome.retryable else "refused").inc()
-        log.warning(
-            "webhook %s for request %s failed after %d attempt(s): %s",
+        log.error(
+            "webhook %s of %s: failed for good after %d attempt(s): %s",
             item.id,
             item.request_id,
             number,
-            outcome.error,
+            _answer(outcome),
+            extra={"request_id": item.request_id},
         )
+
+
+def _answer(outcome: SendOutcome) -> str:
+    """The attempt's error (`HTTP 503 ...: body`, `timed out ...`), else its status."""
+    if outcome.error:
+        return brief(outcome.error)
+    return f"HTTP {outcome.status_code}" if outcome.status_code is not None else "no answer"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from errand.backoff import Backoff
 from errand.errors import StoreUnavailable
+from errand.logs import mask_secret
 
 if TYPE_CHECKING:
     from errand.config import Config
@@ -45,7 +46,9 @@ async def signing_secret(config: Config, store: Store) -> str:
     (created now if it has none; processes racing here all get the one that won)."""
     if config.async_.webhook_secret:
         return config.async_.webhook_secret
-    return await store.get_or_create_setting(SETTING, new_secret())
+    secret = await store.get_or_create_setting(SETTING, new_secret())
+    mask_secret(secret)  # never in a log line, should one ever carry it
+    return secret
 
 
 async def signing_secret_when_ready(config: Config, store: Store, stop: asyncio.Event) -> str | None:

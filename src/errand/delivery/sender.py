@@ -125,7 +125,7 @@ class Sender:
             headers.update(tracing.carrier() or {})
             return await self._post(item.url, target, body, headers)
         except Exception as exc:  # a bug must not stall the outbox: record it and retry later
-            log.exception("webhook %s: unexpected error", item.id)
+            log.exception("webhook %s of %s: unexpected error", item.id, item.request_id)
             return SendOutcome(None, f"internal error: {type(exc).__name__}: {exc}")
 
     async def _post(self, url: str, target: Target, body: bytes, headers: dict[str, str]) -> SendOutcome:

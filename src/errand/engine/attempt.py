@@ -32,6 +32,7 @@ from errand.engine.retry import decide, error_info
 from errand.engine.settings import WorkerSettings
 from errand.engine.storable import unstorable
 from errand.errors import LeaseLost, PermanentError, StoreUnavailable, TaskTimeout
+from errand.logs import brief, raised
 from errand.models import Claim, ErrorInfo, Progress, Result, Status
 from errand.store.base import Store
 
@@ -143,6 +144,8 @@ class Attempt:
     stop_reason: Outcome | None = None
     error: ErrorInfo | None = None
     """Why the attempt failed, once recorded as a retry or a failure."""
+    started: float = field(default_factory=time.monotonic)
+    """When the attempt started (its `completed` log line gives the duration)."""
 
     def __post_init__(self) -> None:
         req = self.claim.request
@@ -224,13 +227,19 @@ class Attempt:
                 current.uncancel()
             return self.stop_reason
         except LeaseLost:
-            log.debug("attempt %d of %s lost its lease; dropped", self.claim.attempt, req.id)
+            log.info(
+                "attempt %d of %s lost its lease (taken over, or ended elsewhere); its outcome is dropped",
+                self.claim.attempt,
+                req.id,
+                extra={"request_id": req.id},
+            )
             return Outcome.LEASE_LOST
         except StoreUnavailable as exc:
             log.error(
                 "could not record the outcome of %s (%s); it runs again after its lease expires",
                 req.id,
                 exc,
+                extra={"request_id": req.id},
             )
             return Outcome.UNRECORDED
 
@@ -286,8 +295,15 @@ class Attempt:
                 await self._store_call(
                     lambda: self.store.finish(req.id, self.claim.attempt, Status.COMPLETED, result=result)
                 )
+                log.info(
+                    "completed %s in %.3fs (attempt %d)",
+                    req.id,
+                    time.monotonic() - self.started,
+                    self.claim.attempt,
+                    extra={"request_id": req.id},
+                )
                 return Outcome.COMPLETED
-            log.warning("request %s: %s", req.id, refused)
+            log.warning("request %s: %s", req.id, refused, extra={"request_id": req.id})
             outcome = refused
         policy = self.settings.retry
         decision = decide(
@@ -304,18 +320,30 @@ class Attempt:
             await self._store_call(
                 lambda: self.store.retry_later(req.id, self.claim.attempt, run_at, decision.error)
             )
-            log.info(
-                "attempt %d of %s failed (%s); retry in %.2fs",
+            log.warning(
+                "attempt %d of %s failed (%s: %s); retry scheduled in %.2fs",
                 self.claim.attempt,
                 req.id,
-                decision.error.message,
+                decision.error.type,
+                brief(decision.error.message),
                 decision.delay,
+                exc_info=raised(outcome),
+                extra={"request_id": req.id},
             )
             return Outcome.RETRIED
         await self._store_call(
             lambda: self.store.finish(req.id, self.claim.attempt, Status.FAILED, error=decision.error)
         )
-        log.info("request %s failed: %s: %s", req.id, decision.error.type, decision.error.message)
+        log.error(
+            "failed %s after %d attempt(s) in %.3fs: %s: %s",
+            req.id,
+            self.claim.attempt,
+            time.monotonic() - self.started,
+            decision.error.type,
+            brief(decision.error.message),
+            exc_info=raised(outcome),
+            extra={"request_id": req.id},
+        )
         return Outcome.FAILED
 
     async def _store_call(self, op: Callable[[], Awaitable[T]]) -> T:

@@ -37,6 +37,7 @@ from errand.engine.attempt import STRAY_THREADS, Attempt, Outcome, Phase
 from errand.engine.settings import WorkerSettings
 from errand.engine.watchdog import LoopWatchdog
 from errand.errors import StoreUnavailable
+from errand.logs import REQUEST_ID, brief
 from errand.models import Claim
 from errand.store.base import Store
 
@@ -182,10 +183,21 @@ class Worker:
             threads=self._threads.group(),
         )
         self._attempts[rid] = attempt
+        previous = claim.request.error
+        log.info(
+            "attempt %d of %s started on worker %s (agent %s)%s",
+            claim.attempt,
+            rid,
+            self.worker_id,
+            agent_id or "(routed)",
+            f"; taking over: {brief(previous.message)}" if previous and previous.type == "WorkerLost" else "",
+            extra={"request_id": rid},
+        )
         RUNNING.inc()
         attempt.task = asyncio.create_task(self._run_attempt(attempt), name=f"errand-attempt-{rid}")
 
     async def _run_attempt(self, attempt: Attempt) -> Outcome:
+        REQUEST_ID.set(attempt.request_id)  # this task's lines, the agent's own included, name it
         started = time.perf_counter()
         outcome = Outcome.UNRECORDED
         try:
@@ -316,7 +328,9 @@ class Worker:
         for rid in lost:
             attempt = self._attempts.get(rid)
             if attempt is not None and attempt.claim.attempt == held[rid]:
-                log.info("attempt %d of %s lost its lease; stopping it", held[rid], rid)
+                log.warning(
+                    "attempt %d of %s lost its lease; stopping it", held[rid], rid, extra={"request_id": rid}
+                )
                 attempt.stop(Outcome.LEASE_LOST)
 
     async def _cancel_loop(self) -> None:
@@ -333,7 +347,12 @@ class Worker:
         for rid in await self.store.cancelled_among(ids):
             attempt = self._attempts.get(rid)
             if attempt is not None:
-                log.info("request %s was cancelled; stopping attempt %d", rid, attempt.claim.attempt)
+                log.info(
+                    "cancel of %s seen; stopping attempt %d (cooperative)",
+                    rid,
+                    attempt.claim.attempt,
+                    extra={"request_id": rid},
+                )
                 attempt.stop(Outcome.CANCELLED)
 
     async def _take_over_dead(self) -> None:
