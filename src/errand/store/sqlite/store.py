@@ -30,6 +30,7 @@ from errand.models import (
     OutboxItem,
     Page,
     Progress,
+    QueueStats,
     Request,
     Result,
     Status,
@@ -206,6 +207,10 @@ class SqliteStore:
     async def duration_history(self, agent: str, limit: int = 50) -> builtins.list[float]:
         """Seconds from start to completion of the agent's latest completed requests."""
         return await self._readers.run(lambda c: reads.duration_history(c, agent, max(0, limit)))
+
+    async def queue_stats(self) -> QueueStats:
+        """The queue by status and agent, and its oldest pending request (one index scan)."""
+        return await self._readers.run(reads.queue_stats)
 
     # -- work ---------------------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> builtins.list[Claim]:
