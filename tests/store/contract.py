@@ -831,7 +831,9 @@ class StoreContract:
         finally:
             await other.close()
 
-    async def test_queue_stats_oldest_pending_ignores_processing(self, store: Store, clock: ManualClock) -> None:
+    async def test_queue_stats_oldest_pending_ignores_processing(
+        self, store: Store, clock: ManualClock
+    ) -> None:
         await running(store, agent="a")
         clock.advance(5)
         later, _ = await store.submit(new(agent="a"))

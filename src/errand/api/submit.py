@@ -14,11 +14,11 @@ import asyncio
 import hashlib
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,6 +28,7 @@ from errand.api.errors import json_response
 from errand.api.requests import status_document, wait_terminal
 from errand.delivery.urlguard import check_url_async
 from errand.errors import InvalidRequest, StoreUnavailable
+from errand.metrics import REQUESTS, SUBMIT_SECONDS, agent_label
 from errand.mode import MIN_HISTORY, estimate_seconds
 from errand.models import IdempotencyKey, Mode, NewRequest
 from errand.models import Request as StoredRequest
@@ -37,7 +38,6 @@ IDEMPOTENCY_HEADERS = ("x-muxi-idempotency-key", "idempotency-key")
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 
 log = logging.getLogger("errand.api")
-SUBMITTED = Counter("errand_api_submitted_total", "Requests accepted by the API", ["kind", "mode"])
 
 HISTORY_TTL_S = 5.0
 """A usable duration history is re-read at most this often per agent (estimates need not be
@@ -104,14 +104,17 @@ async def _history(agent_id: str, ctx: ApiContext) -> list[float]:
 
 async def submit(ctx: ApiContext, new: NewRequest, idempotency: IdempotencyKey | None) -> StoredRequest:
     """The request as stored (committed before any answer), or the original of an idempotent
-    replay; only a new one counts in errand_api_submitted_total."""
+    replay; only a new one counts (errand_requests_total{status="accepted"}, and its time in
+    errand_submit_duration_seconds)."""
+    started = time.perf_counter()
     try:
         req, created = await ctx.store.submit(new, idempotency)
     except StoreUnavailable as exc:  # 503: the caller retries; the operator learns why here
         log.warning("submit of %s refused, the store is unavailable: %s", new.id, exc.message)
         raise
     if created:
-        SUBMITTED.labels(new.kind, req.mode.value).inc()
+        SUBMIT_SECONDS.labels(new.kind).observe(time.perf_counter() - started)
+        REQUESTS.labels(new.kind, agent_label(new.agent), "accepted").inc()
     return req
 
 

@@ -30,6 +30,7 @@ name: {name}
 keys:
   client: ["${{ERRAND_CLIENT_KEY:-{client_key}}}"]
   admin: ["${{ERRAND_ADMIN_KEY:-{admin_key}}}"]
+  # metrics: ["${{ERRAND_METRICS_KEY}}"]   # may read /metrics only (see metrics.require_key)
 
 # Where requests live. SQLite needs no server (a relative path is relative to this folder);
 # PostgreSQL (postgresql://user:pass@host/db) lets many API and worker processes share the work.
@@ -79,6 +80,14 @@ server:
   # header_timeout_seconds: 10     # request line + headers must arrive within this, else 408
   # max_header_bytes: 65536        # request line + headers; larger answers 431
   # max_json_depth: 64            # deeper request bodies answer 422 naming the field
+
+# metrics:                      # GET /metrics (Prometheus); names in the README
+#   require_key: true           # need an admin or keys.metrics key (Authorization: Bearer);
+#                               #   unset: open on a loopback address only, else required
+#   cache_seconds: 2            # queue gauges read from the database at most this often
+#   timeout_seconds: 1          # a slower read answers the last values, errand_metrics_stale 1
+#   port: 9464                  # `errand worker` serves /metrics here (unset: none)
+#   host: 127.0.0.1
 
 agents:
   # An offline demo that simulates multi-step research with progress; no model, no API key.
