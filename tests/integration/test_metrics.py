@@ -178,7 +178,7 @@ def test_queue_gauges_are_cached(make_server: Callable[..., Server]) -> None:
     server = make_server(with_workers=False, metrics={"cache_seconds": 60})
     c = server.client()
     assert value(scrape(c), "errand_queue_depth", status="pending") == 0
-    submit(c, "echo")
+    submit(c, "echo", mode="async")
     assert value(scrape(c), "errand_queue_depth", status="pending") == 0  # the cached read
 
 
