@@ -841,6 +841,20 @@ class StoreContract:
         assert stats.oldest_pending_at == pytest.approx(later.created_at)
         assert stats.depth == {("processing", "a"): 1, ("pending", "a"): 1}
 
+    async def test_queue_stats_stay_exact_across_many_changes(self, store: Store, clock: ManualClock) -> None:
+        """More changes than a read folds at (store/queue.py FOLD_AT): totals survive each fold."""
+        for round_ in range(3):
+            await asyncio.gather(*(store.submit(new(agent=f"g{n % 3}")) for n in range(250)))
+            claims = await store.claim("w1", 200, LEASE)
+            for c in claims[:150]:
+                await store.finish(c.request.id, c.attempt, Status.COMPLETED, result=Result("ok"))
+            first = await store.queue_stats()  # folds
+            again = await store.queue_stats()
+            assert first == again
+            assert sum(n for (s, _), n in first.depth.items() if s == "processing") == 50 * (round_ + 1)
+            assert sum(n for (s, _), n in first.depth.items() if s == "pending") == 50 * (round_ + 1)
+            clock.advance(1)
+
     async def test_list_filters_and_pages_newest_first(self, store: Store, clock: ManualClock) -> None:
         mine = []
         for n in range(7):

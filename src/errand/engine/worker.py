@@ -54,6 +54,7 @@ _STORE_RETRY = Backoff(initial=0.1, maximum=5.0)
 _RESTART = Backoff(initial=0.1, maximum=10.0)
 """Restarting a crashed side loop; a loop that ran for over _HEALTHY_RUN starts again at 0.1 s."""
 _HEALTHY_RUN = 30.0
+QUEUE_FOLD_INTERVAL = 5.0
 
 log = logging.getLogger("errand.worker")
 
@@ -266,6 +267,7 @@ class Worker:
         if housekeeping:
             loops["requeue"] = self._requeue_loop
             loops["purge"] = self._purge_loop
+            loops["queue-fold"] = self._fold_loop
             if self.settings.liveness_interval > 0:
                 loops["liveness"] = self._liveness_loop
         tasks = [asyncio.create_task(self._supervise(n, f), name=f"errand-{n}") for n, f in loops.items()]
@@ -364,6 +366,13 @@ class Worker:
             await asyncio.sleep(self.settings.lease_seconds / 2)
             if await self.store.requeue_expired():
                 self._wake.set()
+
+    async def _fold_loop(self) -> None:
+        """Read the queue counts every QUEUE_FOLD_INTERVAL: a read folds the count rows that
+        status changes append (store/queue.py), so they stay few even when nobody scrapes."""
+        while True:
+            await asyncio.sleep(QUEUE_FOLD_INTERVAL)
+            await self.store.queue_stats()
 
     async def _purge_loop(self) -> None:
         """Purge now, then every housekeeping_interval (async.purge_interval). Reads answer 410
