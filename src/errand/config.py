@@ -56,6 +56,29 @@ class _Section(BaseModel):
 class Keys(_Section):
     client: list[str] = Field(default_factory=list)
     admin: list[str] = Field(default_factory=list)
+    metrics: list[str] = Field(default_factory=list)
+    """Keys that may read /metrics and nothing else (for a Prometheus scraper), when
+    metrics.require_key asks for a key; an admin key works there too."""
+
+
+class MetricsConfig(_Section):
+    """GET /metrics (api/scrape.py)."""
+
+    require_key: bool | None = None
+    """true: /metrics needs an admin or keys.metrics key (Authorization: Bearer, as Prometheus'
+    `authorization` setting sends it). false: open. Default (unset): open only while the server
+    listens on a loopback address, where only this host can reach it; on any other address a
+    key is required."""
+    cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    """The queue gauges are read from the database at most this often: many scrapers, one query."""
+    timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+    """A queue read slower than this answers the last values with errand_metrics_stale 1,
+    rather than holding the scrape."""
+    port: int | None = Field(default=None, ge=0, le=65535)
+    """`errand worker` serves GET /metrics (and /health) on this port of workers' host; unset:
+    a worker process exposes no metrics. (`errand serve` has /metrics on its own port.)"""
+    host: str = "127.0.0.1"
+    """The address `errand worker` serves metrics on, when `port` is set."""
 
 
 class StorageConfig(_Section):
@@ -257,6 +280,7 @@ class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LogSettings = Field(default_factory=LogSettings)
     """`logging: {level, format, access_log}` (logs.py); `errand serve|worker` flags override."""
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     agents: list[AgentConfig] = Field(default_factory=list)
     router: RouterConfig | None = None
     tracing: TracingConfig = Field(default_factory=TracingConfig)
@@ -270,7 +294,7 @@ class Config(_Section):
     def _check(self) -> Config:
         if not self.keys.client and not self.keys.admin:
             raise ValueError("keys: at least one client or admin key is required")
-        for k in (*self.keys.client, *self.keys.admin):
+        for k in (*self.keys.client, *self.keys.admin, *self.keys.metrics):
             if len(k) < 8:
                 raise ValueError("keys: every key must be at least 8 characters long")
         ids = [a.id for a in self.agents]

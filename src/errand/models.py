@@ -80,6 +80,15 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueStats:
+    """The queue now, as the metrics gauges show it: non-terminal requests counted by
+    (status, agent) (agent None: not routed yet), and the created_at of the oldest pending one."""
+
+    depth: dict[tuple[str, str | None], int]
+    oldest_pending_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     """What an agent produced. `extra` holds anything else the agent returned (usage, data)."""
 

@@ -95,9 +95,9 @@ def wait_terminal(c: httpx.Client, rid: str, timeout: float = 15) -> dict[str, A
 
 def stray_threads(c: httpx.Client) -> float:
     for line in c.get("/metrics").text.splitlines():
-        if line.startswith("errand_worker_stray_attempt_threads "):
+        if line.startswith("errand_stray_attempt_threads "):
             return float(line.split()[1])
-    raise AssertionError("no errand_worker_stray_attempt_threads metric")
+    raise AssertionError("no errand_stray_attempt_threads metric")
 
 
 def test_sleeping_sync_agents_starve_nothing(tmp_path: Path) -> None:

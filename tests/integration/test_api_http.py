@@ -84,7 +84,7 @@ def test_health_ready_metrics_need_no_key(server: Server) -> None:
     m = c.get("/metrics")
     assert m.status_code == 200
     assert m.headers["content-type"].startswith("text/plain")
-    assert 'errand_api_submitted_total{kind="chat",mode="sync"}' in m.text
+    assert 'errand_requests_total{agent="echo",kind="chat",status="accepted"}' in m.text
 
 
 def test_unknown_route_and_wrong_method(server: Server) -> None:

@@ -195,7 +195,7 @@ def only_delivery(deliveries: list[Delivery]) -> Delivery:
 
 
 def metric(outcome: str) -> float:
-    return REGISTRY.get_sample_value("errand_webhook_attempts_total", {"outcome": outcome}) or 0.0
+    return REGISTRY.get_sample_value("errand_webhook_deliveries_total", {"outcome": outcome}) or 0.0
 
 
 def assert_signed(got: Received) -> None:

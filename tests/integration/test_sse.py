@@ -61,7 +61,7 @@ def assert_same_outcome(event_data: dict[str, Any], doc: dict[str, Any]) -> None
 
 def open_streams_gauge(server: Server) -> float:
     text = server.client(key=None).get("/metrics").text
-    match = re.search(r"^errand_sse_open_streams (\S+)$", text, re.MULTILINE)
+    match = re.search(r"^errand_sse_streams (\S+)$", text, re.MULTILINE)
     assert match is not None, "the open-streams gauge is exported"
     return float(match.group(1))
 

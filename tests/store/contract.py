@@ -815,6 +815,59 @@ class StoreContract:
         assert await store.duration_history("researcher", limit=1) == pytest.approx([2.0])
         assert await store.duration_history("nobody") == []
 
+    async def test_queue_stats_of_an_empty_store(self, store: Store) -> None:
+        stats = await store.queue_stats()
+        assert stats.depth == {}
+        assert stats.oldest_pending_at is None
+
+    async def test_queue_stats_count_non_terminal_by_status_and_agent(
+        self, store: Store, clock: ManualClock, reopen: Reopen
+    ) -> None:
+        created = []
+        for agent in ("a", "a", "b", None, "a", "b", "a"):
+            created.append((await store.submit(new(agent=agent)))[0])
+            clock.advance(1)
+        claims = await store.claim("w1", 4, LEASE)  # the four oldest: a, a, b, None
+        assert [c.request.id for c in claims] == [r.id for r in created[:4]]
+        first, second, third, _ = claims
+        await store.finish(first.request.id, first.attempt, Status.COMPLETED, result=Result("ok"))
+        await store.finish(second.request.id, second.attempt, Status.FAILED, error=ErrorInfo("E", "e"))
+        await store.retry_later(third.request.id, third.attempt, clock.now() + 60, ErrorInfo("T", "t"))
+        await store.request_cancel(created[6].id)  # pending a, cancelled: not in the queue
+        expected = {("processing", "b"): 1, ("processing", None): 1, ("pending", "a"): 1, ("pending", "b"): 1}
+        stats = await store.queue_stats()
+        assert stats.depth == expected
+        assert stats.oldest_pending_at == pytest.approx(created[4].created_at)
+        other = await reopen()  # another store on the same database reads the same truth
+        try:
+            assert await other.queue_stats() == stats
+        finally:
+            await other.close()
+
+    async def test_queue_stats_oldest_pending_ignores_processing(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await running(store, agent="a")
+        clock.advance(5)
+        later, _ = await store.submit(new(agent="a"))
+        stats = await store.queue_stats()
+        assert stats.oldest_pending_at == pytest.approx(later.created_at)
+        assert stats.depth == {("processing", "a"): 1, ("pending", "a"): 1}
+
+    async def test_queue_stats_stay_exact_across_many_changes(self, store: Store, clock: ManualClock) -> None:
+        """More changes than a read folds at (store/queue.py FOLD_AT): totals survive each fold."""
+        for round_ in range(3):
+            await asyncio.gather(*(store.submit(new(agent=f"g{n % 3}")) for n in range(250)))
+            claims = await store.claim("w1", 200, LEASE)
+            for c in claims[:150]:
+                await store.finish(c.request.id, c.attempt, Status.COMPLETED, result=Result("ok"))
+            first = await store.queue_stats()  # folds
+            again = await store.queue_stats()
+            assert first == again
+            assert sum(n for (s, _), n in first.depth.items() if s == "processing") == 50 * (round_ + 1)
+            assert sum(n for (s, _), n in first.depth.items() if s == "pending") == 50 * (round_ + 1)
+            clock.advance(1)
+
     async def test_list_filters_and_pages_newest_first(self, store: Store, clock: ManualClock) -> None:
         mine = []
         for n in range(7):

@@ -3,7 +3,7 @@ webhook dispatcher), uvicorn runner.
 
 Every API route exists at `/v1/...` and, identically, under `/api/{formation_id}/v1/...`
 (MUXI's SDK path shape); `formation_id` must equal the configured name, else 404.
-`/health`, `/ready` and `/metrics` need no key. A trailing slash names the same route
+`/health` and `/ready` need no key; `/metrics` may (api/scrape.py). A trailing slash names the same route
 (`/v1/chat/` is `/v1/chat`): Starlette would answer it with a bodiless 307 that clients do not
 follow for a POST.
 """
@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -31,13 +31,14 @@ from errand.agents.registry import AgentRegistry
 from errand.api.agents import get_agent, list_agents
 from errand.api.chat import chat
 from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_limit
-from errand.api.context import ApiContext, by_method, endpoint, public
+from errand.api.context import ApiContext, Endpoint, by_method, endpoint, public
 from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
 from errand.api.docs import docs_asset, docs_page
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
 from errand.api.openapi import OpenApi
 from errand.api.readiness import Readiness
 from errand.api.requests import cancel_request, get_request, list_requests
+from errand.api.scrape import metrics_endpoint
 from errand.api.sse import request_events
 from errand.api.triggers import fire_trigger, get_trigger, list_triggers, load_formation_triggers
 from errand.clock import Clock, SystemClock
@@ -45,6 +46,7 @@ from errand.config import Config
 from errand.delivery.dispatcher import run_dispatcher
 from errand.engine.settings import WorkerSettings
 from errand.engine.worker import Worker
+from errand.metrics import PROCESS_INFO
 from errand.store import open_store
 from errand.store.base import Store
 
@@ -66,11 +68,13 @@ def create_app(
     with_workers: bool = True,
     clock: Clock | None = None,
     migrate: bool = True,
+    host: str = "127.0.0.1",
 ) -> Starlette:
     """The errand ASGI app. A given `store` is used as is and not closed at shutdown; without
     one, the lifespan opens `config.storage_url` (and migrates it unless `migrate=False`, for
     operators who run `errand migrate` themselves: `/ready` then answers 503 "migrations
-    pending" until they have) and closes it."""
+    pending" until they have) and closes it. `host` is the address served on: /metrics is open
+    by default only on a loopback one (metrics.require_key)."""
     clock = clock or SystemClock()
     ctx = ApiContext(config)
 
@@ -106,8 +110,9 @@ def create_app(
             if config.tracing.enabled:
                 tracing.shutdown()  # flushes the spans still batched
 
+    PROCESS_INFO.labels(f"api-{os.getpid()}", "api").set(1)
     app = Starlette(
-        routes=_routes(ctx),
+        routes=_routes(ctx, metrics_endpoint(config, host, lambda: ctx.store)),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
         middleware=[Middleware(_NoTrailingSlash)],
@@ -189,7 +194,7 @@ class _NoTrailingSlash:
         await self.app(scope, receive, send)
 
 
-def _routes(ctx: ApiContext) -> list[BaseRoute]:
+def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
     v1: list[BaseRoute] = [
         Route("/v1/chat", endpoint(ctx, chat), methods=["POST"]),
         Route("/v1/requests", endpoint(ctx, list_requests), methods=["GET"]),
@@ -229,11 +234,6 @@ async def health(request: Request, ctx: ApiContext) -> Response:
     return json_response({"status": "ok", "version": __version__})
 
 
-async def metrics(request: Request) -> Response:
-    """Prometheus text format of the default registry."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
 def run_server(
     config: Config,
     host: str = "127.0.0.1",
@@ -248,7 +248,7 @@ def run_server(
     startup fails (e.g. a broken handler or an unreachable database). Connections are held to
     the `server.*` limits (api/connections.py), after raising the soft open-file limit."""
     limits = ConnectionLimits.from_config(config, raise_fd_limit())
-    app = create_app(config, with_workers=with_workers, migrate=migrate)
+    app = create_app(config, with_workers=with_workers, migrate=migrate, host=host)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -26,6 +26,7 @@ from errand.api.auth import Owner, get_owned, list_filter, shown_id
 from errand.api.context import ApiContext
 from errand.api.errors import json_response
 from errand.errors import Conflict, InvalidRequest
+from errand.metrics import REQUESTS, agent_label
 from errand.models import Request as StoredRequest
 from errand.models import Status, to_document
 from errand.store.base import Store
@@ -96,12 +97,15 @@ async def cancel_request(request: Request, owner: Owner, ctx: ApiContext) -> Res
     shown = shown_id(owner, req.id)
     if req.is_terminal and req.status is not Status.CANCELLED:
         raise _already(shown, req.status)
+    was_cancelled = req.status is Status.CANCELLED
     try:
         req, how = await store.request_cancel(req.id)
     except Conflict:  # it ended between our read and the cancel
         raise _already(shown, (await store.get(req.id)).status) from None
     by = f"admin key {owner.key_id}" if owner.is_admin else f"key {owner.key_id} user {owner.user_id}"
     log.info("cancelled %s by %s (%s)", req.id, by, how, extra={"request_id": req.id})
+    if not was_cancelled:
+        REQUESTS.labels(req.kind, agent_label(req.agent), Status.CANCELLED.value).inc()
     return json_response({"request_id": shown, "status": req.status.value, "cancellation": how})
 
 

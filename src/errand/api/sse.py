@@ -32,7 +32,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 
 import orjson
-from prometheus_client import Gauge
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -40,6 +39,7 @@ from starlette.types import Receive, Scope, Send
 from errand.api.auth import Owner, get_owned
 from errand.api.context import ApiContext, request_url
 from errand.errors import ErrandError, InvalidRequest
+from errand.metrics import SSE_STREAMS
 from errand.models import TERMINAL, Event
 from errand.models import Request as StoredRequest
 from errand.request_ids import public_id
@@ -58,8 +58,6 @@ HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_ID_DIGITS = 18
 READER_WAIT = 30.0
 """A feed's reader re-checks the log at least this often (followers keep their own heartbeat)."""
-
-OPEN_STREAMS = Gauge("errand_sse_open_streams", "Server-Sent Event streams open in this process")
 
 
 async def request_events(request: Request, owner: Owner, ctx: ApiContext) -> Response:
@@ -217,7 +215,7 @@ class EventStreamResponse(StreamingResponse):
     media_type = "text/event-stream"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        OPEN_STREAMS.inc()
+        SSE_STREAMS.inc()
         streaming = asyncio.ensure_future(self._send_all(send))
         listening = asyncio.ensure_future(self.listen_for_disconnect(receive))
         try:
@@ -226,7 +224,7 @@ class EventStreamResponse(StreamingResponse):
             for task in (streaming, listening):
                 task.cancel()
             await asyncio.gather(streaming, listening, return_exceptions=True)
-            OPEN_STREAMS.dec()
+            SSE_STREAMS.dec()
 
     async def _send_all(self, send: Send) -> None:
         try:

@@ -16,13 +16,13 @@ import asyncio
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -34,6 +34,7 @@ from errand.api.requests import status_document, wait_terminal
 from errand.delivery.urlguard import check_url_async
 from errand.errors import InvalidRequest, StoreUnavailable
 from errand.logs import REQUEST_ID
+from errand.metrics import REQUESTS, SUBMIT_SECONDS, agent_label
 from errand.mode import MIN_HISTORY, estimate_seconds
 from errand.models import IdempotencyKey, Mode, NewRequest
 from errand.models import Request as StoredRequest
@@ -43,7 +44,6 @@ IDEMPOTENCY_HEADERS = ("x-muxi-idempotency-key", "idempotency-key")
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 
 log = logging.getLogger("errand.api")
-SUBMITTED = Counter("errand_api_submitted_total", "Requests accepted by the API", ["kind", "mode"])
 
 HISTORY_TTL_S = 5.0
 """A usable duration history is re-read at most this often per agent (estimates need not be
@@ -112,9 +112,11 @@ async def submit(
     ctx: ApiContext, new: NewRequest, idempotency: IdempotencyKey | None, headers: Mapping[str, str]
 ) -> StoredRequest:
     """The request as stored (committed before any answer), or the original of an idempotent
-    replay; only a new one counts in errand_api_submitted_total. It is stored with the trace
+    replay; only a new one counts (errand_requests_total{status="accepted"}, errand_submit_duration_seconds).
+    It is stored with the trace
     context of `errand.submit` (tracing on) or else the caller's `traceparent` as sent."""
     REQUEST_ID.set(new.id)  # the access line of this call names it
+    started = time.perf_counter()
     caller = tracing.from_headers(headers)
     attributes = {"errand.request_id": new.id, "errand.kind": new.kind, "errand.mode": new.mode.value}
     with tracing.span("errand.submit", kind="server", parent=caller, attributes=attributes) as span:
@@ -133,7 +135,8 @@ async def submit(
             raise
         span.set_attribute("errand.replay", not created)
     if created:
-        SUBMITTED.labels(new.kind, req.mode.value).inc()
+        SUBMIT_SECONDS.labels(new.kind).observe(time.perf_counter() - started)
+        REQUESTS.labels(new.kind, agent_label(new.agent), "accepted").inc()
         log.info(
             "accepted %s: kind=%s agent=%s mode=%s user=%s",
             req.id,

@@ -104,6 +104,10 @@ async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(worker.run(stop), name="errand-worker")
             tasks.create_task(run_dispatcher(store, cfg, stop, clock=clock), name="errand-dispatcher")
+            if cfg.metrics.port is not None:
+                from errand.cli.metrics_port import serve_metrics
+
+                tasks.create_task(serve_metrics(cfg, store, stop), name="errand-metrics-port")
     except ExceptionGroup as group:  # the first failure is the cause; the other loop was cancelled
         raise group.exceptions[0] from None
     finally:

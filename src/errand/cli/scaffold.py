@@ -30,6 +30,7 @@ name: {name}
 keys:
   client: ["${{ERRAND_CLIENT_KEY:-{client_key}}}"]
   admin: ["${{ERRAND_ADMIN_KEY:-{admin_key}}}"]
+  # metrics: ["${{ERRAND_METRICS_KEY}}"]   # may read /metrics only (see metrics.require_key)
 
 # Where requests live. SQLite needs no server (a relative path is relative to this folder);
 # PostgreSQL (postgresql://user:pass@host/db) lets many API and worker processes share the work.
@@ -92,6 +93,13 @@ logging:                      # stderr; `errand serve|worker --log-level/--log-f
 #   enabled: true             # default: follow the OTEL_* variables above
 #   service_name: errand      # default: OTEL_SERVICE_NAME, else errand
 #   exporter: otlp            # default: OTEL_TRACES_EXPORTER, else otlp (OTLP/HTTP); or console
+# metrics:                      # GET /metrics (Prometheus); names in the README
+#   require_key: true           # need an admin or keys.metrics key (Authorization: Bearer);
+#                               #   unset: open on a loopback address only, else required
+#   cache_seconds: 2            # queue gauges read from the database at most this often
+#   timeout_seconds: 1          # a slower read answers the last values, errand_metrics_stale 1
+#   port: 9464                  # `errand worker` serves /metrics here (unset: none)
+#   host: 127.0.0.1
 
 agents:
   # An offline demo that simulates multi-step research with progress; no model, no API key.

@@ -20,7 +20,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from prometheus_client import Counter, Histogram
 
 from errand import tracing
 from errand.clock import Clock, new_id
@@ -30,6 +29,7 @@ from errand.delivery.settings import DispatcherSettings
 from errand.delivery.urlguard import Resolver, system_resolver
 from errand.errors import ErrandError
 from errand.logs import brief
+from errand.metrics import WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from errand.models import Delivery, OutboxItem
 from errand.store.base import Store
 
@@ -39,18 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["Dispatcher", "run_dispatcher"]
 
 log = logging.getLogger("errand.delivery")
-
-ATTEMPTS = Counter(
-    "errand_webhook_attempts",
-    "Webhook delivery attempts, by outcome (delivered, retry, failed, refused)",
-    ["outcome"],
-)
-DELIVERIES = Counter("errand_webhook_deliveries", "Webhook deliveries that reached a final state", ["state"])
-ATTEMPT_SECONDS = Histogram(
-    "errand_webhook_attempt_duration_seconds",
-    "Time spent on one webhook delivery attempt (resolve + connect + answer)",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
 
 
 async def run_dispatcher(store: Store, config: Config, stop: asyncio.Event, *, clock: Clock) -> None:
@@ -228,10 +216,9 @@ class Dispatcher:
         self, item: OutboxItem, number: int, outcome: SendOutcome, delivery: Delivery, elapsed: float
     ) -> None:
         """Metrics, logs and our own retry schedule after a recorded attempt."""
-        ATTEMPT_SECONDS.observe(elapsed)
         if delivery.state == "retrying" and delivery.next_attempt_at is not None:
             self._retrying[item.id] = delivery.next_attempt_at
-            ATTEMPTS.labels("retry").inc()
+            _count("retry", elapsed)
             log.warning(
                 "webhook %s of %s: attempt %d failed (%s); retry in %.2fs",
                 item.id,
@@ -243,9 +230,8 @@ class Dispatcher:
             )
             return
         self._retrying.pop(item.id, None)
-        DELIVERIES.labels(delivery.state).inc()
         if delivery.state == "delivered":
-            ATTEMPTS.labels("delivered").inc()
+            _count("delivered", elapsed)
             log.info(
                 "webhook %s of %s: delivered at attempt %d (%s) in %.3fs",
                 item.id,
@@ -256,7 +242,7 @@ class Dispatcher:
                 extra={"request_id": item.request_id},
             )
             return
-        ATTEMPTS.labels("failed" if outcome.retryable else "refused").inc()
+        _count("failed" if outcome.retryable else "refused", elapsed)
         log.error(
             "webhook %s of %s: failed for good after %d attempt(s): %s",
             item.id,
@@ -272,3 +258,8 @@ def _answer(outcome: SendOutcome) -> str:
     if outcome.error:
         return brief(outcome.error)
     return f"HTTP {outcome.status_code}" if outcome.status_code is not None else "no answer"
+
+
+def _count(outcome: str, elapsed: float) -> None:
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+    WEBHOOK_SECONDS.labels(outcome).observe(elapsed)

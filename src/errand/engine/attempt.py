@@ -19,8 +19,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from prometheus_client import Gauge
-
 from errand import tracing
 from errand.agents.base import RunContext, coerce_result
 from errand.agents.registry import AgentRegistry
@@ -33,10 +31,11 @@ from errand.engine.settings import WorkerSettings
 from errand.engine.storable import unstorable
 from errand.errors import LeaseLost, PermanentError, StoreUnavailable, TaskTimeout
 from errand.logs import brief, raised
+from errand.metrics import STRAY_THREADS, TIMEOUTS, agent_label
 from errand.models import Claim, ErrorInfo, Progress, Result, Status
 from errand.store.base import Store
 
-__all__ = ["STRAY_THREADS", "Attempt", "EventWriter", "Outcome", "Phase", "format_seconds"]
+__all__ = ["Attempt", "EventWriter", "Outcome", "Phase", "format_seconds"]
 
 log = logging.getLogger("errand.worker")
 T = TypeVar("T")
@@ -65,11 +64,6 @@ ROUTED_SCAN = 16
 _RECORD_RETRY = Backoff(initial=0.05, maximum=5.0)
 """Writing an outcome again while the store is unavailable (until record_retry_seconds)."""
 
-STRAY_THREADS = Gauge(
-    "errand_worker_stray_attempt_threads",
-    "Attempts whose sync thread still runs after the attempt timed out, failed or was stopped; "
-    "each keeps its worker slot (and holds back its retry) until the thread returns",
-)
 STILL_RUNNING = "attempt thread still running after timeout; its retry waits until it returns"
 """The progress message of a request held while a timed-out attempt's thread runs on."""
 
@@ -146,6 +140,8 @@ class Attempt:
     """Why the attempt failed, once recorded as a retry or a failure."""
     started: float = field(default_factory=time.monotonic)
     """When the attempt started (its `completed` log line gives the duration)."""
+    in_flight_label: str = ""
+    """The agent label this attempt counts under in errand_in_flight while it runs."""
 
     def __post_init__(self) -> None:
         req = self.claim.request
@@ -288,6 +284,8 @@ class Attempt:
 
     async def _record(self, outcome: Result | BaseException) -> Outcome:
         req = self.claim.request
+        if isinstance(outcome, TaskTimeout):
+            TIMEOUTS.labels(agent_label(self.agent_id, self.agents)).inc()
         if isinstance(outcome, Result):
             refused = unstorable(outcome, self.settings.max_result_bytes)
             if refused is None:

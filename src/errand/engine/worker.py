@@ -27,17 +27,24 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from prometheus_client import Counter, Gauge, Histogram
-
 from errand.agents.registry import AgentRegistry
 from errand.agents.threads import AgentThreads
 from errand.backoff import Backoff
 from errand.clock import Clock, new_id
-from errand.engine.attempt import STRAY_THREADS, Attempt, Outcome, Phase
+from errand.engine.attempt import Attempt, Outcome, Phase
 from errand.engine.settings import WorkerSettings
 from errand.engine.watchdog import LoopWatchdog
 from errand.errors import StoreUnavailable
 from errand.logs import REQUEST_ID, brief
+from errand.metrics import (
+    ATTEMPT_SECONDS,
+    IN_FLIGHT,
+    PROCESS_INFO,
+    REQUESTS,
+    RETRIES,
+    STRAY_THREADS,
+    agent_label,
+)
 from errand.models import Claim
 from errand.store.base import Store
 
@@ -48,17 +55,9 @@ _STORE_RETRY = Backoff(initial=0.1, maximum=5.0)
 _RESTART = Backoff(initial=0.1, maximum=10.0)
 """Restarting a crashed side loop; a loop that ran for over _HEALTHY_RUN starts again at 0.1 s."""
 _HEALTHY_RUN = 30.0
+QUEUE_FOLD_INTERVAL = 5.0
 
 log = logging.getLogger("errand.worker")
-
-ATTEMPTS = Counter("errand_worker_attempts", "Attempts ended by this process, by outcome", ["outcome"])
-ATTEMPT_SECONDS = Histogram(
-    "errand_worker_attempt_duration_seconds",
-    "Wall time of one attempt, claim to recorded outcome",
-    ["agent"],
-    buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, float("inf")),
-)
-RUNNING = Gauge("errand_worker_running_attempts", "Attempts running in this process now")
 
 
 class Worker:
@@ -101,6 +100,7 @@ class Worker:
         """Work until `stop` is set, then shut down gracefully (see the module docstring)."""
         self._stopping = False
         self._stop_requested.clear()
+        PROCESS_INFO.labels(self.worker_id, "worker").set(1)
         if self.settings.liveness_interval > 0:
             try:
                 await self._take_over_dead()  # a crashed predecessor's requests run again at once
@@ -117,6 +117,7 @@ class Worker:
                 watcher.cancel()
             await self._shutdown(grace=self.settings.shutdown_grace)
         self._threads.shutdown()
+        PROCESS_INFO.remove(self.worker_id, "worker")
 
     async def run_until_idle(self) -> None:
         """Drain mode (tests, benchmarks): return once nothing is claimable and nothing runs.
@@ -193,7 +194,8 @@ class Worker:
             f"; taking over: {brief(previous.message)}" if previous and previous.type == "WorkerLost" else "",
             extra={"request_id": rid},
         )
-        RUNNING.inc()
+        attempt.in_flight_label = agent_label(agent_id, self.agents)
+        IN_FLIGHT.labels(attempt.in_flight_label).inc()
         attempt.task = asyncio.create_task(self._run_attempt(attempt), name=f"errand-attempt-{rid}")
 
     async def _run_attempt(self, attempt: Attempt) -> Outcome:
@@ -211,12 +213,19 @@ class Worker:
                 del self._attempts[attempt.request_id]
             if attempt.threads.running:
                 self._hold_slot(attempt, outcome)
-            RUNNING.dec()
-            ATTEMPTS.labels(outcome.value).inc()
-            agent_label = attempt.agent_id if attempt.agent_id in self.agents else "unknown"
-            ATTEMPT_SECONDS.labels(agent_label).observe(time.perf_counter() - started)
+            IN_FLIGHT.labels(attempt.in_flight_label).dec()
+            self._count(attempt, outcome, time.perf_counter() - started)
             self._wake.set()
         return outcome
+
+    def _count(self, attempt: Attempt, outcome: Outcome, seconds: float) -> None:
+        """The metrics of an ended attempt (under the agent it ran as: a router may have chosen it)."""
+        agent = agent_label(attempt.agent_id, self.agents)
+        ATTEMPT_SECONDS.labels(agent, outcome.value).observe(seconds)
+        if outcome is Outcome.RETRIED:
+            RETRIES.labels(agent).inc()
+        elif outcome in (Outcome.COMPLETED, Outcome.FAILED):
+            REQUESTS.labels(attempt.claim.request.kind, agent, outcome.value).inc()
 
     def _hold_slot(self, attempt: Attempt, outcome: Outcome) -> None:
         """The attempt ended (cancelled, lease lost, shut down...) while its thread runs on: the
@@ -270,6 +279,7 @@ class Worker:
         if housekeeping:
             loops["requeue"] = self._requeue_loop
             loops["purge"] = self._purge_loop
+            loops["queue-fold"] = self._fold_loop
             if self.settings.liveness_interval > 0:
                 loops["liveness"] = self._liveness_loop
         tasks = [asyncio.create_task(self._supervise(n, f), name=f"errand-{n}") for n, f in loops.items()]
@@ -375,6 +385,13 @@ class Worker:
             await asyncio.sleep(self.settings.lease_seconds / 2)
             if await self.store.requeue_expired():
                 self._wake.set()
+
+    async def _fold_loop(self) -> None:
+        """Read the queue counts every QUEUE_FOLD_INTERVAL: a read folds the count rows that
+        status changes append (store/queue.py), so they stay few even when nobody scrapes."""
+        while True:
+            await asyncio.sleep(QUEUE_FOLD_INTERVAL)
+            await self.store.queue_stats()
 
     async def _purge_loop(self) -> None:
         """Purge now, then every housekeeping_interval (async.purge_interval). Reads answer 410

@@ -23,6 +23,7 @@ from errand.models import (
     OutboxItem,
     Page,
     Progress,
+    QueueStats,
     Request,
     Result,
     Status,
@@ -86,6 +87,13 @@ class Store(Protocol):
     async def duration_history(self, agent: str, limit: int = 50) -> builtins.list[float]:
         """Run durations (seconds, started_at -> completed_at) of the agent's most recent
         completed requests, newest first."""
+        ...
+
+    async def queue_stats(self) -> QueueStats:
+        """Non-terminal requests (pending, processing) counted by (status, agent), and the
+        created_at of the oldest pending one (None when none is pending): the truth every
+        process on this database shares, read in one statement from the partial index
+        `requests_queue`, so its cost follows the queue's size, not the history's."""
         ...
 
     # -- work ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from errand.models import (
     OutboxItem,
     Page,
     Progress,
+    QueueStats,
     Request,
     Result,
     Status,
@@ -43,6 +44,7 @@ from errand.store.postgres.group_commit import GroupCommit
 from errand.store.postgres.listen import Hub, Listener
 from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, Row, connect
 from errand.store.processes import WorkerProcess
+from errand.store.queue import FOLD_AT, PG_FOLD, QUEUE_SQL, to_queue_stats
 
 
 class PostgresStore:
@@ -204,6 +206,13 @@ class PostgresStore:
         """Seconds from start to completion of the agent's latest completed requests."""
         rows = await self._database.fetch(sql.DURATIONS, agent, max(0, limit), read=True)
         return [float(row["seconds"]) for row in rows]
+
+    async def queue_stats(self) -> QueueStats:
+        """The queue by status and agent, and its oldest pending request (store/queue.py)."""
+        stats, changes = to_queue_stats(await self._database.fetch(QUEUE_SQL, read=True))
+        if changes > FOLD_AT:
+            await self._database.run(lambda c: c.execute(PG_FOLD), tx=False)
+        return stats
 
     # -- work ---------------------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> builtins.list[Claim]:

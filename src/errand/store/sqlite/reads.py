@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import sqlite3
 
-from errand.models import TERMINAL, Delivery, Event, Page, Request, Status
+from errand.models import TERMINAL, Delivery, Event, Page, QueueStats, Request, Status
 from errand.store import rules
 from errand.store.processes import WorkerProcess
+from errand.store.queue import QUEUE_SQL, SQLITE_FOLD, to_queue_stats
 from errand.store.rules import REQUEST_COLUMNS, sql_in
 from errand.store.sqlite.rows import loads
 
@@ -62,6 +63,18 @@ def events_since(conn: sqlite3.Connection, request_id: str, after_seq: int, limi
         (request_id, after_seq, limit),
     ).fetchall()
     return [rules.to_event(row, loads) for row in found]
+
+
+def queue_stats(conn: sqlite3.Connection) -> tuple[QueueStats, int]:
+    return to_queue_stats(conn.execute(QUEUE_SQL).fetchall())
+
+
+def fold_queue_counts(conn: sqlite3.Connection) -> None:
+    """Fold queue_counts into one row per group (a write: run it on the writer)."""
+    last = conn.execute("SELECT MAX(id) FROM queue_counts").fetchone()[0]
+    if last is not None:
+        for statement in SQLITE_FOLD:
+            conn.execute(statement, {"last": last})
 
 
 def duration_history(conn: sqlite3.Connection, agent: str, limit: int) -> list[float]:

@@ -30,12 +30,14 @@ from errand.models import (
     OutboxItem,
     Page,
     Progress,
+    QueueStats,
     Request,
     Result,
     Status,
 )
 from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
+from errand.store.queue import FOLD_AT
 from errand.store.sqlite import reads, schema, writes
 from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
 from errand.store.sqlite.fileguard import FileGuard
@@ -206,6 +208,13 @@ class SqliteStore:
     async def duration_history(self, agent: str, limit: int = 50) -> builtins.list[float]:
         """Seconds from start to completion of the agent's latest completed requests."""
         return await self._readers.run(lambda c: reads.duration_history(c, agent, max(0, limit)))
+
+    async def queue_stats(self) -> QueueStats:
+        """The queue by status and agent, and its oldest pending request (store/queue.py)."""
+        stats, changes = await self._readers.run(reads.queue_stats)
+        if changes > FOLD_AT:
+            await self._writer.submit(reads.fold_queue_counts, relaxed=True)
+        return stats
 
     # -- work ---------------------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> builtins.list[Claim]:
