@@ -11,7 +11,7 @@
     ├── NotFound                    REQUEST_NOT_FOUND     unknown request (or another owner's)
     │   └── ResourceNotFound        RESOURCE_NOT_FOUND    unknown trigger, agent, route
     ├── Conflict                    CONFLICT              e.g. cancel a completed request
-    │   └── SessionBusy             SESSION_BUSY          on_busy=reject and the session has an unfinished request
+    │   └── SessionBusy             SESSION_BUSY          on_busy=reject, the session is busy
     ├── RequestExpired              REQUEST_EXPIRED       result purged after result_ttl
     ├── PayloadTooLarge             PAYLOAD_TOO_LARGE
     ├── HeadersTooLarge             HEADERS_TOO_LARGE     request head past server.max_header_bytes

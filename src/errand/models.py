@@ -125,6 +125,8 @@ PRIORITY_BY_ORIGIN = {
     "schedule": PRIORITY_SCHEDULE,
 }
 SESSION_POLICIES = ("enqueue", "reject", "interrupt")
+
+
 @dataclass(frozen=True, slots=True)
 class NewRequest:
     """Everything `Store.submit` needs to create a request. Built by the API."""

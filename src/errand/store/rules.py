@@ -107,9 +107,7 @@ def sort_key(priority: int, aging_seconds: float, now: float) -> float:
 def session_busy(request_id: str) -> SessionBusy:
     """A submit with on_busy=reject while its session has an unfinished request."""
     shown = public_id(request_id)
-    return SessionBusy(
-        f"the session is busy with request {shown!r}", details={"active_request_id": shown}
-    )
+    return SessionBusy(f"the session is busy with request {shown!r}", details={"active_request_id": shown})
 
 
 POSITION_CAP = 10_000

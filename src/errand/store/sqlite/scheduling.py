@@ -64,10 +64,7 @@ def _fair(
     keys = [(k, t) for k, t in conn.execute(_KEYS, (limit,))]
     quota = fairness.quotas(keys, limit, limits)
     heads = {
-        key: [
-            Candidate(r[0], key, r[1], r[2], r[3])
-            for r in conn.execute(_HEADS, (key, now, count))
-        ]
+        key: [Candidate(r[0], key, r[1], r[2], r[3]) for r in conn.execute(_HEADS, (key, now, count))]
         for key, count in quota.items()
     }
     running = Running.of(conn.execute(_RUNNING)) if limits.capped else Running()
@@ -76,7 +73,9 @@ def _fair(
         if conn.execute(_HAS_UNFINISHED, (key,)).fetchone() is None:
             conn.execute("DELETE FROM fair_keys WHERE key = ?", (key,))
             del plan.turns[key]
-    conn.executemany("UPDATE fair_keys SET next_turn = ? WHERE key = ?", [(t, k) for k, t in plan.turns.items()])
+    conn.executemany(
+        "UPDATE fair_keys SET next_turn = ? WHERE key = ?", [(t, k) for k, t in plan.turns.items()]
+    )
     order = {c.id: n for n, c in enumerate(plan.chosen)}
     if not order:
         return []
@@ -141,7 +140,8 @@ def release_session(conn: sqlite3.Connection, ended: Request, now: float) -> Non
         return
     conn.execute(
         "UPDATE requests SET waiting_on = NULL, updated_at = ? WHERE id = (SELECT id FROM requests "
-        f"WHERE {_SESSION} AND waiting_on IS NOT NULL AND {rules.UNFINISHED} ORDER BY created_at, rowid LIMIT 1)",
+        f"WHERE {_SESSION} AND waiting_on IS NOT NULL AND {rules.UNFINISHED} "
+        "ORDER BY created_at, rowid LIMIT 1)",
         (now, ended.owner, ended.user_id, ended.session_id),
     )
 

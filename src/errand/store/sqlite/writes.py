@@ -86,7 +86,9 @@ def submit(
     held = scheduling.take_turn(conn, new, lambda rid: _cancel(conn, rid, now, rules.SUPERSEDED_ERROR))
     req = new_request(new, now, held)
     try:
-        conn.execute(INSERT_REQUEST, request_params(req, now, rules.sort_key(new.priority, new.aging_seconds, now)))
+        conn.execute(
+            INSERT_REQUEST, request_params(req, now, rules.sort_key(new.priority, new.aging_seconds, now))
+        )
     except sqlite3.IntegrityError as exc:
         raise rules.already_exists(new.id) from exc
     if idem is not None:
