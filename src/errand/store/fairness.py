@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 
 from errand.models import Limits
 
+ROUNDS = 4
+"""Plans one claim may make: a plan that met empty or capped keys leaves room for another over
+the keys behind them (each of those keys now sits behind the rest)."""
+
 WAIT_USER, WAIT_AGENT, WAIT_FORMATION = "user_limit", "agent_limit", "formation_limit"
 """`waiting_on` values of a request held back by a cap."""
 
@@ -95,6 +99,13 @@ class Plan:
     empty: list[str] = field(default_factory=list)
     """Keys with nothing claimable now: dropped if they have no unfinished rows, else given
     `turns[key]` (behind the others)."""
+    held: list[str] = field(default_factory=list)
+    """Keys whose head a cap held back (sent behind the others)."""
+
+    @property
+    def another(self) -> bool:
+        """Whether another plan in the same claim may find more: this one passed over keys."""
+        return bool(self.empty or self.held)
 
 
 def plan(
@@ -109,7 +120,7 @@ def plan(
     heap = [(turn, key) for key, turn in keys]
     heapq.heapify(heap)
     queues = {key: list(reversed(heads.get(key, []))) for key, _ in keys}
-    held: list[str] = []
+    held = out.held
     while heap and len(out.chosen) < limit:
         turn, key = heapq.heappop(heap)
         queue = queues[key]

@@ -17,10 +17,23 @@ async def claim(
     """Up to `limit` rows in fair order within the caps, leased to worker_id, in one
     transaction serialized with every other claimer of the database (fair_sql.CLAIM_LOCK)."""
     await conn.execute(fair_sql.LOCK_CLAIMS)
+    rows: list[Row] = []
+    for _ in range(fairness.ROUNDS):
+        more, another = await _round(conn, worker_id, limit - len(rows), lease_seconds, now, limits)
+        rows += more
+        if len(rows) >= limit or not another:
+            break
+    return rows
+
+
+async def _round(
+    conn: Conn, worker_id: str, limit: int, lease_seconds: float, now: float, limits: Limits
+) -> tuple[list[Row], bool]:
+    """One plan of a claim: (rows claimed, whether another plan may find more)."""
     keys = [(row["key"], row["next_turn"]) for row in await conn.fetch(fair_sql.KEYS, limit)]
     quota = fairness.quotas(keys, limit, limits)
     if not quota:
-        return []
+        return [], False
     heads: dict[str, list[Candidate]] = {key: [] for key in quota}
     for h in await conn.fetch(fair_sql.HEADS, list(quota), list(quota.values()), now):
         heads[h["key"]].append(Candidate(h["id"], h["key"], h["owner"], h["user_id"], h["agent"]))
@@ -36,10 +49,10 @@ async def claim(
             del plan.turns[row["key"]]
     await conn.execute(fair_sql.SET_TURNS, list(plan.turns), list(plan.turns.values()))
     if not plan.chosen:
-        return []
+        return [], plan.another
     order = {c.id: n for n, c in enumerate(plan.chosen)}
     rows = await conn.fetch(fair_sql.CLAIM_IDS, list(order), now, worker_id, now + lease_seconds)
-    return sorted(rows, key=lambda row: order[row["id"]])
+    return sorted(rows, key=lambda row: order[row["id"]]), plan.another
 
 
 async def submit_session(

@@ -61,8 +61,22 @@ def _fifo(
 def _fair(
     conn: sqlite3.Connection, worker_id: str, limit: int, lease_seconds: float, now: float, limits: Limits
 ) -> list[Request]:
+    claimed: list[Request] = []
+    for _ in range(fairness.ROUNDS):
+        more, another = _fair_round(conn, worker_id, limit - len(claimed), lease_seconds, now, limits)
+        claimed += more
+        if len(claimed) >= limit or not another:
+            break
+    return claimed
+
+
+def _fair_round(
+    conn: sqlite3.Connection, worker_id: str, limit: int, lease_seconds: float, now: float, limits: Limits
+) -> tuple[list[Request], bool]:
     keys = [(k, t) for k, t in conn.execute(_KEYS, (limit,))]
     quota = fairness.quotas(keys, limit, limits)
+    if not quota:
+        return [], False
     heads = {
         key: [Candidate(r[0], key, r[1], r[2], r[3]) for r in conn.execute(_HEADS, (key, now, count))]
         for key, count in quota.items()
@@ -78,7 +92,7 @@ def _fair(
     )
     order = {c.id: n for n, c in enumerate(plan.chosen)}
     if not order:
-        return []
+        return [], plan.another
     marks = ", ".join("?" * len(order))
     found = conn.execute(
         f"UPDATE requests SET status = 'processing', attempt = attempt + 1, lease_owner = ?, "
@@ -86,7 +100,7 @@ def _fair(
         f"WHERE id IN ({marks}) AND {rules.claimable('?')} RETURNING {rules.REQUEST_COLUMNS}",
         (worker_id, now + lease_seconds, now, now, *order, now),
     ).fetchall()
-    return sorted((rules.to_request(row, loads) for row in found), key=lambda r: order[r.id])
+    return sorted((rules.to_request(row, loads) for row in found), key=lambda r: order[r.id]), plan.another
 
 
 _KEYS = "SELECT key, next_turn FROM fair_keys ORDER BY next_turn, key LIMIT ?"
