@@ -178,7 +178,7 @@ class SchedulingContract:
         self, store: Store, clock: ManualClock
     ) -> None:
         for rid in ("s1", "s2", "s3"):
-            req, _ = await store.submit(job(rid, session_id="chat"))
+            await store.submit(job(rid, session_id="chat"))
             clock.advance(0.001)
         assert (await store.get("s2")).waiting_on == "session"
         assert (await store.queue_info(await store.get("s3"), Limits())).waiting_on == "session"

@@ -114,7 +114,7 @@ class Store(Protocol):
     async def queue_info(self, request: Request, limits: Limits) -> QueueInfo:
         """For a pending request: why it waits (`session`, `retry`, `user_limit`,
         `agent_limit`, `formation_limit`, else `worker`) and its approximate queue position
-        (`rules.queue_position`); (None, None) for any other status."""
+        (`fairness.queue_position`); (None, None) for any other status."""
         ...
 
     async def queued_count(self, owner: str, user_id: str, cap: int) -> int:

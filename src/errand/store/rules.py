@@ -21,24 +21,14 @@ from typing import Any, Protocol
 
 import orjson
 
-from errand.errors import (
-    Conflict,
-    IdempotencyMismatch,
-    InvalidRequest,
-    LeaseLost,
-    NotFound,
-    RequestExpired,
-    SessionBusy,
-)
+from errand.errors import Conflict, IdempotencyMismatch, InvalidRequest, LeaseLost, NotFound, RequestExpired
 from errand.models import (
-    SUPERSEDED,
     TERMINAL,
     Delivery,
     DeliveryAttempt,
     ErrorInfo,
     Event,
     IdempotencyKey,
-    Limits,
     Mode,
     OutboxItem,
     Page,
@@ -50,7 +40,6 @@ from errand.models import (
     sources_of,
 )
 from errand.request_ids import public_id
-from errand.store.fairness import Running
 
 IDEMPOTENCY_TTL = 24 * 3600.0
 """Seconds an idempotency key is kept (`store.base.Store.submit`)."""
@@ -80,58 +69,6 @@ def claimable(now: str) -> str:
     """Requests `claim` may take: pending, or processing between attempts, due at `now` (a
     placeholder), and not held behind an earlier request of their session."""
     return f"{_RUNNABLE} AND run_at <= {now} AND waiting_on IS NULL"
-
-
-UNFINISHED = f"status IN {sql_in(sources_of(Status.PROCESSING))}"
-"""The predicate of the `requests_fair` index (pending or processing): a key's unfinished rows."""
-
-
-def fair_head(key: str, now: str) -> str:
-    """The claimable rows of one fairness key (`key`, `now`: placeholders), for the head of its
-    queue by `requests_fair` (fairness_key, sort_key)."""
-    return f"fairness_key = {key} AND {UNFINISHED} AND {claimable(now)}"
-
-
-WAIT_SESSION = "session"
-"""`waiting_on` of a request held until the running request of its session ends."""
-WAIT_RETRY = "retry"
-"""`waiting_on` of a request between attempts, due later."""
-
-
-def sort_key(priority: int, aging_seconds: float, now: float) -> float:
-    """Position within a fairness key: submit time pushed back (priority - 1) aging periods, so
-    one level of priority is worth `aging_seconds` of waiting and nothing waits forever."""
-    return now + (priority - 1) * aging_seconds
-
-
-def session_busy(request_id: str) -> SessionBusy:
-    """A submit with on_busy=reject while its session has an unfinished request."""
-    shown = public_id(request_id)
-    return SessionBusy(f"the session is busy with request {shown!r}", details={"active_request_id": shown})
-
-
-POSITION_CAP = 10_000
-"""Earlier requests of the same key counted for `queue_position` (the count stops there)."""
-
-
-def waiting_on(req: Request, running: Running, limits: Limits, now: float) -> str:
-    """Why a pending request is not running yet: its session, a cap, or its turn (`worker`)."""
-    if req.waiting_on is not None:
-        return req.waiting_on
-    if req.run_at > now:
-        return WAIT_RETRY
-    return running.blocked(req.owner, req.user_id, req.agent, limits) or "worker"
-
-
-def queue_position(ahead: int, keys: int, before: int) -> int:
-    """About how many claims come before this request: every earlier request of its key costs
-    one round over the `keys` with work, and `before` keys take their turn ahead of it in this
-    round. Weights and caps are not counted (approximate by design)."""
-    return 1 + ahead * max(keys, 1) + before
-
-
-SUPERSEDED_ERROR = ErrorInfo(SUPERSEDED, "superseded by a newer request of its session")
-"""What a request interrupted by a newer one of its session records (its cancel reason)."""
 
 
 def lease_expired(now: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from errand.models import IdempotencyKey, NewRequest, Request, Status
-from errand.store import rules
+from errand.store import fairness
 from errand.store.postgres.pool import Conn
 from errand.store.rules import REQUEST_COLUMNS, claimable, qualified
 
@@ -29,7 +29,7 @@ HEADS = f"""
     FROM unnest($1::text[], $2::int[]) AS q(key, n)
     CROSS JOIN LATERAL (
         SELECT id, owner, user_id, agent FROM requests
-        WHERE {rules.fair_head("q.key", "$3")}
+        WHERE {fairness.fair_head("q.key", "$3")}
         ORDER BY sort_key, pos LIMIT q.n
         FOR UPDATE SKIP LOCKED) h"""
 RUNNING = "SELECT owner, user_id, agent FROM requests WHERE lease_owner IS NOT NULL"
@@ -100,7 +100,7 @@ POSITION = f"""
 def fair_columns(new: NewRequest, now: float, waiting_on: str | None) -> tuple[Any, ...]:
     """priority, fairness_key, waiting_on, sort_key of a new request (after sql._REQUEST_FIELDS'
     first thirteen)."""
-    return new.priority, new.turn_key, waiting_on, rules.sort_key(new.priority, new.aging_seconds, now)
+    return new.priority, new.turn_key, waiting_on, fairness.sort_key(new.priority, new.aging_seconds, now)
 
 
 def idem_args(idem: IdempotencyKey) -> tuple[str, str, str]:

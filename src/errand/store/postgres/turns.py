@@ -87,19 +87,19 @@ async def _take_turn(conn: Conn, new: NewRequest, now: float) -> tuple[str | Non
     if active is None:
         return None, []
     if new.on_busy == "reject":
-        raise rules.session_busy(active["id"])
+        raise fairness.session_busy(active["id"])
     if new.on_busy != "interrupt":
-        return rules.WAIT_SESSION, []
+        return fairness.WAIT_SESSION, []
     cancelled = []
     for row in await conn.fetch(fair_sql.SESSION_UNFINISHED, *session):
-        req, _, changed = await ops.request_cancel(conn, row["id"], now, rules.SUPERSEDED_ERROR.to_dict())
+        req, _, changed = await ops.request_cancel(conn, row["id"], now, fairness.SUPERSEDED_ERROR.to_dict())
         if changed:
             cancelled.append(req)
     return None, cancelled
 
 
 async def queue_info(conn: Conn, req: Request, now: float, limits: Limits) -> QueueInfo:
-    """Why a pending request waits and about where it stands (see rules.queue_position)."""
+    """Why a pending request waits and about where it stands (see fairness.queue_position)."""
     if req.status is not Status.PENDING:
         return QueueInfo(None, None)
     running = Running()
@@ -107,6 +107,6 @@ async def queue_info(conn: Conn, req: Request, now: float, limits: Limits) -> Qu
         running = Running.of(
             (r["owner"], r["user_id"], r["agent"]) for r in await conn.fetch(fair_sql.RUNNING)
         )
-    pos = await conn.fetchrow(fair_sql.POSITION, req.id, rules.POSITION_CAP)
-    position = None if pos is None else rules.queue_position(pos["ahead"], pos["keys"], pos["before"])
-    return QueueInfo(rules.waiting_on(req, running, limits, now), position)
+    pos = await conn.fetchrow(fair_sql.POSITION, req.id, fairness.POSITION_CAP)
+    position = None if pos is None else fairness.queue_position(pos["ahead"], pos["keys"], pos["before"])
+    return QueueInfo(fairness.waiting_on(req, running, limits, now), position)

@@ -17,7 +17,7 @@ from errand.store.fairness import Candidate, Running
 from errand.store.sqlite.rows import dumps, loads
 
 _SESSION = "owner = ? AND user_id = ? AND session_id = ?"
-_ACTIVE = f"{_SESSION} AND waiting_on IS NULL AND {rules.UNFINISHED}"
+_ACTIVE = f"{_SESSION} AND waiting_on IS NULL AND {fairness.UNFINISHED}"
 _RUNNING = "SELECT owner, user_id, agent FROM requests WHERE lease_owner IS NOT NULL"
 
 
@@ -105,10 +105,10 @@ def _fair_round(
 
 _KEYS = "SELECT key, next_turn FROM fair_keys ORDER BY next_turn, key LIMIT ?"
 _HEADS = (
-    f"SELECT id, owner, user_id, agent FROM requests WHERE {rules.fair_head('?', '?')} "
+    f"SELECT id, owner, user_id, agent FROM requests WHERE {fairness.fair_head('?', '?')} "
     "ORDER BY sort_key, rowid LIMIT ?"
 )
-_HAS_UNFINISHED = f"SELECT 1 FROM requests WHERE fairness_key = ? AND {rules.UNFINISHED} LIMIT 1"
+_HAS_UNFINISHED = f"SELECT 1 FROM requests WHERE fairness_key = ? AND {fairness.UNFINISHED} LIMIT 1"
 
 
 # -- sessions ----------------------------------------------------------------------------------
@@ -122,12 +122,12 @@ def take_turn(conn: sqlite3.Connection, new: NewRequest, cancel: Callable[[str],
     if active is None:
         return None
     if new.on_busy == "reject":
-        raise rules.session_busy(active)
+        raise fairness.session_busy(active)
     if new.on_busy == "interrupt":
         for request_id in session_unfinished(conn, new):
             cancel(request_id)
         return None
-    return rules.WAIT_SESSION
+    return fairness.WAIT_SESSION
 
 
 def session_active(conn: sqlite3.Connection, new: NewRequest) -> str | None:
@@ -141,7 +141,7 @@ def session_active(conn: sqlite3.Connection, new: NewRequest) -> str | None:
 def session_unfinished(conn: sqlite3.Connection, new: NewRequest) -> list[str]:
     """Every unfinished request of the session: the held ones first, the active one last."""
     rows = conn.execute(
-        f"SELECT id FROM requests WHERE {_SESSION} AND {rules.UNFINISHED} "
+        f"SELECT id FROM requests WHERE {_SESSION} AND {fairness.UNFINISHED} "
         "ORDER BY waiting_on IS NULL, created_at, rowid",
         (new.owner, new.user_id, new.session_id),
     ).fetchall()
@@ -154,7 +154,7 @@ def release_session(conn: sqlite3.Connection, ended: Request, now: float) -> Non
         return
     conn.execute(
         "UPDATE requests SET waiting_on = NULL, updated_at = ? WHERE id = (SELECT id FROM requests "
-        f"WHERE {_SESSION} AND waiting_on IS NOT NULL AND {rules.UNFINISHED} "
+        f"WHERE {_SESSION} AND waiting_on IS NOT NULL AND {fairness.UNFINISHED} "
         "ORDER BY created_at, rowid LIMIT 1)",
         (now, ended.owner, ended.user_id, ended.session_id),
     )
@@ -173,19 +173,21 @@ def queued_count(conn: sqlite3.Connection, owner: str, user_id: str, cap: int) -
 
 def queue_info(conn: sqlite3.Connection, req: Request, now: float, limits: Limits) -> QueueInfo:
     """Why a pending request waits, and about how many claims come before it (see
-    `rules.queue_position`)."""
+    `fairness.queue_position`)."""
     if req.status is not Status.PENDING:
         return QueueInfo(None, None)
     running = Running.of(conn.execute(_RUNNING)) if limits.capped else Running()
     ahead = conn.execute(
         "SELECT count(*) FROM (SELECT 1 FROM requests WHERE fairness_key = ? AND "
-        f"{rules.UNFINISHED} AND lease_owner IS NULL AND sort_key < "
+        f"{fairness.UNFINISHED} AND lease_owner IS NULL AND sort_key < "
         "(SELECT sort_key FROM requests WHERE id = ?) LIMIT ?)",
-        (req.fairness_key, req.id, rules.POSITION_CAP),
+        (req.fairness_key, req.id, fairness.POSITION_CAP),
     ).fetchone()[0]
     keys = conn.execute("SELECT count(*) FROM fair_keys").fetchone()[0]
     turn = conn.execute(
         "SELECT count(*) FROM fair_keys WHERE next_turn < (SELECT next_turn FROM fair_keys WHERE key = ?)",
         (req.fairness_key,),
     ).fetchone()[0]
-    return QueueInfo(rules.waiting_on(req, running, limits, now), rules.queue_position(ahead, keys, turn))
+    return QueueInfo(
+        fairness.waiting_on(req, running, limits, now), fairness.queue_position(ahead, keys, turn)
+    )

@@ -32,7 +32,7 @@ from errand.models import (
     sources_of,
     to_document,
 )
-from errand.store import rules
+from errand.store import fairness, rules
 from errand.store.processes import WorkerProcess
 from errand.store.rules import REQUEST_COLUMNS, sql_in
 from errand.store.sqlite import reads, scheduling
@@ -83,11 +83,11 @@ def submit(
         original = _find_idempotent(conn, idem, now)
         if original is not None:
             return original, False
-    held = scheduling.take_turn(conn, new, lambda rid: _cancel(conn, rid, now, rules.SUPERSEDED_ERROR))
+    held = scheduling.take_turn(conn, new, lambda rid: _cancel(conn, rid, now, fairness.SUPERSEDED_ERROR))
     req = new_request(new, now, held)
     try:
         conn.execute(
-            INSERT_REQUEST, request_params(req, now, rules.sort_key(new.priority, new.aging_seconds, now))
+            INSERT_REQUEST, request_params(req, now, fairness.sort_key(new.priority, new.aging_seconds, now))
         )
     except sqlite3.IntegrityError as exc:
         raise rules.already_exists(new.id) from exc
