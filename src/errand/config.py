@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from errand.errors import ConfigError
+from errand.limits_config import LimitsConfig
 from errand.logs import LogSettings
 from errand.webhooks import sign
 
@@ -242,6 +243,10 @@ class AgentConfig(_Section):
     fails or retries only that request (handler agents only)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Free-form settings handed to a Python handler agent as ctx.metadata['agent_options']."""
+    max_concurrency: int | None = Field(default=None, ge=1, description="running at once, all processes")
+    task_timeout: Duration | None = Field(default=None, description="per attempt; None: workflow's")
+    retry: RetryPolicy | None = Field(default=None, description="None: workflow.retry")
+    expected_seconds: float | None = Field(default=None, ge=0, description="auto mode's guess, no history")
     enabled_if_env: list[str] = Field(default_factory=list)
     """Environment variables of which at least one must be set (non-empty) for this agent to
     exist; empty: always enabled. Evaluated by build_config before interpolation, so a disabled
@@ -284,6 +289,7 @@ class Config(_Section):
     agents: list[AgentConfig] = Field(default_factory=list)
     router: RouterConfig | None = None
     tracing: TracingConfig = Field(default_factory=TracingConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     overlord: dict[str, Any] = Field(default_factory=dict)
     """Accepted for MUXI compatibility; only overlord.workflow.timeouts.task_timeout is read."""
     base_dir: str = "."

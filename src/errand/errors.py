@@ -11,11 +11,13 @@
     ├── NotFound                    REQUEST_NOT_FOUND     unknown request (or another owner's)
     │   └── ResourceNotFound        RESOURCE_NOT_FOUND    unknown trigger, agent, route
     ├── Conflict                    CONFLICT              e.g. cancel a completed request
+    │   └── SessionBusy             SESSION_BUSY          on_busy=reject, the session is busy
     ├── RequestExpired              REQUEST_EXPIRED       result purged after result_ttl
     ├── PayloadTooLarge             PAYLOAD_TOO_LARGE
     ├── HeadersTooLarge             HEADERS_TOO_LARGE     request head past server.max_header_bytes
     ├── RequestTimeout              REQUEST_TIMEOUT       head not sent within server.header_timeout_seconds
     ├── RateLimited                 RATE_LIMITED          transient
+    │   └── QueueFull               limits.max_queued_per_user reached (429 + Retry-After)
     ├── ServiceUnavailable          SERVICE_UNAVAILABLE   transient
     │   └── StoreUnavailable        the database cannot be reached
     ├── LeaseLost                   a stale attempt tried to write (fencing); never leaves a worker
@@ -116,6 +118,13 @@ class Conflict(ErrandError):
     code = "CONFLICT"
 
 
+class SessionBusy(Conflict):
+    """The session already has an unfinished request and the submit asked `on_busy: reject`;
+    `details.active_request_id` names it."""
+
+    code = "SESSION_BUSY"
+
+
 class RequestExpired(ErrandError):
     """The request finished and its result has been purged (result_ttl)."""
 
@@ -157,6 +166,15 @@ class RateLimited(ErrandError):
 
     code = "RATE_LIMITED"
     transient = True
+
+
+class QueueFull(RateLimited):
+    """The user already has limits.max_queued_per_user requests queued; retry after
+    `retry_after` seconds."""
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(ErrandError):
@@ -248,6 +266,7 @@ BY_CODE: dict[str, type[ErrandError]] = {
         NotFound,
         ResourceNotFound,
         Conflict,
+        SessionBusy,
         RequestExpired,
         PayloadTooLarge,
         HeadersTooLarge,

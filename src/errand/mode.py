@@ -56,11 +56,20 @@ def decide(
     return Mode.ASYNC if estimate_s >= threshold_s else Mode.SYNC
 
 
-def estimate_seconds(message: str, history: list[float], *, tool_count: int = 0, max_steps: int = 1) -> float:
+def estimate_seconds(
+    message: str,
+    history: list[float],
+    *,
+    tool_count: int = 0,
+    max_steps: int = 1,
+    expected: float | None = None,
+) -> float:
     """Expected run time of a request, in seconds.
 
     With at least MIN_HISTORY observed durations of the agent (newest first), the answer is
     their p90 (nearest rank): what the agent really takes beats any guess about the text.
+    Else the agent's configured `expected_seconds`, when it has one: its author knows better
+    than a guess from the text (a 1 ms handler is not a 72 s research task).
 
     Without history, a heuristic on the message, tuned so that a one-line question stays
     well under the default 30 s threshold and the seed's example ("research competitor
@@ -83,6 +92,8 @@ def estimate_seconds(message: str, history: list[float], *, tool_count: int = 0,
     """
     if len(history) >= MIN_HISTORY:
         return _p90(history)
+    if expected is not None:
+        return expected
     text = message.strip()
     estimate = 2.0
     estimate += min(30.0, len(text) / 400.0)

@@ -123,6 +123,19 @@ class ErrorInfo:
         return cls(str(d.get("type", "Error")), str(d.get("message", "")), bool(d.get("retryable")))
 
 
+# -- scheduling: priorities by origin, session policies, the limits a claim obeys ----------------
+PRIORITY_SYNC, PRIORITY_AUTO, PRIORITY_ASYNC, PRIORITY_TRIGGER, PRIORITY_SCHEDULE = 1, 2, 3, 4, 5
+"""Default priority by origin: a human waiting (sync) before auto, async, triggers, schedules."""
+PRIORITY_BY_ORIGIN = {
+    "sync": PRIORITY_SYNC,
+    "auto": PRIORITY_AUTO,
+    "async": PRIORITY_ASYNC,
+    "trigger": PRIORITY_TRIGGER,
+    "schedule": PRIORITY_SCHEDULE,
+}
+SESSION_POLICIES = ("enqueue", "reject", "interrupt")
+
+
 @dataclass(frozen=True, slots=True)
 class NewRequest:
     """Everything `Store.submit` needs to create a request. Built by the API."""
@@ -142,6 +155,52 @@ class NewRequest:
     estimated_seconds: float | None = None
     trace_context: dict[str, str] | None = None
     """The W3C carrier (`traceparent`, `tracestate`) the worker and webhooks continue."""
+    priority: int = PRIORITY_ASYNC
+    """1 (first) .. 5; see PRIORITY_BY_ORIGIN. Within a fairness key, earlier sort keys run first."""
+    fairness_key: str | None = None
+    """Who this request takes its turn as (None: its owner and user, `default_fairness_key`)."""
+    aging_seconds: float = 60.0
+    """Wait that one priority level is worth: sort key = submit time + (priority-1) * this."""
+    on_busy: str = "enqueue"
+    """When its session has an unfinished request: enqueue | reject | interrupt (see SESSION_POLICIES)."""
+
+    @property
+    def turn_key(self) -> str:
+        return self.fairness_key or default_fairness_key(self.owner, self.user_id)
+
+
+def default_fairness_key(owner: str, user_id: str) -> str:
+    """The fairness key of a request that names none: its owner and user."""
+    return f"{owner}/{user_id}"
+
+
+SUPERSEDED = "superseded"
+"""The cancel reason of a request interrupted by a newer one of its session."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What `Store.claim` must respect across every process (None: no cap)."""
+
+    max_running: int | None = None
+    max_running_per_user: int | None = None
+    agent_caps: dict[str, int] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    """Fairness-key weights (default 1): a key of weight 2 gets two turns per round."""
+    fair: bool = True
+    """False: the plain oldest-first claim of old (no fairness, no caps), kept for comparison."""
+
+    @property
+    def capped(self) -> bool:
+        return self.max_running is not None or self.max_running_per_user is not None or bool(self.agent_caps)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """Why a pending request waits (`waiting_on`) and about how many run before it."""
+
+    waiting_on: str | None
+    queue_position: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +241,9 @@ class Request:
     estimated_seconds: float | None
     seq: int
     expired: bool = False  # a tombstone: result and input purged after result_ttl
+    priority: int = 3
+    fairness_key: str = ""
+    waiting_on: str | None = None  # "session": held until its session's running request ends
     trace_context: dict[str, str] | None = None  # W3C carrier stored at submit (tracing.py)
 
     @property
@@ -290,6 +352,8 @@ def to_document(
         doc["result"] = req.result.to_dict()
     if req.status is Status.FAILED and req.error is not None:
         doc["error"] = req.error.to_dict()
+    if req.status is Status.CANCELLED and req.error is not None and req.error.type == SUPERSEDED:
+        doc["cancel_reason"] = SUPERSEDED
     return doc
 
 

@@ -44,6 +44,7 @@ from errand.models import (
 )
 from errand.store.base import Store
 from errand.store.processes import WorkerProcess, this_process
+from tests.store.contract_scheduling import SchedulingContract
 
 Reopen = Callable[[], Awaitable[Store]]
 HOOK = "https://hooks.example.com/errand"
@@ -126,8 +127,8 @@ TABLE: dict[str, tuple[Any, ...]] = {
 CASES = [(state, op, outcome) for state, row in TABLE.items() for op, outcome in zip(OPS, row, strict=True)]
 
 
-class StoreContract:
-    """Every guarantee of errand.store.base.Store, for any backend."""
+class StoreContract(SchedulingContract):
+    """Every guarantee of errand.store.base.Store, for any backend (scheduling: the mixin)."""
 
     # -- submit and read ----------------------------------------------------------------------
     async def test_submit_get_round_trips_every_field(self, store: Store, clock: ManualClock) -> None:

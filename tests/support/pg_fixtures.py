@@ -53,6 +53,7 @@ TABLES = (
     "requests",
     "settings",
     "workers",
+    "fair_keys",
 )  # children first
 StoreFactory = Callable[..., Awaitable[PostgresStore]]
 

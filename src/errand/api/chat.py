@@ -28,10 +28,10 @@ from errand.api.auth import Owner, with_body_user
 from errand.api.body import invalid_from, parse_object, read_body
 from errand.api.context import ApiContext
 from errand.api.sse import chat_stream
-from errand.api.submit import answer, check_webhook_url, estimate_for, idempotency_key, submit
+from errand.api.submit import answer, check_webhook_url, estimate_for, idempotency_key, max_attempts, submit
 from errand.clock import new_request_id
 from errand.mode import decide
-from errand.models import Mode, NewRequest
+from errand.models import PRIORITY_BY_ORIGIN, Mode, NewRequest
 from errand.request_ids import CHOSEN_PATTERN, stored_id
 
 CHAT_PATH = "/v1/chat"
@@ -49,6 +49,10 @@ class ChatBody(BaseModel):
     webhook_url: str | None = Field(default=None, max_length=2048)
     threshold_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     stream: bool = False
+    priority: int | None = Field(default=None, ge=1, le=5)
+    fairness_key: str | None = Field(default=None, min_length=1, max_length=256)
+    on_busy: Literal["enqueue", "reject", "interrupt"] | None = None
+    multitask_strategy: Literal["enqueue", "reject", "interrupt"] | None = None  # LangGraph's name
     request_id: str | None = Field(default=None, pattern=CHOSEN_PATTERN)
     mode: Literal["auto", "sync", "async"] | None = None
     async_: bool | None = Field(default=None, alias="async")
@@ -68,7 +72,17 @@ class ChatBody(BaseModel):
     @model_validator(mode="after")
     def _one_mode(self) -> ChatBody:
         self.explicit_mode()  # raises on conflicting mode / async / use_async
+        if self.on_busy and self.multitask_strategy and self.on_busy != self.multitask_strategy:
+            raise ValueError("on_busy and multitask_strategy disagree; send one of them")
         return self
+
+    def default_priority(self, explicit: Mode | None) -> int:
+        """The request's priority, else the default of its origin (models.PRIORITY_BY_ORIGIN):
+        a sync call (someone waits) first, then auto and streams, then async."""
+        if self.priority is not None:
+            return self.priority
+        origin = "auto" if explicit is None or self.stream else explicit.value
+        return PRIORITY_BY_ORIGIN[origin]
 
     def explicit_mode(self) -> Mode | None:
         """The mode the request asked for, or None; ValueError if its three spellings disagree."""
@@ -138,6 +152,10 @@ async def _new_request(body: ChatBody, owner: Owner, agent_id: str, ctx: ApiCont
         metadata=dict(body.metadata or {}),
         webhook_url=webhook,
         mode=mode,
-        max_attempts=ctx.config.workflow.retry.max_attempts,
+        max_attempts=max_attempts(ctx, agent_id),
         estimated_seconds=estimate,
+        priority=body.default_priority(body.explicit_mode()),
+        fairness_key=body.fairness_key,
+        aging_seconds=ctx.config.limits.priority_aging_seconds,
+        on_busy=body.on_busy or body.multitask_strategy or "enqueue",
     )

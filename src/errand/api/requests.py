@@ -26,6 +26,7 @@ from errand.api.auth import Owner, get_owned, list_filter, shown_id
 from errand.api.context import ApiContext
 from errand.api.errors import json_response
 from errand.errors import Conflict, InvalidRequest
+from errand.limits_config import claim_limits
 from errand.metrics import REQUESTS, agent_label
 from errand.models import Request as StoredRequest
 from errand.models import Status, to_document
@@ -54,11 +55,15 @@ async def status_document(ctx: ApiContext, req: StoredRequest, *, stored_id: boo
 
     Only a webhook request costs an extra read (its latest delivery); a polling one never does.
     `stored_id`: an admin's view (see request_ids)."""
-    if not req.webhook_url:
-        return to_document(req, with_delivery=True, stored_id=stored_id)
-    deliveries = await ctx.store.list_deliveries(req.id) if req.is_terminal else []
-    latest = deliveries[-1] if deliveries else None
-    return to_document(req, with_delivery=True, delivery=latest, stored_id=stored_id)
+    latest = None
+    if req.webhook_url:
+        deliveries = await ctx.store.list_deliveries(req.id) if req.is_terminal else []
+        latest = deliveries[-1] if deliveries else None
+    doc = to_document(req, with_delivery=True, delivery=latest, stored_id=stored_id)
+    if req.status is Status.PENDING:  # why it waits, and about how many go first
+        info = await ctx.store.queue_info(req, claim_limits(ctx.config))
+        doc["waiting_on"], doc["queue_position"] = info.waiting_on, info.queue_position
+    return doc
 
 
 async def wait_terminal(store: Store, req: StoredRequest, timeout: float) -> StoredRequest:

@@ -32,7 +32,7 @@ from errand.api.context import ApiContext, request_url
 from errand.api.errors import json_response
 from errand.api.requests import status_document, wait_terminal
 from errand.delivery.urlguard import check_url_async
-from errand.errors import InvalidRequest, StoreUnavailable
+from errand.errors import InvalidRequest, QueueFull, StoreUnavailable
 from errand.logs import REQUEST_ID
 from errand.metrics import REQUESTS, SUBMIT_SECONDS, agent_label
 from errand.mode import MIN_HISTORY, estimate_seconds
@@ -94,7 +94,9 @@ async def estimate_for(ctx: ApiContext, agent_id: str, message: str) -> float:
     the heuristic of mode.py (message, and an LLM agent's tools and steps)."""
     agent = ctx.config.agent(agent_id)
     tools, steps = (len(agent.tools), agent.max_steps) if agent is not None and agent.is_llm else (0, 1)
-    return estimate_seconds(message, await _history(agent_id, ctx), tool_count=tools, max_steps=steps)
+    expected = agent.expected_seconds if agent is not None else None
+    history = await _history(agent_id, ctx)
+    return estimate_seconds(message, history, tool_count=tools, max_steps=steps, expected=expected)
 
 
 async def _history(agent_id: str, ctx: ApiContext) -> list[float]:
@@ -108,13 +110,38 @@ async def _history(agent_id: str, ctx: ApiContext) -> list[float]:
     return durations
 
 
+def max_attempts(ctx: ApiContext, agent_id: str | None) -> int:
+    """Attempts a new request of this agent gets: its own retry policy's, else the workflow's."""
+    agent = ctx.config.agent(agent_id)
+    policy = agent.retry if agent is not None and agent.retry is not None else ctx.config.workflow.retry
+    return policy.max_attempts
+
+
+async def check_queue(ctx: ApiContext, new: NewRequest) -> None:
+    """QueueFull (429 + Retry-After) when the user already has limits.max_queued_per_user
+    requests pending. Counted before the insert, so concurrent submits of one user may pass
+    the cap by as many as are in flight at once."""
+    limits = ctx.config.limits
+    cap = limits.max_queued_per_user
+    if cap is None or await ctx.store.queued_count(new.owner, new.user_id, cap) < cap:
+        return
+    log.info("submit of %s refused: user %s has %d requests queued", new.id, new.user_id, cap)
+    raise QueueFull(
+        f"too many queued requests (limit {cap}); retry later",
+        retry_after=limits.queue_full_retry_after,
+        details={"max_queued_per_user": cap},
+    )
+
+
 async def submit(
     ctx: ApiContext, new: NewRequest, idempotency: IdempotencyKey | None, headers: Mapping[str, str]
 ) -> StoredRequest:
     """The request as stored (committed before any answer), or the original of an idempotent
-    replay; only a new one counts (errand_requests_total{status="accepted"}, errand_submit_duration_seconds).
-    It is stored with the trace
-    context of `errand.submit` (tracing on) or else the caller's `traceparent` as sent."""
+    replay; only a new one counts (errand_requests_total{status="accepted"},
+    errand_submit_duration_seconds). It is stored with the trace context of `errand.submit`
+    (tracing on) or else the caller's `traceparent` as sent. QueueFull (429) first when the
+    user's queue is at limits.max_queued_per_user."""
+    await check_queue(ctx, new)
     REQUEST_ID.set(new.id)  # the access line of this call names it
     started = time.perf_counter()
     caller = tracing.from_headers(headers)

@@ -38,11 +38,11 @@ from errand.api.auth import Owner
 from errand.api.body import invalid_from, parse_object, read_body
 from errand.api.context import AgentLookup, ApiContext
 from errand.api.errors import json_response
-from errand.api.submit import answer, check_webhook_url, estimate_for, idempotency_key, submit
+from errand.api.submit import answer, check_webhook_url, estimate_for, idempotency_key, max_attempts, submit
 from errand.clock import new_request_id
 from errand.config import Config
 from errand.errors import ConfigError, InvalidRequest, ResourceNotFound
-from errand.models import Mode, NewRequest
+from errand.models import PRIORITY_TRIGGER, Mode, NewRequest
 from errand.triggers import Trigger, find_trigger, load_triggers
 
 TRIGGERS_PATH = "/v1/triggers"
@@ -101,8 +101,10 @@ async def fire_trigger(request: Request, owner: Owner, ctx: ApiContext) -> Respo
         trigger=trigger.name,
         webhook_url=webhook,
         mode=Mode.ASYNC if use_async else Mode.SYNC,
-        max_attempts=ctx.config.workflow.retry.max_attempts,
+        max_attempts=max_attempts(ctx, agent_id),
         estimated_seconds=await estimate_for(ctx, agent_id, message),
+        priority=PRIORITY_TRIGGER,
+        aging_seconds=ctx.config.limits.priority_aging_seconds,
     )
     return await answer(request, await submit(ctx, new, idempotency, request.headers), ctx)
 

@@ -71,6 +71,15 @@ workers:
   lease_seconds: 30           # a hung or cut-off worker's request is taken over after this
   # liveness_interval: 1      # s between looks for dead workers (taken over at once); 0: off
 
+# limits:                     # scheduling, enforced in the database across every process
+  # fair: true                # round-robin across users (or a request's fairness_key); false: oldest first
+  # max_running: null         # requests running at once in the whole formation
+  # max_running_per_user: null  # per user (client key + user id)
+  # max_queued_per_user: null   # pending per user; more answers 429 with Retry-After
+  # queue_full_retry_after: 5   # the Retry-After of that 429, seconds
+  # priority_aging_seconds: 60  # waiting this long is worth one priority level (1 first .. 5)
+  # weights: {{}}               # fairness-key weights, e.g. {{"tenant-a": 2}}: two turns per round
+
 server:
   max_body_bytes: 262144      # larger request bodies answer 413
   # max_wait_seconds: 60      # longest ?wait= long-poll
@@ -112,6 +121,10 @@ agents:
   - id: my-agent
     description: An example Python agent to edit
     handler: my_agent:run
+    # max_concurrency: 4      # at most this many of its requests run at once, across processes
+    # task_timeout: 60        # its own attempt timeout (default: workflow.task_timeout)
+    # retry: {{max_attempts: 5}}  # its own retry policy (default: workflow.retry)
+    # expected_seconds: 2     # auto mode's estimate until it has run enough to have a history
     # isolation: process      # run each attempt in a child process: cancel/timeout kill it, a crash
     #                         # (segfault, os._exit, OOM) fails or retries only that request
   # An LLM agent (any OpenAI-compatible endpoint):

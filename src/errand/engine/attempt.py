@@ -204,7 +204,7 @@ class Attempt:
         try:
             agent_id = req.agent or await self._routed_before()
             outcome = await run_agent(
-                self.agents, agent_id, req.message, self.ctx, self.settings.task_timeout
+                self.agents, agent_id, req.message, self.ctx, self.settings.timeout_for(agent_id)
             )
             self.agent_id = self.ctx.agent_id  # the routed agent, if a router chose one
             await self.writer.close()
@@ -257,7 +257,7 @@ class Attempt:
             await self.store.append_event(req.id, self.claim.attempt, "progress", note.to_dict(), note)
         except StoreUnavailable as exc:
             log.warning("could not note the running thread of %s: %s", req.id, exc)
-        grace = self.settings.task_timeout
+        grace = self.settings.timeout_for(self.agent_id)
         with STRAY_THREADS.track_inprogress():
             try:
                 async with asyncio.timeout(grace):
@@ -303,7 +303,7 @@ class Attempt:
                 return Outcome.COMPLETED
             log.warning("request %s: %s", req.id, refused, extra={"request_id": req.id})
             outcome = refused
-        policy = self.settings.retry
+        policy = self.settings.retry_for(self.agent_id)
         decision = decide(
             outcome,
             req.failures,

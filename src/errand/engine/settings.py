@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from errand.config import Config, RetryPolicy
+from errand.limits_config import claim_limits
+from errand.models import Limits
 
 __all__ = ["WorkerSettings"]
 
@@ -39,6 +41,20 @@ class WorkerSettings:
     """A larger result (as JSON) fails the request: async.max_result_bytes."""
     no_retry_delay: bool = False
     """Testing switch: retries are due at once instead of after the backoff delay."""
+    limits: Limits = field(default_factory=Limits)
+    """What each claim obeys (fairness, caps across processes): config `limits:` + agents."""
+    agent_timeouts: dict[str, float] = field(default_factory=dict)
+    """agents[].task_timeout, where set (else task_timeout)."""
+    agent_retries: dict[str, RetryPolicy] = field(default_factory=dict)
+    """agents[].retry, where set (else retry)."""
+
+    def timeout_for(self, agent_id: str | None) -> float:
+        """The attempt timeout of an agent: its own task_timeout, else the workflow's."""
+        return self.agent_timeouts.get(agent_id or "", self.task_timeout)
+
+    def retry_for(self, agent_id: str | None) -> RetryPolicy:
+        """The retry policy of an agent: its own, else the workflow's."""
+        return self.agent_retries.get(agent_id or "", self.retry)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -63,5 +79,8 @@ class WorkerSettings:
             liveness_interval=config.workers.liveness_interval,
             housekeeping_interval=config.async_.purge_interval,
             max_result_bytes=config.async_.max_result_bytes,
+            limits=claim_limits(config),
+            agent_timeouts={a.id: a.task_timeout for a in config.agents if a.task_timeout is not None},
+            agent_retries={a.id: a.retry for a in config.agents if a.retry is not None},
         )
         return replace(settings, **overrides) if overrides else settings

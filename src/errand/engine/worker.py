@@ -141,7 +141,9 @@ class Worker:
             free = self.settings.concurrency - len(self._attempts) - len(self._stray)
             if free > 0:
                 try:
-                    claims = await self.store.claim(self.worker_id, free, self.settings.lease_seconds)
+                    claims = await self.store.claim(
+                        self.worker_id, free, self.settings.lease_seconds, self.settings.limits
+                    )
                 except StoreUnavailable as exc:
                     failures += 1
                     await self._pause_after_store_error("claim", exc, failures)

@@ -19,10 +19,12 @@ from errand.models import (
     ErrorInfo,
     Event,
     IdempotencyKey,
+    Limits,
     NewRequest,
     OutboxItem,
     Page,
     Progress,
+    QueueInfo,
     QueueStats,
     Request,
     Result,
@@ -51,7 +53,13 @@ class Store(Protocol):
         Returns (request, created). With an idempotency key already stored in the same scope:
         same fingerprint -> (the original request, False); different fingerprint ->
         IdempotencyMismatch. A request id that already exists -> Conflict.
-        Keys are kept for 24 h (see purge_expired)."""
+        Keys are kept for 24 h (see purge_expired).
+
+        With a session_id, one turn per session, atomically: when the session has an unfinished
+        request, `new.on_busy` decides: enqueue (held, `waiting_on` = "session", until the
+        requests before it end, in submit order), reject (SessionBusy naming the active one),
+        interrupt (every unfinished request of the session is cancelled with reason
+        `superseded`, then this one runs)."""
         ...
 
     # -- read side ----------------------------------------------------------------------------
@@ -97,12 +105,28 @@ class Store(Protocol):
         ...
 
     # -- work ---------------------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> builtins.list[Claim]:
-        """Atomically take up to `limit` runnable requests, oldest run_at first: status pending,
-        or processing without a lease (waiting for a retry), with run_at <= now. Each becomes
-        processing with attempt += 1 (the fencing token), lease_owner = worker_id, lease expiry
-        now + lease_seconds, started_at set if unset, and a `started` event. No request is ever
-        handed to two claimers."""
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float, limits: Limits | None = None
+    ) -> builtins.list[Claim]:
+        """Atomically take up to `limit` runnable requests: status pending, or processing
+        without a lease (waiting for a retry), with run_at <= now, not held behind an earlier
+        request of their session. Order: fair (`store.fairness`): round-robin over fairness keys
+        by each key's turn (weights from `limits`), FIFO by sort key (priority with aging) within
+        a key; and never past a cap of `limits` (formation, per user, per agent), counted over
+        every process's running requests. With `limits.fair` False: oldest run_at first, no
+        caps. Each becomes processing with attempt += 1 (the fencing token), lease_owner =
+        worker_id, lease expiry now + lease_seconds, started_at set if unset, and a `started`
+        event. No request is ever handed to two claimers."""
+        ...
+
+    async def queue_info(self, request: Request, limits: Limits) -> QueueInfo:
+        """For a pending request: why it waits (`session`, `retry`, `user_limit`,
+        `agent_limit`, `formation_limit`, else `worker`) and its approximate queue position
+        (`fairness.queue_position`); (None, None) for any other status."""
+        ...
+
+    async def queued_count(self, owner: str, user_id: str, cap: int) -> int:
+        """How many pending requests the user has, counted up to `cap` (cost bounded by it)."""
         ...
 
     async def heartbeat(self, worker_id: str, attempts: dict[str, int], lease_seconds: float) -> set[str]:

@@ -67,8 +67,8 @@ _UNSENT = "state IN ('pending', 'retrying')"
 
 def claimable(now: str) -> str:
     """Requests `claim` may take: pending, or processing between attempts, due at `now` (a
-    placeholder)."""
-    return f"{_RUNNABLE} AND run_at <= {now}"
+    placeholder), and not held behind an earlier request of their session."""
+    return f"{_RUNNABLE} AND run_at <= {now} AND waiting_on IS NULL"
 
 
 def lease_expired(now: str) -> str:
@@ -95,7 +95,8 @@ def held(attempt: str, alias: str = "") -> str:
 REQUEST_COLUMNS = (
     "id, owner, user_id, kind, agent, message, session_id, metadata, trigger_name, webhook_url, mode, "
     "status, attempt, failures, max_attempts, progress, result, error, created_at, started_at, "
-    "completed_at, run_at, estimated_seconds, seq, expired_at, trace_context"
+    "completed_at, run_at, estimated_seconds, seq, expired_at, priority, fairness_key, waiting_on, "
+    "trace_context"
 )
 EVENT_COLUMNS = "request_id, seq, type, data, at"
 DELIVERY_COLUMNS = "id, request_id, url, state, next_attempt_at, created_at"
@@ -158,7 +159,10 @@ def to_request(row: Values, json: Json = _decoded) -> Request:
         estimated_seconds=row[22],
         seq=row[23],
         expired=row[24] is not None,
-        trace_context=json(row[25]),
+        priority=row[25],
+        fairness_key=row[26],
+        waiting_on=row[27],
+        trace_context=json(row[28]),
     )
 
 

@@ -27,7 +27,7 @@ from errand.models import (
     to_document,
 )
 from errand.store import rules
-from errand.store.postgres import sql
+from errand.store.postgres import fair_sql, sql
 from errand.store.postgres.group_commit import distinct_rounds, isolating
 from errand.store.postgres.pool import Conn, Database, Row, jsonb
 
@@ -40,8 +40,8 @@ class Submission:
     now: float
 
 
-def _columns(new: NewRequest) -> tuple[Any, ...]:
-    """The request fields in the order of SUBMIT_IDEMPOTENT's $1..$13 and SUBMIT_MANY's arrays."""
+def request_columns(new: NewRequest, now: float, waiting_on: str | None = None) -> tuple[Any, ...]:
+    """The request fields in the order of SUBMIT_IDEMPOTENT's $1..$17 and SUBMIT_MANY's arrays."""
     return (
         new.id,
         new.owner,
@@ -56,11 +56,12 @@ def _columns(new: NewRequest) -> tuple[Any, ...]:
         new.mode.value,
         new.max_attempts,
         new.estimated_seconds,
+        *fair_sql.fair_columns(new, now, waiting_on),
     )
 
 
 def _trace(new: NewRequest) -> Any:
-    """The trace context parameter (SUBMIT_MANY's $16 elements, SUBMIT_IDEMPOTENT's $19)."""
+    """The trace context parameter (SUBMIT_MANY's $20 elements, SUBMIT_IDEMPOTENT's $23)."""
     return None if new.trace_context is None else jsonb(new.trace_context)
 
 
@@ -76,7 +77,7 @@ async def submit_many(db: Database, batch: list[Submission]) -> list[Row | Erran
     first: dict[str, int] = {}
     for n, item in enumerate(batch):
         try:
-            columns[n] = _columns(item.new)
+            columns[n] = request_columns(item.new, item.now)
         except InvalidRequest as exc:
             refused[n] = exc
             continue
@@ -99,13 +100,19 @@ async def submit_many(db: Database, batch: list[Submission]) -> list[Row | Erran
 
 
 async def submit_keyed(
-    conn: Conn, new: NewRequest, idem: IdempotencyKey, now: float
+    conn: Conn, new: NewRequest, idem: IdempotencyKey, now: float, waiting_on: str | None = None
 ) -> tuple[Row | None, Request | None]:
     """(new row, None) when the key was free, else (None, the key's original request).
     A key past its 24 h (not purged yet) is freed and the submit tried again."""
+    args = (
+        *request_columns(new, now, waiting_on),
+        now,
+        rules.CREATED,
+        *fair_sql.idem_args(idem),
+        _trace(new),
+    )
     for _ in range(3):
-        keyed = (now, rules.CREATED, idem.scope, idem.key, idem.fingerprint, _trace(new))
-        row = await conn.fetchrow(sql.SUBMIT_IDEMPOTENT, *_columns(new), *keyed)
+        row = await conn.fetchrow(sql.SUBMIT_IDEMPOTENT, *args)
         if row is not None:
             return row, None
         found = await conn.fetchrow(sql.FIND_IDEMPOTENT, idem.scope, idem.key)
@@ -210,18 +217,18 @@ async def _finish_rounds(
 
 
 # -- cancel and lost workers -------------------------------------------------------------------------
-async def request_cancel(conn: Conn, request_id: str, now: float) -> tuple[Request, str, bool]:
+async def request_cancel(conn: Conn, rid: str, now: float, reason: Any = None) -> tuple[Request, str, bool]:
     """(request, how, changed). The row is locked first, so the decision and the write agree."""
-    row = await conn.fetchrow(sql.LOCK_REQUEST, request_id)
-    req = live(request_id, row)
+    row = await conn.fetchrow(sql.LOCK_REQUEST, rid)
+    req = live(rid, row)
     if not rules.needs_cancel(req):
         return req, rules.cancel_mode(False), False
-    updated = await conn.fetchrow(sql.CANCEL, request_id, now, sql.statuses(sources_of(Status.CANCELLED)))
+    updated = await conn.fetchrow(sql.CANCEL, rid, now, sql.statuses(sources_of(Status.CANCELLED)), reason)
     if updated is None:  # not reachable with the row locked
-        raise rules.cancel_lost(request_id)
+        raise rules.cancel_lost(rid)
     cancelled = rules.to_request(updated)
     await _end(conn, [cancelled])
-    await conn.execute(sql.NOTIFY_CANCEL, request_id)
+    await conn.execute(sql.NOTIFY_CANCEL, rid)
     held = row is not None and row["lease_owner"] is not None
     return cancelled, rules.cancel_mode(held), True
 
@@ -232,6 +239,7 @@ async def _end(conn: Conn, requests: list[Request]) -> None:
     the request's completed_at)."""
     if not requests:
         return
+    await fair_sql.release_sessions(conn, requests)
     docs = [to_document(r) for r in requests]
     times = [r.completed_at or 0.0 for r in requests]
     await conn.execute(

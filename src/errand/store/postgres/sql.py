@@ -54,12 +54,20 @@ _NOTIFY_CHANGE = f"pg_notify('{CH_CHANGE}', e.request_id || ' ' || e.seq)"
 # -- write side ------------------------------------------------------------------------------------
 _REQUEST_FIELDS = (
     "id, owner, user_id, kind, agent, message, session_id, metadata, trigger_name, webhook_url, mode, "
-    "max_attempts, estimated_seconds"
+    "max_attempts, estimated_seconds, priority, fairness_key, waiting_on, sort_key"
 )
-# The group commit of submits: $1..$13 arrays of the request fields, $14 their submit times, $15
-# created-event data, $16 their trace contexts. One statement = one implicit transaction and one
-# round trip for the whole batch: rows, events and wake-ups. An id already taken inserts nothing
-# and returns no row.
+# A key with new work joins the current round (the smallest turn) unless it is in one. DO UPDATE
+# (not NOTHING) so the key row stays locked until commit: a claim dropping the key as empty
+# waits for this submit and then sees its row (see fair_sql.LOCK_KEYS).
+_ADD_KEYS = """
+    f AS (INSERT INTO fair_keys (key, next_turn)
+          SELECT DISTINCT r.fairness_key, COALESCE((SELECT min(next_turn) FROM fair_keys), 0)
+          FROM r ORDER BY 1
+          ON CONFLICT (key) DO UPDATE SET next_turn = fair_keys.next_turn)"""
+# The group commit of submits: $1..$17 arrays of the request fields, $18 their submit times, $19
+# created-event data, $20 their trace contexts. One statement = one implicit transaction and
+# one round trip for the whole batch: rows, events, fairness keys and wake-ups. An id already
+# taken inserts nothing and returns no row.
 SUBMIT_MANY = f"""
     WITH r AS (
         INSERT INTO requests AS r ({_REQUEST_FIELDS}, created_at, trace_context, status, run_at, seq,
@@ -67,30 +75,34 @@ SUBMIT_MANY = f"""
         SELECT x.*, 'pending', x.created_at, 1, x.created_at
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                     $8::jsonb[], $9::text[], $10::text[], $11::text[], $12::int[], $13::float8[],
-                    $14::float8[], $16::jsonb[]) AS x({_REQUEST_FIELDS}, created_at, trace_context)
+                    $14::int[], $15::text[], $16::text[], $17::float8[],
+                    $18::float8[], $20::jsonb[]) AS x({_REQUEST_FIELDS}, created_at, trace_context)
         ON CONFLICT (id) DO NOTHING
         RETURNING {_R}),
     e AS (
         INSERT INTO events (request_id, seq, type, data, at)
-        SELECT r.id, 1, 'created', $15::jsonb, r.created_at FROM r RETURNING request_id, seq)
+        SELECT r.id, 1, 'created', $19::jsonb, r.created_at FROM r RETURNING request_id, seq),
+    {_ADD_KEYS}
     SELECT r.*, pg_notify('{CH_WORK}', ''), {_NOTIFY_CHANGE} FROM r JOIN e ON e.request_id = r.id"""
-# One submit with an idempotency key ($1..$13 request fields, $14 now, $15 created-event data,
-# $16 scope, $17 key, $18 fingerprint, $19 trace context): the key is inserted first and the
+# One submit with an idempotency key ($1..$17 request fields, $18 now, $19 created-event data,
+# $20 scope, $21 key, $22 fingerprint, $23 trace context): the key is inserted first and the
 # request only if the key was new; no row back means the key exists (see FIND_IDEMPOTENT). A
 # concurrent insert of the same key waits for the first to commit. A taken id fails the statement
 # (unique violation).
 SUBMIT_IDEMPOTENT = f"""
     WITH k AS (INSERT INTO idempotency (scope, key, fingerprint, request_id, created_at)
-               VALUES ($16, $17, $18, $1, $14) ON CONFLICT DO NOTHING RETURNING request_id),
+               VALUES ($20, $21, $22, $1, $18) ON CONFLICT DO NOTHING RETURNING request_id),
     r AS (
         INSERT INTO requests AS r ({_REQUEST_FIELDS}, status, created_at, run_at, seq, updated_at,
             trace_context)
         SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::jsonb, $9::text,
-            $10::text, $11::text, $12::int, $13::float8, 'pending', $14::float8, $14, 1, $14, $19::jsonb
+            $10::text, $11::text, $12::int, $13::float8, $14::int, $15::text, $16::text, $17::float8,
+            'pending', $18::float8, $18, 1, $18, $23::jsonb
         WHERE EXISTS (SELECT 1 FROM k)
         RETURNING {_R}),
     e AS (INSERT INTO events (request_id, seq, type, data, at)
-          SELECT r.id, 1, 'created', $15::jsonb, $14 FROM r RETURNING request_id, seq)
+          SELECT r.id, r.seq, 'created', $19::jsonb, $18 FROM r RETURNING request_id, seq),
+    {_ADD_KEYS}
     SELECT r.*, pg_notify('{CH_WORK}', ''), {_NOTIFY_CHANGE} FROM r, e"""
 FIND_IDEMPOTENT = f"""
     SELECT {_R}, k.fingerprint, k.created_at AS key_created_at
@@ -182,10 +194,10 @@ FINISH_MANY = f"""
         AND r.status = ANY(string_to_array(x.allowed, ','))
     RETURNING {_R}"""
 LOCK_REQUEST = f"SELECT {_R}, r.lease_owner FROM requests r WHERE r.id = $1 FOR UPDATE"
-# $1 id, $2 now, $3 allowed-from
+# $1 id, $2 now, $3 allowed-from, $4 the reason (an error, e.g. superseded; NULL: none)
 CANCEL = f"""
     UPDATE requests r SET status = 'cancelled', completed_at = $2, lease_owner = NULL,
-        lease_expires_at = NULL, seq = r.seq + 1, updated_at = $2
+        lease_expires_at = NULL, error = COALESCE($4::jsonb, r.error), seq = r.seq + 1, updated_at = $2
     WHERE r.id = $1 AND r.status = ANY($3::text[]) RETURNING {_R}"""
 NOTIFY_CANCEL = f"SELECT pg_notify('{CH_CANCEL}', $1)"
 EXPIRED_LEASES = f"""

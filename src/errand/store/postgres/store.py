@@ -28,10 +28,12 @@ from errand.models import (
     ErrorInfo,
     Event,
     IdempotencyKey,
+    Limits,
     NewRequest,
     OutboxItem,
     Page,
     Progress,
+    QueueInfo,
     QueueStats,
     Request,
     Result,
@@ -39,7 +41,7 @@ from errand.models import (
     sources_of,
 )
 from errand.store import processes, rules
-from errand.store.postgres import ops, sql, workers
+from errand.store.postgres import fair_sql, ops, sql, turns, workers
 from errand.store.postgres.group_commit import GroupCommit
 from errand.store.postgres.listen import Hub, Listener
 from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, Row, connect
@@ -130,7 +132,18 @@ class PostgresStore:
         """Request row + `created` event (+ idempotency key), committed; then wake workers.
         Without a key, concurrent submits share one statement (group commit)."""
         now = self._clock.now()
-        if idempotency is None:
+        if new.session_id is not None:  # one turn per session: its own transaction
+            found, original, cancelled = await self._database.run(
+                lambda c: turns.submit_session(c, new, idempotency, now)
+            )
+            if original is not None:
+                return rules.live(original.id, original, self._cutoff()), False
+            assert found is not None
+            row = found
+            if cancelled:
+                self._hub.cancel.set()
+                self._after(cancelled)
+        elif idempotency is None:
             row = await self._submits(ops.Submission(new, now))
         else:
             found, original = await self._database.run(
@@ -215,18 +228,34 @@ class PostgresStore:
         return stats
 
     # -- work ---------------------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> builtins.list[Claim]:
-        """Lease up to `limit` runnable requests in one statement (SKIP LOCKED); the new attempt
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float, limits: Limits | None = None
+    ) -> builtins.list[Claim]:
+        """Lease up to `limit` runnable requests: fair and capped (`turns.claim`, one transaction)
+        or, with limits.fair off, oldest first in one statement (SKIP LOCKED); the new attempt
         number is the fencing token."""
         self.worker_locks.check(worker_id)  # a worker whose session lock is lost must not claim
         if limit <= 0:
             return []
-        now = self._clock.now()
-        rows = await self._database.fetch(sql.CLAIM, now, limit, worker_id, now + lease_seconds)
+        now, lim = self._clock.now(), limits or Limits()
+        if lim.fair:
+            rows = await self._database.run(
+                lambda c: turns.claim(c, worker_id, limit, lease_seconds, now, lim)
+            )
+        else:
+            rows = await self._database.fetch(sql.CLAIM, now, limit, worker_id, now + lease_seconds)
         claims = [Claim(request=rules.to_request(row), attempt=row["attempt"]) for row in rows]
         for c in claims:
             self._hub.changed(c.request.id, c.request.seq)
         return claims
+
+    async def queue_info(self, request: Request, limits: Limits) -> QueueInfo:
+        now = self._clock.now()
+        return await self._database.run(lambda c: turns.queue_info(c, request, now, limits), read=True)
+
+    async def queued_count(self, owner: str, user_id: str, cap: int) -> int:
+        row = await self._database.fetchrow(fair_sql.QUEUED_COUNT, owner, user_id, cap, read=True)
+        return int(row[0]) if row is not None else 0
 
     async def heartbeat(self, worker_id: str, attempts: dict[str, int], lease_seconds: float) -> set[str]:
         """Extend held leases; returns the ids this worker no longer holds."""

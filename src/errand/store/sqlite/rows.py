@@ -14,8 +14,8 @@ from errand.models import NewRequest, Request, Status
 from errand.store.rules import REQUEST_COLUMNS, unstorable
 
 INSERT_REQUEST = (
-    f"INSERT INTO requests ({REQUEST_COLUMNS}, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO requests ({REQUEST_COLUMNS}, updated_at, sort_key) "
+    f"VALUES ({', '.join('?' * (len(REQUEST_COLUMNS.split(',')) + 2))})"
 )
 
 
@@ -35,8 +35,9 @@ def loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def new_request(new: NewRequest, now: float) -> Request:
-    """The row `submit` inserts, as a model: pending, runnable now, seq 1 (the created event)."""
+def new_request(new: NewRequest, now: float, waiting_on: str | None = None) -> Request:
+    """The row `submit` inserts, as a model: pending, runnable now (unless held: `waiting_on`),
+    seq 1 (the created event)."""
     return Request(
         id=new.id,
         owner=new.owner,
@@ -62,12 +63,15 @@ def new_request(new: NewRequest, now: float) -> Request:
         run_at=now,
         estimated_seconds=new.estimated_seconds,
         seq=1,
+        priority=new.priority,
+        fairness_key=new.turn_key,
+        waiting_on=waiting_on,
         trace_context=new.trace_context,
     )
 
 
-def request_params(r: Request, updated_at: float) -> tuple[Any, ...]:
-    """Parameters for INSERT_REQUEST, in REQUEST_COLUMNS order."""
+def request_params(r: Request, updated_at: float, sort_key: float) -> tuple[Any, ...]:
+    """Parameters for INSERT_REQUEST, in REQUEST_COLUMNS order, then updated_at and sort_key."""
     return (
         r.id,
         r.owner,
@@ -94,6 +98,10 @@ def request_params(r: Request, updated_at: float) -> tuple[Any, ...]:
         r.estimated_seconds,
         r.seq,
         None,
+        r.priority,
+        r.fairness_key,
+        r.waiting_on,
         dumps_opt(r.trace_context),
         updated_at,
+        sort_key,
     )

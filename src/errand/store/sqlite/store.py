@@ -26,10 +26,12 @@ from errand.models import (
     ErrorInfo,
     Event,
     IdempotencyKey,
+    Limits,
     NewRequest,
     OutboxItem,
     Page,
     Progress,
+    QueueInfo,
     QueueStats,
     Request,
     Result,
@@ -38,7 +40,7 @@ from errand.models import (
 from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
 from errand.store.queue import FOLD_AT
-from errand.store.sqlite import reads, schema, writes
+from errand.store.sqlite import reads, scheduling, schema, writes
 from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
 from errand.store.sqlite.fileguard import FileGuard
 from errand.store.sqlite.wakeups import Wakeups
@@ -217,17 +219,25 @@ class SqliteStore:
         return stats
 
     # -- work ---------------------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> builtins.list[Claim]:
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float, limits: Limits | None = None
+    ) -> builtins.list[Claim]:
         """Lease up to `limit` runnable requests; the new attempt number is the fencing token."""
         if limit <= 0:
             return []
-        now = self._clock.now()
+        now, rules_ = self._clock.now(), limits or Limits()
         claimed = await self._writer.submit(
-            lambda c: writes.claim(c, worker_id, limit, lease_seconds, now),
+            lambda c: writes.claim(c, worker_id, limit, lease_seconds, now, rules_),
             self._wake.after_claim,
             relaxed=True,
         )
         return [Claim(request=r, attempt=r.attempt) for r in claimed]
+
+    async def queue_info(self, request: Request, limits: Limits) -> QueueInfo:
+        return await self._readers.run(lambda c: scheduling.queue_info(c, request, self._clock.now(), limits))
+
+    async def queued_count(self, owner: str, user_id: str, cap: int) -> int:
+        return await self._readers.run(lambda c: scheduling.queued_count(c, owner, user_id, cap))
 
     async def heartbeat(self, worker_id: str, attempts: dict[str, int], lease_seconds: float) -> set[str]:
         """Extend held leases; returns the ids this worker no longer holds."""

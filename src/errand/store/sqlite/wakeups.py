@@ -68,7 +68,11 @@ class Wakeups:
         if created:
             self.work.set()
             self._changed(request.id)
-            self._tell_others("w", [request.id])
+            # a session's submit may have interrupted (cancelled) its running request
+            cancel = "x" if request.session_id is not None else ""
+            if cancel:
+                self.cancels.set()
+            self._tell_others("w" + cancel, [request.id])
 
     def after_requests(self, requests: list[Request]) -> None:
         """These requests changed: wake their watchers, and the worker or dispatcher loops when
@@ -77,6 +81,9 @@ class Wakeups:
         flags = ""
         for req in requests:
             self._changed(req.id)
+            if req.is_terminal and req.session_id is not None:  # its session's next may run
+                self.work.set()
+                flags += "w"
             if req.is_terminal and req.webhook_url:
                 self.outbox.set()
                 flags += "o"

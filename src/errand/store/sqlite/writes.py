@@ -22,6 +22,7 @@ from errand.models import (
     ErrorInfo,
     Event,
     IdempotencyKey,
+    Limits,
     NewRequest,
     OutboxItem,
     Progress,
@@ -31,10 +32,10 @@ from errand.models import (
     sources_of,
     to_document,
 )
-from errand.store import rules
+from errand.store import fairness, rules
 from errand.store.processes import WorkerProcess
 from errand.store.rules import REQUEST_COLUMNS, sql_in
-from errand.store.sqlite import reads
+from errand.store.sqlite import reads, scheduling
 from errand.store.sqlite.rows import INSERT_REQUEST, dumps, dumps_opt, loads, new_request, request_params
 
 _HELD = rules.held("?")
@@ -56,6 +57,7 @@ def _end(conn: sqlite3.Connection, req: Request, now: float) -> Request:
     """What every terminal write adds in the same transaction: the terminal event carrying the
     status document, and the webhook outbox row when the request has a webhook URL."""
     doc = to_document(req)
+    scheduling.release_session(conn, req, now)
     _add_event(conn, req.id, req.seq, req.status.value, doc, now)
     if req.webhook_url:
         _add_delivery(conn, req.id, req.webhook_url, doc, now)
@@ -81,9 +83,12 @@ def submit(
         original = _find_idempotent(conn, idem, now)
         if original is not None:
             return original, False
-    req = new_request(new, now)
+    held = scheduling.take_turn(conn, new, lambda rid: _cancel(conn, rid, now, fairness.SUPERSEDED_ERROR))
+    req = new_request(new, now, held)
     try:
-        conn.execute(INSERT_REQUEST, request_params(req, now))
+        conn.execute(
+            INSERT_REQUEST, request_params(req, now, fairness.sort_key(new.priority, new.aging_seconds, now))
+        )
     except sqlite3.IntegrityError as exc:
         raise rules.already_exists(new.id) from exc
     if idem is not None:
@@ -92,6 +97,7 @@ def submit(
             (idem.scope, idem.key, idem.fingerprint, new.id, now),
         )
     _add_event(conn, req.id, 1, "created", rules.CREATED, now)
+    scheduling.add_key(conn, req.fairness_key)
     return req, True
 
 
@@ -111,23 +117,10 @@ def _find_idempotent(conn: sqlite3.Connection, idem: IdempotencyKey, now: float)
 
 # -- work ------------------------------------------------------------------------------------------
 def claim(
-    conn: sqlite3.Connection, worker_id: str, limit: int, lease_seconds: float, now: float
+    conn: sqlite3.Connection, worker_id: str, limit: int, lease_seconds: float, now: float, limits: Limits
 ) -> list[Request]:
-    """Take up to `limit` runnable rows, oldest run_at first (insertion order breaks ties)."""
-    found = conn.execute(
-        f"UPDATE requests SET status = ?, attempt = attempt + 1, lease_owner = ?, lease_expires_at = ?, "
-        f"started_at = COALESCE(started_at, ?), seq = seq + 1, updated_at = ? "
-        f"WHERE id IN (SELECT id FROM requests WHERE {rules.claimable('?')} "
-        f"ORDER BY run_at, rowid LIMIT ?) RETURNING rowid, {REQUEST_COLUMNS}",
-        (Status.PROCESSING.value, worker_id, now + lease_seconds, now, now, now, limit),
-    ).fetchall()
-    found.sort(key=lambda row: (row[22], row[0]))  # run_at, rowid
-    claimed = [rules.to_request(row[1:], loads) for row in found]
-    conn.executemany(
-        "INSERT INTO events VALUES (?, ?, 'started', ?, ?)",
-        [(r.id, r.seq, dumps({"status": r.status.value, "attempt": r.attempt}), now) for r in claimed],
-    )
-    return claimed
+    """Take up to `limit` runnable rows (see `scheduling.claim`), each with its `started` event."""
+    return scheduling.claim(conn, worker_id, limit, lease_seconds, now, limits)
 
 
 def heartbeat(
@@ -210,6 +203,12 @@ def finish(
 
 
 def request_cancel(conn: sqlite3.Connection, request_id: str, now: float) -> tuple[Request, str]:
+    return _cancel(conn, request_id, now, None)
+
+
+def _cancel(
+    conn: sqlite3.Connection, request_id: str, now: float, reason: ErrorInfo | None
+) -> tuple[Request, str]:
     req = reads.get(conn, request_id)
     if not rules.needs_cancel(req):
         return req, rules.cancel_mode(False)
@@ -219,8 +218,9 @@ def request_cancel(conn: sqlite3.Connection, request_id: str, now: float) -> tup
     cancelled = _update_one(
         conn,
         "UPDATE requests SET status = ?, completed_at = ?, lease_owner = NULL, lease_expires_at = NULL, "
-        f"seq = seq + 1, updated_at = ? WHERE id = ? AND status IN {sql_in(sources_of(Status.CANCELLED))}",
-        (Status.CANCELLED.value, now, now, request_id),
+        "error = COALESCE(?, error), seq = seq + 1, updated_at = ? "
+        f"WHERE id = ? AND status IN {sql_in(sources_of(Status.CANCELLED))}",
+        (Status.CANCELLED.value, now, dumps_opt(reason.to_dict() if reason else None), now, request_id),
     )
     if cancelled is None:  # not reachable under one writer
         raise rules.cancel_lost(request_id)
