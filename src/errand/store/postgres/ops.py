@@ -60,7 +60,7 @@ def request_columns(new: NewRequest, now: float, waiting_on: str | None = None) 
     )
 
 
-def _trace(new: NewRequest) -> Any:
+def trace_param(new: NewRequest) -> Any:
     """The trace context parameter (SUBMIT_MANY's $20 elements, SUBMIT_IDEMPOTENT's $23)."""
     return None if new.trace_context is None else jsonb(new.trace_context)
 
@@ -86,7 +86,7 @@ async def submit_many(db: Database, batch: list[Submission]) -> list[Row | Erran
     rows: list[Row] = []
     if unique:
         arrays = [list(column) for column in zip(*(columns[n] for n in unique), strict=True)]
-        traces = [_trace(batch[n].new) for n in unique]
+        traces = [trace_param(batch[n].new) for n in unique]
         rows = await db.fetch(sql.SUBMIT_MANY, *arrays, [batch[n].now for n in unique], rules.CREATED, traces)
     by_id = {row["id"]: row for row in rows}
     return [
@@ -109,7 +109,7 @@ async def submit_keyed(
         now,
         rules.CREATED,
         *fair_sql.idem_args(idem),
-        _trace(new),
+        trace_param(new),
     )
     for _ in range(3):
         row = await conn.fetchrow(sql.SUBMIT_IDEMPOTENT, *args)

@@ -70,9 +70,8 @@ async def submit_session(
     if idem is not None:
         row, original = await ops.submit_keyed(conn, new, idem, now, held)
         return row, original, cancelled
-    rows = await conn.fetch(
-        sql.SUBMIT_MANY, *([value] for value in ops.request_columns(new, now, held)), [now], rules.CREATED
-    )
+    columns = ([value] for value in ops.request_columns(new, now, held))
+    rows = await conn.fetch(sql.SUBMIT_MANY, *columns, [now], rules.CREATED, [ops.trace_param(new)])
     if not rows:
         raise rules.already_exists(new.id)
     return rows[0], None, cancelled
