@@ -134,7 +134,7 @@ def test_a_stray_thread_holds_its_slot_and_its_retry(tmp_path: Path) -> None:
             # task_timeout): the retry waits for it; then attempt 2 does the same and fails
             stubborn = submit(c, "sleeper", "1.5")
             seen: set[tuple[str, float]] = set()
-            while (doc := c.get(f"/v1/requests/{stubborn}").json())["status"] == "processing":
+            while (doc := c.get(f"/v1/requests/{stubborn}").json())["status"] in ("pending", "processing"):
                 if "thread still running" in ((doc["progress"] or {}).get("message") or ""):
                     seen.add((doc["status"], stray_threads(c)))
                 time.sleep(0.03)
