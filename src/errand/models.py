@@ -109,9 +109,14 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
+    """A failed attempt's error. `traceback` (where an exception was raised) goes only to the
+    attempt log (`AttemptRecord`): never into `to_dict`, so never into the status document, an
+    event or a webhook body, which an owner reads."""
+
     type: str
     message: str
     retryable: bool = False
+    traceback: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "message": self.message, "retryable": self.retryable}
@@ -255,6 +260,35 @@ class Request:
         if self.started_at is None or self.completed_at is None:
             return None
         return round((self.completed_at - self.started_at) * 1000)
+
+
+class AttemptOutcome(enum.StrEnum):
+    """How one attempt ended, as the attempt log records it."""
+
+    RUNNING = "running"  # not ended yet
+    COMPLETED = "completed"
+    RETRIED = "retried"  # failed; the request runs again after its backoff
+    FAILED = "failed"  # failed; the request failed with it
+    CANCELLED = "cancelled"  # the request was cancelled while it ran
+    LEASE_LOST = "lease_lost"  # no lease renewal in time: taken back by requeue_expired
+    WORKER_LOST = "worker_lost"  # its worker was seen dead: taken back by requeue_dead
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt of a request: who ran it, when, how it ended, and why it failed."""
+
+    request_id: str
+    attempt: int
+    worker_id: str
+    started_at: float
+    ended_at: float | None
+    outcome: AttemptOutcome
+    error: ErrorInfo | None  # with its traceback, if an exception ended the attempt
+
+    @property
+    def duration_ms(self) -> int | None:
+        return None if self.ended_at is None else round((self.ended_at - self.started_at) * 1000)
 
 
 @dataclass(frozen=True, slots=True)

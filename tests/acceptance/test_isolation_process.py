@@ -307,3 +307,17 @@ def test_watchdog_logs_the_stack_of_an_inline_blocker(tmp_path: Path) -> None:
     assert "event loop blocked for" in text and f"by task errand-attempt-{rid}" in text
     assert f"requests running: {rid}" in text
     assert "in inline_block" in text and "time.sleep(1.5)" in text  # the author's own line
+
+
+def test_the_attempt_log_keeps_the_traceback_from_the_agent_process(server: tuple[str, Proc, Path]) -> None:
+    base, _proc, _folder = server
+    with httpx.Client(base_url=base, headers=HEADERS, timeout=40) as c:
+        rid = submit(c, "flaky")
+        assert final(c, rid)["status"] == "completed"
+    r = httpx.get(f"{base}/v1/requests/{rid}/attempts", headers={"X-Muxi-Admin-Key": "isolation-admin-key"})
+    assert r.status_code == 200, r.text
+    first, second = r.json()["attempts"]
+    assert first["outcome"] == "retried" and second["outcome"] == "completed"
+    assert first["error"] == {"type": "ConnectionError", "message": "upstream reset"}
+    assert "raised in the agent process" in first["traceback"]  # the child's frames, not only the re-raise
+    assert 'raise ConnectionError("upstream reset")' in first["traceback"]

@@ -23,6 +23,7 @@ from errand.store.base import Store
 from errand.store.postgres import PostgresStore, sql
 from errand.store.postgres.sql import CH_CHANGE, CH_WORK
 from tests.store.contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, running
+from tests.store.contract_attempts import AttemptLogContract
 from tests.support.pg_fixtures import StoreFactory, admin
 
 pytestmark = pytest.mark.postgres
@@ -46,7 +47,7 @@ async def reopen(pg_stores: StoreFactory) -> Callable[[], Awaitable[Store]]:
     return again
 
 
-class TestPostgresStore(StoreContract):
+class TestPostgresStore(StoreContract, AttemptLogContract):
     """The contract, unchanged."""
 
 

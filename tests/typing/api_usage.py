@@ -7,6 +7,7 @@ from typing import Any
 
 from errand.client import (
     AsyncClient,
+    AttemptInfo,
     ChatOptions,
     Client,
     Formation,
@@ -49,6 +50,10 @@ def sync_usage() -> str | None:
         opts: ChatOptions = {"agent_id": "demo", "threshold_seconds": 5.0}
         c.chat("with options", mode="auto", **opts)
 
+        tried: tuple[AttemptInfo, ...] = c.attempts(handle.id)
+        for one in tried:
+            print(one.attempt, one.outcome, one.error.message if one.error else None, one.traceback)
+
         cancelled: dict[str, Any] = c.cancel(handle.id)
         print(cancelled["status"])
 
@@ -89,6 +94,7 @@ async def async_usage() -> None:
         st = await c.wait(handle.id, on_progress=show)
         print(st.result.text if st.result else st.error)
         page: RequestList = await c.list_requests()
+        print([(a.attempt, a.outcome, a.duration_ms) for a in await c.attempts(handle.id)])
         print(len(page), await c.cancel(handle.id), await c.health())
         again = await c.fire_trigger("nightly", {}, use_async=False, session_id="s")
         print(again.id, again.status)

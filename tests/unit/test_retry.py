@@ -102,6 +102,31 @@ def test_error_info_names_the_class_and_keeps_the_message() -> None:
     assert error_info(TimeoutError()).message == "TimeoutError"  # empty message -> class name
 
 
+def _parse(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise KeyError(f"no number in {text!r}") from exc
+
+
+def test_error_info_of_a_raised_exception_carries_its_traceback_outside_the_document() -> None:
+    try:
+        _parse("abc")
+    except KeyError as exc:
+        info = error_info(exc)
+        decided = decide(exc, 0, RetryPolicy(), random.Random(1)).error
+    assert info.traceback is not None
+    assert info.traceback.startswith("Traceback (most recent call last):")
+    assert "in _parse" in info.traceback and "ValueError: invalid literal" in info.traceback  # the cause
+    assert info.traceback.rstrip().endswith("KeyError: \"no number in 'abc'\"")
+    assert "traceback" not in info.to_dict()
+    assert decided.traceback == info.traceback
+
+
+def test_an_error_made_but_never_raised_has_no_traceback() -> None:
+    assert error_info(TimeoutError("Task exceeded timeout (5s)")).traceback is None
+
+
 def _status_error(status: int, headers: dict[str, str] | None = None) -> httpx.HTTPStatusError:
     request = httpx.Request("POST", "http://provider.test/v1/chat")
     response = httpx.Response(status, headers=headers, request=request)

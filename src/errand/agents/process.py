@@ -124,12 +124,12 @@ class ProcessAgent:
             return Result.from_dict(final["result"]) or Result("", self.id)
         if final is not None:
             exc = exception_from(final)
+            child_traceback = str(final.get("traceback", "")).rstrip()
             log.warning(
-                "agent %r raised in its process for request %s:\n%s",
-                self.id,
-                ctx.request_id,
-                str(final.get("traceback", "")).rstrip(),
+                "agent %r raised in its process for request %s:\n%s", self.id, ctx.request_id, child_traceback
             )
+            if child_traceback:  # the attempt log keeps where it was raised, not only this re-raise
+                exc.add_note(f"raised in the agent process:\n{child_traceback}")
             if isinstance(exc, Exception):
                 raise exc
             raise AgentProcessCrashed(f"agent raised {type(exc).__name__}: {exc}")

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from errand import __version__, tracing
 from errand.agents.registry import AgentRegistry
 from errand.api.agents import get_agent, list_agents
+from errand.api.attempts import list_attempts
 from errand.api.chat import chat
 from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_limit
 from errand.api.context import ApiContext, Endpoint, by_method, endpoint, public
@@ -205,6 +206,7 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         ),
         Route("/v1/requests/{request_id}/events", endpoint(ctx, request_events), methods=["GET"]),
         Route("/v1/requests/{request_id}/deliveries", endpoint(ctx, list_deliveries), methods=["GET"]),
+        Route("/v1/requests/{request_id}/attempts", endpoint(ctx, list_attempts), methods=["GET"]),
         Route("/v1/requests/{request_id}/redeliver", endpoint(ctx, redeliver), methods=["POST"]),
         Route("/v1/admin/webhook-secret", endpoint(ctx, webhook_secret), methods=["GET"]),
         Route("/v1/triggers", endpoint(ctx, list_triggers), methods=["GET"]),

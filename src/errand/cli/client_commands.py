@@ -90,10 +90,18 @@ def status(
     admin_key: AdminOpt = None,
     user: UserOpt = None,
     as_json: JsonOpt = False,
+    attempts: Annotated[
+        bool,
+        typer.Option("--attempts", help="Also list every attempt (an admin key also gets tracebacks)."),
+    ] = False,
 ) -> None:
-    """Show a request's status, progress and result."""
+    """Show a request's status, progress and result (and, with --attempts, each attempt)."""
     with show.reporting(), _client(url, key, admin_key, user) as c:
-        show.print_status(c.get_request(request_id), as_json=as_json)
+        st = c.get_request(request_id)
+        if attempts:
+            show.print_attempts(st, c.attempts(request_id), as_json=as_json)
+        else:
+            show.print_status(st, as_json=as_json)
 
 
 def wait_command(

@@ -23,7 +23,7 @@ from rich.progress import Progress as Bar
 from rich.table import Column, Table
 
 from errand import __version__
-from errand.client import RequestHandle, RequestList, RequestStatus
+from errand.client import AttemptInfo, RequestHandle, RequestList, RequestStatus
 from errand.config import Config
 from errand.errors import ConfigError, ErrandError
 from errand.models import Progress, Status
@@ -181,6 +181,47 @@ def print_status(st: RequestStatus, *, as_json: bool) -> None:
     if st.result is not None:
         out.print()
         out.print(st.result.text, markup=False, soft_wrap=True)
+
+
+_OUTCOME_STYLE = {"completed": "green", "failed": "red", "retried": "yellow", "running": "blue"}
+
+
+def print_attempts(st: RequestStatus, attempts: tuple[AttemptInfo, ...], *, as_json: bool) -> None:
+    """`errand status ID --attempts`: the status, then one row per attempt, then the tracebacks
+    (sent to an admin key only)."""
+    if as_json:
+        print_json({"request": dict(st.raw), "attempts": [dict(a.raw) for a in attempts]})
+        return
+    print_status(st, as_json=False)
+    out.print()
+    if not attempts:
+        note("no attempts yet")
+        return
+    table = Table(
+        Column("#", justify="right", no_wrap=True),
+        Column("outcome", no_wrap=True),
+        Column("worker", no_wrap=True),
+        Column("started", no_wrap=True),
+        Column("took", no_wrap=True, justify="right"),
+        Column("error", overflow="fold"),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for a in attempts:
+        style = _OUTCOME_STYLE.get(a.outcome, "magenta")
+        table.add_row(
+            str(a.attempt),
+            f"[{style}]{escape(a.outcome)}[/]",
+            escape(a.worker_id or "-"),
+            _when(a.started_at, short=True),
+            f"{a.duration_ms / 1000:.1f}s" if a.duration_ms is not None else "-",
+            escape(f"{a.error.type}: {a.error.message}") if a.error is not None else "-",
+        )
+    out.print(table)
+    for a in attempts:
+        if a.traceback:
+            out.print(f"[bold]attempt {a.attempt} traceback[/bold]")
+            out.print(a.traceback.rstrip(), markup=False, highlight=False, soft_wrap=True)
 
 
 def print_outcome(st: RequestStatus, *, as_json: bool) -> None:

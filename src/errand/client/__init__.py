@@ -14,10 +14,18 @@ from __future__ import annotations
 from errand.client.async_client import AsyncClient
 from errand.client.base import ProgressCallback
 from errand.client.sync_client import Client, Formation
-from errand.client.values import ChatOptions, RequestHandle, RequestList, RequestStatus, TriggerOptions
+from errand.client.values import (
+    AttemptInfo,
+    ChatOptions,
+    RequestHandle,
+    RequestList,
+    RequestStatus,
+    TriggerOptions,
+)
 
 __all__ = [
     "AsyncClient",
+    "AttemptInfo",
     "ChatOptions",
     "Client",
     "Formation",

@@ -11,7 +11,14 @@ import httpx
 
 from errand.client.base import DEFAULT_TIMEOUT, DEFAULT_URL, ProgressCallback, _BaseClient, _Call, _WaitPlan
 from errand.client.error_map import _transport_errors
-from errand.client.values import ChatOptions, RequestHandle, RequestList, RequestStatus, TriggerOptions
+from errand.client.values import (
+    AttemptInfo,
+    ChatOptions,
+    RequestHandle,
+    RequestList,
+    RequestStatus,
+    TriggerOptions,
+)
 
 __all__ = ["AsyncClient"]
 
@@ -93,6 +100,10 @@ class AsyncClient(_BaseClient):
             if status.is_complete:
                 return status
             await asyncio.sleep(plan.rest(cycle, started, loop.time()))
+
+    async def attempts(self, request_id: str) -> tuple[AttemptInfo, ...]:
+        """Every attempt of the request, oldest first (the traceback for an admin key only)."""
+        return self._attempts(await self._send(self._attempts_call(request_id)))
 
     async def cancel(self, request_id: str) -> dict[str, Any]:
         return self._dict(await self._send(self._cancel_call(request_id)))

@@ -15,7 +15,14 @@ from urllib.parse import quote
 import httpx
 
 from errand.client.error_map import _error_from_response
-from errand.client.values import ChatOptions, RequestHandle, RequestList, RequestStatus, TriggerOptions
+from errand.client.values import (
+    AttemptInfo,
+    ChatOptions,
+    RequestHandle,
+    RequestList,
+    RequestStatus,
+    TriggerOptions,
+)
 from errand.models import Progress
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "ProgressCallback"]
@@ -114,6 +121,9 @@ class _BaseClient:
             params["cursor"] = cursor
         return _Call("GET", self._path("requests"), params=params)
 
+    def _attempts_call(self, request_id: str) -> _Call:
+        return _Call("GET", self._path("requests", request_id, "attempts"))
+
     def _cancel_call(self, request_id: str) -> _Call:
         return _Call("DELETE", self._path("requests", request_id))
 
@@ -166,6 +176,10 @@ class _BaseClient:
     @classmethod
     def _list(cls, response: httpx.Response) -> RequestList:
         return RequestList.from_document(cls._decode(response))
+
+    @classmethod
+    def _attempts(cls, response: httpx.Response) -> tuple[AttemptInfo, ...]:
+        return AttemptInfo.many(cls._decode(response))
 
     @classmethod
     def _dict(cls, response: httpx.Response) -> dict[str, Any]:

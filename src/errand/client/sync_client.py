@@ -10,7 +10,14 @@ import httpx
 
 from errand.client.base import DEFAULT_TIMEOUT, DEFAULT_URL, ProgressCallback, _BaseClient, _Call, _WaitPlan
 from errand.client.error_map import _transport_errors
-from errand.client.values import ChatOptions, RequestHandle, RequestList, RequestStatus, TriggerOptions
+from errand.client.values import (
+    AttemptInfo,
+    ChatOptions,
+    RequestHandle,
+    RequestList,
+    RequestStatus,
+    TriggerOptions,
+)
 
 __all__ = ["Client", "Formation"]
 
@@ -100,6 +107,11 @@ class Client(_BaseClient):
             if status.is_complete:
                 return status
             time.sleep(plan.rest(cycle, started, time.monotonic()))
+
+    def attempts(self, request_id: str) -> tuple[AttemptInfo, ...]:
+        """Every attempt of the request, oldest first: outcome, error (and, for an admin key,
+        the traceback)."""
+        return self._attempts(self._send(self._attempts_call(request_id)))
 
     def cancel(self, request_id: str) -> dict[str, Any]:
         """Cancel: `{"request_id", "status": "cancelled", "cancellation"}`; Conflict if it already ended."""

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from errand.models import ErrorInfo, Progress, Result, Status
 
-__all__ = ["ChatOptions", "RequestHandle", "RequestList", "RequestStatus", "TriggerOptions"]
+__all__ = ["AttemptInfo", "ChatOptions", "RequestHandle", "RequestList", "RequestStatus", "TriggerOptions"]
 
 
 def _opt_float(value: Any) -> float | None:
@@ -129,6 +129,45 @@ class RequestList:
     def from_document(cls, doc: Mapping[str, Any]) -> RequestList:
         items = tuple(RequestStatus.from_document(d) for d in doc.get("requests") or ())
         return cls(items, doc.get("next_cursor"))
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptInfo:
+    """One attempt of a request, as GET /v1/requests/{id}/attempts describes it.
+
+    `outcome`: running, completed, retried, failed, cancelled, lease_lost or worker_lost.
+    `error` has the type and message of what ended it; `traceback` is sent to an admin key only
+    (None otherwise, and for an attempt that raised nothing)."""
+
+    attempt: int
+    outcome: str
+    worker_id: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    duration_ms: int | None = None
+    error: ErrorInfo | None = None
+    traceback: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> AttemptInfo:
+        traceback = doc.get("traceback")
+        return cls(
+            attempt=int(doc.get("attempt") or 0),
+            outcome=str(doc.get("outcome") or ""),
+            worker_id=doc.get("worker_id"),
+            started_at=_opt_float(doc.get("started_at")),
+            ended_at=_opt_float(doc.get("ended_at")),
+            duration_ms=_opt_int(doc.get("duration_ms")),
+            error=ErrorInfo.from_dict(doc.get("error")),
+            traceback=None if traceback is None else str(traceback),
+            raw=MappingProxyType(dict(doc)),
+        )
+
+    @classmethod
+    def many(cls, doc: Mapping[str, Any]) -> tuple[AttemptInfo, ...]:
+        """The `attempts` of a GET /v1/requests/{id}/attempts answer, oldest first."""
+        return tuple(cls.from_document(d) for d in doc.get("attempts") or ())
 
 
 class TriggerOptions(TypedDict, total=False):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import random
 import socket
+import traceback
 from dataclasses import dataclass
 
 import httpx
@@ -22,7 +23,7 @@ from errand.config import RetryPolicy
 from errand.errors import ErrandError, TransientError
 from errand.models import ErrorInfo
 
-__all__ = ["Decision", "backoff_delay", "decide", "error_info", "is_transient"]
+__all__ = ["Decision", "backoff_delay", "decide", "error_info", "is_transient", "traceback_of"]
 
 _NETWORK_ERRNOS = frozenset(
     {
@@ -104,14 +105,31 @@ def _retry_after(exc: BaseException) -> float | None:
 
 def error_info(exc: BaseException) -> ErrorInfo:
     """The error document of a failed attempt: class name, message (else the class name), made
-    storable (an agent's message may hold NUL, lone surrogates or megabytes)."""
+    storable (an agent's message may hold NUL, lone surrogates or megabytes), and the traceback
+    of a raised exception, for the attempt log (the store bounds it; documents never show it)."""
     name = type(exc).__name__
     try:
         text = str(exc)
     except Exception:  # an agent's exception whose __str__ raises still fails its request
         text = f"{name} (its message could not be read)"
     message = jsonsafe.clean_text(text or name)
-    return ErrorInfo(type=jsonsafe.clean_text(name, 200), message=message, retryable=is_transient(exc))
+    return ErrorInfo(
+        type=jsonsafe.clean_text(name, 200),
+        message=message,
+        retryable=is_transient(exc),
+        traceback=traceback_of(exc),
+    )
+
+
+def traceback_of(exc: BaseException) -> str | None:
+    """Where `exc` was raised, as Python prints it (its causes and notes included); None for an
+    error that was made, not raised (a timeout, a refused result)."""
+    if exc.__traceback__ is None:
+        return None
+    try:
+        return "".join(traceback.format_exception(exc))
+    except Exception:  # an exception whose parts cannot be printed still fails its request
+        return None
 
 
 def backoff_delay(failure: int, policy: RetryPolicy, rng: random.Random) -> float:

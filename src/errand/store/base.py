@@ -14,6 +14,7 @@ import builtins
 from typing import Any, Protocol, runtime_checkable
 
 from errand.models import (
+    AttemptRecord,
     Claim,
     Delivery,
     ErrorInfo,
@@ -90,6 +91,14 @@ class Store(Protocol):
     async def wait_for_change(self, request_id: str, after_seq: int, timeout: float) -> bool:
         """Return True as soon as the request's latest event seq is > after_seq (at once if it
         already is), False after `timeout` seconds. Never misses a change made before the call."""
+        ...
+
+    async def list_attempts(self, request_id: str) -> builtins.list[AttemptRecord]:
+        """The request's attempts, oldest first: one per claim, `running` until the write that
+        ended it (finish, retry_later, request_cancel, requeue_expired, requeue_dead), which
+        closed it in its own transaction with the outcome, the error and the error's traceback
+        (cut to its last `attempt_log.MAX_TRACEBACK` characters). Empty for an unknown request;
+        a tombstone's attempts are purged with its events."""
         ...
 
     async def duration_history(self, agent: str, limit: int = 50) -> builtins.list[float]:

@@ -44,7 +44,8 @@ DROP_EMPTY_KEYS = f"""
 SET_TURNS = """
     UPDATE fair_keys f SET next_turn = x.turn
     FROM unnest($1::text[], $2::float8[]) AS x(key, turn) WHERE f.key = x.key"""
-# $1 ids, $2 now, $3 worker, $4 lease expiry: the planned rows, still claimable
+# $1 ids, $2 now, $3 worker, $4 lease expiry: the planned rows, still claimable, each with its
+# `started` event and its open attempt row
 CLAIM_IDS = f"""
     WITH r AS (
         UPDATE requests r SET status = 'processing', attempt = r.attempt + 1, lease_owner = $3,
@@ -55,7 +56,10 @@ CLAIM_IDS = f"""
         INSERT INTO events (request_id, seq, type, data, at)
         SELECT r.id, r.seq, 'started',
             jsonb_build_object('status', r.status, 'attempt', r.attempt), $2
-        FROM r RETURNING request_id, seq)
+        FROM r RETURNING request_id, seq),
+    a AS (
+        INSERT INTO attempts (request_id, attempt, worker_id, started_at)
+        SELECT r.id, r.attempt, $3, $2 FROM r)
     SELECT r.*, pg_notify('errand_change', e.request_id || ' ' || e.seq)
     FROM r JOIN e ON e.request_id = r.id"""
 

@@ -26,7 +26,7 @@ from errand.models import (
     sources_of,
     to_document,
 )
-from errand.store import rules
+from errand.store import attempt_log, rules
 from errand.store.postgres import fair_sql, sql
 from errand.store.postgres.group_commit import distinct_rounds, isolating
 from errand.store.postgres.pool import Conn, Database, Row, jsonb
@@ -207,6 +207,7 @@ async def _finish_rounds(
             [f.error.to_dict() if f.error else None for _, f in items],
             [f.now for _, f in items],
             [",".join(sql.statuses(sources_of(f.status))) for _, f in items],
+            [attempt_log.error_traceback(f.error) for _, f in items],
         )
         done = {req.id: req for req in map(rules.to_request, rows)}
         await _end(conn, list(done.values()))
@@ -247,7 +248,7 @@ async def _end(conn: Conn, requests: list[Request]) -> None:
         [r.id for r in requests],
         [r.seq for r in requests],
         [r.status.value for r in requests],
-        docs,
+        [attempt_log.terminal_event_data(r, doc) for r, doc in zip(requests, docs, strict=True)],
         times,
     )
     hooked = [n for n, r in enumerate(requests) if r.webhook_url]
@@ -271,7 +272,7 @@ async def lose(conn: Conn, leased: Sequence[Row], now: float, cause: str) -> lis
     touched: list[Request] = []
     if requeue:
         errors = [rules.worker_lost(r["attempt"], spent=False, cause=cause) for r in requeue]
-        requeued = await _lose_leases(conn, requeue, errors, now, Status.PROCESSING)
+        requeued = await _lose_leases(conn, requeue, errors, now, Status.PROCESSING, cause)
         data = [rules.retry_data(r.attempt, now, e) for r, e in zip(requeued, errors, strict=True)]
         ids, seqs = [r.id for r in requeued], [r.seq for r in requeued]
         await conn.execute(sql.INSERT_EVENTS, ids, seqs, ["retry"] * len(data), data, [now] * len(data))
@@ -279,14 +280,14 @@ async def lose(conn: Conn, leased: Sequence[Row], now: float, cause: str) -> lis
         touched += requeued
     if spent:
         errors = [rules.worker_lost(r["attempt"], spent=True, cause=cause) for r in spent]
-        failed = await _lose_leases(conn, spent, errors, now, Status.FAILED)
+        failed = await _lose_leases(conn, spent, errors, now, Status.FAILED, cause)
         await _end(conn, failed)
         touched += failed
     return touched
 
 
 async def _lose_leases(
-    conn: Conn, rows: Sequence[Row], errors: list[ErrorInfo], now: float, status: Status
+    conn: Conn, rows: Sequence[Row], errors: list[ErrorInfo], now: float, status: Status, cause: str
 ) -> list[Request]:
     if not can_transition(Status.PROCESSING, status):  # pragma: no cover - the table allows both
         raise Conflict(f"processing -> {status.value} is not a transition")
@@ -299,6 +300,7 @@ async def _lose_leases(
         status.value,
         sql.statuses(sources_of(status)),
         now if status.is_terminal else None,
+        attempt_log.lost_outcome(cause).value,
     )
     order = {r["id"]: n for n, r in enumerate(rows)}
     return sorted((rules.to_request(row) for row in updated), key=lambda r: order[r.id])

@@ -13,6 +13,8 @@ import importlib.resources
 from collections.abc import Sequence
 
 from errand.models import TERMINAL, Status
+from errand.store import attempt_log
+from errand.store.attempt_log import RUNNING
 from errand.store.rules import (
     ATTEMPT_COLUMNS,
     DELIVERY_COLUMNS,
@@ -123,7 +125,15 @@ DURATIONS = """
     ORDER BY completed_at DESC LIMIT $2"""
 TERMINAL_AMONG = "SELECT id FROM requests WHERE id = ANY($1::text[]) AND status = ANY($2::text[])"
 
+LIST_ATTEMPTS = f"SELECT {attempt_log.COLUMNS} FROM attempts WHERE request_id = $1 ORDER BY attempt"
+
 # -- work ------------------------------------------------------------------------------------------
+# Closing the attempt a write ended (a CTE body over the updated request rows `r`: their attempt
+# number and error), formatted with its end time, outcome, traceback and FROM list.
+_CLOSE_ATTEMPT = f"""
+        UPDATE attempts t SET ended_at = {{at}}, outcome = {{outcome}}, error = r.error,
+            traceback = {{traceback}}
+        FROM {{source}} WHERE t.request_id = r.id AND t.attempt = r.attempt AND t.outcome = '{RUNNING}'"""
 # $1 now, $2 limit, $3 worker, $4 lease expiry. SKIP LOCKED: claimers never wait on each other
 # and never take the same row.
 CLAIM = f"""
@@ -140,7 +150,10 @@ CLAIM = f"""
     e AS (
         INSERT INTO events (request_id, seq, type, data, at)
         SELECT r.id, r.seq, 'started', jsonb_build_object('status', r.status, 'attempt', r.attempt), $1
-        FROM r RETURNING request_id, seq)
+        FROM r RETURNING request_id, seq),
+    a AS (
+        INSERT INTO attempts (request_id, attempt, worker_id, started_at)
+        SELECT r.id, r.attempt, $3, $1 FROM r)
     SELECT r.*, {_NOTIFY_CHANGE} FROM r JOIN e ON e.request_id = r.id
     ORDER BY r.run_at, r.pos"""
 # Statements that update several requests and may wait for row locks take them in id order first
@@ -170,7 +183,7 @@ APPEND_MANY = f"""
         INSERT INTO events (request_id, seq, type, data, at)
         SELECT r.id, r.seq, x.type, x.data, x.at FROM r JOIN x ON x.id = r.id RETURNING request_id, seq)
     SELECT e.request_id, e.seq, {_NOTIFY_CHANGE} FROM e"""
-# $1 id, $2 attempt, $3 run_at, $4 error, $5 now, $6 event data, $7 allowed-from
+# $1 id, $2 attempt, $3 run_at, $4 error, $5 now, $6 event data, $7 allowed-from, $8 traceback
 RETRY_LATER = f"""
     WITH r AS (
         UPDATE requests r SET failures = r.failures + 1, lease_owner = NULL, lease_expires_at = NULL,
@@ -179,26 +192,42 @@ RETRY_LATER = f"""
     e AS (
         INSERT INTO events (request_id, seq, type, data, at)
         SELECT r.id, r.seq, 'retry', $6::jsonb, $5
-        FROM r RETURNING request_id, seq)
+        FROM r RETURNING request_id, seq),
+    a AS ({_CLOSE_ATTEMPT.format(at="$5", outcome="'retried'", traceback="$8::text", source="r")})
     SELECT r.*, {_NOTIFY_CHANGE}, CASE WHEN $3 <= $5 THEN pg_notify('{CH_WORK}', '') END FROM r, e"""
 # The group commit of finish, for requests distinct within the batch: $1 ids, $2 attempts,
 # $3 terminal statuses, $4 results, $5 errors, $6 times, $7 per row the statuses it may leave
-# (sources_of(new status), comma-separated). Fenced per row; a stale one returns no row.
+# (sources_of(new status), comma-separated), $8 tracebacks. Fenced per row; a stale one returns
+# no row (and closes no attempt).
 FINISH_MANY = f"""
-    WITH {_LOCKED}
-    UPDATE requests r SET status = x.status, result = x.result, error = x.error, completed_at = x.at,
-        lease_owner = NULL, lease_expires_at = NULL, seq = r.seq + 1, updated_at = x.at
-    FROM l, unnest($1::text[], $2::int[], $3::text[], $4::jsonb[], $5::jsonb[], $6::float8[], $7::text[])
-        AS x(id, attempt, status, result, error, at, allowed)
-    WHERE r.id = l.id AND r.id = x.id AND {held("x.attempt", "r")}
-        AND r.status = ANY(string_to_array(x.allowed, ','))
-    RETURNING {_R}"""
+    WITH {_LOCKED},
+    x AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[], $5::jsonb[], $6::float8[],
+            $7::text[], $8::text[]) AS x(id, attempt, status, result, error, at, allowed, traceback)),
+    r AS (
+        UPDATE requests r SET status = x.status, result = x.result, error = x.error, completed_at = x.at,
+            lease_owner = NULL, lease_expires_at = NULL, seq = r.seq + 1, updated_at = x.at
+        FROM l, x
+        WHERE r.id = l.id AND r.id = x.id AND {held("x.attempt", "r")}
+            AND r.status = ANY(string_to_array(x.allowed, ','))
+        RETURNING {_R}),
+    a AS ({
+    _CLOSE_ATTEMPT.format(
+        at="r.completed_at", outcome="r.status", traceback="x.traceback", source="r JOIN x ON x.id = r.id"
+    )
+})
+    SELECT r.* FROM r"""
 LOCK_REQUEST = f"SELECT {_R}, r.lease_owner FROM requests r WHERE r.id = $1 FOR UPDATE"
-# $1 id, $2 now, $3 allowed-from, $4 the reason (an error, e.g. superseded; NULL: none)
+# $1 id, $2 now, $3 allowed-from, $4 the reason (an error, e.g. superseded; NULL: none). The
+# attempt running, if any, ends cancelled.
 CANCEL = f"""
-    UPDATE requests r SET status = 'cancelled', completed_at = $2, lease_owner = NULL,
-        lease_expires_at = NULL, error = COALESCE($4::jsonb, r.error), seq = r.seq + 1, updated_at = $2
-    WHERE r.id = $1 AND r.status = ANY($3::text[]) RETURNING {_R}"""
+    WITH r AS (
+        UPDATE requests r SET status = 'cancelled', completed_at = $2, lease_owner = NULL,
+            lease_expires_at = NULL, error = COALESCE($4::jsonb, r.error), seq = r.seq + 1, updated_at = $2
+        WHERE r.id = $1 AND r.status = ANY($3::text[]) RETURNING {_R}),
+    a AS (
+        UPDATE attempts t SET ended_at = $2, outcome = 'cancelled'
+        FROM r WHERE t.request_id = r.id AND t.outcome = '{RUNNING}')
+    SELECT r.* FROM r"""
 NOTIFY_CANCEL = f"SELECT pg_notify('{CH_CANCEL}', $1)"
 EXPIRED_LEASES = f"""
     SELECT id, attempt, failures, max_attempts FROM requests
@@ -206,14 +235,17 @@ EXPIRED_LEASES = f"""
     ORDER BY lease_expires_at
     FOR UPDATE SKIP LOCKED"""
 # A lost worker's attempts, fenced like any other write: $1 ids, $2 attempts, $3 errors, $4 now,
-# $5 new status, $6 allowed-from, $7 completed_at (NULL when requeued). Requeued rows keep status
-# processing and become claimable now; spent ones fail.
+# $5 new status, $6 allowed-from, $7 completed_at (NULL when requeued), $8 the attempts' outcome.
+# Requeued rows keep status processing and become claimable now; spent ones fail.
 LOSE_LEASES = f"""
-    UPDATE requests r SET status = $5, failures = r.failures + 1, error = x.error, lease_owner = NULL,
-        lease_expires_at = NULL, run_at = $4, completed_at = $7::float8, seq = r.seq + 1, updated_at = $4
-    FROM unnest($1::text[], $2::int[], $3::jsonb[]) AS x(id, attempt, error)
-    WHERE r.id = x.id AND {held("x.attempt", "r")} AND r.status = ANY($6::text[])
-    RETURNING {_R}"""
+    WITH r AS (
+        UPDATE requests r SET status = $5, failures = r.failures + 1, error = x.error, lease_owner = NULL,
+            lease_expires_at = NULL, run_at = $4, completed_at = $7::float8, seq = r.seq + 1, updated_at = $4
+        FROM unnest($1::text[], $2::int[], $3::jsonb[]) AS x(id, attempt, error)
+        WHERE r.id = x.id AND {held("x.attempt", "r")} AND r.status = ANY($6::text[])
+        RETURNING {_R}),
+    a AS ({_CLOSE_ATTEMPT.format(at="$4", outcome="$8::text", traceback="NULL", source="r")})
+    SELECT r.* FROM r"""
 # Events of several requests at once (terminal and requeue paths): $1 ids, $2 seqs, $3 types,
 # $4 data, $5 times.
 INSERT_EVENTS = f"""
@@ -298,6 +330,7 @@ TOMBSTONE = f"""
         WHERE {outlived_sql("$1::float8")} AND expired_at IS NULL
         LIMIT $3 FOR UPDATE SKIP LOCKED),
     ev AS (DELETE FROM events USING x WHERE events.request_id = x.id),
+    at AS (DELETE FROM attempts USING x WHERE attempts.request_id = x.id),
     dl AS (DELETE FROM deliveries USING x WHERE deliveries.request_id = x.id)
     UPDATE requests r SET message = '', metadata = '{{}}'::jsonb, progress = NULL, result = NULL,
         error = NULL, expired_at = $2, updated_at = $2

@@ -23,6 +23,7 @@ from typing import Any
 from errand.clock import Clock, SystemClock
 from errand.errors import ConfigError, StoreUnavailable
 from errand.models import (
+    AttemptRecord,
     Claim,
     Delivery,
     ErrorInfo,
@@ -40,7 +41,7 @@ from errand.models import (
     Status,
     sources_of,
 )
-from errand.store import processes, rules
+from errand.store import attempt_log, processes, rules
 from errand.store.postgres import fair_sql, ops, sql, turns, workers
 from errand.store.postgres.group_commit import GroupCommit
 from errand.store.postgres.listen import Hub, Listener
@@ -215,6 +216,11 @@ class PostgresStore:
             raise rules.not_found(request_id)
         return int(row["seq"])
 
+    async def list_attempts(self, request_id: str) -> builtins.list[AttemptRecord]:
+        """The request's attempts, oldest first (empty for an unknown request)."""
+        rows = await self._database.fetch(sql.LIST_ATTEMPTS, request_id, read=True)
+        return [attempt_log.to_record(row) for row in rows]
+
     async def duration_history(self, agent: str, limit: int = 50) -> builtins.list[float]:
         """Seconds from start to completion of the agent's latest completed requests."""
         rows = await self._database.fetch(sql.DURATIONS, agent, max(0, limit), read=True)
@@ -285,10 +291,10 @@ class PostgresStore:
     async def retry_later(self, request_id: str, attempt: int, run_at: float, error: ErrorInfo) -> Request:
         """A failed attempt to retry at `run_at`: lease released, a `retry` event; LeaseLost if stale."""
         now = self._clock.now()
-        data = rules.retry_data(attempt, run_at, error)
+        data, tb = rules.retry_data(attempt, run_at, error), attempt_log.error_traceback(error)
         allowed = sql.statuses(sources_of(Status.PROCESSING))
         row = await self._database.fetchrow(
-            sql.RETRY_LATER, request_id, attempt, run_at, error.to_dict(), now, data, allowed
+            sql.RETRY_LATER, request_id, attempt, run_at, error.to_dict(), now, data, allowed, tb
         )
         if row is None:
             raise rules.lease_lost(request_id, attempt)

@@ -21,6 +21,7 @@ from typing import Any
 from errand.clock import Clock
 from errand.errors import ConfigError, StoreUnavailable
 from errand.models import (
+    AttemptRecord,
     Claim,
     Delivery,
     ErrorInfo,
@@ -40,7 +41,7 @@ from errand.models import (
 from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
 from errand.store.queue import FOLD_AT
-from errand.store.sqlite import reads, scheduling, schema, writes
+from errand.store.sqlite import attempts, reads, scheduling, schema, writes
 from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
 from errand.store.sqlite.fileguard import FileGuard
 from errand.store.sqlite.wakeups import Wakeups
@@ -206,6 +207,10 @@ class SqliteStore:
                 await asyncio.wait({watch}, timeout=min(remaining, self._wake.change_poll))
             finally:
                 self._wake.unwatch(request_id, watch)
+
+    async def list_attempts(self, request_id: str) -> builtins.list[AttemptRecord]:
+        """The request's attempts, oldest first (empty for an unknown request)."""
+        return await self._readers.run(lambda c: attempts.list_attempts(c, request_id))
 
     async def duration_history(self, agent: str, limit: int = 50) -> builtins.list[float]:
         """Seconds from start to completion of the agent's latest completed requests."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from errand.clock import new_id
 from errand.models import (
+    AttemptOutcome,
     Delivery,
     ErrorInfo,
     Event,
@@ -32,10 +33,10 @@ from errand.models import (
     sources_of,
     to_document,
 )
-from errand.store import fairness, rules
+from errand.store import attempt_log, fairness, rules
 from errand.store.processes import WorkerProcess
 from errand.store.rules import REQUEST_COLUMNS, sql_in
-from errand.store.sqlite import reads, scheduling
+from errand.store.sqlite import attempts, reads, scheduling
 from errand.store.sqlite.rows import INSERT_REQUEST, dumps, dumps_opt, loads, new_request, request_params
 
 _HELD = rules.held("?")
@@ -58,7 +59,7 @@ def _end(conn: sqlite3.Connection, req: Request, now: float) -> Request:
     status document, and the webhook outbox row when the request has a webhook URL."""
     doc = to_document(req)
     scheduling.release_session(conn, req, now)
-    _add_event(conn, req.id, req.seq, req.status.value, doc, now)
+    _add_event(conn, req.id, req.seq, req.status.value, attempt_log.terminal_event_data(req, doc), now)
     if req.webhook_url:
         _add_delivery(conn, req.id, req.webhook_url, doc, now)
     return req
@@ -119,8 +120,11 @@ def _find_idempotent(conn: sqlite3.Connection, idem: IdempotencyKey, now: float)
 def claim(
     conn: sqlite3.Connection, worker_id: str, limit: int, lease_seconds: float, now: float, limits: Limits
 ) -> list[Request]:
-    """Take up to `limit` runnable rows (see `scheduling.claim`), each with its `started` event."""
-    return scheduling.claim(conn, worker_id, limit, lease_seconds, now, limits)
+    """Take up to `limit` runnable rows (see `scheduling.claim`), each with its `started` event
+    and its open attempt row."""
+    claimed = scheduling.claim(conn, worker_id, limit, lease_seconds, now, limits)
+    attempts.open_attempts(conn, claimed, worker_id, now)
+    return claimed
 
 
 def heartbeat(
@@ -169,6 +173,7 @@ def retry_later(
     if req is None:
         raise rules.lease_lost(request_id, attempt)
     _add_event(conn, req.id, req.seq, "retry", rules.retry_data(attempt, run_at, error), now)
+    attempts.close(conn, req.id, attempt, AttemptOutcome.RETRIED, error, now)
     return req
 
 
@@ -199,6 +204,7 @@ def finish(
     )
     if req is None:
         raise rules.lease_lost(request_id, attempt)
+    attempts.close(conn, req.id, attempt, AttemptOutcome(status.value), error, now)
     return _end(conn, req, now)
 
 
@@ -224,6 +230,8 @@ def _cancel(
     )
     if cancelled is None:  # not reachable under one writer
         raise rules.cancel_lost(request_id)
+    if held:
+        attempts.close_running(conn, request_id, AttemptOutcome.CANCELLED, now)
     return _end(conn, cancelled, now), rules.cancel_mode(held)
 
 
@@ -261,9 +269,11 @@ def _lose(conn: sqlite3.Connection, leased: list[Any], now: float, cause: str) -
     """Lost attempts (id, attempt, failures, max_attempts): a failure each; claimable again now,
     or failed once attempts are spent."""
     touched: list[Request] = []
+    outcome = attempt_log.lost_outcome(cause)
     for request_id, attempt, failures, max_attempts in leased:
         spent = rules.attempts_spent(failures, max_attempts)
         error = rules.worker_lost(attempt, spent=spent, cause=cause)
+        attempts.close(conn, request_id, attempt, outcome, error, now)  # first: retry_later's finds it ended
         if spent:
             touched.append(_fail_lost(conn, request_id, attempt, error, now))
         else:
@@ -372,6 +382,7 @@ def purge_chunk(
     if ids:
         conn.execute(f"DELETE FROM events WHERE request_id IN ({marks})", ids)
         conn.execute(f"DELETE FROM deliveries WHERE request_id IN ({marks})", ids)
+        attempts.forget(conn, ids, marks)
         conn.execute(
             "UPDATE requests SET message = '', metadata = '{}', progress = NULL, result = NULL, "
             f"error = NULL, expired_at = ?, updated_at = ? WHERE id IN ({marks})",
