@@ -149,6 +149,18 @@ class WorkersConfig(_Section):
     whose database session ended. 0: off, a dead worker's requests wait for lease_seconds."""
 
 
+class SchedulesConfig(_Section):
+    """The scheduler (`schedules/`), run beside the workers of every process (each time fires once
+    in all): `tick` s between looks for due schedules; a schedule is disabled after `max_failures`
+    consecutive failed firings (0: never; its own setting overrides); a fire time found later than
+    `misfire_grace` is missed (`catch_up: skip` passes it over, `one` fires once for all missed)."""
+
+    enabled: bool = True
+    tick: Duration = Field(default=1.0, gt=0)
+    max_failures: int = Field(default=5, ge=0)
+    misfire_grace: Duration = 60.0
+
+
 class ServerConfig(_Section):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_wait_seconds: float = Field(default=60.0, ge=0)
@@ -230,6 +242,7 @@ class Config(_Section):
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
     agents: list[AgentConfig] = Field(default_factory=list)
     router: RouterConfig | None = None
     overlord: dict[str, Any] = Field(default_factory=dict)

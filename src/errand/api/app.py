@@ -41,6 +41,7 @@ from errand.config import Config
 from errand.delivery.dispatcher import run_dispatcher
 from errand.engine.settings import WorkerSettings
 from errand.engine.worker import Worker
+from errand.schedules.scheduler import Scheduler
 from errand.store import open_store
 from errand.store.base import Store
 
@@ -83,9 +84,11 @@ def create_app(
             ctx.store = opened
             app.state.store, app.state.agents = opened, agents
             try:
+                scheduler = Scheduler(opened, config, ctx.triggers, lambda a: agents.get(a).id, clock)
                 async with (
                     _dispatcher(opened, config, clock, enabled=with_workers),
                     _workers(opened, agents, config, clock, enabled=with_workers),
+                    _scheduler(scheduler, enabled=with_workers and config.schedules.enabled),
                 ):
                     yield
             finally:
@@ -118,6 +121,16 @@ async def _workers(
     settings = WorkerSettings.from_config(config)
     worker = Worker(store, agents, settings, clock=clock)
     async with _beside("worker", "errand-worker", worker.run, settings.shutdown_grace + WORKER_STOP_MARGIN_S):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _scheduler(scheduler: Scheduler, *, enabled: bool) -> AsyncIterator[None]:
+    """The scheduler beside the worker (entered last, so it stops first: no firing at shutdown)."""
+    if not enabled:
+        yield
+        return
+    async with _beside("scheduler", "errand-scheduler", scheduler.run, WORKER_STOP_MARGIN_S):
         yield
 
 

@@ -27,6 +27,8 @@ from errand.models import (
     Delivery,
     ErrorInfo,
     Event,
+    FireOutcome,
+    Firing,
     IdempotencyKey,
     NewRequest,
     OutboxItem,
@@ -34,11 +36,12 @@ from errand.models import (
     Progress,
     Request,
     Result,
+    Schedule,
     Status,
     sources_of,
 )
 from errand.store import processes, rules
-from errand.store.postgres import ops, sql, workers
+from errand.store.postgres import ops, schedules, sql, workers
 from errand.store.postgres.group_commit import GroupCommit
 from errand.store.postgres.listen import Hub, Listener
 from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, Row, connect
@@ -364,6 +367,34 @@ class PostgresStore:
     async def wait_for_outbox(self, timeout: float) -> None:
         """Return on a terminal write with a webhook in any process (NOTIFY), or after timeout."""
         await self._hub.outbox.wait(self._wait_step(timeout))
+
+    # -- schedules ----------------------------------------------------------------------------
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._database.run(lambda c: schedules.create(c, schedule))
+
+    async def update_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._database.run(lambda c: schedules.update(c, schedule))
+
+    async def get_schedule(self, key: str) -> Schedule:
+        return schedules.get(await self._database.fetchrow(schedules.GET, key, read=True), key)
+
+    async def list_schedules(self) -> builtins.list[Schedule]:
+        return [schedules.to_schedule(r) for r in await self._database.fetch(schedules.LIST, read=True)]
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._database.run(lambda c: schedules.delete(c, schedule_id))
+
+    async def due_schedules(self, limit: int) -> builtins.list[Schedule]:
+        rows = await self._database.fetch(schedules.DUE, self._clock.now(), limit, read=True)
+        return [schedules.to_schedule(r) for r in rows]
+
+    async def fire_schedule(self, firing: Firing) -> FireOutcome:
+        now = self._clock.now()
+        outcome, cancelled, created = await self._database.run(lambda c: schedules.fire(c, firing, now))
+        if cancelled is not None:
+            self._hub.cancel.set()
+        self._after([r for r in (cancelled, created) if r is not None], work=created is not None)
+        return outcome
 
     # -- housekeeping -------------------------------------------------------------------------
     async def migrate(self) -> builtins.list[str]:

@@ -25,6 +25,8 @@ from errand.models import (
     Delivery,
     ErrorInfo,
     Event,
+    FireOutcome,
+    Firing,
     IdempotencyKey,
     NewRequest,
     OutboxItem,
@@ -32,11 +34,12 @@ from errand.models import (
     Progress,
     Request,
     Result,
+    Schedule,
     Status,
 )
 from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
-from errand.store.sqlite import reads, schema, writes
+from errand.store.sqlite import reads, schedules, schema, writes
 from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
 from errand.store.sqlite.fileguard import FileGuard
 from errand.store.sqlite.wakeups import Wakeups
@@ -361,6 +364,32 @@ class SqliteStore:
     async def wait_for_outbox(self, timeout: float) -> None:
         """Return on a terminal write with a webhook (here or notified), or within min(timeout, poll)."""
         await self._wake.wait(self._wake.outbox, timeout)
+
+    # -- schedules ----------------------------------------------------------------------------
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._writer.submit(lambda c: schedules.create(c, schedule))
+
+    async def update_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._writer.submit(lambda c: schedules.update(c, schedule))
+
+    async def get_schedule(self, key: str) -> Schedule:
+        return await self._readers.run(lambda c: schedules.get(c, key))
+
+    async def list_schedules(self) -> builtins.list[Schedule]:
+        return await self._readers.run(schedules.list_all)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._writer.submit(lambda c: schedules.delete(c, schedule_id))
+
+    async def due_schedules(self, limit: int) -> builtins.list[Schedule]:
+        now = self._clock.now()
+        return await self._readers.run(lambda c: schedules.due(c, now, limit))
+
+    async def fire_schedule(self, firing: Firing) -> FireOutcome:
+        now = self._clock.now()
+        fire = functools.partial(schedules.fire, firing=firing, now=now)
+        outcome, _, _ = await self._writer.submit(fire, self._wake.after_fire)
+        return outcome
 
     # -- housekeeping -------------------------------------------------------------------------
     async def migrate(self) -> builtins.list[str]:
