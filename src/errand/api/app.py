@@ -34,6 +34,14 @@ from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
 from errand.api.readiness import Readiness
 from errand.api.requests import cancel_request, get_request, list_requests
+from errand.api.schedules import (
+    create_schedule,
+    delete_schedule,
+    get_schedule,
+    list_schedules,
+    run_schedule,
+    update_schedule,
+)
 from errand.api.sse import request_events
 from errand.api.triggers import fire_trigger, get_trigger, list_triggers, load_formation_triggers
 from errand.clock import Clock, SystemClock
@@ -70,6 +78,7 @@ def create_app(
     pending" until they have) and closes it."""
     clock = clock or SystemClock()
     ctx = ApiContext(config)
+    ctx.clock = clock
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -210,6 +219,17 @@ def _routes(ctx: ApiContext) -> list[BaseRoute]:
             by_method(ctx, {"GET": get_trigger, "POST": fire_trigger}),
             methods=["GET", "POST"],
         ),
+        Route(
+            "/v1/schedules",
+            by_method(ctx, {"GET": list_schedules, "POST": create_schedule}),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/v1/schedules/{schedule_id}",
+            by_method(ctx, {"GET": get_schedule, "PATCH": update_schedule, "DELETE": delete_schedule}),
+            methods=["GET", "PATCH", "DELETE"],
+        ),
+        Route("/v1/schedules/{schedule_id}/run", endpoint(ctx, run_schedule), methods=["POST"]),
         Route("/v1/health", public(ctx, health), methods=["GET"]),
     ]
     return [

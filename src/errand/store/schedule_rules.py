@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from errand.errors import Conflict, NotFound
+from errand.errors import Conflict, ResourceNotFound
 from errand.models import CatchUp, Firing, Overlap, Schedule, Status
 from errand.store.rules import Json, Values
 
@@ -71,8 +71,8 @@ def definition_values(s: Schedule, data: Any) -> tuple[Any, ...]:
     return tuple(every[column] for column in DEFINITION_COLUMNS)
 
 
-def schedule_not_found(schedule_id: str) -> NotFound:
-    return NotFound(f"schedule {schedule_id!r} not found", details={"schedule_id": schedule_id})
+def schedule_not_found(schedule_id: str) -> ResourceNotFound:
+    return ResourceNotFound(f"schedule {schedule_id!r} not found", details={"schedule_id": schedule_id})
 
 
 def name_taken(name: str) -> Conflict:
