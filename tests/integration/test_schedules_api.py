@@ -3,6 +3,7 @@ trigger's `schedule:` firing by itself as an ordinary request (visible, kind `sc
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from errand.cli import app
+from errand.client import Client
 from tests.integration.test_triggers_api import write_triggers
 from tests.support.server import ADMIN_KEY, Server
 
@@ -130,3 +134,30 @@ def test_a_file_schedule_fires_by_itself_and_only_its_enabled_flag_is_editable(s
     error_of(admin.delete("/v1/schedules/digest"), 409, "CONFLICT")
     paused = admin.patch("/v1/schedules/digest", json={"enabled": False})
     assert paused.status_code == 200 and paused.json()["enabled"] is False
+
+
+def test_the_cli_and_the_sdk_manage_schedules(srv: Server) -> None:
+    env = {"ERRAND_URL": srv.base, "ERRAND_ADMIN_KEY": ADMIN_KEY}
+
+    def cli(*args: str) -> Any:
+        result = CliRunner().invoke(app, ["schedules", *args, "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    made = cli("create", "hourly", "--every", "1h", "--message", "status?", "--overlap", "enqueue")
+    assert (made["every"], made["overlap"], made["next_fire_at"] % 3600) == (3600.0, "enqueue", 0)
+    assert [s["name"] for s in cli("list")] == ["digest", "hourly"]
+    assert cli("pause", "hourly")["enabled"] is False
+    assert cli("resume", "hourly")["enabled"] is True
+    handle = cli("run", "hourly")
+    with Client(srv.base, admin_key=ADMIN_KEY) as sdk:
+        done = sdk.wait(handle["request_id"], timeout=10)
+        assert done.result is not None and done.result.text == "echo: status?"
+        assert sdk.get_schedule("hourly")["last_request_id"] == handle["request_id"]
+        sdk.update_schedule("hourly", max_failures=0)
+    assert cli("show", "hourly")["max_failures"] == 0
+    assert cli("delete", "hourly")["deleted"] is True
+    missing = CliRunner().invoke(app, ["schedules", "show", "hourly"], env=env)
+    assert missing.exit_code == 1 and "RESOURCE_NOT_FOUND" in missing.output
+    refused = CliRunner().invoke(app, ["schedules", "list"], env={"ERRAND_URL": srv.base})
+    assert refused.exit_code == 1 and "UNAUTHORIZED" in refused.output
