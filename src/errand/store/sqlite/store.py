@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -416,10 +417,12 @@ class SqliteStore:
         await self._writer.submit(lambda c: writes.probe_write(c, now), lock_wait=rules.PROBE_LOCK_WAIT)
 
     async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
-        """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""
+        """Tombstone expired results, drop old tombstones and keys, one short transaction per
+        chunk, resting between chunks (rules.purge_rest) so submits are not held behind it."""
         total = 0
         while True:
-            tombstoned, dropped = await self._writer.submit(
+            started = time.monotonic()
+            tombstoned, dropped, keys = await self._writer.submit(
                 functools.partial(
                     writes.purge_chunk,
                     result_ttl=result_ttl,
@@ -428,8 +431,9 @@ class SqliteStore:
                 )
             )
             total += tombstoned + dropped
-            if rules.purge_finished(tombstoned, dropped):
+            if rules.purge_finished(tombstoned, dropped, keys):
                 return total
+            await asyncio.sleep(rules.purge_rest(time.monotonic() - started))
 
     async def close(self) -> None:
         """Commit what is queued, stop the threads, close connections, release waiters."""

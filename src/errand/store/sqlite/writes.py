@@ -358,9 +358,9 @@ def probe_write(conn: sqlite3.Connection, now: float) -> None:
 
 def purge_chunk(
     conn: sqlite3.Connection, result_ttl: float, tombstone_ttl: float, now: float
-) -> tuple[int, int]:
-    """Tombstone and drop up to PURGE_CHUNK requests each (so the writer is never held long).
-    Returns (tombstoned, dropped)."""
+) -> tuple[int, int, int]:
+    """Tombstone and drop up to PURGE_CHUNK requests, and as many old keys (so the writer is
+    never held long). Returns (tombstoned, dropped, keys dropped)."""
     ids = [
         row[0]
         for row in conn.execute(
@@ -382,5 +382,9 @@ def purge_chunk(
         "AND expired_at <= ? LIMIT ?)",
         (now - tombstone_ttl, rules.PURGE_CHUNK),
     ).rowcount
-    conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (rules.key_cutoff(now),))
-    return len(ids), dropped
+    keys = conn.execute(
+        "DELETE FROM idempotency WHERE (scope, key) IN (SELECT scope, key FROM idempotency "
+        "WHERE created_at <= ? LIMIT ?)",
+        (rules.key_cutoff(now), rules.PURGE_CHUNK),
+    ).rowcount
+    return len(ids), dropped, keys
