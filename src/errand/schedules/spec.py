@@ -33,6 +33,7 @@ from errand.models import CatchUp, Overlap, Schedule
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
 MIN_EVERY_S = 1.0
+MAX_EVERY_S = 366 * 86400.0
 
 
 class ScheduleSpec(BaseModel):
@@ -70,8 +71,8 @@ class ScheduleSpec(BaseModel):
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                CronSim(value, datetime.now(UTC))
-            except CronSimError as exc:
+                next(CronSim(value, datetime.now(UTC)))
+            except (CronSimError, StopIteration) as exc:
                 raise ValueError(f"not a cron expression ({exc})") from None
         return value
 
@@ -79,8 +80,8 @@ class ScheduleSpec(BaseModel):
     def _one_of_each(self) -> ScheduleSpec:
         if (self.cron is None) == (self.every is None):
             raise ValueError("give exactly one of 'cron' and 'every'")
-        if self.every is not None and self.every < MIN_EVERY_S:
-            raise ValueError(f"'every' must be at least {MIN_EVERY_S:g}s")
+        if self.every is not None and not MIN_EVERY_S <= self.every <= MAX_EVERY_S:
+            raise ValueError(f"'every' must be from {MIN_EVERY_S:g}s to 366d")
         if (self.trigger is None) == (self.message is None):
             raise ValueError("give exactly one target: 'trigger' (with 'data') or 'message' (with 'agent')")
         if self.trigger is not None and self.agent is not None:
