@@ -356,6 +356,19 @@ def probe_write(conn: sqlite3.Connection, now: float) -> None:
     )
 
 
+# The three searches of a purge chunk ($1 cutoff, $2 chunk): each must use an index, or every
+# chunk of a long purge reads the whole table while holding the writer (tests/store/test_sqlite.py).
+PURGE_OUTLIVED = f"SELECT id FROM requests WHERE {rules.outlived_sql('?')} AND expired_at IS NULL LIMIT ?"
+PURGE_TOMBSTONES = (
+    "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE expired_at IS NOT NULL "
+    "AND expired_at <= ? LIMIT ?)"
+)
+PURGE_KEYS = (
+    "DELETE FROM idempotency WHERE (scope, key) IN (SELECT scope, key FROM idempotency "
+    "WHERE created_at <= ? LIMIT ?)"
+)
+
+
 def purge_chunk(
     conn: sqlite3.Connection, result_ttl: float, tombstone_ttl: float, now: float
 ) -> tuple[int, int, int]:
@@ -363,10 +376,7 @@ def purge_chunk(
     never held long). Returns (tombstoned, dropped, keys dropped)."""
     ids = [
         row[0]
-        for row in conn.execute(
-            f"SELECT id FROM requests WHERE {rules.outlived_sql('?')} AND expired_at IS NULL LIMIT ?",
-            (rules.result_cutoff(now, result_ttl), rules.PURGE_CHUNK),
-        )
+        for row in conn.execute(PURGE_OUTLIVED, (rules.result_cutoff(now, result_ttl), rules.PURGE_CHUNK))
     ]
     marks = ", ".join("?" * len(ids))
     if ids:
@@ -377,14 +387,6 @@ def purge_chunk(
             f"error = NULL, expired_at = ?, updated_at = ? WHERE id IN ({marks})",
             (now, now, *ids),
         )
-    dropped = conn.execute(
-        "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE expired_at IS NOT NULL "
-        "AND expired_at <= ? LIMIT ?)",
-        (now - tombstone_ttl, rules.PURGE_CHUNK),
-    ).rowcount
-    keys = conn.execute(
-        "DELETE FROM idempotency WHERE (scope, key) IN (SELECT scope, key FROM idempotency "
-        "WHERE created_at <= ? LIMIT ?)",
-        (rules.key_cutoff(now), rules.PURGE_CHUNK),
-    ).rowcount
+    dropped = conn.execute(PURGE_TOMBSTONES, (now - tombstone_ttl, rules.PURGE_CHUNK)).rowcount
+    keys = conn.execute(PURGE_KEYS, (rules.key_cutoff(now), rules.PURGE_CHUNK)).rowcount
     return len(ids), dropped, keys
