@@ -64,6 +64,10 @@ class Scheduler:
                 failures += 1
                 wait = _ERRORS.delay(failures)
                 log.warning("scheduler: %s; retrying in %.1fs", exc, wait)
+            except Exception:  # a bug must not stop the workers beside it: logged with its traceback
+                failures += 1
+                wait = _ERRORS.delay(failures)
+                log.exception("scheduler: unexpected error; retrying in %.1fs", wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
 
