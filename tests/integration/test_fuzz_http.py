@@ -30,12 +30,17 @@ from starlette.routing import Mount, Route
 from errand.api.app import create_app
 from errand.api.chat import ChatBody
 from errand.api.triggers import TriggerBody
+from errand.schedules.spec import ScheduleSpec
 from tests.support.server import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, Server
 
 FUZZ_EXAMPLES = 2000
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 EXTRA_METHODS = ["PUT", "PATCH", "OPTIONS", "HEAD"]
-FIELDS = sorted({f.alias or n for n, f in ChatBody.model_fields.items()} | set(TriggerBody.model_fields))
+FIELDS = sorted(
+    {f.alias or n for n, f in ChatBody.model_fields.items()}
+    | set(TriggerBody.model_fields)
+    | set(ScheduleSpec.model_fields)
+)
 WEBHOOK_URLS = [
     "http://127.0.0.1:9/hook",  # allow-listed loopback: nothing listens, deliveries fail
     "http://localhost:9/hook",  # refused: loopback by name (/etc/hosts, no DNS)
@@ -249,6 +254,7 @@ def calls(draw: st.DrawFn, endpoint: Endpoint, ids: list[str], formation: str) -
         "request_id": st.one_of(st.sampled_from(ids), path_text),
         "name": st.one_of(st.just("issue"), path_text),
         "formation_id": st.one_of(st.just(formation), path_text),
+        "schedule_id": st.one_of(st.just("nightly"), path_text),
     }
     path = endpoint.path
     for param, strategy in values.items():
@@ -256,7 +262,7 @@ def calls(draw: st.DrawFn, endpoint: Endpoint, ids: list[str], formation: str) -
             good = (
                 st.sampled_from(ids)
                 if param == "request_id"
-                else st.just("issue" if param == "name" else formation)
+                else st.just({"name": "issue", "schedule_id": "nightly"}.get(param, formation))
             )
             path = path.replace("{" + param + "}", pick("path", good, strategy))
     assert "{" not in path, f"a path parameter this test does not know: {endpoint.path}"
