@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from errand.clock import Clock, new_id
+from errand.clock import Clock
 from errand.errors import Conflict, ErrandError, InvalidRequest, LeaseLost, StoreUnavailable
 from errand.models import (
     Delivery,
@@ -29,6 +29,7 @@ from errand.models import (
 from errand.store import attempt_log, rules
 from errand.store.postgres import fair_sql, sql
 from errand.store.postgres.group_commit import distinct_rounds, isolating
+from errand.store.postgres.outbox_ops import add_deliveries
 from errand.store.postgres.pool import Conn, Database, Row, jsonb
 
 
@@ -306,57 +307,12 @@ async def _lose_leases(
     return sorted((rules.to_request(row) for row in updated), key=lambda r: order[r.id])
 
 
-# -- webhook outbox ----------------------------------------------------------------------------------
-async def add_deliveries(
-    conn: Conn, requests: list[Request], bodies: list[dict[str, Any]], times: list[float]
-) -> list[Delivery]:
-    """New deliveries, each due at its time (now)."""
-    ids = [new_id("dlv") for _ in requests]
-    urls = [r.webhook_url or "" for r in requests]
-    await conn.execute(sql.INSERT_DELIVERIES, ids, [r.id for r in requests], urls, bodies, times)
-    return [
-        Delivery(id=i, request_id=r.id, url=u, state="pending", attempts=[], next_attempt_at=t, created_at=t)
-        for i, r, u, t in zip(ids, requests, urls, times, strict=True)
-    ]
-
-
+# -- webhook outbox (the rest is outbox_ops) --------------------------------------------------------
 async def enqueue_redelivery(conn: Conn, request_id: str, now: float) -> Delivery:
     req = live(request_id, await conn.fetchrow(sql.GET, request_id))
     rules.redelivery_url(req)
     [delivery] = await add_deliveries(conn, [req], [to_document(req)], [now])
     return delivery
-
-
-async def record_attempt(
-    conn: Conn,
-    delivery_id: str,
-    status_code: int | None,
-    error: str | None,
-    duration_ms: int,
-    next_attempt_at: float | None,
-    now: float,
-) -> Delivery:
-    row = await conn.fetchrow(sql.LOCK_DELIVERY, delivery_id)
-    if row is None:
-        raise rules.delivery_not_found(delivery_id)
-    state, next_at = rules.next_delivery_state(row["state"], status_code, next_attempt_at)
-    number = row["attempts"] + 1
-    await conn.execute(
-        sql.RECORD_ATTEMPT, delivery_id, number, now, status_code, error, duration_ms, state, next_at
-    )
-    return (await deliveries(conn, sql.DELIVERY, delivery_id))[0]
-
-
-async def deliveries(conn: Conn, query: str, key: str) -> list[Delivery]:
-    """Deliveries selected by `query` ($1 = key), each with its attempts in order."""
-    rows = await conn.fetch(query, key)
-    if not rows:
-        return []
-    attempts = await conn.fetch(sql.ATTEMPTS_OF, [row["id"] for row in rows])
-    by_delivery: dict[str, list[Any]] = {}
-    for a in attempts:
-        by_delivery.setdefault(a["delivery_id"], []).append(rules.to_attempt(a))
-    return [rules.to_delivery(row, by_delivery.get(row["id"], [])) for row in rows]
 
 
 # -- housekeeping ------------------------------------------------------------------------------------

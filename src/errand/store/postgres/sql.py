@@ -42,7 +42,7 @@ def statuses(values: Sequence[Status] | frozenset[Status]) -> list[str]:
 
 
 def mark(n: int, type: str) -> str:
-    """The placeholder of parameter n, cast when the type is not inferred (see rules.list_query)."""
+    """The placeholder of parameter n, cast when the type is not inferred (see listing.list_query)."""
     return f"${n}::{type}" if type else f"${n}"
 
 

@@ -41,8 +41,8 @@ from errand.models import (
     Status,
     sources_of,
 )
-from errand.store import attempt_log, processes, rules
-from errand.store.postgres import fair_sql, ops, sql, turns, workers
+from errand.store import attempt_log, listing, processes, rules
+from errand.store.postgres import fair_sql, ops, outbox_ops, sql, turns, workers
 from errand.store.postgres.group_commit import GroupCommit
 from errand.store.postgres.listen import Hub, Listener
 from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, Row, connect
@@ -176,7 +176,7 @@ class PostgresStore:
     ) -> Page:
         """Newest first, keyset-paginated on (created_at, id); tombstones and requests past
         result_ttl excluded."""
-        query = rules.list_query(
+        query = listing.list_query(
             owner, user_id, status, limit, cursor, mark=sql.mark, alias="r", cutoff=self._cutoff()
         )
         text = sql.LIST.format(where=query.where, order=query.order, limit=query.fetch)
@@ -389,14 +389,16 @@ class PostgresStore:
         """One attempt: 2xx -> delivered; else retrying at next_attempt_at, or failed if None."""
         now = self._clock.now()
         return await self._database.run(
-            lambda c: ops.record_attempt(
+            lambda c: outbox_ops.record_attempt(
                 c, delivery_id, status_code, error, duration_ms, next_attempt_at, now
             )
         )
 
     async def list_deliveries(self, request_id: str) -> builtins.list[Delivery]:
         """Deliveries of the request with their attempts, oldest first."""
-        return await self._database.run(lambda c: ops.deliveries(c, sql.DELIVERIES_OF, request_id), read=True)
+        return await self._database.run(
+            lambda c: outbox_ops.deliveries(c, sql.DELIVERIES_OF, request_id), read=True
+        )
 
     async def enqueue_redelivery(self, request_id: str) -> Delivery:
         """A new delivery of the terminal request's document, due now."""

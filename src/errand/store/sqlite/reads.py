@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 
 from errand.models import TERMINAL, Delivery, Event, Page, QueueStats, Request, Status
-from errand.store import rules
+from errand.store import listing, rules
 from errand.store.processes import WorkerProcess
 from errand.store.queue import QUEUE_SQL, SQLITE_FOLD, to_queue_stats
 from errand.store.rules import REQUEST_COLUMNS, sql_in
@@ -45,7 +45,7 @@ def list_requests(
     cursor: str | None,
     cutoff: float | None = None,
 ) -> Page:
-    query = rules.list_query(owner, user_id, status, limit, cursor, mark=_mark, cutoff=cutoff)
+    query = listing.list_query(owner, user_id, status, limit, cursor, mark=_mark, cutoff=cutoff)
     found = conn.execute(
         f"SELECT {_SUMMARY} FROM requests WHERE {query.where} ORDER BY {query.order} LIMIT ?",
         (*query.params, query.fetch),

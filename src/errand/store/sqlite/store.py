@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import functools
-from pathlib import Path
 from typing import Any
 
 from errand.clock import Clock
-from errand.errors import ConfigError, StoreUnavailable
 from errand.models import (
     AttemptRecord,
     Claim,
@@ -41,19 +38,10 @@ from errand.models import (
 from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
 from errand.store.queue import FOLD_AT
-from errand.store.sqlite import attempts, reads, scheduling, schema, writes
-from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
+from errand.store.sqlite import attempts, reads, scheduling, schema, upkeep, writes
+from errand.store.sqlite.connections import Readers, Writer, connect
 from errand.store.sqlite.fileguard import FileGuard
 from errand.store.sqlite.wakeups import Wakeups
-
-
-def _path_of(url: str) -> str:
-    """sqlite:///relative/path.db -> relative/path.db; sqlite:////abs/path.db -> /abs/path.db."""
-    prefix = "sqlite:///"
-    path = url[len(prefix) :].split("?", 1)[0] if url.startswith(prefix) else ""
-    if not path or path == ":memory:":
-        raise ConfigError(f"storage.url: expected sqlite:///path.db (a file), got {url!r}")
-    return path
 
 
 class SqliteStore:
@@ -109,17 +97,7 @@ class SqliteStore:
         `pool_size`: reader connections. `busy_timeout`: how long a write waits (from when it
         was asked) for another process's lock before StoreUnavailable. `result_ttl`: seconds a
         finished request stays readable (None: until purged)."""
-        if synchronous.lower() not in SYNCHRONOUS:
-            raise ConfigError(f"storage.sqlite_synchronous: expected full or normal, got {synchronous!r}")
-        if poll_interval <= 0:
-            raise ConfigError(f"poll_interval must be > 0, got {poll_interval!r}")
-        if busy_timeout < 0:
-            raise ConfigError(f"storage.sqlite_busy_timeout_seconds must be >= 0, got {busy_timeout!r}")
-        path = _path_of(url)
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreUnavailable(f"sqlite: cannot create the folder of {path!r}: {exc}") from exc
+        path = upkeep.open_path(url, synchronous, poll_interval, busy_timeout)
         store = cls(
             path,
             clock=clock,
@@ -412,19 +390,7 @@ class SqliteStore:
 
     async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
         """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""
-        total = 0
-        while True:
-            tombstoned, dropped = await self._writer.submit(
-                functools.partial(
-                    writes.purge_chunk,
-                    result_ttl=result_ttl,
-                    tombstone_ttl=tombstone_ttl,
-                    now=self._clock.now(),
-                )
-            )
-            total += tombstoned + dropped
-            if rules.purge_finished(tombstoned, dropped):
-                return total
+        return await upkeep.purge(self._writer, self._clock, result_ttl, tombstone_ttl)
 
     async def close(self) -> None:
         """Commit what is queued, stop the threads, close connections, release waiters."""
