@@ -28,6 +28,8 @@ from pydantic import (
 from errand.errors import ConfigError
 from errand.limits_config import LimitsConfig
 from errand.logs import LogSettings
+from errand.observability_config import MetricsConfig, TracingConfig
+from errand.server_config import ServerConfig
 from errand.webhooks import sign
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -60,26 +62,6 @@ class Keys(_Section):
     metrics: list[str] = Field(default_factory=list)
     """Keys that may read /metrics and nothing else (for a Prometheus scraper), when
     metrics.require_key asks for a key; an admin key works there too."""
-
-
-class MetricsConfig(_Section):
-    """GET /metrics (api/scrape.py)."""
-
-    require_key: bool | None = None
-    """true: /metrics needs an admin or keys.metrics key (Authorization: Bearer, as Prometheus'
-    `authorization` setting sends it). false: open. Default (unset): open only while the server
-    listens on a loopback address, where only this host can reach it; on any other address a
-    key is required."""
-    cache_seconds: float = Field(default=2.0, ge=0, le=60)
-    """The queue gauges are read from the database at most this often: many scrapers, one query."""
-    timeout_seconds: float = Field(default=1.0, gt=0, le=30)
-    """A queue read slower than this answers the last values with errand_metrics_stale 1,
-    rather than holding the scrape."""
-    port: int | None = Field(default=None, ge=0, le=65535)
-    """`errand worker` serves GET /metrics (and /health) on this port of workers' host; unset:
-    a worker process exposes no metrics. (`errand serve` has /metrics on its own port.)"""
-    host: str = "127.0.0.1"
-    """The address `errand worker` serves metrics on, when `port` is set."""
 
 
 class StorageConfig(_Section):
@@ -172,50 +154,6 @@ class WorkersConfig(_Section):
     """Seconds between looks for dead workers, whose requests are then taken over at once: a
     worker process of this host that is gone (pid + start time), or on PostgreSQL a worker
     whose database session ended. 0: off, a dead worker's requests wait for lease_seconds."""
-
-
-class ServerConfig(_Section):
-    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
-    max_wait_seconds: float = Field(default=60.0, ge=0)
-    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
-    """An event stream silent this long gets a `: keepalive` comment, so proxies keep it open."""
-    max_connections: int = Field(default=4096, ge=1, le=1_000_000)
-    """Open HTTP connections at once. At the cap a new connection closes the oldest one that is
-    not running a request (idle, or still sending its headers); when every one is running a
-    request, the new one gets 503. Lowered at start to fit the open-file limit."""
-    keepalive_timeout_seconds: float = Field(default=5.0, gt=0, le=3600)
-    """A connection with no request in progress (new, or between requests) is closed after this."""
-    header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
-    """The request line and headers must arrive within this, from their first byte: else 408."""
-    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
-    """Request line plus headers; a larger head is refused with 431 HEADERS_TOO_LARGE."""
-    max_json_depth: int = Field(default=64, ge=2, le=200)
-    """Request bodies nested deeper are refused (422 naming the field); stored JSON must stay
-    well under orjson's 254 levels, as results and webhook bodies wrap it further."""
-
-
-class TracingConfig(_Section):
-    """OpenTelemetry traces (`errand[otel]`); each unset key follows the standard OTEL_* variable.
-    `enabled` unset: on when OTEL_TRACES_EXPORTER names an exporter other than `none`, or an
-    OTLP endpoint is set; OTEL_SDK_DISABLED=true turns it off. The SDK reads the other OTEL_*
-    variables itself (endpoint, headers, sampler, batch timings, resource attributes)."""
-
-    enabled: bool | None = None
-    service_name: str | None = None
-    """Default: OTEL_SERVICE_NAME, else `errand`."""
-    exporter: str | None = None
-    """Default: OTEL_TRACES_EXPORTER, else `otlp` (OTLP over HTTP, to OTEL_EXPORTER_OTLP_ENDPOINT)."""
-
-    def resolved(self, env: Mapping[str, str]) -> TracingConfig:
-        exporter = self.exporter or env.get("OTEL_TRACES_EXPORTER", "").split(",")[0].strip() or "otlp"
-        asked = bool(env.get("OTEL_TRACES_EXPORTER")) or any(
-            env.get(f"OTEL_EXPORTER_OTLP{k}ENDPOINT") for k in ("_", "_TRACES_")
-        )
-        enabled = (asked and exporter != "none") if self.enabled is None else self.enabled
-        if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-            enabled = False
-        name = self.service_name or env.get("OTEL_SERVICE_NAME") or "errand"
-        return TracingConfig(enabled=enabled, service_name=name, exporter=exporter)
 
 
 class ModelConfig(_Section):

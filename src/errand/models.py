@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from errand.request_ids import public_id
+from errand.scheduling_models import Limits as Limits
+from errand.scheduling_models import QueueInfo as QueueInfo
+from errand.scheduling_models import QueueStats as QueueStats
 
 
 class Status(enum.StrEnum):
@@ -77,15 +80,6 @@ class Progress:
         if not d:
             return None
         return cls(d.get("percent"), d.get("message"), d.get("step"), d.get("total_steps"))
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    """The queue now, as the metrics gauges show it: non-terminal requests counted by
-    (status, agent) (agent None: not routed yet), and the created_at of the oldest pending one."""
-
-    depth: dict[tuple[str, str | None], int]
-    oldest_pending_at: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,31 +175,6 @@ def default_fairness_key(owner: str, user_id: str) -> str:
 
 SUPERSEDED = "superseded"
 """The cancel reason of a request interrupted by a newer one of its session."""
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What `Store.claim` must respect across every process (None: no cap)."""
-
-    max_running: int | None = None
-    max_running_per_user: int | None = None
-    agent_caps: dict[str, int] = field(default_factory=dict)
-    weights: dict[str, float] = field(default_factory=dict)
-    """Fairness-key weights (default 1): a key of weight 2 gets two turns per round."""
-    fair: bool = True
-    """False: the plain oldest-first claim of old (no fairness, no caps), kept for comparison."""
-
-    @property
-    def capped(self) -> bool:
-        return self.max_running is not None or self.max_running_per_user is not None or bool(self.agent_caps)
-
-
-@dataclass(frozen=True, slots=True)
-class QueueInfo:
-    """Why a pending request waits (`waiting_on`) and about how many run before it."""
-
-    waiting_on: str | None
-    queue_position: int | None
 
 
 @dataclass(frozen=True, slots=True)

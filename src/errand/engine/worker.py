@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -32,6 +33,7 @@ from errand.agents.threads import AgentThreads
 from errand.backoff import Backoff
 from errand.clock import Clock, new_id
 from errand.engine.attempt import Attempt, Outcome, Phase
+from errand.engine.housekeeping import fold_loop, purge_loop, requeue_loop
 from errand.engine.settings import WorkerSettings
 from errand.engine.watchdog import LoopWatchdog
 from errand.errors import StoreUnavailable
@@ -55,7 +57,6 @@ _STORE_RETRY = Backoff(initial=0.1, maximum=5.0)
 _RESTART = Backoff(initial=0.1, maximum=10.0)
 """Restarting a crashed side loop; a loop that ran for over _HEALTHY_RUN starts again at 0.1 s."""
 _HEALTHY_RUN = 30.0
-QUEUE_FOLD_INTERVAL = 5.0
 
 log = logging.getLogger("errand.worker")
 
@@ -279,9 +280,9 @@ class Worker:
             "cancel-watch": self._cancel_loop,
         }
         if housekeeping:
-            loops["requeue"] = self._requeue_loop
-            loops["purge"] = self._purge_loop
-            loops["queue-fold"] = self._fold_loop
+            loops["requeue"] = functools.partial(requeue_loop, self.store, self.settings, self._wake)
+            loops["purge"] = functools.partial(purge_loop, self.store, self.settings)
+            loops["queue-fold"] = functools.partial(fold_loop, self.store)
             if self.settings.liveness_interval > 0:
                 loops["liveness"] = self._liveness_loop
         tasks = [asyncio.create_task(self._supervise(n, f), name=f"errand-{n}") for n, f in loops.items()]
@@ -381,28 +382,6 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.liveness_interval)
             await self._take_over_dead()
-
-    async def _requeue_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.lease_seconds / 2)
-            if await self.store.requeue_expired():
-                self._wake.set()
-
-    async def _fold_loop(self) -> None:
-        """Read the queue counts every QUEUE_FOLD_INTERVAL: a read folds the count rows that
-        status changes append (store/queue.py), so they stay few even when nobody scrapes."""
-        while True:
-            await asyncio.sleep(QUEUE_FOLD_INTERVAL)
-            await self.store.queue_stats()
-
-    async def _purge_loop(self) -> None:
-        """Purge now, then every housekeeping_interval (async.purge_interval). Reads answer 410
-        from the moment a result outlives result_ttl; the purge only reclaims the space."""
-        while True:
-            purged = await self.store.purge_expired(self.settings.result_ttl, self.settings.tombstone_ttl)
-            if purged:
-                log.info("purged %d expired requests", purged)
-            await asyncio.sleep(self.settings.housekeeping_interval)
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, running={len(self._attempts)})"

@@ -1,0 +1,45 @@
+"""The worker's housekeeping side loops: requeue expired leases, fold the queue counts, purge.
+
+Run only by a worker that does housekeeping, each under the worker's supervisor (a crash is
+logged and the loop restarted). Split from engine/worker.py; they touch only the store, the
+worker's settings and, for a requeue, its wake-up event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from errand.engine.settings import WorkerSettings
+from errand.store.base import Store
+
+__all__ = ["QUEUE_FOLD_INTERVAL", "fold_loop", "purge_loop", "requeue_loop"]
+
+QUEUE_FOLD_INTERVAL = 5.0
+
+log = logging.getLogger("errand.worker")
+
+
+async def requeue_loop(store: Store, settings: WorkerSettings, wake: asyncio.Event) -> None:
+    while True:
+        await asyncio.sleep(settings.lease_seconds / 2)
+        if await store.requeue_expired():
+            wake.set()
+
+
+async def fold_loop(store: Store) -> None:
+    """Read the queue counts every QUEUE_FOLD_INTERVAL: a read folds the count rows that
+    status changes append (store/queue.py), so they stay few even when nobody scrapes."""
+    while True:
+        await asyncio.sleep(QUEUE_FOLD_INTERVAL)
+        await store.queue_stats()
+
+
+async def purge_loop(store: Store, settings: WorkerSettings) -> None:
+    """Purge now, then every housekeeping_interval (async.purge_interval). Reads answer 410
+    from the moment a result outlives result_ttl; the purge only reclaims the space."""
+    while True:
+        purged = await store.purge_expired(settings.result_ttl, settings.tombstone_ttl)
+        if purged:
+            log.info("purged %d expired requests", purged)
+        await asyncio.sleep(settings.housekeeping_interval)
