@@ -33,6 +33,7 @@ from errand.api.schemas import (
     Accepted,
     AgentDocument,
     AgentList,
+    AttemptList,
     CancelAnswer,
     DeliveryList,
     ErrorBody,
@@ -126,6 +127,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/requests/{request_id}", "Status and result of a request", {200: StatusDocument}, READ, params=(WAIT,)),  # noqa: E501
     Operation("DELETE", "/v1/requests/{request_id}", "Cancel a request", {200: CancelAnswer}, (*READ, Conflict)),  # noqa: E501
     Operation("GET", "/v1/requests/{request_id}/events", "The request's events as Server-Sent Events", {200: SSE}, READ, params=LAST_EVENT),  # noqa: E501
+    Operation("GET", "/v1/requests/{request_id}/attempts", "Every attempt: worker, outcome, error (admins: traceback)", {200: AttemptList}, READ),  # noqa: E501
     Operation("GET", "/v1/requests/{request_id}/deliveries", "Webhook delivery attempts", {200: DeliveryList}, READ, tag="webhooks"),  # noqa: E501
     Operation("POST", "/v1/requests/{request_id}/redeliver", "Send the webhook again", {202: Redelivery}, (NotFound, RequestExpired, Conflict), auth="admin", tag="webhooks"),  # noqa: E501
     Operation("GET", "/v1/admin/webhook-secret", "The webhook signing secret", {200: WebhookSecret}, auth="admin", tag="webhooks"),  # noqa: E501

@@ -196,6 +196,28 @@ class DeliveryList(_Doc):
     count: int
 
 
+class AttemptError(_Doc):
+    type: str
+    message: str
+
+
+class AttemptDocument(_Doc):
+    attempt: int
+    worker_id: str | None
+    outcome: Literal["running", "completed", "retried", "failed", "cancelled", "lease_lost", "worker_lost"]
+    started_at: float
+    ended_at: float | None
+    duration_ms: int | None
+    error: AttemptError | None
+    traceback: str | None = Field(default=None, description="Admins only: the stored traceback.")
+
+
+class AttemptList(_Doc):
+    request_id: str
+    attempts: list[AttemptDocument]
+    count: int
+
+
 class Redelivery(_Doc):
     request_id: str
     delivery: DeliveryDocument
