@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from errand.backoff import Backoff
@@ -96,7 +96,8 @@ class ChangeWaiter:
 class Hub:
     """In-process dispatch of wake-ups to waiters of one store."""
 
-    def __init__(self) -> None:
+    def __init__(self, poll_interval: float) -> None:
+        self.poll_interval = poll_interval
         self.work = Flag()
         self.cancel = Flag()
         self.outbox = Flag()
@@ -145,6 +146,32 @@ class Hub:
         for waiters in self._changes.values():
             for waiter in waiters:
                 waiter.poke()
+
+    def step(self, timeout: float) -> float:
+        """Without the LISTEN connection, waits end every poll_interval so callers re-check."""
+        return timeout if self.connected else min(timeout, self.poll_interval)
+
+    async def wait_for_change(
+        self, request_id: str, after_seq: int, timeout: float, read_seq: Callable[[], Awaitable[int]]
+    ) -> bool:
+        """True once seq > after_seq, False at timeout (Store.wait_for_change).
+
+        The waiter is registered BEFORE the row is read (`read_seq`), so a change committed after
+        the read wakes it (its NOTIFY carries the new seq: no re-read needed). While the LISTEN
+        connection is down, the row is re-read every poll_interval instead."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiter = self.watch(request_id, after_seq)
+        try:
+            while True:
+                if waiter.seen_seq > after_seq or await read_seq() > after_seq:
+                    return True
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                await waiter.wait(self.step(remaining))
+        finally:
+            self.unwatch(request_id, waiter)
 
     def dispatch(self, channel: str, payload: str) -> None:
         """One notification from PostgreSQL (see `sql` for the channels and their payloads)."""

@@ -7,18 +7,17 @@ and `status = ANY(sources_of(new))` in the UPDATE, so a race can only lose, neve
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from errand.clock import Clock
 from errand.errors import Conflict, ErrandError, InvalidRequest, LeaseLost, StoreUnavailable
 from errand.models import (
     Delivery,
     ErrorInfo,
     IdempotencyKey,
     NewRequest,
+    OutboxItem,
     Request,
     Result,
     Status,
@@ -28,7 +27,7 @@ from errand.models import (
 )
 from errand.store import attempt_log, rules
 from errand.store.postgres import fair_sql, sql
-from errand.store.postgres.group_commit import distinct_rounds, isolating
+from errand.store.postgres.group_commit import GroupCommit, distinct_rounds, isolating
 from errand.store.postgres.outbox_ops import add_deliveries
 from errand.store.postgres.pool import Conn, Database, Row, jsonb
 
@@ -218,6 +217,31 @@ async def _finish_rounds(
     return outcomes
 
 
+async def retry_later(
+    db: Database, request_id: str, attempt: int, run_at: float, error: ErrorInfo, now: float
+) -> Request:
+    """One fenced statement: lease released, a `retry` event, the attempt row closed."""
+    data, tb = rules.retry_data(attempt, run_at, error), attempt_log.error_traceback(error)
+    allowed = sql.statuses(sources_of(Status.PROCESSING))
+    row = await db.fetchrow(
+        sql.RETRY_LATER, request_id, attempt, run_at, error.to_dict(), now, data, allowed, tb
+    )
+    if row is None:
+        raise rules.lease_lost(request_id, attempt)
+    return rules.to_request(row)
+
+
+async def heartbeat(
+    db: Database, worker_id: str, attempts: dict[str, int], lease_seconds: float, now: float
+) -> set[str]:
+    """One statement extending every held lease; the ids no longer held."""
+    if not attempts:
+        return set()
+    ids = list(attempts)
+    rows = await db.fetch(sql.HEARTBEAT, ids, [attempts[i] for i in ids], worker_id, now + lease_seconds)
+    return set(ids) - {row["id"] for row in rows}
+
+
 # -- cancel and lost workers -------------------------------------------------------------------------
 async def request_cancel(conn: Conn, rid: str, now: float, reason: Any = None) -> tuple[Request, str, bool]:
     """(request, how, changed). The row is locked first, so the decision and the write agree."""
@@ -308,6 +332,15 @@ async def _lose_leases(
 
 
 # -- webhook outbox (the rest is outbox_ops) --------------------------------------------------------
+async def claim_outbox(
+    db: Database, worker_id: str, limit: int, lease_seconds: float, now: float
+) -> list[OutboxItem]:
+    if limit <= 0:
+        return []
+    rows = await db.fetch(sql.CLAIM_OUTBOX, now, limit, worker_id, now + lease_seconds)
+    return rules.to_outbox(rows)
+
+
 async def enqueue_redelivery(conn: Conn, request_id: str, now: float) -> Delivery:
     req = live(request_id, await conn.fetchrow(sql.GET, request_id))
     rules.redelivery_url(req)
@@ -315,55 +348,16 @@ async def enqueue_redelivery(conn: Conn, request_id: str, now: float) -> Deliver
     return delivery
 
 
-# -- housekeeping ------------------------------------------------------------------------------------
-async def migrate(conn: Conn) -> list[str]:
-    """Apply what schema_migrations lacks, under a transaction-scoped advisory lock: processes
-    migrating at once serialize, and the later ones find nothing to do."""
-    await conn.execute(sql.LOCK_MIGRATIONS, sql.MIGRATION_LOCK)
-    await conn.execute(sql.MIGRATIONS_TABLE)
-    applied = {row["name"] for row in await conn.fetch(sql.APPLIED)}
-    done = []
-    for name, script in sql.migrations():
-        if name not in applied:
-            await conn.execute(script)
-            await conn.execute(sql.RECORD_MIGRATION, name)
-            done.append(name)
-    return done
+class Batches:
+    """The group commits of one store: concurrent submits, appends and finishes each share one
+    statement; the pool is looked up at flush time (`database`)."""
 
+    def __init__(self, database: Callable[[], Database]) -> None:
+        self.submit: GroupCommit[Submission, Row] = GroupCommit(lambda b: submit_many(database(), b))
+        self.append: GroupCommit[Append, int] = GroupCommit(lambda b: append_many(database(), b))
+        self.finish: GroupCommit[Finish, Request] = GroupCommit(lambda b: finish_many(database(), b))
 
-async def applied_migrations(conn: Conn) -> set[str]:
-    if not await conn.fetchval(sql.HAS_MIGRATIONS_TABLE):
-        return set()
-    return {row["name"] for row in await conn.fetch(sql.APPLIED)}
-
-
-async def get_or_create_setting(conn: Conn, name: str, value: str, now: float) -> str:
-    """Insert if absent, then read (see sql.INSERT_SETTING): every caller gets the one winner."""
-    await conn.execute(sql.INSERT_SETTING, name, value, now)
-    return str(await conn.fetchval(sql.SETTING, name))
-
-
-async def probe_write(conn: Conn, now: float) -> None:
-    """The probe row, rewritten in a transaction that waits at most PROBE_LOCK_WAIT for locks."""
-    await conn.execute(sql.PROBE_LOCK_TIMEOUT)
-    await conn.execute(sql.PROBE_WRITE, now)
-
-
-async def purge(db: Database, clock: Clock, result_ttl: float, tombstone_ttl: float) -> int:
-    """Purge chunk after chunk until one leaves nothing for another; returns the rows touched."""
-    total = 0
-    while True:
-        now = clock.now()
-        chunk = functools.partial(purge_chunk, now=now, result_ttl=result_ttl, tombstone_ttl=tombstone_ttl)
-        tombstoned, dropped = await db.run(chunk)
-        total += tombstoned + dropped
-        if rules.purge_finished(tombstoned, dropped):
-            return total
-
-
-async def purge_chunk(conn: Conn, *, now: float, result_ttl: float, tombstone_ttl: float) -> tuple[int, int]:
-    """Tombstone and drop up to PURGE_CHUNK requests each (so no transaction is long)."""
-    tombstoned = await conn.fetch(sql.TOMBSTONE, rules.result_cutoff(now, result_ttl), now, rules.PURGE_CHUNK)
-    dropped = await conn.fetch(sql.DROP_TOMBSTONES, now - tombstone_ttl, rules.PURGE_CHUNK)
-    await conn.execute(sql.DROP_OLD_KEYS, rules.key_cutoff(now))
-    return len(tombstoned), len(dropped)
+    async def wait_idle(self) -> None:
+        """Every queued call flushed (at close)."""
+        for batcher in (self.submit, self.append, self.finish):
+            await batcher.wait_idle()

@@ -8,7 +8,17 @@ from errand.models import IdempotencyKey, Limits, NewRequest, QueueInfo, Request
 from errand.store import fairness, rules
 from errand.store.fairness import Candidate, Running
 from errand.store.postgres import fair_sql, ops, sql
-from errand.store.postgres.pool import Conn, Row
+from errand.store.postgres.pool import Conn, Database, Row
+
+
+async def claim_rows(
+    db: Database, worker_id: str, limit: int, lease_seconds: float, now: float, limits: Limits
+) -> list[Row]:
+    """Fair and capped (`claim`, one transaction) or, with limits.fair off, oldest first in one
+    statement (SKIP LOCKED)."""
+    if limits.fair:
+        return await db.run(lambda c: claim(c, worker_id, limit, lease_seconds, now, limits))
+    return await db.fetch(sql.CLAIM, now, limit, worker_id, now + lease_seconds)
 
 
 async def claim(
@@ -53,6 +63,20 @@ async def _round(
     order = {c.id: n for n, c in enumerate(plan.chosen)}
     rows = await conn.fetch(fair_sql.CLAIM_IDS, list(order), now, worker_id, now + lease_seconds)
     return sorted(rows, key=lambda row: order[row["id"]]), plan.another
+
+
+async def submit(
+    db: Database, batches: ops.Batches, new: NewRequest, idem: IdempotencyKey | None, now: float
+) -> tuple[Row | None, Request | None, list[Request]]:
+    """As submit_session: (row, None, cancelled) or (None, the key's original, []). With a
+    session, one turn per session in its own transaction; with a key, one statement; with
+    neither, concurrent submits share one statement (group commit)."""
+    if new.session_id is not None:
+        return await db.run(lambda c: submit_session(c, new, idem, now))
+    if idem is None:
+        return await batches.submit(ops.Submission(new, now)), None, []
+    row, original = await db.run(lambda c: ops.submit_keyed(c, new, idem, now), tx=False)
+    return row, original, []
 
 
 async def submit_session(

@@ -12,7 +12,6 @@ The SQL lives in `writes`, `reads` and `schema`, the rules it shares with Postgr
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 from typing import Any
 
@@ -37,10 +36,7 @@ from errand.models import (
 )
 from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
-from errand.store.queue import FOLD_AT
 from errand.store.sqlite import attempts, reads, scheduling, schema, upkeep, writes
-from errand.store.sqlite.connections import Readers, Writer, connect
-from errand.store.sqlite.fileguard import FileGuard
 from errand.store.sqlite.wakeups import Wakeups
 
 
@@ -65,18 +61,7 @@ class SqliteStore:
         self.synchronous = synchronous
         self._clock = clock
         self._result_ttl = result_ttl
-        guard = FileGuard(path)
-        self._writer = Writer(
-            lambda: connect(path, synchronous=synchronous, writer=True, busy_timeout=busy_timeout),
-            guard=guard,
-            busy_timeout=busy_timeout,
-            synchronous=synchronous,
-        )
-        self._readers = Readers(
-            lambda: connect(path, synchronous=synchronous, writer=False, busy_timeout=busy_timeout),
-            readers,
-            guard,
-        )
+        self._writer, self._readers = upkeep.connections(path, synchronous, readers, busy_timeout)
         self._wake = Wakeups(clock, poll_interval)
 
     @classmethod
@@ -168,23 +153,11 @@ class SqliteStore:
         return await self._readers.run(lambda c: reads.events_since(c, request_id, after_seq, max(0, limit)))
 
     async def wait_for_change(self, request_id: str, after_seq: int, timeout: float) -> bool:
-        """True once seq > after_seq, False at timeout. The watch is registered before each read,
-        so an in-process commit between read and wait still wakes us; other processes' commits
-        wake us through the notifier, or are caught by re-reading (see change_poll). NotFound
-        for an unknown request."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            watch = self._wake.watch(request_id)
-            try:
-                if await self._readers.run(lambda c: reads.seq_of(c, request_id)) > after_seq:
-                    return True
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return False
-                await asyncio.wait({watch}, timeout=min(remaining, self._wake.change_poll))
-            finally:
-                self._wake.unwatch(request_id, watch)
+        """True once seq > after_seq, False at timeout; NotFound for an unknown request
+        (`Wakeups.wait_for_change`)."""
+        return await self._wake.wait_for_change(
+            request_id, after_seq, timeout, lambda: self._readers.run(lambda c: reads.seq_of(c, request_id))
+        )
 
     async def list_attempts(self, request_id: str) -> builtins.list[AttemptRecord]:
         """The request's attempts, oldest first (empty for an unknown request)."""
@@ -196,10 +169,7 @@ class SqliteStore:
 
     async def queue_stats(self) -> QueueStats:
         """The queue by status and agent, and its oldest pending request (store/queue.py)."""
-        stats, changes = await self._readers.run(reads.queue_stats)
-        if changes > FOLD_AT:
-            await self._writer.submit(reads.fold_queue_counts, relaxed=True)
-        return stats
+        return await upkeep.queue_stats(self._readers, self._writer)
 
     # -- work ---------------------------------------------------------------------------------
     async def claim(
@@ -280,17 +250,14 @@ class SqliteStore:
 
     async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
         """The ids (of these) that are cancelled or otherwise terminal."""
-        if not request_ids:
-            return set()
         ids = builtins.list(dict.fromkeys(request_ids))
-        return await self._readers.run(lambda c: reads.cancelled_among(c, ids))
+        return await self._readers.run(lambda c: reads.cancelled_among(c, ids)) if ids else set()
 
     async def requeue_expired(self) -> int:
         """Take back requests whose worker died (lease expired); returns how many."""
         now = self._clock.now()
-        touched = await self._writer.submit(
-            lambda c: writes.requeue_expired(c, now), self._wake.after_requests
-        )
+        after = self._wake.after_requests
+        touched = await self._writer.submit(lambda c: writes.requeue_expired(c, now), after)
         return len(touched)
 
     async def register_worker(self, worker_id: str, process: WorkerProcess | None = None) -> None:
@@ -301,16 +268,8 @@ class SqliteStore:
     async def requeue_dead(self) -> int:
         """Take back the leases of workers of this node whose process is gone: one read, and a
         write only when some died."""
-        node = processes.this_process().node
-        workers = await self._readers.run(lambda c: reads.workers_on(c, node))
-        dead = [worker_id for worker_id, process in workers if processes.dead(process)]
-        if not dead:
-            return 0
         now = self._clock.now()
-        touched = await self._writer.submit(
-            lambda c: writes.requeue_dead(c, dead, now), self._wake.after_requests
-        )
-        return len(touched)
+        return len(await upkeep.requeue_dead(self._readers, self._writer, now, self._wake.after_requests))
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return on a submit (here or notified from another process), or within min(timeout, poll)."""
@@ -370,9 +329,8 @@ class SqliteStore:
         return await self._writer.submit(schema.migrate)
 
     async def schema_current(self) -> bool:
-        """True when the file's user_version is at (or past) the newest packaged migration."""
-        latest = max(version for version, _, _ in schema.migrations())
-        return await self._readers.run(schema.schema_version) >= latest
+        """True when every packaged migration is recorded (or adopted) as applied (`/ready`)."""
+        return not await self._readers.run(schema.pending)
 
     async def ping(self) -> None:
         """Read the database header; StoreUnavailable if that fails."""

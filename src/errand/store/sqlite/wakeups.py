@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from errand.clock import Clock
 from errand.models import Delivery, Event, Request
@@ -61,6 +62,27 @@ class Wakeups:
             watchers.discard(watch)
             if not watchers:
                 del self._watchers[request_id]
+
+    async def wait_for_change(
+        self, request_id: str, after_seq: int, timeout: float, read_seq: Callable[[], Awaitable[int]]
+    ) -> bool:
+        """True once seq > after_seq, False at timeout (Store.wait_for_change). The watch is
+        registered before each read (`read_seq`), so an in-process commit between read and wait
+        still wakes us; other processes' commits wake us through the notifier, or are caught by
+        re-reading (see change_poll)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            watch = self.watch(request_id)
+            try:
+                if await read_seq() > after_seq:
+                    return True
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                await asyncio.wait({watch}, timeout=min(remaining, self.change_poll))
+            finally:
+                self.unwatch(request_id, watch)
 
     # -- after a commit -----------------------------------------------------------------------
     def after_submit(self, outcome: tuple[Request, bool]) -> None:

@@ -1,0 +1,69 @@
+"""Housekeeping of the PostgreSQL backend: migrations, settings, the write probe and the purge."""
+
+from __future__ import annotations
+
+import functools
+
+from errand.clock import Clock
+from errand.store import rules
+from errand.store.postgres import sql
+from errand.store.postgres.pool import Conn, Database
+
+
+async def migrate(conn: Conn) -> list[str]:
+    """Apply what schema_migrations lacks, under a transaction-scoped advisory lock: processes
+    migrating at once serialize, and the later ones find nothing to do."""
+    await conn.execute(sql.LOCK_MIGRATIONS, sql.MIGRATION_LOCK)
+    await conn.execute(sql.MIGRATIONS_TABLE)
+    applied = {row["name"] for row in await conn.fetch(sql.APPLIED)}
+    done = []
+    for name, script in sql.migrations():
+        if name not in applied:
+            await conn.execute(script)
+            await conn.execute(sql.RECORD_MIGRATION, name)
+            done.append(name)
+    return done
+
+
+async def applied_migrations(conn: Conn) -> set[str]:
+    if not await conn.fetchval(sql.HAS_MIGRATIONS_TABLE):
+        return set()
+    return {row["name"] for row in await conn.fetch(sql.APPLIED)}
+
+
+async def get_or_create_setting(conn: Conn, name: str, value: str, now: float) -> str:
+    """Insert if absent, then read (see sql.INSERT_SETTING): every caller gets the one winner."""
+    await conn.execute(sql.INSERT_SETTING, name, value, now)
+    return str(await conn.fetchval(sql.SETTING, name))
+
+
+async def probe_write(conn: Conn, now: float) -> None:
+    """The probe row, rewritten in a transaction that waits at most PROBE_LOCK_WAIT for locks."""
+    await conn.execute(sql.PROBE_LOCK_TIMEOUT)
+    await conn.execute(sql.PROBE_WRITE, now)
+
+
+async def purge(db: Database, clock: Clock, result_ttl: float, tombstone_ttl: float) -> int:
+    """Purge chunk after chunk until one leaves nothing for another; returns the rows touched."""
+    total = 0
+    while True:
+        now = clock.now()
+        chunk = functools.partial(purge_chunk, now=now, result_ttl=result_ttl, tombstone_ttl=tombstone_ttl)
+        tombstoned, dropped = await db.run(chunk)
+        total += tombstoned + dropped
+        if rules.purge_finished(tombstoned, dropped):
+            return total
+
+
+async def purge_chunk(conn: Conn, *, now: float, result_ttl: float, tombstone_ttl: float) -> tuple[int, int]:
+    """Tombstone and drop up to PURGE_CHUNK requests each (so no transaction is long)."""
+    tombstoned = await conn.fetch(sql.TOMBSTONE, rules.result_cutoff(now, result_ttl), now, rules.PURGE_CHUNK)
+    dropped = await conn.fetch(sql.DROP_TOMBSTONES, now - tombstone_ttl, rules.PURGE_CHUNK)
+    await conn.execute(sql.DROP_OLD_KEYS, rules.key_cutoff(now))
+    return len(tombstoned), len(dropped)
+
+
+async def schema_current(db: Database) -> bool:
+    """True when every packaged migration is recorded as applied."""
+    applied = await db.run(applied_migrations, tx=False, read=True)
+    return {name for name, _ in sql.migrations()} <= applied
