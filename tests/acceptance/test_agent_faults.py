@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.support.procs import serving, write_formation
+from tests.support.server import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -128,15 +129,6 @@ def submit(c: httpx.Client, agent: str, message: str = "hi") -> str:
     return rid
 
 
-def wait_terminal(c: httpx.Client, rid: str, timeout: float = 10) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        doc: dict[str, Any] = c.get(f"/v1/requests/{rid}", params={"wait": 2}).json()
-        if doc["status"] in ("completed", "failed", "cancelled"):
-            return doc
-    raise AssertionError(f"{rid} not terminal after {timeout}s: {doc}")
-
-
 def test_base_exceptions_fail_their_request_not_the_server(tmp_path: Path, storage_url: str) -> None:
     cfg = formation(tmp_path, storage_url)
     expected = {"sys-exit": "SystemExit", "interrupt": "KeyboardInterrupt", "async-exit": "SystemExit"}
@@ -145,14 +137,14 @@ def test_base_exceptions_fail_their_request_not_the_server(tmp_path: Path, stora
         with httpx.Client(base_url=base, headers=HEADERS, timeout=15) as c:
             ids = {agent: submit(c, agent) for agent in expected}
             for agent, rid in ids.items():
-                doc = wait_terminal(c, rid)
+                doc = wait_for(c, rid)
                 assert doc["status"] == "failed", (agent, doc, proc.tail())
                 assert doc["error"]["type"] == expected[agent]
                 assert doc["error"]["retryable"] is False
                 assert doc["attempts"] == 1
             assert proc.p is not None and proc.p.poll() is None, proc.tail()
             assert c.get("/health").status_code == 200
-            assert wait_terminal(c, submit(c, "ok", "next"))["result"]["text"] == "ok next"
+            assert wait_for(c, submit(c, "ok", "next"))["result"]["text"] == "ok next"
         log = proc.log.read_text()
         assert all(rid in log for rid in ids.values())  # the operator sees each failure, by id
         proc.kill()
@@ -163,7 +155,7 @@ def test_base_exceptions_fail_their_request_not_the_server(tmp_path: Path, stora
             assert proc.p is not None and proc.p.poll() is None, proc.tail()
             for rid in ids.values():
                 assert c.get(f"/v1/requests/{rid}").json()["status"] == "failed"
-            assert wait_terminal(c, submit(c, "ok", "after"))["status"] == "completed"
+            assert wait_for(c, submit(c, "ok", "after"))["status"] == "completed"
     ran = runs(tmp_path)
     assert len(ran) == len(expected) + 2 and all(ran.count(rid) == 1 for rid in ids.values()), ran
 
@@ -176,8 +168,8 @@ def test_unstorable_results_fail_once_at_once(tmp_path: Path, storage_url: str) 
             started = time.monotonic()
             ids = {kind: submit(c, "unstorable", kind) for kind in kinds}
             too_big = submit(c, "big", str(20 * 1024 * 1024))
-            docs = {kind: wait_terminal(c, rid) for kind, rid in ids.items()}
-            big_doc = wait_terminal(c, too_big)
+            docs = {kind: wait_for(c, rid) for kind, rid in ids.items()}
+            big_doc = wait_for(c, too_big)
             elapsed = time.monotonic() - started
             for kind, doc in docs.items():
                 assert doc["status"] == "failed", (kind, doc)
@@ -193,7 +185,7 @@ def test_unstorable_results_fail_once_at_once(tmp_path: Path, storage_url: str) 
             assert "(async.max_result_bytes is 10485760)" in message
             assert elapsed < 5  # at once: no lease period (2 s) waited, let alone three
             assert c.get("/health").status_code == 200
-            assert wait_terminal(c, submit(c, "ok"))["status"] == "completed"
+            assert wait_for(c, submit(c, "ok"))["status"] == "completed"
     ran, log = runs(tmp_path), proc.log.read_text()
     for rid in [*ids.values(), too_big]:
         assert ran.count(rid) == 1, rid  # the agent ran once: no side effect repeated
@@ -207,7 +199,7 @@ def test_the_list_carries_no_results(tmp_path: Path, storage_url: str) -> None:
         with httpx.Client(base_url=base, headers=HEADERS, timeout=30) as c:
             ids = [submit(c, "big", str(size)) for _ in range(10)]
             for rid in ids:
-                assert wait_terminal(c, rid, 30)["status"] == "completed"
+                assert wait_for(c, rid, 30)["status"] == "completed"
             r = c.get("/v1/requests", params={"limit": 50})
             assert r.status_code == 200
             assert len(r.content) < 20_000, len(r.content)  # ten 2 MB results, a few KB of list

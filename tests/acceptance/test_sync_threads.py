@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.support.procs import serving, write_formation
+from tests.support.server import wait_for
 from tests.support.webhook_receiver import receiving
 
 pytestmark = pytest.mark.slow
@@ -84,15 +85,6 @@ def submit(c: httpx.Client, agent: str, message: str, **extra: Any) -> str:
     return rid
 
 
-def wait_terminal(c: httpx.Client, rid: str, timeout: float = 15) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        doc: dict[str, Any] = c.get(f"/v1/requests/{rid}", params={"wait": 2}).json()
-        if doc["status"] in ("completed", "failed", "cancelled"):
-            return doc
-    raise AssertionError(f"{rid} not terminal after {timeout}s: {doc}")
-
-
 def stray_threads(c: httpx.Client) -> float:
     for line in c.get("/metrics").text.splitlines():
         if line.startswith("errand_stray_attempt_threads "):
@@ -123,7 +115,7 @@ def test_sleeping_sync_agents_starve_nothing(tmp_path: Path) -> None:
                 time.sleep(0.05)
             assert [k for k, *_ in calls(tmp_path)] == ["start"] * 64  # 64 at once, none waited
             for rid in sleepers:
-                assert wait_terminal(c, rid)["status"] == "completed"  # task_timeout held
+                assert wait_for(c, rid, 15)["status"] == "completed"  # task_timeout held
 
 
 def test_a_stray_thread_holds_its_slot_and_its_retry(tmp_path: Path) -> None:
@@ -148,11 +140,11 @@ def test_a_stray_thread_holds_its_slot_and_its_retry(tmp_path: Path) -> None:
             # still running a task_timeout after its timeout: failed for good, never retried;
             # and with concurrency 1, the next request waits until the thread is back
             forever = submit(c, "sleeper", "3.5")
-            doc = wait_terminal(c, forever)
+            doc = wait_for(c, forever, 15)
             assert doc["status"] == "failed" and doc["attempts"] == 1, doc
             assert doc["error"]["type"] == "PermanentError" and "not retried" in doc["error"]["message"]
             after = submit(c, "sleeper", "0")
-            assert wait_terminal(c, after)["status"] == "completed"
+            assert wait_for(c, after, 15)["status"] == "completed"
 
             # a cancelled handler's thread keeps the slot too
             cancelled = submit(c, "sleeper", "1.5")
@@ -160,7 +152,7 @@ def test_a_stray_thread_holds_its_slot_and_its_retry(tmp_path: Path) -> None:
                 time.sleep(0.02)
             assert c.delete(f"/v1/requests/{cancelled}").json()["status"] == "cancelled"
             last = submit(c, "sleeper", "0")
-            assert wait_terminal(c, last)["status"] == "completed"
+            assert wait_for(c, last, 15)["status"] == "completed"
         assert "still running" in proc.log.read_text()
     by_id: dict[str, dict[str, float]] = {}
     for kind, rid, _, t in calls(tmp_path):

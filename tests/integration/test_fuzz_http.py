@@ -30,10 +30,10 @@ from starlette.routing import Mount, Route
 from errand.api.app import create_app
 from errand.api.chat import ChatBody
 from errand.api.triggers import TriggerBody
+from tests.support.fuzz_server import BACKENDS, fuzzed_server
 from tests.support.server import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, Server
 
 FUZZ_EXAMPLES = 2000
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 EXTRA_METHODS = ["PUT", "PATCH", "OPTIONS", "HEAD"]
 FIELDS = sorted({f.alias or n for n, f in ChatBody.model_fields.items()} | set(TriggerBody.model_fields))
 WEBHOOK_URLS = [
@@ -75,17 +75,7 @@ def endpoints(server: Server) -> list[Endpoint]:
 
 @pytest.fixture(params=BACKENDS)
 def fuzzed(request: pytest.FixtureRequest, make_server: Callable[..., Server], tmp_path: Path) -> Server:
-    folder = tmp_path / "formation"
-    (folder / "triggers").mkdir(parents=True)
-    (folder / "triggers" / "issue.md").write_text("---\nagent: echo\n---\nIssue: ${{ data.title }}\n")
-    sections: dict[str, Any] = {
-        "base_dir": str(folder),
-        "server": {"max_wait_seconds": 0.2},
-        "async": {"sync_wait_seconds": 0.5, "webhook_retries": 0},
-    }
-    if request.param == "postgres":
-        sections["storage"] = {"url": request.getfixturevalue("pg_url")}
-    return make_server(**sections)
+    return fuzzed_server(request, make_server, tmp_path, pg_fixture="pg_url")
 
 
 # -- strategies ------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import schemathesis
@@ -35,12 +34,12 @@ from errand.api.schemas import (
     RequestList,
     StatusDocument,
 )
+from tests.support.fuzz_server import BACKENDS, fuzzed_server
 from tests.support.server import ADMIN_KEY, CLIENT_KEY, Server, wait_for
 
 EXAMPLES = 25
 DEADLINE_S = 5.0
 BUDGET_S = 60.0
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 LOOPBACK_HOOK = "http://127.0.0.1:9/hook"
 SECURITY_HEADERS = {"x-muxi-client-key", "x-muxi-admin-key", "authorization"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -48,17 +47,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture(params=BACKENDS)
 def live(request: pytest.FixtureRequest, make_server: Callable[..., Server], tmp_path: Path) -> Server:
-    folder = tmp_path / "formation"
-    (folder / "triggers").mkdir(parents=True)
-    (folder / "triggers" / "issue.md").write_text("---\nagent: echo\n---\nIssue: ${{ data.title }}\n")
-    sections: dict[str, Any] = {
-        "base_dir": str(folder),
-        "server": {"max_wait_seconds": 0.2},
-        "async": {"sync_wait_seconds": 0.5, "webhook_retries": 0},
-    }
-    if request.param == "postgres":
-        sections["storage"] = {"url": request.getfixturevalue("pg_fresh_url")}
-    return make_server(**sections)
+    return fuzzed_server(request, make_server, tmp_path, pg_fixture="pg_fresh_url")
 
 
 def _headers(case: Case) -> dict[str, str]:

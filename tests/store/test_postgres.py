@@ -180,9 +180,9 @@ async def test_change_channel_is_listened_only_once_a_change_is_awaited(pg_store
     a, b = await pair(pg_stores)
     req, _ = await a.submit(new())
     [claim] = await a.claim("w1", 1, LEASE)
-    assert CH_CHANGE not in b.listener_channels and CH_WORK in b.listener_channels
+    assert CH_CHANGE not in b.listener.channels and CH_WORK in b.listener.channels
     waiter = asyncio.create_task(b.wait_for_change(req.id, claim.request.seq, timeout=SLOW_POLL))
-    await eventually(lambda: CH_CHANGE in b.listener_channels)
+    await eventually(lambda: CH_CHANGE in b.listener.channels)
     elapsed = await woken_within(waiter, a.append_event(req.id, claim.attempt, "progress", {}))
     assert waiter.result() is True and elapsed < FAST
 
@@ -396,11 +396,11 @@ async def test_idle_pool_connection_killed_is_replaced_transparently(
 
 async def test_listener_reconnects_and_wakes_again(pg_stores: StoreFactory, pg_url: str) -> None:
     a, b = await pair(pg_stores)
-    first_pid = b.listener_pid
-    assert first_pid is not None and b.listener_connects == 1
+    first_pid = b.listener.backend_pid
+    assert first_pid is not None and b.listener.connects == 1
     await terminate(pg_url, [first_pid])
-    await eventually(lambda: b.listener_connects == 2 and b.listener_pid is not None)
-    assert b.listener_pid != first_pid
+    await eventually(lambda: b.listener.connects == 2 and b.listener.backend_pid is not None)
+    assert b.listener.backend_pid != first_pid
     await b.wait_for_work(0)  # a reconnect wakes everyone once (notifications may have been missed)
     elapsed = await woken_within(asyncio.create_task(b.wait_for_work(10)), a.submit(new()))
     assert elapsed < FAST
@@ -411,7 +411,7 @@ async def test_waiters_are_woken_when_the_listener_drops(pg_stores: StoreFactory
     await b.wait_for_work(0)
     waiter = asyncio.create_task(b.wait_for_work(20))
     await asyncio.sleep(0.05)
-    pid = b.listener_pid
+    pid = b.listener.backend_pid
     assert pid is not None and not waiter.done()
     started = time.monotonic()
     await terminate(pg_url, [pid])
@@ -429,8 +429,8 @@ async def test_waits_poll_while_the_listener_cannot_reconnect(
     admin_conn = await asyncpg.connect(pg_server)  # another database: ours refuses connections
     try:
         await admin_conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
-        await admin_conn.execute("SELECT pg_terminate_backend($1)", b.listener_pid)
-        await eventually(lambda: b.listener_pid is None)
+        await admin_conn.execute("SELECT pg_terminate_backend($1)", b.listener.backend_pid)
+        await eventually(lambda: b.listener.backend_pid is None)
         waiter = asyncio.create_task(b.wait_for_change(req.id, claim.request.seq, timeout=20))
         elapsed = await woken_within(
             waiter, a.finish(req.id, claim.attempt, Status.COMPLETED, result=Result("ok"))
@@ -442,7 +442,7 @@ async def test_waits_poll_while_the_listener_cannot_reconnect(
     finally:
         await admin_conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
         await admin_conn.close()
-    await eventually(lambda: b.listener_connects == 2 and b.listener_pid is not None)
+    await eventually(lambda: b.listener.connects == 2 and b.listener.backend_pid is not None)
     await b.wait_for_work(0)
     elapsed = await woken_within(asyncio.create_task(b.wait_for_work(20)), a.submit(new()))
     assert elapsed < FAST

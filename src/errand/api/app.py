@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -81,35 +81,17 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        own = store is None
-        if config.tracing.enabled:  # before the store: a missing extra stops the start at once
-            tracing.configure(
-                service_name=config.tracing.service_name or "errand",
-                exporter=config.tracing.exporter or "otlp",
+        with _tracing(config):  # before the store: a missing extra stops the start at once
+            opened = store or await open_store(
+                config.storage_url, clock=clock, migrate=migrate, **config.store_options
             )
-        opened = store or await open_store(
-            config.storage_url, clock=clock, migrate=migrate, **config.store_options
-        )
-        try:
-            agents = AgentRegistry.from_config(config)
-            ctx.agents = agents
-            ctx.triggers = load_formation_triggers(config, agents)
-            ctx.store = opened
-            app.state.store, app.state.agents = opened, agents
             try:
-                async with (
-                    _dispatcher(opened, config, clock, enabled=with_workers),
-                    _workers(opened, agents, config, clock, enabled=with_workers),
-                ):
+                async with _serving(app, ctx, opened, config, clock, with_workers=with_workers):
                     yield
             finally:
-                await agents.aclose()  # after the worker: no attempt uses a model client now
-        finally:
-            ctx.store = None
-            if own:
-                await opened.close()
-            if config.tracing.enabled:
-                tracing.shutdown()  # flushes the spans still batched
+                ctx.store = None
+                if store is None:
+                    await opened.close()
 
     PROCESS_INFO.labels(f"api-{os.getpid()}", "api").set(1)
     app = Starlette(
@@ -136,6 +118,41 @@ async def _workers(
     worker = Worker(store, agents, settings, clock=clock)
     async with _beside("worker", "errand-worker", worker.run, settings.shutdown_grace + WORKER_STOP_MARGIN_S):
         yield
+
+
+@contextlib.contextmanager
+def _tracing(config: Config) -> Iterator[None]:
+    """Spans exported while the app runs, when tracing is on; flushed at the end."""
+    if not config.tracing.enabled:
+        yield
+        return
+    tracing.configure(
+        service_name=config.tracing.service_name or "errand", exporter=config.tracing.exporter or "otlp"
+    )
+    try:
+        yield
+    finally:
+        tracing.shutdown()  # flushes the spans still batched
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    app: Starlette, ctx: ApiContext, store: Store, config: Config, clock: Clock, *, with_workers: bool
+) -> AsyncIterator[None]:
+    """The open store's app: agents and triggers loaded, the dispatcher and the worker running."""
+    agents = AgentRegistry.from_config(config)
+    ctx.agents = agents
+    ctx.triggers = load_formation_triggers(config, agents)
+    ctx.store = store
+    app.state.store, app.state.agents = store, agents
+    try:
+        async with (
+            _dispatcher(store, config, clock, enabled=with_workers),
+            _workers(store, agents, config, clock, enabled=with_workers),
+        ):
+            yield
+    finally:
+        await agents.aclose()  # after the worker: no attempt uses a model client now
 
 
 @contextlib.asynccontextmanager

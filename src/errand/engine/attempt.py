@@ -283,6 +283,7 @@ class Attempt:
         return None
 
     async def _record(self, outcome: Result | BaseException) -> Outcome:
+        """A storable result completes the request; anything else is a failure to classify."""
         req = self.claim.request
         if isinstance(outcome, TaskTimeout):
             TIMEOUTS.labels(agent_label(self.agent_id, self.agents)).inc()
@@ -303,6 +304,11 @@ class Attempt:
                 return Outcome.COMPLETED
             log.warning("request %s: %s", req.id, refused, extra={"request_id": req.id})
             outcome = refused
+        return await self._record_failure(outcome)
+
+    async def _record_failure(self, outcome: BaseException) -> Outcome:
+        """Classify the failure (engine/retry.py): a retry scheduled, or the request failed."""
+        req = self.claim.request
         policy = self.settings.retry_for(self.agent_id)
         decision = decide(
             outcome,

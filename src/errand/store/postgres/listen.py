@@ -134,6 +134,18 @@ class Hub:
         if work:
             self.work.set()
 
+    def submitted(self, req: Request, cancelled: list[Request]) -> None:
+        """After a submit committed: workers woken, and cancel watchers for what it interrupted."""
+        if cancelled:
+            self.cancelled(cancelled)
+        self.work.set()
+        self.changed(req.id, req.seq)
+
+    def cancelled(self, requests: list[Request]) -> None:
+        """After a cancel committed: cancel watchers woken, and the requests' waiters."""
+        self.cancel.set()
+        self.committed(requests)
+
     def wake_all(self) -> None:
         """Notifications may have been missed: every waiter re-checks the database."""
         self.work.set()

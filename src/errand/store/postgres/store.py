@@ -56,7 +56,7 @@ class PostgresStore:
         self._clock = clock
         self._db: Database | None = None
         self._hub = Hub(poll_interval)
-        self._listener = Listener(lambda: connect(dsn, "errand-listen"), self._hub)
+        self.listener = Listener(lambda: connect(dsn, "errand-listen"), self._hub)  # tests watch it
         self.worker_locks = workers.SessionLocks(lambda: connect(dsn, "errand-worker-lock"), clock)
         self._batches = ops.Batches(lambda: self._database)  # group commits
 
@@ -80,7 +80,7 @@ class PostgresStore:
         store = cls(url, clock=clock or SystemClock(), poll_interval=poll_interval, result_ttl=result_ttl)
         try:
             store._db = await Database.open(url, pool_size=pool_size)
-            await store._listener.start(wait=CONNECT_TIMEOUT)
+            await store.listener.start(wait=CONNECT_TIMEOUT)
             if migrate:
                 await store.migrate()
         except BaseException:
@@ -97,21 +97,6 @@ class PostgresStore:
             raise StoreUnavailable("the store is not open")
         return self._db
 
-    @property
-    def listener_pid(self) -> int | None:
-        """Server pid of the LISTEN connection, None while it is down (tests terminate it)."""
-        return self._listener.backend_pid
-
-    @property
-    def listener_connects(self) -> int:
-        """How many times the LISTEN connection was established (a reconnect adds one)."""
-        return self._listener.connects
-
-    @property
-    def listener_channels(self) -> frozenset[str]:
-        """The channels LISTENed now: the change channel only once something waited for a change."""
-        return self._listener.channels
-
     # -- write side ---------------------------------------------------------------------------
     async def submit(
         self, new: NewRequest, idempotency: IdempotencyKey | None = None
@@ -122,13 +107,9 @@ class PostgresStore:
         row, original, cancelled = await turns.submit(self._database, self._batches, new, idempotency, now)
         if original is not None:  # the key's original: expired like any read of it
             return rules.live(original.id, original, self._cutoff()), False
-        if cancelled:
-            self._hub.cancel.set()
-            self._after(cancelled)
         assert row is not None
         req = rules.to_request(row)
-        self._hub.work.set()
-        self._hub.changed(req.id, req.seq)
+        self._hub.submitted(req, cancelled)
         return req, True
 
     # -- read side ----------------------------------------------------------------------------
@@ -145,8 +126,7 @@ class PostgresStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        """Newest first, keyset-paginated on (created_at, id); tombstones and requests past
-        result_ttl excluded."""
+        """Newest first, keyset-paginated on (created_at, id); tombstones and expired excluded."""
         return await reads.list_page(self._database, owner, user_id, status, limit, cursor, self._cutoff())
 
     async def events_since(
@@ -156,8 +136,7 @@ class PostgresStore:
         return await reads.events_since(self._database, request_id, after_seq, limit)
 
     async def wait_for_change(self, request_id: str, after_seq: int, timeout: float) -> bool:
-        """True once seq > after_seq, False at timeout; NotFound for an unknown request
-        (`Hub.wait_for_change`: woken by NOTIFY, polling while the listener is down)."""
+        """True once seq > after_seq, False at timeout; NotFound if unknown (`Hub.wait_for_change`)."""
         return await self._hub.wait_for_change(
             request_id, after_seq, timeout, lambda: reads.seq_of(self._database, request_id)
         )
@@ -178,16 +157,14 @@ class PostgresStore:
     async def claim(
         self, worker_id: str, limit: int, lease_seconds: float, limits: Limits | None = None
     ) -> builtins.list[Claim]:
-        """Lease up to `limit` runnable requests, fair and capped unless limits.fair is off
-        (`turns.claim_rows`); the new attempt number is the fencing token."""
+        """Lease up to `limit` runnable requests (`turns.claim_rows`); the attempt is the fencing token."""
         self.worker_locks.check(worker_id)  # a worker whose session lock is lost must not claim
         if limit <= 0:
             return []
         now, lim = self._clock.now(), limits or Limits()
         rows = await turns.claim_rows(self._database, worker_id, limit, lease_seconds, now, lim)
         claims = [Claim(request=rules.to_request(row), attempt=row["attempt"]) for row in rows]
-        for c in claims:
-            self._hub.changed(c.request.id, c.request.seq)
+        self._after([c.request for c in claims])
         return claims
 
     async def queue_info(self, request: Request, limits: Limits) -> QueueInfo:
@@ -209,8 +186,7 @@ class PostgresStore:
         data: dict[str, Any],
         progress: Progress | None = None,
     ) -> Event:
-        """An event of the running attempt (and its progress); LeaseLost if stale. Concurrent
-        appends (many running attempts streaming) share one commit."""
+        """An event of the running attempt (and its progress); LeaseLost if stale. Group-committed."""
         now = self._clock.now()
         progress_doc = progress.to_dict() if progress else None
         seq = await self._batches.append(ops.Append(request_id, attempt, progress_doc, type, data, now))
@@ -233,8 +209,7 @@ class PostgresStore:
         result: Result | None = None,
         error: ErrorInfo | None = None,
     ) -> Request:
-        """Terminal state + terminal event + outbox row in one transaction (shared with concurrent
-        finishes: group commit); LeaseLost if stale."""
+        """Terminal state + event + outbox row in one (group-committed) transaction; LeaseLost if stale."""
         rules.check_finish_status(status)
         now = self._clock.now()
         req = await self._batches.finish(ops.Finish(request_id, attempt, status, result, error, now))
@@ -242,13 +217,11 @@ class PostgresStore:
         return req
 
     async def request_cancel(self, request_id: str) -> tuple[Request, str]:
-        """Pending or processing -> cancelled at once; "cooperative" when a worker held a lease.
-        Workers in every process are woken through NOTIFY."""
+        """Pending or processing -> cancelled; "cooperative" when leased; NOTIFY wakes every process."""
         now = self._clock.now()
         req, how, changed = await self._database.run(lambda c: ops.request_cancel(c, request_id, now))
         if changed:
-            self._hub.cancel.set()
-            self._after([req])
+            self._hub.cancelled([req])
         return req, how
 
     async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
@@ -314,8 +287,7 @@ class PostgresStore:
 
     # -- housekeeping -------------------------------------------------------------------------
     async def migrate(self) -> builtins.list[str]:
-        """Apply pending migrations (one transaction, under an advisory lock: safe to run from
-        several processes at once). Returns the names applied."""
+        """Apply pending migrations in one transaction under an advisory lock; the names applied."""
         return await self._database.run(upkeep.migrate)
 
     async def schema_current(self) -> bool:
@@ -341,10 +313,9 @@ class PostgresStore:
         return await upkeep.purge(self._database, self._clock, result_ttl, tombstone_ttl)
 
     async def close(self) -> None:
-        """Flush queued submits, stop listening, close the pool (waiting, bounded, for connections
-        in use); wake every waiter. Idempotent."""
+        """Flush the group commits, stop listening, close the pool (bounded wait); wake all. Idempotent."""
         await self._batches.wait_idle()
-        await self._listener.close()
+        await self.listener.close()
         await self.worker_locks.close()
         if self._db is not None:
             await self._db.close()

@@ -139,8 +139,7 @@ class SqliteStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        """Newest first, keyset-paginated on (created_at, id); tombstones and requests past
-        result_ttl excluded."""
+        """Newest first, keyset-paginated on (created_at, id); tombstones and expired excluded."""
         cutoff = self._cutoff()
         return await self._readers.run(
             lambda c: reads.list_requests(c, owner, user_id, status, limit, cursor, cutoff)
@@ -153,8 +152,7 @@ class SqliteStore:
         return await self._readers.run(lambda c: reads.events_since(c, request_id, after_seq, max(0, limit)))
 
     async def wait_for_change(self, request_id: str, after_seq: int, timeout: float) -> bool:
-        """True once seq > after_seq, False at timeout; NotFound for an unknown request
-        (`Wakeups.wait_for_change`)."""
+        """True once seq > after_seq, False at timeout; NotFound if unknown (Wakeups.wait_for_change)."""
         return await self._wake.wait_for_change(
             request_id, after_seq, timeout, lambda: self._readers.run(lambda c: reads.seq_of(c, request_id))
         )
@@ -266,8 +264,7 @@ class SqliteStore:
         await self._writer.submit(lambda c: writes.register_worker(c, worker_id, found, now))
 
     async def requeue_dead(self) -> int:
-        """Take back the leases of workers of this node whose process is gone: one read, and a
-        write only when some died."""
+        """Take back the leases of workers of this node whose process is gone (`upkeep`)."""
         now = self._clock.now()
         return len(await upkeep.requeue_dead(self._readers, self._writer, now, self._wake.after_requests))
 
