@@ -22,14 +22,13 @@ gone: waiters re-read the database instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from errand.backoff import Backoff
 from errand.models import Request
-from errand.store.postgres.pool import DRIVER_ERRORS
+from errand.store.postgres.pool import DRIVER_ERRORS, stop_task
 from errand.store.postgres.sql import CH_CANCEL, CH_CHANGE, CH_OUTBOX, CH_WORK
 
 EAGER_CHANNELS = frozenset({CH_WORK, CH_CANCEL, CH_OUTBOX})
@@ -239,10 +238,7 @@ class Listener:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         self._hub.connected = False
 
     @property

@@ -225,3 +225,12 @@ class Database:
                 await self._pool.close()
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             self._pool.terminate()
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a store's background connection task (the listener, the worker locks) and wait
+    until it has ended; None: nothing runs."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

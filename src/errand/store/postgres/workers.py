@@ -29,7 +29,15 @@ from errand.errors import StoreUnavailable
 from errand.models import Request
 from errand.store import processes, rules
 from errand.store.postgres import ops, sql
-from errand.store.postgres.pool import CONNECT_TIMEOUT, DRIVER_ERRORS, Conn, Database, Row, translate
+from errand.store.postgres.pool import (
+    CONNECT_TIMEOUT,
+    DRIVER_ERRORS,
+    Conn,
+    Database,
+    Row,
+    stop_task,
+    translate,
+)
 from errand.store.processes import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -95,10 +103,7 @@ class SessionLocks:
     async def close(self) -> None:
         """Stop; the server frees every lock with the session."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _acquire(self, conn: Any, worker_id: str, process: WorkerProcess) -> None:
         old = self._keys.pop(worker_id, None)
