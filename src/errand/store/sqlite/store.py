@@ -37,7 +37,11 @@ from errand.models import (
 from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
 from errand.store.sqlite import attempts, reads, scheduling, schema, upkeep, writes
+from errand.store.sqlite.connections import Readers, Writer
 from errand.store.sqlite.wakeups import Wakeups
+
+Connections = tuple[Writer, Readers]
+"""The writer thread and the reader pool of one file (`upkeep.connections`)."""
 
 
 class SqliteStore:
@@ -47,22 +51,12 @@ class SqliteStore:
     """Per instance: True once the cross-process notifier is bound (see `notify`)."""
 
     def __init__(
-        self,
-        path: str,
-        *,
-        clock: Clock,
-        synchronous: str,
-        poll_interval: float,
-        readers: int,
-        busy_timeout: float,
-        result_ttl: float | None,
+        self, path: str, clock: Clock, synchronous: str, ttl: float | None, conns: Connections, wake: Wakeups
     ) -> None:
-        self.path = path
-        self.synchronous = synchronous
-        self._clock = clock
-        self._result_ttl = result_ttl
-        self._writer, self._readers = upkeep.connections(path, synchronous, readers, busy_timeout)
-        self._wake = Wakeups(clock, poll_interval)
+        self.path, self.synchronous = path, synchronous
+        self._clock, self._result_ttl = clock, ttl
+        self._writer, self._readers = conns
+        self._wake = wake
 
     @classmethod
     async def open(
@@ -83,15 +77,9 @@ class SqliteStore:
         was asked) for another process's lock before StoreUnavailable. `result_ttl`: seconds a
         finished request stays readable (None: until purged)."""
         path = upkeep.open_path(url, synchronous, poll_interval, busy_timeout)
-        store = cls(
-            path,
-            clock=clock,
-            synchronous=synchronous.lower(),
-            poll_interval=poll_interval,
-            readers=max(1, min(pool_size, 16)),
-            busy_timeout=busy_timeout,
-            result_ttl=result_ttl,
-        )
+        sync, readers = synchronous.lower(), max(1, min(pool_size, 16))
+        conns = upkeep.connections(path, sync, readers, busy_timeout)
+        store = cls(path, clock, sync, result_ttl, conns, Wakeups(clock, poll_interval))
         await store._writer.start()
         store.cross_process_wakeups = store._wake.start_notifier(path)
         try:
