@@ -7,9 +7,9 @@
 
 The run is the graph's own `astream(..., stream_mode=["tasks", "messages", "values"])`: a node
 starting → a numbered step ("Step 1: model"), a node's AI message asking for tools → "Calling
-tool X", the chat model's tokens → content events; the last state is the result (its last
-message's text). errand's cancel and `task_timeout` cancel the task iterating the stream, which
-cancels the graph's running nodes (the model call's HTTP request with them); the stream is
+tool X" as the tool node starts, the chat model's tokens → content events; the last state is the
+result (its last message's text). errand's cancel and `task_timeout` cancel the task iterating
+the stream, which cancels the graph's running nodes (the model call's HTTP request with them); the stream is
 closed at once. Provider failures become Transient/PermanentError (adapters/failures.py); make
 the model with `max_retries=0` (errand retries).
 """
@@ -63,6 +63,7 @@ async def run_graph(
 ) -> Result:
     """Run `graph` streamed, reporting through ctx; the last state becomes the Result."""
     reporter = Reporter(ctx)
+    asked: list[str] = []
     final: Any = None
     # astream is an async generator (typed as an iterator): closed at once when we stop reading.
     stream = cast(
@@ -75,7 +76,7 @@ async def run_graph(
                 if part["type"] == "values":
                     final = part["data"]
                 else:
-                    report(part["type"], part["data"], reporter)
+                    report(part["type"], part["data"], reporter, asked)
     except Exception as exc:
         failure = as_errand_error(exc, FRAMEWORK)
         if failure is exc:
@@ -85,8 +86,10 @@ async def run_graph(
     return to_result(_answer(final), ctx.agent_id, extra)
 
 
-def report(kind: str, data: Any, reporter: Reporter) -> None:
-    """One `tasks` or `messages` part of the stream, as errand reports it."""
+def report(kind: str, data: Any, reporter: Reporter, asked: list[str]) -> None:
+    """One `tasks` or `messages` part of the stream, as errand reports it. Tools a node's AI
+    message asked for (collected in `asked`) are reported when the next node (the tool node)
+    starts, so "Calling tool X" is the progress shown while the tool runs."""
     if kind == "messages":
         chunk = data[0]
         if isinstance(chunk, AIMessageChunk):
@@ -94,11 +97,13 @@ def report(kind: str, data: Any, reporter: Reporter) -> None:
     elif kind == "tasks" and isinstance(data, Mapping):
         if "input" in data:  # a node starts (its end carries `result` instead)
             reporter.step(str(data["name"]))
+            for name in asked:
+                reporter.tool_call(name)
+            asked.clear()
             return
         for message in _messages(data.get("result")):
             if isinstance(message, AIMessage):
-                for call in message.tool_calls:
-                    reporter.tool_call(call["name"])
+                asked.extend(call["name"] for call in message.tool_calls)
 
 
 def _messages(update: Any) -> list[Any]:
