@@ -97,3 +97,19 @@ def test_outputs_become_results() -> None:
     assert typed.extra["output"] == {"city": "Oslo", "celsius": 3.5}
     assert typed.text == '{"city": "Oslo", "celsius": 3.5}'
     assert to_result(Point(1), "a", {}).extra["output"] == {"x": 1}
+
+
+def test_the_adapters_package_imports_no_framework() -> None:
+    """Only `errand.adapters.<framework>` imports its framework: the package itself is free."""
+    import subprocess
+    import sys
+
+    frameworks = ("agents", "langgraph", "pydantic_ai", "langchain_core")
+    code = (
+        "import sys, errand.adapters, errand.adapters.failures, errand.adapters.reporter; "
+        f"print(sorted(m for m in {frameworks!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
