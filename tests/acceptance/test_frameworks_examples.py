@@ -5,7 +5,7 @@ Each of examples/openai_agents, examples/langgraph and examples/pydantic_ai is c
 temporary folder (its formation gets a test database, keys and a second agent, `short`, with
 task_timeout 2 s), served by one real `errand serve` per framework, and driven over HTTP:
 
-* the answer, the tool call as a progress event, the streamed text as `content` events (SSE);
+* the answer, the tool call (a progress and a `tool_call` event), the text as `content` events;
 * a cancel while a tool runs stops the framework's run: the fake sees no further model call;
 * a 429 then a success is retried by errand: completed after 2 attempts;
 * a 400 fails at once (PermanentError, 1 attempt);
@@ -108,6 +108,8 @@ def test_answer_progress_and_content_on_the_event_stream(client: httpx.Client, f
     assert received.closed_by_server and received.types[-1] == "completed", received.types
     messages = [m.data.get("message") for m in received.of("progress")]
     assert "Calling tool get_weather" in messages, messages
+    (call,) = [m.data for m in received.of("tool_call")]
+    assert call["name"] == "get_weather" and call["result"] == "Paris: sunny, 21 °C", call
     assert "".join(m.data["text"] for m in received.of("content")) == "It is sunny in Paris."
     assert len(received.of("content")) >= 2  # streamed as the model wrote it, not in one piece
     doc = wait_terminal(client, rid)

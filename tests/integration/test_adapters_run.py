@@ -118,6 +118,9 @@ async def test_tool_call_then_streamed_answer(make: tuple[str, Handler], fake: F
     assert TOOL_RUNS == ["Oslo"]
     assert [d["text"] for t, d in seen if t == "content"] == ["It is ", "sunny", "."]
     assert "Calling tool get_weather" in [d["message"] for t, d in seen if t == "progress"]
+    (call,) = [d for t, d in seen if t == "tool_call"]
+    assert call["name"] == "get_weather" and call["result"] == "Oslo: sunny"
+    assert call["arguments"].replace(" ", "") == '{"city":"Oslo"}'
     assert fake.pending == 0 and len(fake.requests) == 2
     assert all(r.body["stream"] is True for r in fake.requests)
 

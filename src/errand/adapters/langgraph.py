@@ -6,12 +6,13 @@
     handler = errand_langgraph.handler(graph)     # formation.yaml: handler: my_module:handler
 
 The run is the graph's own `astream(..., stream_mode=["tasks", "messages", "values"])`: a node
-starting → a numbered step ("Step 1: model"), a node's AI message asking for tools → "Calling
-tool X" as the tool node starts, the chat model's tokens → content events; the last state is the
-result (its last message's text). errand's cancel and `task_timeout` cancel the task iterating
-the stream, which cancels the graph's running nodes (the model call's HTTP request with them); the stream is
-closed at once. Provider failures become Transient/PermanentError (adapters/failures.py); make
-the model with `max_retries=0` (errand retries).
+starting → a numbered step ("Step 1: model"); a node's AI message asking for tools → "Calling
+tool X" as the tool node starts, and its ToolMessage → a `tool_call` event; the chat model's
+tokens → content events; the last state → the result (its last message's text). errand's
+cancel and `task_timeout` cancel the task iterating the stream, which cancels the graph's
+running nodes (the model call's HTTP request with them); the stream is closed at once.
+Provider failures become Transient/PermanentError (adapters/failures.py); make the model with
+`max_retries=0` (errand retries).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, cast
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 
@@ -63,7 +64,7 @@ async def run_graph(
 ) -> Result:
     """Run `graph` streamed, reporting through ctx; the last state becomes the Result."""
     reporter = Reporter(ctx)
-    asked: list[str] = []
+    asked: list[ToolCall] = []
     final: Any = None
     # astream is an async generator (typed as an iterator): closed at once when we stop reading.
     stream = cast(
@@ -86,7 +87,7 @@ async def run_graph(
     return to_result(_answer(final), ctx.agent_id, extra)
 
 
-def report(kind: str, data: Any, reporter: Reporter, asked: list[str]) -> None:
+def report(kind: str, data: Any, reporter: Reporter, asked: list[ToolCall]) -> None:
     """One `tasks` or `messages` part of the stream, as errand reports it. Tools a node's AI
     message asked for (collected in `asked`) are reported when the next node (the tool node)
     starts, so "Calling tool X" is the progress shown while the tool runs."""
@@ -97,13 +98,15 @@ def report(kind: str, data: Any, reporter: Reporter, asked: list[str]) -> None:
     elif kind == "tasks" and isinstance(data, Mapping):
         if "input" in data:  # a node starts (its end carries `result` instead)
             reporter.step(str(data["name"]))
-            for name in asked:
-                reporter.tool_call(name)
+            for call in asked:
+                reporter.tool_call(call["name"], call["id"], call["args"])
             asked.clear()
             return
         for message in _messages(data.get("result")):
             if isinstance(message, AIMessage):
-                asked.extend(call["name"] for call in message.tool_calls)
+                asked.extend(message.tool_calls)
+            elif isinstance(message, ToolMessage):
+                reporter.tool_result(message.tool_call_id, message.content)
 
 
 def _messages(update: Any) -> list[Any]:

@@ -7,11 +7,12 @@
     handler = openai_agents.handler(agent)        # formation.yaml: handler: my_module:handler
 
 The run is the SDK's own `Runner.run_streamed`; its events become errand's: text deltas
-(`response.output_text.delta`) → content events, `tool_called` → progress "Calling tool X", an
-agent taking over (a handoff) → a numbered step. errand's cancel and `task_timeout` cancel the
-task consuming the stream, which the SDK answers by cancelling its run loop (`cancel()`, called
-here too, so no model call follows). Provider failures become Transient/PermanentError
-(adapters/failures.py). Give the agent's model an `AsyncOpenAI(max_retries=0)`: errand retries.
+(`response.output_text.delta`) → content events, `tool_called` → progress "Calling tool X",
+`tool_output` → a `tool_call` event, an agent taking over (a handoff) → a numbered step.
+errand's cancel and `task_timeout` cancel the task consuming the stream, which the SDK answers
+by cancelling its run loop (`cancel()`, called here too, so no model call follows). Provider
+failures become Transient/PermanentError (adapters/failures.py). Give the agent's model an
+`AsyncOpenAI(max_retries=0)`: errand retries.
 """
 
 from __future__ import annotations
@@ -84,7 +85,17 @@ def report(event: StreamEvent, reporter: Reporter) -> None:
     elif isinstance(event, AgentUpdatedStreamEvent):
         reporter.step(f"agent {event.new_agent.name}")
     elif event.name == "tool_called":
-        reporter.tool_call(_tool_name(event.item.raw_item))
+        raw = event.item.raw_item
+        reporter.tool_call(_tool_name(raw), _field(raw, "call_id"), _field(raw, "arguments"))
+    elif event.name == "tool_output":
+        call_id = _field(event.item.raw_item, "call_id")
+        if call_id is not None:
+            reporter.tool_result(call_id, getattr(event.item, "output", None))
+
+
+def _field(raw: Any, name: str) -> Any:
+    """A field of a raw item, which is a model or a dict depending on the tool kind."""
+    return raw.get(name) if isinstance(raw, dict) else getattr(raw, name, None)
 
 
 def _tool_name(raw: Any) -> str:

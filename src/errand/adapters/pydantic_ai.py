@@ -7,7 +7,7 @@
     handler = errand_pydantic_ai.handler(agent)   # formation.yaml: handler: my_module:handler
 
 The run is the agent's own `run_stream_events`: text parts and their deltas → content events,
-a function tool call → progress "Calling tool X"; the final
+a function tool call → progress "Calling tool X" (its result → a `tool_call` event); the final
 `AgentRunResultEvent` output is the result (a typed output is kept under `output`). errand's
 cancel and `task_timeout` cancel the task iterating the events, which cancels the run and its
 model request. Provider failures (PydanticAI's `ModelAPIError` family, keeping the SDK's error as
@@ -24,6 +24,7 @@ from pydantic_ai import Agent
 from pydantic_ai.messages import (
     AgentStreamEvent,
     FunctionToolCallEvent,
+    FunctionToolResultEvent,
     PartDeltaEvent,
     PartStartEvent,
     TextPart,
@@ -81,4 +82,6 @@ def report(event: AgentStreamEvent, reporter: Reporter) -> None:
     elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
         reporter.text(event.delta.content_delta)
     elif isinstance(event, FunctionToolCallEvent):
-        reporter.tool_call(event.part.tool_name)
+        reporter.tool_call(event.part.tool_name, event.part.tool_call_id, event.part.args)
+    elif isinstance(event, FunctionToolResultEvent):
+        reporter.tool_result(event.part.tool_call_id, event.part.content)
