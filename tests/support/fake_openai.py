@@ -12,15 +12,20 @@ recorded in `fake.requests`. Nothing is random: ids are counters, chunks are spl
         assert fake.requests[0].body["stream"] is True
 
 A test usually asks for the `fake` fixture instead: the module's server, reset for the test.
+
+Run alone (`python -m tests.support.fake_openai`, port 8002), it answers every conversation
+the same way, unscripted: a user's message gets a call of `--tool` (if given), the tool's result
+gets `--answer`, streamed word by word -- enough to try an example agent without a provider.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,6 +148,8 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._seq = 0
         self._stop = threading.Event()
+        self.fallback: Callable[[dict[str, Any]], Reply] | None = None
+        """The answer when nothing is scripted (the standalone server's); None: a 500."""
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
 
     def script(self, *replies: Reply) -> None:
@@ -156,6 +163,7 @@ class FakeOpenAI:
             self._replies.clear()
             self.requests.clear()
             self._seq = 0
+            self.fallback = None
 
     @property
     def pending(self) -> int:
@@ -168,6 +176,8 @@ class FakeOpenAI:
         with self._lock:
             self.requests.append(RecordedRequest(body, {k.lower(): v for k, v in request.headers.items()}))
             reply: Reply | None = self._replies.popleft() if self._replies else None
+            if reply is None and self.fallback is not None:
+                reply = self.fallback(body)
             self._seq += 1
             seq = self._seq
         if reply is None:
@@ -313,3 +323,38 @@ def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
     """The module's fake provider with an empty script and no recorded requests."""
     fake_server.reset()
     return fake_server
+
+
+def tool_then_answer(
+    tool: str | None, arguments: dict[str, Any], answer: str
+) -> Callable[[dict[str, Any]], Reply]:
+    """The standalone server's rule: a user's turn asks for `tool`, a tool's result gets `answer`."""
+
+    def reply(body: dict[str, Any]) -> Reply:
+        messages = body.get("messages") or [{}]
+        if tool is not None and body.get("tools") and messages[-1].get("role") == "user":
+            return ToolCalls([Call(tool, arguments)])
+        words = answer.split(" ")
+        return Text([w + " " for w in words[:-1]] + words[-1:], chunk_delay=0.05)
+
+    return reply
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve an unscripted fake on 127.0.0.1 until interrupted (see the module docstring)."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fake_openai", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8002)
+    parser.add_argument("--tool", help="the tool to call first, e.g. get_weather")
+    parser.add_argument("--tool-args", default="{}", help='its JSON arguments, e.g. \'{"city": "Paris"}\'')
+    parser.add_argument("--answer", default="It is sunny today.")
+    args = parser.parse_args(argv)
+    fake = FakeOpenAI()
+    fake.fallback = tool_then_answer(args.tool, json.loads(args.tool_args), args.answer)
+    print(f"fake OpenAI server: OPENAI_BASE_URL=http://127.0.0.1:{args.port}/v1", flush=True)
+    uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

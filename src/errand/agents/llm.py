@@ -3,8 +3,9 @@
 The official `openai` package talks to the provider, so any OpenAI-compatible endpoint works
 (OpenAI, vLLM, Ollama, LiteLLM, ...). Its own retries are off (`max_retries=0`): errand's engine
 owns retries and backoff, so a provider's 429 is one failed attempt whose TransientError carries
-the provider's `Retry-After`. Provider errors are judged in one place, `classify_error`, by class
-and status, never by message. Content deltas reach the request's event stream as the model
+the provider's `Retry-After`. Provider errors are judged in one place, `classify_error`
+(agents/provider_errors.py, shared with the framework adapters), by class and status, never by
+message. Content deltas reach the request's event stream as the model
 writes them (`ctx.emit`); every model call and every tool call is a cancellation checkpoint.
 With tracing on, each model call is a GenAI `chat {model}` span (model, tokens, finish reason)
 and each tool call an `execute_tool {name}` span, inside the attempt's span (tracing.py).
@@ -12,13 +13,9 @@ and each tool call an `execute_tool {name}` span, inside the attempt's span (tra
 
 from __future__ import annotations
 
-import email.utils
 import functools
-import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import TYPE_CHECKING
 
 import httpx
@@ -35,8 +32,9 @@ from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 from errand import tracing
 from errand.agents._openai import LoopClient
 from errand.agents.base import RunContext
+from errand.agents.provider_errors import classify_provider_error, parse_retry_after
 from errand.agents.tools import Tool, ToolResult, load_tools
-from errand.errors import AgentError, ConfigError, PermanentError, TransientError
+from errand.errors import AgentError, ConfigError, PermanentError
 from errand.models import Result
 
 if TYPE_CHECKING:
@@ -44,12 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LlmAgent", "classify_error", "parse_retry_after"]
 
-_TRANSIENT_STATUS = frozenset({408, 409, 429})
-"""Besides every 5xx: the statuses the openai SDK itself would retry (timeout, lock conflict, rate limit)."""
-_TRANSIENT_STREAM_ERRORS = frozenset(
-    {"server_error", "overloaded_error", "rate_limit_exceeded", "rate_limit_error"}
-)
-"""Error types a provider may report *inside* a stream (after a 200) that another attempt can cure."""
 _HINTS = {
     401: " (check the agent's model.api_key)",
     403: " (the API key is not allowed to use this model or endpoint)",
@@ -58,78 +50,12 @@ _HINTS = {
 _PREVIEW = 200
 
 
-def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date), else None."""
-    millis = _finite(headers.get("retry-after-ms"))
-    if millis is not None:
-        return max(0.0, millis / 1000)
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    seconds = _finite(value)
-    if seconds is not None:
-        return max(0.0, seconds)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _finite(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def classify_error(exc: BaseException, model: ModelConfig) -> AgentError:
-    """The one mapping of provider failures: transient ones are retried by the engine, others fail."""
+    """The one mapping of provider failures (agents/provider_errors.py), named for this model."""
     where = f"model {model.name!r} at {model.base_url or 'the OpenAI API'}"
-    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
-        return TransientError(f"{where}: no answer within model.timeout ({model.timeout:g}s)")
-    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
-        cause = exc.__cause__ or exc
-        return TransientError(f"{where}: connection failed ({type(cause).__name__}: {cause})")
-    if isinstance(exc, openai.APIStatusError):
-        return _status_error(exc, where)
-    if isinstance(exc, openai.APIError) and (
-        exc.type in _TRANSIENT_STREAM_ERRORS or exc.code == "server_error"
-    ):
-        return TransientError(f"{where}: the provider failed mid-answer: {exc.message}")
-    return PermanentError(f"{where}: {type(exc).__name__}: {exc}")
-
-
-def _status_error(exc: openai.APIStatusError, where: str) -> AgentError:
-    status = exc.status_code
-    detail = _provider_message(exc)
-    should_retry = exc.response.headers.get("x-should-retry")  # the provider's explicit word wins
-    transient = status in _TRANSIENT_STATUS or status >= 500
-    if should_retry in ("true", "false"):
-        transient = should_retry == "true"
-    if transient:
-        return TransientError(
-            f"{where}: provider answered HTTP {status}: {detail}",
-            retry_after=parse_retry_after(exc.response.headers),
-        )
-    return PermanentError(
-        f"{where}: provider refused the request with HTTP {status}: {detail}{_HINTS.get(status, '')}"
+    return classify_provider_error(
+        exc, where, within=f"within model.timeout ({model.timeout:g}s)", hints=_HINTS
     )
-
-
-def _provider_message(exc: openai.APIStatusError) -> str:
-    """The provider's own words: `error.message` of an OpenAI-style body, else the raw body."""
-    body = exc.body
-    if isinstance(body, Mapping) and isinstance(body.get("message"), str) and body["message"]:
-        return str(body["message"])
-    if isinstance(body, str) and body.strip():
-        return body.strip()[:500]
-    return exc.message
 
 
 @dataclass
