@@ -11,7 +11,9 @@
     ├── NotFound                    REQUEST_NOT_FOUND     unknown request (or another owner's)
     │   └── ResourceNotFound        RESOURCE_NOT_FOUND    unknown trigger, agent, route
     ├── Conflict                    CONFLICT              e.g. cancel a completed request
-    │   └── SessionBusy             SESSION_BUSY          on_busy=reject, the session is busy
+    │   ├── SessionBusy             SESSION_BUSY          on_busy=reject, the session is busy
+    │   ├── InputNotOutstanding     INPUT_NOT_OUTSTANDING an answer to a question not waiting
+    │   └── InputAlreadyAnswered    INPUT_ALREADY_ANSWERED that question got another answer
     ├── RequestExpired              REQUEST_EXPIRED       result purged after result_ttl
     ├── PayloadTooLarge             PAYLOAD_TOO_LARGE
     ├── HeadersTooLarge             HEADERS_TOO_LARGE     request head past server.max_header_bytes
@@ -123,6 +125,20 @@ class SessionBusy(Conflict):
     `details.active_request_id` names it."""
 
     code = "SESSION_BUSY"
+
+
+class InputNotOutstanding(Conflict):
+    """The request is not waiting for an answer to that input id (never asked, or the request
+    resumed, ended or was cancelled meanwhile)."""
+
+    code = "INPUT_NOT_OUTSTANDING"
+
+
+class InputAlreadyAnswered(Conflict):
+    """That input id was already answered with another value (answers are idempotent per id:
+    the same value again is accepted, a different one is refused)."""
+
+    code = "INPUT_ALREADY_ANSWERED"
 
 
 class RequestExpired(ErrandError):
@@ -267,6 +283,8 @@ BY_CODE: dict[str, type[ErrandError]] = {
         ResourceNotFound,
         Conflict,
         SessionBusy,
+        InputNotOutstanding,
+        InputAlreadyAnswered,
         RequestExpired,
         PayloadTooLarge,
         HeadersTooLarge,

@@ -12,6 +12,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from errand.input_models import INPUT_TIMEOUT as INPUT_TIMEOUT
+from errand.input_models import ON_TIMEOUT as ON_TIMEOUT
+from errand.input_models import InputAsk as InputAsk
+from errand.input_models import inputs_from as inputs_from
 from errand.request_ids import public_id
 from errand.scheduling_models import Limits as Limits
 from errand.scheduling_models import QueueInfo as QueueInfo
@@ -21,6 +25,7 @@ from errand.scheduling_models import QueueStats as QueueStats
 class Status(enum.StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"
+    INPUT_REQUIRED = "input_required"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -36,8 +41,13 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     # queued -> picked up, or cancelled before it ran
     Status.PENDING: frozenset({Status.PROCESSING, Status.CANCELLED}),
     # processing -> processing is a new attempt (retry after backoff, or takeover after a lost
-    # lease); the status never moves back to pending, so readers never see work "un-start".
-    Status.PROCESSING: frozenset({Status.PROCESSING, Status.COMPLETED, Status.FAILED, Status.CANCELLED}),
+    # lease); a failed attempt never moves the status back to pending. Only an answered question
+    # does (input_required -> pending): the handler is then run again from its start.
+    Status.PROCESSING: frozenset(
+        {Status.PROCESSING, Status.INPUT_REQUIRED, Status.COMPLETED, Status.FAILED, Status.CANCELLED}
+    ),
+    # waiting for a person (no worker, no lease): answered, expired (fail or cancel), cancelled
+    Status.INPUT_REQUIRED: frozenset({Status.PENDING, Status.FAILED, Status.CANCELLED}),
     Status.COMPLETED: frozenset(),
     Status.FAILED: frozenset(),
     Status.CANCELLED: frozenset(),
@@ -219,6 +229,9 @@ class Request:
     fairness_key: str = ""
     waiting_on: str | None = None  # "session": held until its session's running request ends
     trace_context: dict[str, str] | None = None  # W3C carrier stored at submit (tracing.py)
+    input_request: InputAsk | None = None  # the outstanding question (status input_required)
+    inputs: dict[str, Any] = field(default_factory=dict)  # answers so far, by input id, ask order
+    input_state: Any = None  # what the agent kept for its resumption (an LLM's conversation)
 
     @property
     def is_terminal(self) -> bool:
@@ -239,6 +252,7 @@ class AttemptOutcome(enum.StrEnum):
     RETRIED = "retried"  # failed; the request runs again after its backoff
     FAILED = "failed"  # failed; the request failed with it
     CANCELLED = "cancelled"  # the request was cancelled while it ran
+    INPUT_REQUIRED = "input_required"  # the handler asked for input; the request waits for it
     LEASE_LOST = "lease_lost"  # no lease renewal in time: taken back by requeue_expired
     WORKER_LOST = "worker_lost"  # its worker was seen dead: taken back by requeue_dead
 
@@ -274,7 +288,7 @@ class Event:
 
     request_id: str
     seq: int
-    type: str  # created | started | progress | content | retry | completed | failed | cancelled
+    type: str  # created | started | progress | content | retry | input_required | input_received | completed | ...
     data: dict[str, Any]
     at: float
 
@@ -351,13 +365,19 @@ def to_document(
         doc["session_id"] = req.session_id
     if req.trigger is not None:
         doc["trigger"] = req.trigger
+    if req.status is Status.INPUT_REQUIRED and req.input_request is not None:
+        doc["input_request"] = req.input_request.public()
     if req.status is Status.COMPLETED and req.result is not None:
         doc["result"] = req.result.to_dict()
     if req.status is Status.FAILED and req.error is not None:
         doc["error"] = req.error.to_dict()
-    if req.status is Status.CANCELLED and req.error is not None and req.error.type == SUPERSEDED:
-        doc["cancel_reason"] = SUPERSEDED
+    if req.status is Status.CANCELLED and req.error is not None and req.error.type in _CANCEL_REASONS:
+        doc["cancel_reason"] = _CANCEL_REASONS[req.error.type]
     return doc
+
+
+_CANCEL_REASONS = {SUPERSEDED: SUPERSEDED, INPUT_TIMEOUT: "input_timeout"}
+"""The error type of a cancelled request -> the `cancel_reason` its document shows."""
 
 
 def _delivery_state(mode: str, delivery: Delivery | None) -> dict[str, Any]:

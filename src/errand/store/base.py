@@ -20,6 +20,7 @@ from errand.models import (
     ErrorInfo,
     Event,
     IdempotencyKey,
+    InputAsk,
     Limits,
     NewRequest,
     OutboxItem,
@@ -176,12 +177,42 @@ class Store(Protocol):
         ...
 
     async def request_cancel(self, request_id: str) -> tuple[Request, str]:
-        """Cancel: pending, or processing -> cancelled at once (terminal, `cancelled` event,
+        """Cancel: pending, input_required, or processing -> cancelled at once (terminal, `cancelled` event,
         outbox row if a webhook URL), in one transaction; then wake cancellation watchers.
         Returns (request, "immediate") when no attempt was running, (request, "cooperative")
         when a worker holds a lease (it stops the attempt on its next watch, within a second).
         Already cancelled -> returned unchanged ("immediate"). Completed/failed -> Conflict.
         NotFound/RequestExpired as get()."""
+        ...
+
+    # -- human input (input_required; rules in store/input_rules.py) ----------------------------
+    async def ask_input(self, request_id: str, attempt: int, ask: InputAsk, state: Any = None) -> Request:
+        """The running attempt asks a question and stops: in one transaction, processing ->
+        input_required with `input_request` = ask (and `state`, an agent's resumption data, kept
+        as `input_state`), the lease released (the worker's slot is free), the attempt closed
+        `input_required`, an `input_required` event, and, when the request has a webhook URL, an
+        outbox row carrying the status document (status input_required). LeaseLost if the
+        attempt no longer holds the request (fenced like `finish`); InvalidRequest for an
+        unknown on_timeout."""
+        ...
+
+    async def answer_input(self, request_id: str, input_id: str, value: Any) -> tuple[Request, bool]:
+        """Answer the outstanding question: in one transaction the answer is appended to
+        `inputs` (ask order), the question cleared, input_required -> pending, runnable now
+        with its priority and fairness key unchanged, an `input_received` event; then workers
+        are woken. Returns (request, True). The same input id answered before with an equal
+        value (as JSON) -> (request, False), nothing written. Another value ->
+        InputAlreadyAnswered. Not the outstanding question (never asked; the request resumed,
+        ended or was cancelled) -> InputNotOutstanding. Concurrent answers: exactly one writes.
+        NotFound/RequestExpired as get()."""
+        ...
+
+    async def expire_inputs(self, limit: int = 100) -> builtins.list[Request]:
+        """Up to `limit` requests in input_required whose question's expires_at <= now, ended by
+        the ask's on_timeout: failed, or cancelled, each with error type INPUT_TIMEOUT, in one
+        transaction per request as `finish` ends one (terminal event, outbox row, the session's
+        next turn released). Exactly once across processes (a guarded update: a request another
+        process ended, answered or cancelled meanwhile is skipped). Returns those ended."""
         ...
 
     async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:

@@ -149,6 +149,9 @@ def plan(
 # -- the rules of fair claims and session turns both backends share --------------------------------
 UNFINISHED = f"status IN {sql_in(sources_of(Status.PROCESSING))}"
 """The predicate of the `requests_fair` index (pending or processing): a key's unfinished rows."""
+SESSION_UNFINISHED = f"status IN {sql_in((*sources_of(Status.PROCESSING), Status.INPUT_REQUIRED))}"
+"""A session's unfinished requests: a request waiting for input still holds its session's turn
+(busy for `on_busy`: enqueue waits, reject refuses, interrupt cancels it)."""
 
 
 def fair_head(key: str, now: str) -> str:

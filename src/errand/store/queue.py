@@ -19,15 +19,17 @@ from errand.store.rules import Values, sql_in
 
 __all__ = ["FOLD_AT", "PG_FOLD", "QUEUE_SQL", "QUEUE_STATUSES", "SQLITE_FOLD", "to_queue_stats"]
 
-QUEUE_STATUSES: tuple[Status, ...] = (Status.PENDING, Status.PROCESSING)
-"""The statuses a request waits or runs in (the trigger conditions of migration 0010)."""
+QUEUE_STATUSES: tuple[Status, ...] = (Status.PENDING, Status.PROCESSING, Status.INPUT_REQUIRED)
+"""The statuses a request waits or runs in (the trigger conditions of migrations 0010, 0014)."""
+_INDEXED = (Status.PENDING, Status.PROCESSING)
+"""The predicate of the `requests_queue` partial index, spelled out for the planner."""
 
 FOLD_AT = 512
 """A read that summed more count rows than this asks the store to fold them."""
 
 QUEUE_SQL = (
     "SELECT status, agent, SUM(n) AS n, COUNT(*) AS changes, "
-    f"(SELECT MIN(created_at) FROM requests WHERE status IN {sql_in(QUEUE_STATUSES)} "
+    f"(SELECT MIN(created_at) FROM requests WHERE status IN {sql_in(_INDEXED)} "
     "AND status = 'pending') AS oldest "
     "FROM queue_counts GROUP BY status, agent"
 )

@@ -27,6 +27,7 @@ from errand.models import (
     ErrorInfo,
     Event,
     IdempotencyKey,
+    InputAsk,
     Mode,
     OutboxItem,
     Progress,
@@ -34,6 +35,7 @@ from errand.models import (
     Result,
     Status,
     can_transition,
+    inputs_from,
     sources_of,
 )
 from errand.request_ids import public_id
@@ -91,7 +93,7 @@ REQUEST_COLUMNS = (
     "id, owner, user_id, kind, agent, message, session_id, metadata, trigger_name, webhook_url, mode, "
     "status, attempt, failures, max_attempts, progress, result, error, created_at, started_at, "
     "completed_at, run_at, estimated_seconds, seq, expired_at, priority, fairness_key, waiting_on, "
-    "trace_context"
+    "trace_context, input_request, inputs, input_state"
 )
 EVENT_COLUMNS = "request_id, seq, type, data, at"
 DELIVERY_COLUMNS = "id, request_id, url, state, next_attempt_at, created_at"
@@ -118,12 +120,16 @@ def qualified(columns: str, alias: str) -> str:
 
 
 def summary_columns(alias: str = "") -> str:
-    """REQUEST_COLUMNS as `list` selects them: the result column is never read (a page of
+    """REQUEST_COLUMNS as `list` selects them: the result (and input_state) is never read (a page of
     20 MB results was read whole only to be sent on; a list item is a summary, fetch the
     request for its result). NULL holds its place, so rows still read by position."""
     prefix = f"{alias}." if alias else ""
     columns = (c.strip() for c in REQUEST_COLUMNS.split(","))
-    return ", ".join("NULL AS result" if c == "result" else f"{prefix}{c}" for c in columns)
+    return ", ".join(f"NULL AS {c}" if c in _NOT_SUMMARIZED else f"{prefix}{c}" for c in columns)
+
+
+_NOT_SUMMARIZED = ("result", "input_state")
+"""Columns a list item leaves out (NULL): the result, and an LLM's kept conversation."""
 
 
 def to_request(row: Values, json: Json = _decoded) -> Request:
@@ -158,6 +164,9 @@ def to_request(row: Values, json: Json = _decoded) -> Request:
         fairness_key=row[26],
         waiting_on=row[27],
         trace_context=json(row[28]),
+        input_request=InputAsk.from_dict(json(row[29])),
+        inputs=inputs_from(json(row[30])),
+        input_state=json(row[31]),
     )
 
 

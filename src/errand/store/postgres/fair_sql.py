@@ -70,10 +70,10 @@ LOCK_SESSION = "SELECT pg_advisory_xact_lock(hashtext($1))"
 # The request holding the session's turn, locked: a finish of it waits for this submit, and so
 # sees the request this submit enqueues behind it.
 SESSION_ACTIVE = f"""
-    SELECT id FROM requests WHERE {_SESSION} AND waiting_on IS NULL AND {_UNFINISHED}
+    SELECT id FROM requests WHERE {_SESSION} AND waiting_on IS NULL AND {fairness.SESSION_UNFINISHED}
     FOR UPDATE"""
 SESSION_UNFINISHED = f"""
-    SELECT id FROM requests WHERE {_SESSION} AND {_UNFINISHED}
+    SELECT id FROM requests WHERE {_SESSION} AND {fairness.SESSION_UNFINISHED}
     ORDER BY waiting_on IS NULL, created_at, pos"""
 # $1 owners, $2 users, $3 sessions whose turn-holding request ended: each one's next held one runs
 RELEASE_SESSIONS = f"""

@@ -102,6 +102,9 @@ def request_params(r: Request, updated_at: float, sort_key: float) -> tuple[Any,
         r.fairness_key,
         r.waiting_on,
         dumps_opt(r.trace_context),
+        None,  # input_request: a new request asked nothing yet
+        None,  # inputs
+        None,  # input_state
         updated_at,
         sort_key,
     )

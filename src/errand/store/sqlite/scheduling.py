@@ -17,7 +17,7 @@ from errand.store.fairness import Candidate, Running
 from errand.store.sqlite.rows import dumps, loads
 
 _SESSION = "owner = ? AND user_id = ? AND session_id = ?"
-_ACTIVE = f"{_SESSION} AND waiting_on IS NULL AND {fairness.UNFINISHED}"
+_ACTIVE = f"{_SESSION} AND waiting_on IS NULL AND {fairness.SESSION_UNFINISHED}"
 _RUNNING = "SELECT owner, user_id, agent FROM requests WHERE lease_owner IS NOT NULL"
 
 
@@ -141,7 +141,7 @@ def session_active(conn: sqlite3.Connection, new: NewRequest) -> str | None:
 def session_unfinished(conn: sqlite3.Connection, new: NewRequest) -> list[str]:
     """Every unfinished request of the session: the held ones first, the active one last."""
     rows = conn.execute(
-        f"SELECT id FROM requests WHERE {_SESSION} AND {fairness.UNFINISHED} "
+        f"SELECT id FROM requests WHERE {_SESSION} AND {fairness.SESSION_UNFINISHED} "
         "ORDER BY waiting_on IS NULL, created_at, rowid",
         (new.owner, new.user_id, new.session_id),
     ).fetchall()

@@ -23,6 +23,7 @@ from errand.models import (
     ErrorInfo,
     Event,
     IdempotencyKey,
+    InputAsk,
     Limits,
     NewRequest,
     OutboxItem,
@@ -36,7 +37,7 @@ from errand.models import (
 )
 from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
-from errand.store.sqlite import attempts, reads, scheduling, schema, upkeep, writes
+from errand.store.sqlite import attempts, inputs, reads, scheduling, schema, upkeep, writes
 from errand.store.sqlite.connections import Readers, Writer
 from errand.store.sqlite.wakeups import Wakeups
 
@@ -233,6 +234,25 @@ class SqliteStore:
         return await self._writer.submit(
             lambda c: writes.request_cancel(c, request_id, now), self._wake.after_cancel
         )
+
+    async def ask_input(self, request_id: str, attempt: int, ask: InputAsk, state: Any = None) -> Request:
+        """The running attempt asks: input_required, lease released, event + outbox row; LeaseLost if stale."""
+        now = self._clock.now()
+        return await self._writer.submit(
+            lambda c: inputs.ask(c, request_id, attempt, ask, state, now), self._wake.after_request
+        )
+
+    async def answer_input(self, request_id: str, input_id: str, value: Any) -> tuple[Request, bool]:
+        """The answer kept, the request pending again (workers woken); idempotent per input id."""
+        now = self._clock.now()
+        return await self._writer.submit(
+            lambda c: inputs.answer(c, request_id, input_id, value, now), self._wake.after_submit
+        )
+
+    async def expire_inputs(self, limit: int = 100) -> builtins.list[Request]:
+        """End the requests whose question expired unanswered, by its on_timeout."""
+        now = self._clock.now()
+        return await self._writer.submit(lambda c: inputs.expire(c, limit, now), self._wake.after_requests)
 
     async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
         """The ids (of these) that are cancelled or otherwise terminal."""

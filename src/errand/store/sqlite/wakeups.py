@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from errand.clock import Clock
-from errand.models import Delivery, Event, Request
+from errand.models import Delivery, Event, Request, Status
 from errand.store.sqlite.notify import Notifier
 
 
@@ -106,10 +106,11 @@ class Wakeups:
             if req.is_terminal and req.session_id is not None:  # its session's next may run
                 self.work.set()
                 flags += "w"
-            if req.is_terminal and req.webhook_url:
+            waiting = req.status is Status.INPUT_REQUIRED  # announced by webhook, not runnable
+            if (req.is_terminal or waiting) and req.webhook_url:
                 self.outbox.set()
                 flags += "o"
-            elif not req.is_terminal and req.run_at <= now:
+            elif not req.is_terminal and not waiting and req.run_at <= now:
                 self.work.set()
                 flags += "w"
         self._tell_others(flags, [req.id for req in requests])

@@ -43,29 +43,29 @@ _HELD = rules.held("?")
 
 
 # -- what several writes do ---------------------------------------------------------------------
-def _add_event(conn: sqlite3.Connection, request_id: str, seq: int, type: str, data: Any, at: float) -> Event:
+def add_event(conn: sqlite3.Connection, request_id: str, seq: int, type: str, data: Any, at: float) -> Event:
     conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (request_id, seq, type, dumps(data), at))
     return Event(request_id=request_id, seq=seq, type=type, data=data, at=at)
 
 
-def _update_one(conn: sqlite3.Connection, sql: str, params: Iterable[Any]) -> Request | None:
+def update_one(conn: sqlite3.Connection, sql: str, params: Iterable[Any]) -> Request | None:
     """Run an `UPDATE requests ... RETURNING {REQUEST_COLUMNS}` that touches at most one row."""
     row = conn.execute(f"{sql} RETURNING {REQUEST_COLUMNS}", tuple(params)).fetchone()
     return None if row is None else rules.to_request(row, loads)
 
 
-def _end(conn: sqlite3.Connection, req: Request, now: float) -> Request:
+def end_request(conn: sqlite3.Connection, req: Request, now: float) -> Request:
     """What every terminal write adds in the same transaction: the terminal event carrying the
     status document, and the webhook outbox row when the request has a webhook URL."""
     doc = to_document(req)
     scheduling.release_session(conn, req, now)
-    _add_event(conn, req.id, req.seq, req.status.value, attempt_log.terminal_event_data(req, doc), now)
+    add_event(conn, req.id, req.seq, req.status.value, attempt_log.terminal_event_data(req, doc), now)
     if req.webhook_url:
-        _add_delivery(conn, req.id, req.webhook_url, doc, now)
+        add_delivery(conn, req.id, req.webhook_url, doc, now)
     return req
 
 
-def _add_delivery(conn: sqlite3.Connection, request_id: str, url: str, body: Any, now: float) -> Delivery:
+def add_delivery(conn: sqlite3.Connection, request_id: str, url: str, body: Any, now: float) -> Delivery:
     delivery_id = new_id("dlv")
     conn.execute(
         "INSERT INTO deliveries (id, request_id, url, body, state, attempts, next_attempt_at, created_at) "
@@ -97,7 +97,7 @@ def submit(
             "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
             (idem.scope, idem.key, idem.fingerprint, new.id, now),
         )
-    _add_event(conn, req.id, 1, "created", rules.CREATED, now)
+    add_event(conn, req.id, 1, "created", rules.CREATED, now)
     scheduling.add_key(conn, req.fairness_key)
     return req, True
 
@@ -157,13 +157,13 @@ def append_event(
     ).fetchone()
     if row is None:
         raise rules.lease_lost(request_id, attempt)
-    return _add_event(conn, request_id, row[0], type, data, now)
+    return add_event(conn, request_id, row[0], type, data, now)
 
 
 def retry_later(
     conn: sqlite3.Connection, request_id: str, attempt: int, run_at: float, error: ErrorInfo, now: float
 ) -> Request:
-    req = _update_one(
+    req = update_one(
         conn,
         "UPDATE requests SET failures = failures + 1, lease_owner = NULL, lease_expires_at = NULL, "
         f"run_at = ?, error = ?, seq = seq + 1, updated_at = ? WHERE id = ? AND {_HELD} "
@@ -172,7 +172,7 @@ def retry_later(
     )
     if req is None:
         raise rules.lease_lost(request_id, attempt)
-    _add_event(conn, req.id, req.seq, "retry", rules.retry_data(attempt, run_at, error), now)
+    add_event(conn, req.id, req.seq, "retry", rules.retry_data(attempt, run_at, error), now)
     attempts.close(conn, req.id, attempt, AttemptOutcome.RETRIED, error, now)
     return req
 
@@ -187,7 +187,7 @@ def finish(
     now: float,
 ) -> Request:
     rules.check_finish_status(status)
-    req = _update_one(
+    req = update_one(
         conn,
         "UPDATE requests SET status = ?, result = ?, error = ?, completed_at = ?, lease_owner = NULL, "
         f"lease_expires_at = NULL, seq = seq + 1, updated_at = ? WHERE id = ? AND {_HELD} "
@@ -205,7 +205,7 @@ def finish(
     if req is None:
         raise rules.lease_lost(request_id, attempt)
     attempts.close(conn, req.id, attempt, AttemptOutcome(status.value), error, now)
-    return _end(conn, req, now)
+    return end_request(conn, req, now)
 
 
 def request_cancel(conn: sqlite3.Connection, request_id: str, now: float) -> tuple[Request, str]:
@@ -221,7 +221,7 @@ def _cancel(
     held = conn.execute(
         "SELECT lease_owner IS NOT NULL FROM requests WHERE id = ?", (request_id,)
     ).fetchone()[0]
-    cancelled = _update_one(
+    cancelled = update_one(
         conn,
         "UPDATE requests SET status = ?, completed_at = ?, lease_owner = NULL, lease_expires_at = NULL, "
         "error = COALESCE(?, error), seq = seq + 1, updated_at = ? "
@@ -232,7 +232,7 @@ def _cancel(
         raise rules.cancel_lost(request_id)
     if held:
         attempts.close_running(conn, request_id, AttemptOutcome.CANCELLED, now)
-    return _end(conn, cancelled, now), rules.cancel_mode(held)
+    return end_request(conn, cancelled, now), rules.cancel_mode(held)
 
 
 def requeue_expired(conn: sqlite3.Connection, now: float) -> list[Request]:
@@ -284,7 +284,7 @@ def _lose(conn: sqlite3.Connection, leased: list[Any], now: float, cause: str) -
 def _fail_lost(
     conn: sqlite3.Connection, request_id: str, attempt: int, error: ErrorInfo, now: float
 ) -> Request:
-    req = _update_one(
+    req = update_one(
         conn,
         "UPDATE requests SET status = ?, failures = failures + 1, error = ?, completed_at = ?, "
         "lease_owner = NULL, lease_expires_at = NULL, seq = seq + 1, updated_at = ? "
@@ -299,7 +299,7 @@ def _fail_lost(
         ),
     )
     assert req is not None  # selected above in the same transaction
-    return _end(conn, req, now)
+    return end_request(conn, req, now)
 
 
 # -- webhook outbox --------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ def record_attempt(
 def enqueue_redelivery(conn: sqlite3.Connection, request_id: str, now: float) -> Delivery:
     req = reads.get(conn, request_id)
     url = rules.redelivery_url(req)
-    return _add_delivery(conn, req.id, url, to_document(req), now)
+    return add_delivery(conn, req.id, url, to_document(req), now)
 
 
 # -- housekeeping ----------------------------------------------------------------------------------
@@ -385,6 +385,7 @@ def purge_chunk(
         attempts.forget(conn, ids, marks)
         conn.execute(
             "UPDATE requests SET message = '', metadata = '{}', progress = NULL, result = NULL, "
+            "input_request = NULL, inputs = NULL, input_state = NULL, "
             f"error = NULL, expired_at = ?, updated_at = ? WHERE id IN ({marks})",
             (now, now, *ids),
         )
