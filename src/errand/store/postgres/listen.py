@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from errand.backoff import Backoff
-from errand.models import Request
+from errand.models import Request, Status
 from errand.store.postgres.pool import DRIVER_ERRORS, stop_task
 from errand.store.postgres.sql import CH_CANCEL, CH_CHANGE, CH_OUTBOX, CH_WORK
 
@@ -128,7 +128,7 @@ class Hub:
         transaction wakes the other processes, and this one again, harmlessly)."""
         for req in requests:
             self.changed(req.id, req.seq)
-            if req.is_terminal and req.webhook_url:
+            if (req.is_terminal or req.status is Status.INPUT_REQUIRED) and req.webhook_url:
                 self.outbox.set()
         if work:
             self.work.set()

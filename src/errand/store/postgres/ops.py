@@ -210,7 +210,7 @@ async def _finish_rounds(
             [attempt_log.error_traceback(f.error) for _, f in items],
         )
         done = {req.id: req for req in map(rules.to_request, rows)}
-        await _end(conn, list(done.values()))
+        await end_requests(conn, list(done.values()))
         for n, f in items:
             req = done.get(f.request_id)
             outcomes[n] = req if req is not None else rules.lease_lost(f.request_id, f.attempt)
@@ -253,13 +253,13 @@ async def request_cancel(conn: Conn, rid: str, now: float, reason: Any = None) -
     if updated is None:  # not reachable with the row locked
         raise rules.cancel_lost(rid)
     cancelled = rules.to_request(updated)
-    await _end(conn, [cancelled])
+    await end_requests(conn, [cancelled])
     await conn.execute(sql.NOTIFY_CANCEL, rid)
     held = row is not None and row["lease_owner"] is not None
     return cancelled, rules.cancel_mode(held), True
 
 
-async def _end(conn: Conn, requests: list[Request]) -> None:
+async def end_requests(conn: Conn, requests: list[Request]) -> None:
     """What every terminal write adds in the same transaction: the terminal event carrying the
     status document, and the webhook outbox row when the request has a webhook URL (both at
     the request's completed_at)."""
@@ -306,7 +306,7 @@ async def lose(conn: Conn, leased: Sequence[Row], now: float, cause: str) -> lis
     if spent:
         errors = [rules.worker_lost(r["attempt"], spent=True, cause=cause) for r in spent]
         failed = await _lose_leases(conn, spent, errors, now, Status.FAILED, cause)
-        await _end(conn, failed)
+        await end_requests(conn, failed)
         touched += failed
     return touched
 

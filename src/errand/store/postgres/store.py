@@ -28,6 +28,7 @@ from errand.models import (
     ErrorInfo,
     Event,
     IdempotencyKey,
+    InputAsk,
     Limits,
     NewRequest,
     OutboxItem,
@@ -40,7 +41,7 @@ from errand.models import (
     Status,
 )
 from errand.store import processes, rules
-from errand.store.postgres import ops, outbox_ops, reads, turns, upkeep, workers
+from errand.store.postgres import inputs, ops, outbox_ops, reads, turns, upkeep, workers
 from errand.store.postgres.listen import Hub, Listener
 from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, connect
 from errand.store.processes import WorkerProcess
@@ -223,6 +224,28 @@ class PostgresStore:
         if changed:
             self._hub.cancelled([req])
         return req, how
+
+    async def ask_input(self, request_id: str, attempt: int, ask: InputAsk, state: Any = None) -> Request:
+        """The running attempt asks: input_required, lease released, event + outbox row; LeaseLost if stale."""
+        now = self._clock.now()
+        req = await self._database.run(lambda c: inputs.ask(c, request_id, attempt, ask, state, now))
+        self._after([req])
+        return req
+
+    async def answer_input(self, request_id: str, input_id: str, value: Any) -> tuple[Request, bool]:
+        """The answer kept, the request pending again (NOTIFY wakes workers); idempotent per input id."""
+        now = self._clock.now()
+        req, changed = await self._database.run(lambda c: inputs.answer(c, request_id, input_id, value, now))
+        if changed:
+            self._after([req], work=True)
+        return req, changed
+
+    async def expire_inputs(self, limit: int = 100) -> builtins.list[Request]:
+        """End the requests whose question expired unanswered, by its on_timeout (SKIP LOCKED)."""
+        now = self._clock.now()
+        ended = await self._database.run(lambda c: inputs.expire(c, limit, now))
+        self._after(ended, work=any(r.session_id is not None for r in ended))
+        return ended
 
     async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
         """The ids (of these) that are cancelled or otherwise terminal."""
