@@ -18,6 +18,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "ATTEMPT_SECONDS",
+    "INPUT_ASKED",
+    "INPUT_EXPIRED",
     "IN_FLIGHT",
     "PROCESS_INFO",
     "REQUESTS",
@@ -51,9 +53,19 @@ IN_FLIGHT = Gauge("errand_in_flight", "Attempts running in this process now, by 
 ATTEMPT_SECONDS = Histogram(
     "errand_attempt_duration_seconds",
     "Wall time of one attempt in this process, claim to recorded outcome (completed, retried, "
-    "failed, cancelled, lease_lost, abandoned, unrecorded)",
+    "failed, cancelled, input_required, lease_lost, abandoned, unrecorded)",
     ["agent", "outcome"],
     buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, float("inf")),
+)
+INPUT_ASKED = Counter(
+    "errand_input_requests",
+    "Questions handlers asked (the request paused in input_required), by agent",
+    ["agent"],
+)
+INPUT_EXPIRED = Counter(
+    "errand_input_expired",
+    "Requests ended because their question expired unanswered, by status reached",
+    ["status"],
 )
 RETRIES = Counter("errand_retries", "Failed attempts scheduled to run again, by agent", ["agent"])
 TIMEOUTS = Counter(

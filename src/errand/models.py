@@ -288,7 +288,7 @@ class Event:
 
     request_id: str
     seq: int
-    type: str  # created | started | progress | content | retry | input_required | input_received | completed | ...
+    type: str  # created | started | progress | content | retry | input_required | input_received | terminal
     data: dict[str, Any]
     at: float
 

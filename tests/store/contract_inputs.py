@@ -16,7 +16,9 @@ from tests.store.contract import HOOK, LEASE, Reopen, new, running
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
 
 
-def question(n: int = 1, clock: ManualClock | None = None, timeout: float | None = None, **kw: str) -> InputAsk:
+def question(
+    n: int = 1, clock: ManualClock | None = None, timeout: float | None = None, **kw: str
+) -> InputAsk:
     expires = None if clock is None or timeout is None else clock.now() + timeout
     return InputAsk(f"inp_{n}", f"question {n}?", SCHEMA, expires, kw.get("on_timeout", "fail"), 0.0)
 
@@ -36,7 +38,12 @@ class InputContract:
         assert asked.input_request == question() and asked.input_state == {"conversation": ["hi"]}
         doc = to_document(await store.get(req.id))
         assert doc["status"] == "input_required"
-        assert doc["input_request"] == {"id": "inp_1", "prompt": "question 1?", "schema": SCHEMA, "expires_at": None}
+        assert doc["input_request"] == {
+            "id": "inp_1",
+            "prompt": "question 1?",
+            "schema": SCHEMA,
+            "expires_at": None,
+        }
         last = (await store.events_since(req.id))[-1]
         assert last.type == "input_required" and last.data["input_request"]["id"] == "inp_1"
         [record] = await store.list_attempts(req.id)
@@ -100,7 +107,10 @@ class InputContract:
         other = await reopen()
         asked = await asking(store)
         outcomes = await asyncio.gather(
-            *(s.answer_input(asked.id, "inp_1", {"ok": n % 2 == 0}) for n, s in enumerate([store, other] * 3)),
+            *(
+                s.answer_input(asked.id, "inp_1", {"ok": n % 2 == 0})
+                for n, s in enumerate([store, other] * 3)
+            ),
             return_exceptions=True,
         )
         wrote = [o for o in outcomes if isinstance(o, tuple) and o[1]]

@@ -213,3 +213,36 @@ async def hold(message: str, ctx: RunContext) -> str:
 def add(a: int, b: int) -> int:
     """Add two integers."""
     return a + b
+
+
+# -- human input tests (ctx.ask)
+
+NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+ASK_RUNS: dict[str, int] = {}
+"""request id -> how many times `asker` started (it runs again from the start once answered)."""
+ASK_EFFECTS: dict[str, list[str]] = {}
+"""request id -> the side effects `asker` made, each once: its code before `ask` is idempotent."""
+
+
+async def asker(message: str, ctx: RunContext) -> dict[str, Any]:
+    """Asks for a name (NAME_SCHEMA), then, with metadata `count`, how many; greets with both.
+
+    Steered by metadata: `ask_timeout` (seconds), `on_timeout` (fail|cancel), `count` (a second
+    question). Before its first ask it records an effect keyed by request id, once however
+    often it is resumed: the idempotent pre-ask code the docs ask for."""
+    ASK_RUNS[ctx.request_id] = ASK_RUNS.get(ctx.request_id, 0) + 1
+    effects = ASK_EFFECTS.setdefault(ctx.request_id, [])
+    if "prepared" not in effects:
+        effects.append("prepared")
+    meta = ctx.metadata
+    answer = await ctx.ask(
+        "What is your name?",
+        schema=NAME_SCHEMA,
+        timeout=meta.get("ask_timeout"),
+        on_timeout=meta.get("on_timeout", "fail"),
+    )
+    text = f"hello {answer['name']} ({message})"
+    if meta.get("count"):
+        n = await ctx.ask("How many?", schema={"type": "integer", "minimum": 1})
+        text += f" x{n}"
+    return {"text": text, "inputs": list(ctx.inputs)}

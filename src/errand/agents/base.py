@@ -1,8 +1,17 @@
 """The Agent protocol and the RunContext an agent reports through. Knows no HTTP and no SQL.
 
 The worker builds a RunContext per attempt and binds its `sink` to the store; agents only see
-`progress()`, `emit()` and `checkpoint()`. Reports are queued without blocking the agent (a sync
-handler calls them from its thread), and written in order by the worker.
+`progress()`, `emit()`, `checkpoint()` and `ask()`. Reports are queued without blocking the agent
+(a sync handler calls them from its thread), and written in order by the worker.
+
+Human input (`await ctx.ask(prompt, schema=None, timeout=None)`) resumes by re-running: an ask
+whose answer is not in `ctx.inputs` raises `InputRequested`, a control-flow signal (a
+BaseException, like asyncio's CancelledError, so `except Exception` in a handler does not swallow
+it; never an error, never retried). The engine stores the question, the request waits in
+`input_required` without a worker, and once answered the handler is called again *from its
+start* with `ctx.inputs` holding every answer so far (by input id, in ask order): each `ask` whose
+answer exists returns it at once, in the order asked. So the code before an `ask` runs again on
+every resumption and must be idempotent (or check `ctx.inputs`).
 """
 
 from __future__ import annotations
@@ -12,11 +21,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from errand.agents.threads import ThreadGroup
-from errand.errors import Cancelled
-from errand.models import Progress, Result
+import jsonschema
 
-__all__ = ["Agent", "Cancelled", "RunContext", "Sink", "coerce_result"]
+from errand.agents.threads import ThreadGroup
+from errand.clock import new_id
+from errand.errors import Cancelled
+from errand.models import ON_TIMEOUT, InputAsk, Progress, Result
+
+__all__ = ["Agent", "Cancelled", "InputRequested", "RunContext", "Sink", "coerce_result"]
+
+
+class InputRequested(BaseException):
+    """Raised by `RunContext.ask` when the answer is not there yet: the engine pauses the
+    request (input_required) with `ask` as its question and `state` kept for the resumption."""
+
+    def __init__(self, ask: InputAsk, state: Any = None) -> None:
+        super().__init__(ask.prompt)
+        self.ask, self.state = ask, state
+
 
 Sink = Callable[[str, dict[str, Any], Progress | None], None]
 """(event type, data, progress or None) -> None; must be safe to call from any thread."""
@@ -36,6 +58,13 @@ class RunContext:
     cancel_event: asyncio.Event = field(repr=False, default_factory=asyncio.Event)
     threads: ThreadGroup = field(repr=False, default_factory=ThreadGroup)
     """Where this attempt's sync handler and tools run (the worker's pool; agents/threads.py)."""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """Answers to this request's questions so far, by input id, in ask order (see `ask`)."""
+    input_state: Any = None
+    """What the agent kept when it asked (`ask(state=...)`), given back on resumption."""
+    now: Callable[[], float] = field(repr=False, default=lambda: 0.0)
+    """The engine's clock (an ask's expiry is now + timeout)."""
+    _asked: int = field(default=0, repr=False)
 
     def progress(
         self,
@@ -57,6 +86,35 @@ class RunContext:
     def event(self, type: str, data: dict[str, Any]) -> None:
         """Report another event (tool calls, steps)."""
         self.sink(type, data, None)
+
+    async def ask(
+        self,
+        prompt: str,
+        schema: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        *,
+        on_timeout: str = "fail",
+        state: Any = None,
+    ) -> Any:
+        """Ask a person; returns the answer (validated against `schema`, a JSON Schema).
+
+        The n-th ask of a run returns the n-th answer of `ctx.inputs` at once; past the answers
+        it raises InputRequested: the request waits in `input_required` (no worker held) until
+        answered, then this handler runs again from its start. `timeout` seconds unanswered end
+        the request by `on_timeout`: "fail" (error InputTimeout) or "cancel". `state` is kept
+        and handed back as `ctx.input_state` on the resumption (the LLM agent keeps its
+        conversation there)."""
+        if on_timeout not in ON_TIMEOUT:
+            raise ValueError(f"on_timeout must be one of {', '.join(ON_TIMEOUT)}, not {on_timeout!r}")
+        if schema is not None:  # a handler's bad schema fails its request now, not every answer
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        answers = list(self.inputs.values())
+        n, self._asked = self._asked, self._asked + 1
+        if n < len(answers):
+            return answers[n]
+        now = self.now()
+        expires = None if timeout is None else now + float(timeout)
+        raise InputRequested(InputAsk(new_id("inp"), str(prompt), schema, expires, on_timeout, now), state)
 
     @property
     def cancelled(self) -> bool:

@@ -36,6 +36,7 @@ from errand.api.context import ApiContext, Endpoint, by_method, endpoint, public
 from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
 from errand.api.docs import docs_asset, docs_page
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
+from errand.api.inputs import answer_input
 from errand.api.openapi import OpenApi
 from errand.api.readiness import Readiness
 from errand.api.requests import cancel_request, get_request, list_requests
@@ -225,6 +226,7 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         Route("/v1/requests/{request_id}/deliveries", endpoint(ctx, list_deliveries), methods=["GET"]),
         Route("/v1/requests/{request_id}/attempts", endpoint(ctx, list_attempts), methods=["GET"]),
         Route("/v1/requests/{request_id}/redeliver", endpoint(ctx, redeliver), methods=["POST"]),
+        Route("/v1/requests/{request_id}/input", endpoint(ctx, answer_input), methods=["POST"]),
         Route("/v1/admin/webhook-secret", endpoint(ctx, webhook_secret), methods=["GET"]),
         Route("/v1/triggers", endpoint(ctx, list_triggers), methods=["GET"]),
         Route(

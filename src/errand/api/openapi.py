@@ -29,6 +29,7 @@ from errand.api.auth import USER_ID_RE
 from errand.api.chat import ChatBody
 from errand.api.context import ApiContext
 from errand.api.errors import MalformedBody, json_response, status_of_class
+from errand.api.inputs import InputBody
 from errand.api.schemas import (
     Accepted,
     AgentDocument,
@@ -38,6 +39,7 @@ from errand.api.schemas import (
     DeliveryList,
     ErrorBody,
     Health,
+    InputAnswer,
     Ready,
     Redelivery,
     RequestList,
@@ -62,6 +64,7 @@ from errand.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from errand.models import Status
 
 __all__ = ["OPERATIONS", "OpenApi", "Operation", "Query", "openapi_document"]
 
@@ -108,9 +111,7 @@ IDEMPOTENCY = Query(
 )
 WAIT = Query("wait", {"type": "number", "minimum": 0}, "Long-poll up to this many seconds (max 60).")
 LIST = (
-    Query(
-        "status", {"type": "string", "enum": ["pending", "processing", "completed", "failed", "cancelled"]}
-    ),
+    Query("status", {"type": "string", "enum": [s.value for s in Status]}),
     Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (default 50)."),
     Query("cursor", {"type": "string", "maxLength": 512}, "`next_cursor` of the previous page."),
 )
@@ -127,6 +128,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/requests/{request_id}", "Status and result of a request", {200: StatusDocument}, READ, params=(WAIT,)),  # noqa: E501
     Operation("DELETE", "/v1/requests/{request_id}", "Cancel a request", {200: CancelAnswer}, (*READ, Conflict)),  # noqa: E501
     Operation("GET", "/v1/requests/{request_id}/events", "The request's events as Server-Sent Events", {200: SSE}, READ, params=LAST_EVENT),  # noqa: E501
+    Operation("POST", "/v1/requests/{request_id}/input", "Answer the question a request waits on", {202: InputAnswer}, (*READ, Conflict, MalformedBody, PayloadTooLarge), body=InputBody),  # noqa: E501
     Operation("GET", "/v1/requests/{request_id}/attempts", "Every attempt: worker, outcome, error (admins: traceback)", {200: AttemptList}, READ),  # noqa: E501
     Operation("GET", "/v1/requests/{request_id}/deliveries", "Webhook delivery attempts", {200: DeliveryList}, READ, tag="webhooks"),  # noqa: E501
     Operation("POST", "/v1/requests/{request_id}/redeliver", "Send the webhook again", {202: Redelivery}, (NotFound, RequestExpired, Conflict), auth="admin", tag="webhooks"),  # noqa: E501

@@ -67,11 +67,12 @@ async def status_document(ctx: ApiContext, req: StoredRequest, *, stored_id: boo
 
 
 async def wait_terminal(store: Store, req: StoredRequest, timeout: float) -> StoredRequest:
-    """The request once terminal, or as it is after `timeout` seconds: woken by the store's
-    change notifications, never by polling."""
+    """The request once terminal or waiting for input (someone must answer it before it can
+    end), or as it is after `timeout` seconds: woken by the store's change notifications, never
+    by polling."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not req.is_terminal:
+    while not (req.is_terminal or req.status is Status.INPUT_REQUIRED):
         remaining = deadline - loop.time()
         if remaining <= 0:
             break

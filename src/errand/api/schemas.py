@@ -80,6 +80,19 @@ class ErrorInfoDocument(_Doc):
     retryable: bool
 
 
+class InputRequestDocument(_Doc):
+    """The question a request in `input_required` waits on; answer it with POST .../input."""
+
+    id: str = Field(description="The input id an answer names.")
+    prompt: str
+    schema_: dict[str, Any] | None = Field(
+        default=None, alias="schema", description="A JSON Schema the answer must satisfy, or null."
+    )
+    expires_at: float | None = Field(
+        description="Unix time after which it ends by its on_timeout; null: never."
+    )
+
+
 class DeliveryState(_Doc):
     """GET /v1/requests/{id}: how the result reaches the client, and for a webhook, how far."""
 
@@ -133,6 +146,7 @@ class StatusDocument(_Doc):
     trigger: str | None = None
     result: ResultDocument | None = Field(default=None, description="Only when completed.")
     error: ErrorInfoDocument | None = Field(default=None, description="Only when failed.")
+    input_request: InputRequestDocument | None = Field(default=None, description="Only when input_required.")
 
 
 class Accepted(_Doc):
@@ -165,6 +179,16 @@ class RequestList(_Doc):
     requests: list[StatusDocument]
     count: int
     next_cursor: str | None
+
+
+class InputAnswer(_Doc):
+    """202: the answer is kept and the request resumes (`accepted` false: the same answer was
+    already given; nothing changed)."""
+
+    request_id: str
+    input_id: str
+    status: Status
+    accepted: bool
 
 
 class CancelAnswer(_Doc):

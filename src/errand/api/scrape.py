@@ -41,7 +41,7 @@ __all__ = ["QueueGauges", "ScrapeAccess", "is_loopback", "metrics_endpoint"]
 
 log = logging.getLogger("errand.api")
 
-QUEUE_STATUSES = ("pending", "processing")
+QUEUE_STATUSES = ("pending", "processing", "input_required")
 """Always shown for every configured agent (0 when empty), so a series never vanishes."""
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from errand import tracing
-from errand.agents.base import RunContext, coerce_result
+from errand.agents.base import InputRequested, RunContext, coerce_result
 from errand.agents.registry import AgentRegistry
 from errand.agents.threads import ThreadGroup
 from errand.backoff import Backoff
@@ -29,7 +29,7 @@ from errand.engine.events import EventWriter
 from errand.engine.retry import decide, error_info
 from errand.engine.settings import WorkerSettings
 from errand.engine.storable import unstorable
-from errand.errors import LeaseLost, PermanentError, StoreUnavailable, TaskTimeout
+from errand.errors import InvalidRequest, LeaseLost, PermanentError, StoreUnavailable, TaskTimeout
 from errand.logs import brief, raised
 from errand.metrics import STRAY_THREADS, TIMEOUTS, agent_label
 from errand.models import Claim, ErrorInfo, Progress, Result, Status
@@ -48,6 +48,7 @@ class Outcome(enum.StrEnum):
     RETRIED = "retried"
     FAILED = "failed"
     CANCELLED = "cancelled"  # the request was cancelled; nothing written
+    INPUT_REQUIRED = "input_required"  # the handler asked; the request waits for the answer
     LEASE_LOST = "lease_lost"  # taken over or finished elsewhere; nothing written
     ABANDONED = "abandoned"  # worker shut down; another worker takes over after lease expiry
     UNRECORDED = "unrecorded"  # the store stayed unavailable; the lease will expire and requeue
@@ -100,7 +101,7 @@ async def run_agent(
             return exc  # raised by the agent itself, nobody cancelled us: an ordinary failure
         raise
     except BaseException as exc:
-        if not isinstance(exc, Exception):
+        if not isinstance(exc, Exception | InputRequested):
             name = type(exc).__name__
             log.warning(
                 "the agent of %s raised %s; only that request fails", ctx.request_id, name, exc_info=exc
@@ -157,6 +158,9 @@ class Attempt:
             agent_id=self.agent_id,
             sink=self.writer.sink,
             threads=self.threads,
+            inputs=dict(req.inputs),
+            input_state=req.input_state,
+            now=self.clock.now,
         )
 
     @property
@@ -285,6 +289,8 @@ class Attempt:
     async def _record(self, outcome: Result | BaseException) -> Outcome:
         """A storable result completes the request; anything else is a failure to classify."""
         req = self.claim.request
+        if isinstance(outcome, InputRequested):
+            return await self._pause(outcome)
         if isinstance(outcome, TaskTimeout):
             TIMEOUTS.labels(agent_label(self.agent_id, self.agents)).inc()
         if isinstance(outcome, Result):
@@ -305,6 +311,26 @@ class Attempt:
             log.warning("request %s: %s", req.id, refused, extra={"request_id": req.id})
             outcome = refused
         return await self._record_failure(outcome)
+
+    async def _pause(self, asked: InputRequested) -> Outcome:
+        """The handler asked (`ctx.ask`): store the question and free the slot; the request
+        waits in input_required and runs again from the start once answered. State that
+        cannot be stored fails the request (it could never resume)."""
+        req = self.claim.request
+        try:
+            await self._store_call(
+                lambda: self.store.ask_input(req.id, self.claim.attempt, asked.ask, asked.state)
+            )
+        except InvalidRequest as exc:
+            return await self._record_failure(PermanentError(f"cannot pause for input: {exc}"))
+        log.info(
+            "request %s asks for input %s (attempt %d); it waits without a worker",
+            req.id,
+            asked.ask.id,
+            self.claim.attempt,
+            extra={"request_id": req.id},
+        )
+        return Outcome.INPUT_REQUIRED
 
     async def _record_failure(self, outcome: BaseException) -> Outcome:
         """Classify the failure (engine/retry.py): a retry scheduled, or the request failed."""

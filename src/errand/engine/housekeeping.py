@@ -1,4 +1,5 @@
-"""The worker's housekeeping side loops: requeue expired leases, fold the queue counts, purge.
+"""The worker's housekeeping side loops: requeue expired leases, expire unanswered questions,
+fold the queue counts, purge.
 
 Run only by a worker that does housekeeping, each under the worker's supervisor (a crash is
 logged and the loop restarted). Split from engine/worker.py; they touch only the store, the
@@ -11,11 +12,21 @@ import asyncio
 import logging
 
 from errand.engine.settings import WorkerSettings
+from errand.metrics import INPUT_EXPIRED
 from errand.store.base import Store
 
-__all__ = ["QUEUE_FOLD_INTERVAL", "fold_loop", "purge_loop", "requeue_loop"]
+__all__ = [
+    "INPUT_EXPIRY_INTERVAL",
+    "QUEUE_FOLD_INTERVAL",
+    "expiry_loop",
+    "fold_loop",
+    "purge_loop",
+    "requeue_loop",
+]
 
 QUEUE_FOLD_INTERVAL = 5.0
+INPUT_EXPIRY_INTERVAL = 1.0
+"""Seconds between scans for expired questions (one index probe when none is due)."""
 
 log = logging.getLogger("errand.worker")
 
@@ -25,6 +36,21 @@ async def requeue_loop(store: Store, settings: WorkerSettings, wake: asyncio.Eve
         await asyncio.sleep(settings.lease_seconds / 2)
         if await store.requeue_expired():
             wake.set()
+
+
+async def expiry_loop(store: Store, interval: float = INPUT_EXPIRY_INTERVAL) -> None:
+    """End requests whose question expired unanswered, by the ask's on_timeout. The store makes
+    it exactly once across processes, so every housekeeping worker may run this."""
+    while True:
+        for req in await store.expire_inputs():
+            INPUT_EXPIRED.labels(req.status.value).inc()
+            log.warning(
+                "request %s: its question expired unanswered; it is %s",
+                req.id,
+                req.status.value,
+                extra={"request_id": req.id},
+            )
+        await asyncio.sleep(interval)
 
 
 async def fold_loop(store: Store) -> None:

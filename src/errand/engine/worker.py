@@ -33,7 +33,7 @@ from errand.agents.threads import AgentThreads
 from errand.backoff import Backoff
 from errand.clock import Clock, new_id
 from errand.engine.attempt import Attempt, Outcome, Phase
-from errand.engine.housekeeping import fold_loop, purge_loop, requeue_loop
+from errand.engine.housekeeping import expiry_loop, fold_loop, purge_loop, requeue_loop
 from errand.engine.settings import WorkerSettings
 from errand.engine.watchdog import LoopWatchdog
 from errand.errors import StoreUnavailable
@@ -41,6 +41,7 @@ from errand.logs import REQUEST_ID, brief
 from errand.metrics import (
     ATTEMPT_SECONDS,
     IN_FLIGHT,
+    INPUT_ASKED,
     PROCESS_INFO,
     REQUESTS,
     RETRIES,
@@ -227,6 +228,8 @@ class Worker:
         ATTEMPT_SECONDS.labels(agent, outcome.value).observe(seconds)
         if outcome is Outcome.RETRIED:
             RETRIES.labels(agent).inc()
+        elif outcome is Outcome.INPUT_REQUIRED:
+            INPUT_ASKED.labels(agent).inc()
         elif outcome in (Outcome.COMPLETED, Outcome.FAILED):
             REQUESTS.labels(attempt.claim.request.kind, agent, outcome.value).inc()
 
@@ -283,6 +286,7 @@ class Worker:
             loops["requeue"] = functools.partial(requeue_loop, self.store, self.settings, self._wake)
             loops["purge"] = functools.partial(purge_loop, self.store, self.settings)
             loops["queue-fold"] = functools.partial(fold_loop, self.store)
+            loops["input-expiry"] = functools.partial(expiry_loop, self.store)
             if self.settings.liveness_interval > 0:
                 loops["liveness"] = self._liveness_loop
         tasks = [asyncio.create_task(self._supervise(n, f), name=f"errand-{n}") for n, f in loops.items()]

@@ -63,7 +63,9 @@ END = f"""
     WHERE r.id = $1 AND {_WAITING} RETURNING {_R}"""
 
 
-async def ask(conn: Conn, request_id: str, attempt: int, question: InputAsk, state: Any, now: float) -> Request:
+async def ask(
+    conn: Conn, request_id: str, attempt: int, question: InputAsk, state: Any, now: float
+) -> Request:
     """processing -> input_required, the event, the outbox row with a webhook URL; LeaseLost if stale."""
     input_rules.check_ask(question)
     row = await conn.fetchrow(

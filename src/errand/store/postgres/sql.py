@@ -333,7 +333,8 @@ TOMBSTONE = f"""
     at AS (DELETE FROM attempts USING x WHERE attempts.request_id = x.id),
     dl AS (DELETE FROM deliveries USING x WHERE deliveries.request_id = x.id)
     UPDATE requests r SET message = '', metadata = '{{}}'::jsonb, progress = NULL, result = NULL,
-        input_request = NULL, inputs = NULL, input_state = NULL, error = NULL, expired_at = $2, updated_at = $2
+        input_request = NULL, inputs = NULL, input_state = NULL, error = NULL, expired_at = $2,
+        updated_at = $2
     FROM x WHERE r.id = x.id RETURNING r.id"""
 # $1 cutoff (now - tombstone_ttl), $2 chunk
 DROP_TOMBSTONES = """

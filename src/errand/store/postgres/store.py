@@ -226,7 +226,7 @@ class PostgresStore:
         return req, how
 
     async def ask_input(self, request_id: str, attempt: int, ask: InputAsk, state: Any = None) -> Request:
-        """The running attempt asks: input_required, lease released, event + outbox row; LeaseLost if stale."""
+        """The running attempt asks: input_required, lease released, event, outbox row; LeaseLost if stale."""
         now = self._clock.now()
         req = await self._database.run(lambda c: inputs.ask(c, request_id, attempt, ask, state, now))
         self._after([req])

@@ -49,7 +49,9 @@ def ask(
     return req
 
 
-def answer(conn: sqlite3.Connection, request_id: str, input_id: str, value: Any, now: float) -> tuple[Request, bool]:
+def answer(
+    conn: sqlite3.Connection, request_id: str, input_id: str, value: Any, now: float
+) -> tuple[Request, bool]:
     """input_required -> pending with the answer kept (see `input_rules.needs_answer`)."""
     req = reads.get(conn, request_id)
     if not input_rules.needs_answer(req, input_id, value):

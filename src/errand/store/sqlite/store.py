@@ -236,7 +236,7 @@ class SqliteStore:
         )
 
     async def ask_input(self, request_id: str, attempt: int, ask: InputAsk, state: Any = None) -> Request:
-        """The running attempt asks: input_required, lease released, event + outbox row; LeaseLost if stale."""
+        """The running attempt asks: input_required, lease released, event, outbox row; LeaseLost if stale."""
         now = self._clock.now()
         return await self._writer.submit(
             lambda c: inputs.ask(c, request_id, attempt, ask, state, now), self._wake.after_request
