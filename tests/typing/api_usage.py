@@ -54,6 +54,17 @@ def sync_usage() -> str | None:
         for one in tried:
             print(one.attempt, one.outcome, one.error.message if one.error else None, one.traceback)
 
+        st = c.wait(handle.id)
+        while st.needs_input and st.input_request is not None:  # wait() returns on input_required
+            question: str = st.input_request.prompt
+            schema: dict[str, Any] | None = st.input_request.schema
+            expires: float | None = st.input_request.expires_at
+            print(question, schema, expires)
+            answered: dict[str, Any] = c.respond(handle.id, {"approved": True})
+            c.respond(handle.id, "yes", input_id=st.input_request.id)
+            print(answered["accepted"], answered["status"])
+            st = c.wait(handle.id)
+
         cancelled: dict[str, Any] = c.cancel(handle.id)
         print(cancelled["status"])
 
@@ -93,6 +104,9 @@ async def async_usage() -> None:
         st: RequestStatus = await c.wait(handle.id, timeout=60, on_progress=on_progress)
         st = await c.wait(handle.id, on_progress=show)
         print(st.result.text if st.result else st.error)
+        if st.needs_input:
+            reply: dict[str, Any] = await c.respond(handle.id, 42)
+            await c.respond(handle.id, 42, input_id=reply["input_id"])
         page: RequestList = await c.list_requests()
         print([(a.attempt, a.outcome, a.duration_ms) for a in await c.attempts(handle.id)])
         print(len(page), await c.cancel(handle.id), await c.health())

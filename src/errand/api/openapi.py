@@ -185,13 +185,14 @@ USER = Query(
 EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     ChatBody: {"message": "Summarise the open tickets", "mode": "async"},
     TriggerBody: {"data": {"issue": {"title": "Crash on start"}}, "use_async": True},
+    InputBody: {"input_id": "inp_3Vq8kQ2mXc1aLp0z", "value": {"approved": True}},
 }
 SSE_EVENT = {
     "type": "object",
     "description": "One Server-Sent Event: `id` is its gapless sequence number (send it back as "
     "Last-Event-ID to resume), `event` its type (created, started, progress, content, retry, "
-    "routed, completed, failed, cancelled), `data` its JSON; the terminal event's data is the "
-    "status document, and the stream ends after it.",
+    "routed, input_required, input_received, completed, failed, cancelled), `data` its JSON; "
+    "the terminal event's data is the status document, and the stream ends after it.",
     "properties": {
         "id": {"type": "string", "pattern": "^[0-9]+$"},
         "event": {"type": "string"},
@@ -207,7 +208,7 @@ def openapi_document(formation: str, version: str) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for a formation named `formation`."""
     models = _models()
     keyed, top = models_json_schema(
-        [(m, "validation" if m in (ChatBody, TriggerBody) else "serialization") for m in models],
+        [(m, "validation" if m in (ChatBody, TriggerBody, InputBody) else "serialization") for m in models],
         ref_template=_REF,
     )
     refs: dict[type[BaseModel], Any] = {

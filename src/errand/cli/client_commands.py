@@ -1,7 +1,8 @@
-"""The client-side commands: `chat`, `status`, `wait`, `cancel`, `requests`, `trigger`.
+"""The client-side commands: `chat`, `status`, `wait`, `respond`, `cancel`, `requests`, `trigger`.
 
 Each talks to a running server through the SDK (errand.client); exit code 1 for an error from
-the server, or a request that ended failed or cancelled.
+the server, or a request that ended failed or cancelled; 2 when the request waits for input
+(`errand respond ID VALUE` answers it).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def _wait(c: Client, request_id: str, timeout: float, quiet: bool) -> RequestSta
 
 def _finish(st: RequestStatus, as_json: bool) -> None:
     show.print_outcome(st, as_json=as_json)
+    if st.needs_input:
+        raise typer.Exit(2)
     if not st.is_success:
         raise typer.Exit(1)
 
@@ -132,6 +135,31 @@ def cancel(
         show.print_cancel(c.cancel(request_id), as_json=as_json)
 
 
+def _parse_value(text: str) -> Any:
+    """VALUE: JSON when it parses as JSON (`true`, `3`, `{"ok": 1}`), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def respond(
+    request_id: RequestIdArg,
+    value: Annotated[str, typer.Argument(help="The answer: JSON if it parses as JSON, else a string.")],
+    input_id: Annotated[
+        str | None, typer.Option("--input-id", help="The question answered (default: the outstanding one).")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer the question a request waits on (status input_required); it then resumes."""
+    with show.reporting(), _client(url, key, admin_key, user) as c:
+        show.print_respond(c.respond(request_id, _parse_value(value), input_id=input_id), as_json=as_json)
+
+
 def requests(
     status: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many.")] = 20,
@@ -186,6 +214,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "chat": chat,
     "status": status,
     "wait": wait_command,
+    "respond": respond,
     "cancel": cancel,
     "requests": requests,
     "trigger": trigger,

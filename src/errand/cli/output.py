@@ -37,6 +37,7 @@ DEMO_KEYS = frozenset({"demo-client-key", "demo-admin-key"})
 _STATUS_STYLE = {
     Status.PENDING: "yellow",
     Status.PROCESSING: "cyan",
+    Status.INPUT_REQUIRED: "bright_yellow",
     Status.COMPLETED: "green",
     Status.FAILED: "red",
     Status.CANCELLED: "magenta",
@@ -175,6 +176,13 @@ def print_status(st: RequestStatus, *, as_json: bool) -> None:
     ]
     if st.error is not None:
         rows.append(("error", f"[red]{escape(st.error.type)}: {escape(st.error.message)}[/red]"))
+    if st.needs_input and st.input_request is not None:
+        rows.append(
+            (
+                "question",
+                f"{escape(st.input_request.prompt)}  [dim](input {escape(st.input_request.id)})[/dim]",
+            )
+        )
     for row in rows:
         table.add_row(*row)
     out.print(table)
@@ -232,6 +240,9 @@ def print_outcome(st: RequestStatus, *, as_json: bool) -> None:
         out.print(st.result.text, markup=False, soft_wrap=True)
     elif st.error is not None:
         print_error(st.error.type, st.error.message)
+    elif st.needs_input and st.input_request is not None:
+        err.print(f"request {escape(st.id)} asks: {escape(st.input_request.prompt)}")
+        err.print(f"answer with: errand respond {escape(st.id)} VALUE")
     else:
         err.print(f"request {escape(st.id)} is {_styled(st.status)}")
 
@@ -244,6 +255,16 @@ def print_cancel(answer: Mapping[str, Any], *, as_json: bool) -> None:
     out.print(
         f"{escape(str(answer.get('request_id')))}  {_styled(Status.CANCELLED)}"
         + (f"  ({how})" if how else "")
+    )
+
+
+def print_respond(answer: Mapping[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print_json(dict(answer))
+        return
+    note = "" if answer.get("accepted", True) else "  (already answered so)"
+    out.print(
+        f"{escape(str(answer.get('request_id')))}  answered {escape(str(answer.get('input_id')))}{note}"
     )
 
 

@@ -97,13 +97,19 @@ class AsyncClient(_BaseClient):
                 outcome = on_progress(news)
                 if inspect.isawaitable(outcome):
                     await outcome
-            if status.is_complete:
+            if status.is_complete or status.needs_input:
                 return status
             await asyncio.sleep(plan.rest(cycle, started, loop.time()))
 
     async def attempts(self, request_id: str) -> tuple[AttemptInfo, ...]:
         """Every attempt of the request, oldest first (the traceback for an admin key only)."""
         return self._attempts(await self._send(self._attempts_call(request_id)))
+
+    async def respond(self, request_id: str, value: Any, input_id: str | None = None) -> dict[str, Any]:
+        """As Client.respond."""
+        if input_id is None:
+            input_id = self._outstanding(await self.get_request(request_id))
+        return self._dict(await self._send(self._respond_call(request_id, input_id, value)))
 
     async def cancel(self, request_id: str) -> dict[str, Any]:
         return self._dict(await self._send(self._cancel_call(request_id)))

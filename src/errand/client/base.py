@@ -23,6 +23,7 @@ from errand.client.values import (
     RequestStatus,
     TriggerOptions,
 )
+from errand.errors import InputNotOutstanding
 from errand.models import Progress
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "ProgressCallback"]
@@ -123,6 +124,21 @@ class _BaseClient:
 
     def _attempts_call(self, request_id: str) -> _Call:
         return _Call("GET", self._path("requests", request_id, "attempts"))
+
+    def _respond_call(self, request_id: str, input_id: str, value: Any) -> _Call:
+        return _Call(
+            "POST", self._path("requests", request_id, "input"), json={"input_id": input_id, "value": value}
+        )
+
+    @staticmethod
+    def _outstanding(status: RequestStatus) -> str:
+        """The id of the question `status` waits on; InputNotOutstanding when it waits on none."""
+        if status.input_request is None or not status.needs_input:
+            raise InputNotOutstanding(
+                f"request {status.id!r} is {status.status.value}, not waiting for input",
+                details={"request_id": status.id, "status": status.status.value},
+            )
+        return status.input_request.id
 
     def _cancel_call(self, request_id: str) -> _Call:
         return _Call("DELETE", self._path("requests", request_id))

@@ -92,7 +92,8 @@ class Client(_BaseClient):
         on_progress: ProgressCallback | None = None,
         poll: float | None = None,
     ) -> RequestStatus:
-        """Block until the request is terminal (long-poll, no busy loop); TimeoutError after `timeout`.
+        """Block until the request is terminal or waits for input (`status.needs_input`: answer
+        with `respond()`, then wait again); long-polls, no busy loop; TimeoutError after `timeout`.
 
         `poll` caps how long each long-poll holds (default 30 s, or 1 s with on_progress).
         """
@@ -104,7 +105,7 @@ class Client(_BaseClient):
             news = plan.news(status)
             if news is not None and on_progress is not None:
                 on_progress(news)
-            if status.is_complete:
+            if status.is_complete or status.needs_input:
                 return status
             time.sleep(plan.rest(cycle, started, time.monotonic()))
 
@@ -112,6 +113,15 @@ class Client(_BaseClient):
         """Every attempt of the request, oldest first: outcome, error (and, for an admin key,
         the traceback)."""
         return self._attempts(self._send(self._attempts_call(request_id)))
+
+    def respond(self, request_id: str, value: Any, input_id: str | None = None) -> dict[str, Any]:
+        """Answer the question the request waits on (`input_id` default: the outstanding one,
+        read first): `{"request_id", "input_id", "status", "accepted"}`. The same answer again is
+        accepted (`accepted` False); InvalidRequest if the question's schema refuses `value`;
+        InputAlreadyAnswered / InputNotOutstanding (Conflict) otherwise."""
+        if input_id is None:
+            input_id = self._outstanding(self.get_request(request_id))
+        return self._dict(self._send(self._respond_call(request_id, input_id, value)))
 
     def cancel(self, request_id: str) -> dict[str, Any]:
         """Cancel: `{"request_id", "status": "cancelled", "cancellation"}`; Conflict if it already ended."""

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any, TypedDict
 from urllib.parse import quote
 
-from errand.models import ErrorInfo, Progress, Result, Status
+from errand.models import ErrorInfo, InputAsk, Progress, Result, Status
 
 __all__ = ["AttemptInfo", "ChatOptions", "RequestHandle", "RequestList", "RequestStatus", "TriggerOptions"]
 
@@ -53,6 +53,9 @@ class RequestStatus:
     delivery: str | None = None
     """How the result is delivered: "polling" or "webhook" (GET also sends the webhook's state,
     `raw["delivery"]["state"]`: pending, retrying, delivered or failed)."""
+    input_request: InputAsk | None = None
+    """The question the request waits on (status input_required): `.id`, `.prompt`, `.schema`,
+    `.expires_at`. Answer it with `respond()`."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The document as the server sent it (read-only), for fields this class does not name."""
 
@@ -60,6 +63,12 @@ class RequestStatus:
     def is_complete(self) -> bool:
         """True once the request is terminal (completed, failed or cancelled): it will not change."""
         return self.status.is_terminal
+
+    @property
+    def needs_input(self) -> bool:
+        """True while the request waits for an answer (input_required): it cannot end until
+        someone calls `respond()` (or its question expires). `wait()` returns then too."""
+        return self.status is Status.INPUT_REQUIRED
 
     @property
     def is_success(self) -> bool:
@@ -83,6 +92,7 @@ class RequestStatus:
             user_id=doc.get("user_id"),
             kind=doc.get("kind"),
             delivery=_delivery_mode(doc.get("delivery")),
+            input_request=InputAsk.from_dict(doc.get("input_request")),
             raw=MappingProxyType(dict(doc)),
         )
 
