@@ -174,6 +174,10 @@ class AgentConfig(_Section):
     max_tokens: int | None = None
     tools: list[str] = Field(default_factory=list)
     max_steps: int = Field(default=8, ge=1, le=100)
+    ask_user: bool = False
+    """LLM agents: offer the model the built-in `ask_user` tool (the request then waits in
+    input_required for a person's answer, which the model gets as the tool's result)."""
+    ask_user_timeout: Duration | None = Field(default=None, description="an unanswered ask_user fails then")
     default: bool = False
     isolation: Literal["inline", "process"] = "inline"
     """inline: the handler runs in the worker's event loop (or a thread, if sync). process: each

@@ -116,6 +116,13 @@ class RunContext:
         expires = None if timeout is None else now + float(timeout)
         raise InputRequested(InputAsk(new_id("inp"), str(prompt), schema, expires, on_timeout, now), state)
 
+    def resumed_answer(self) -> Any:
+        """For an agent that keeps its own place (`ask(state=...)`, e.g. the LLM agent's
+        conversation) instead of replaying its asks: the latest answer, every answer so far
+        counted as consumed, so its next `ask` is a new question."""
+        self._asked = len(self.inputs)
+        return list(self.inputs.values())[-1] if self.inputs else None
+
     @property
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()

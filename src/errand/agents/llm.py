@@ -13,6 +13,7 @@ and each tool call an `execute_tool {name}` span, inside the attempt's span (tra
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from openai.types.chat import (
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from errand import tracing
+from errand.agents import ask_user
 from errand.agents._openai import LoopClient
 from errand.agents.base import RunContext
 from errand.agents.provider_errors import classify_provider_error, parse_retry_after
@@ -160,18 +162,20 @@ class LlmAgent:
             config.tools, base_dir=base_dir, where=f"agent {config.id!r}: tools"
         )
         self._tool_params = [t.to_openai() for t in self.tools.values()]
+        if config.ask_user:
+            self._tool_params.append(ask_user.tool_param())
         self._clients = LoopClient(self.model)
 
     def __repr__(self) -> str:
         return f"LlmAgent({self.id!r}, model={self.model.name!r}, tools={list(self.tools)})"
 
     async def run(self, message: str, ctx: RunContext) -> Result:
-        """Call the model until it answers without asking for tools, at most `max_steps` times."""
-        messages = self._initial_messages(message)
-        usage = _Usage()
+        """Call the model until it answers without asking for tools, at most `max_steps` times.
+        Resumed after an `ask_user` (see agents/ask_user.py), it goes on from where it paused."""
+        messages, usage, first = await self._start(message, ctx)
         max_steps = self.config.max_steps
         asked_for: list[str] = []
-        for step in range(1, max_steps + 1):
+        for step in range(first, max_steps + 1):
             await ctx.checkpoint()
             reply = await self._complete(messages, ctx)
             usage.add(reply.usage)
@@ -181,12 +185,57 @@ class LlmAgent:
             asked_for = [c.name for c in reply.calls]
             if step < max_steps:  # after the last step no model would read the results: skip them
                 messages.append(reply.assistant_message())
-                for index, call in enumerate(reply.calls):
-                    messages.append(await self._call_tool(call, step, index, ctx))
+                await self._call_tools(reply.calls, messages, step, ctx, usage)
         raise PermanentError(
             f"agent {self.id!r} reached max_steps={max_steps} and the model still asked for "
             f"tools ({', '.join(asked_for)}); raise `max_steps` or simplify the task"
         )
+
+    async def _start(
+        self, message: str, ctx: RunContext
+    ) -> tuple[list[ChatCompletionMessageParam], _Usage, int]:
+        """(messages, usage, first step): a new conversation, or the one an ask_user paused,
+        with the answer as that call's result and the calls after it run."""
+        paused = ask_user.Paused.from_state(ctx.input_state) if self.config.ask_user else None
+        if paused is None or not ctx.inputs:
+            return self._initial_messages(message), _Usage(), 1
+        messages, usage = paused.messages, _Usage(**paused.usage)
+        answer = ask_user.answer_text(ctx.resumed_answer())
+        messages.append({"role": "tool", "tool_call_id": paused.call_id, "content": answer})
+        rest = [_PendingCall(**c) for c in paused.rest]
+        await self._call_tools(rest, messages, paused.step, ctx, usage)
+        return messages, usage, paused.step + 1
+
+    async def _call_tools(
+        self,
+        calls: list[_PendingCall],
+        messages: list[ChatCompletionMessageParam],
+        step: int,
+        ctx: RunContext,
+        usage: _Usage,
+    ) -> None:
+        """Run the calls in order, each result appended; an ask_user call pauses the request
+        (ctx.ask raises InputRequested with the conversation so far as its state)."""
+        for index, call in enumerate(calls):
+            if call.name == ask_user.ASK_USER and self.config.ask_user:
+                call.id = call.id or f"call_{step}_{index}"
+                rest = [dataclasses.asdict(c) for c in calls[index + 1 :]]
+                paused = ask_user.Paused(list(messages), call.id, rest, step, dataclasses.asdict(usage))
+                messages.append(await self._ask(call, paused, ctx))
+            else:
+                messages.append(await self._call_tool(call, step, index, ctx))
+
+    async def _ask(
+        self, call: _PendingCall, paused: ask_user.Paused, ctx: RunContext
+    ) -> ChatCompletionToolMessageParam:
+        """The ask_user call's result: an error the model should see, or (once answered) the answer."""
+        question = ask_user.question_of(call.arguments)
+        if question is None:
+            text = "Error: ask_user needs a non-empty string `question`"
+        else:
+            timeout = self.config.ask_user_timeout
+            text = ask_user.answer_text(await ctx.ask(question, timeout=timeout, state=paused.to_state()))
+        return {"role": "tool", "tool_call_id": call.id, "content": text}
 
     async def aclose(self) -> None:
         """Close the HTTP connections (at shutdown)."""
