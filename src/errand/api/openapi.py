@@ -54,6 +54,8 @@ from errand.errors import (
     Conflict,
     ErrandError,
     HeadersTooLarge,
+    InputAlreadyAnswered,
+    InputNotOutstanding,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
@@ -128,7 +130,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/requests/{request_id}", "Status and result of a request", {200: StatusDocument}, READ, params=(WAIT,)),  # noqa: E501
     Operation("DELETE", "/v1/requests/{request_id}", "Cancel a request", {200: CancelAnswer}, (*READ, Conflict)),  # noqa: E501
     Operation("GET", "/v1/requests/{request_id}/events", "The request's events as Server-Sent Events", {200: SSE}, READ, params=LAST_EVENT),  # noqa: E501
-    Operation("POST", "/v1/requests/{request_id}/input", "Answer the question a request waits on", {202: InputAnswer}, (*READ, Conflict, MalformedBody, PayloadTooLarge), body=InputBody),  # noqa: E501
+    Operation("POST", "/v1/requests/{request_id}/input", "Answer the question a request waits on", {202: InputAnswer}, (*READ, InputNotOutstanding, InputAlreadyAnswered, MalformedBody, PayloadTooLarge), body=InputBody),  # noqa: E501
     Operation("GET", "/v1/requests/{request_id}/attempts", "Every attempt: worker, outcome, error (admins: traceback)", {200: AttemptList}, READ),  # noqa: E501
     Operation("GET", "/v1/requests/{request_id}/deliveries", "Webhook delivery attempts", {200: DeliveryList}, READ, tag="webhooks"),  # noqa: E501
     Operation("POST", "/v1/requests/{request_id}/redeliver", "Send the webhook again", {202: Redelivery}, (NotFound, RequestExpired, Conflict), auth="admin", tag="webhooks"),  # noqa: E501
