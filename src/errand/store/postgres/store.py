@@ -337,22 +337,22 @@ class PostgresStore:
         rows = await self._database.fetch(sql.TERMINAL_AMONG, ids, sql.TERMINAL_VALUES, read=True)
         return {row["id"] for row in rows}
 
-    async def requeue_expired(self) -> int:
-        """Take back requests whose worker died (lease expired); returns how many."""
+    async def requeue_expired(self) -> builtins.list[Request]:
+        """Take back requests whose worker died (lease expired); returns them as they are now."""
         now = self._clock.now()
         touched = await self._database.run(lambda c: ops.requeue_expired(c, now))
         self._after(touched, work=any(not r.is_terminal for r in touched))
-        return len(touched)
+        return touched
 
     async def register_worker(self, worker_id: str, process: WorkerProcess | None = None) -> None:
         """Hold the worker's session lock on the lock connection and write its row (`workers`)."""
         await self.worker_locks.register(worker_id, process or processes.this_process())
 
-    async def requeue_dead(self) -> int:
+    async def requeue_dead(self) -> builtins.list[Request]:
         """Take over the requests of workers whose session lock is free (or local process gone)."""
         touched = await workers.requeue_dead(self._database, self._clock.now())
         self._after(touched, work=any(not r.is_terminal for r in touched))
-        return len(touched)
+        return touched
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return on a submit or due retry in any process (NOTIFY), or after `timeout`."""

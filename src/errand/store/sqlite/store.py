@@ -285,32 +285,32 @@ class SqliteStore:
         ids = builtins.list(dict.fromkeys(request_ids))
         return await self._readers.run(lambda c: reads.cancelled_among(c, ids))
 
-    async def requeue_expired(self) -> int:
-        """Take back requests whose worker died (lease expired); returns how many."""
+    async def requeue_expired(self) -> builtins.list[Request]:
+        """Take back requests whose worker died (lease expired); returns them as they are now."""
         now = self._clock.now()
         touched = await self._writer.submit(
             lambda c: writes.requeue_expired(c, now), self._wake.after_requests
         )
-        return len(touched)
+        return touched
 
     async def register_worker(self, worker_id: str, process: WorkerProcess | None = None) -> None:
         """Record the worker's process (None: this one), so that its death is seen at once."""
         now, found = self._clock.now(), process or processes.this_process()
         await self._writer.submit(lambda c: writes.register_worker(c, worker_id, found, now))
 
-    async def requeue_dead(self) -> int:
+    async def requeue_dead(self) -> builtins.list[Request]:
         """Take back the leases of workers of this node whose process is gone: one read, and a
         write only when some died."""
         node = processes.this_process().node
         workers = await self._readers.run(lambda c: reads.workers_on(c, node))
         dead = [worker_id for worker_id, process in workers if processes.dead(process)]
         if not dead:
-            return 0
+            return []
         now = self._clock.now()
         touched = await self._writer.submit(
             lambda c: writes.requeue_dead(c, dead, now), self._wake.after_requests
         )
-        return len(touched)
+        return touched
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return on a submit (here or notified from another process), or within min(timeout, poll)."""
