@@ -19,6 +19,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from types import FrameType
@@ -76,7 +77,8 @@ class LogWriter:
         try:
             return self._format(record) + "\n"
         except Exception:  # a record that cannot be formatted must not stop the others
-            return f"{record.created:.3f} ERROR errand.logs a log line could not be formatted\n"
+            when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            return f"{when}.{int(record.msecs):03d}Z ERROR errand.logs a log line could not be formatted\n"
 
     def _write(self, lines: list[str]) -> None:
         with contextlib.suppress(OSError, ValueError):  # stderr closed: nothing to tell

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -89,6 +90,7 @@ def test_a_line_that_cannot_be_formatted_does_not_stop_the_others() -> None:
     writer.put(record(logging.INFO, "good"))
     writer.stop()
     lines = out.getvalue().splitlines()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ERROR errand.logs .*", lines[0])
     assert "could not be formatted" in lines[0] and lines[1] == "good"
 
 
