@@ -38,7 +38,8 @@ UNROUTED = "unrouted"
 REQUESTS = Counter(
     "errand_requests",
     "Requests by kind, agent and the status they reached here: accepted (a new submit), "
-    "completed, failed (by a worker), cancelled (by the API)",
+    "completed, failed (by a worker, or by a takeover that found its attempts spent), "
+    "cancelled (by the API)",
     ["kind", "agent", "status"],
 )
 SUBMIT_SECONDS = Histogram(

@@ -99,7 +99,7 @@ class AttemptLogContract:
     ) -> None:
         req, attempt = await running(store)
         clock.advance(LEASE + 1)
-        assert await store.requeue_expired() == 1
+        assert len(await store.requeue_expired()) == 1
         [claim] = await store.claim("w2", 1, LEASE)
         with pytest.raises(LeaseLost):  # the first worker comes back too late
             await store.finish(req.id, attempt, Status.FAILED, error=boom())
@@ -118,7 +118,7 @@ class AttemptLogContract:
     ) -> None:
         req, _ = await running(store, max_attempts=1)
         clock.advance(LEASE + 1)
-        assert await store.requeue_expired() == 1
+        assert len(await store.requeue_expired()) == 1
         assert (await store.get(req.id)).status is Status.FAILED
         [record] = await store.list_attempts(req.id)
         assert shape(record) == (1, "w1", AttemptOutcome.LEASE_LOST, "WorkerLost")
@@ -128,7 +128,7 @@ class AttemptLogContract:
         req, _ = await store.submit(new(max_attempts=3))
         spent, _ = await store.submit(new(max_attempts=1))
         assert len(await store.claim("w-dead", 2, LEASE)) == 2
-        assert await store.requeue_dead() == 2
+        assert len(await store.requeue_dead()) == 2
         for request_id in (req.id, spent.id):
             [record] = await store.list_attempts(request_id)
             assert shape(record) == (1, "w-dead", AttemptOutcome.WORKER_LOST, "WorkerLost")

@@ -110,7 +110,7 @@ async def test_lease_taken_over_by_another_instance(
     req, _ = await a.submit(new())
     [stale] = await a.claim("wa", 1, LEASE)
     clock.advance(LEASE + 1)
-    assert await b.requeue_expired() == 1
+    assert len(await b.requeue_expired()) == 1
     [fresh] = await b.claim("wb", 1, LEASE)
     assert fresh.attempt == stale.attempt + 1
     assert await a.heartbeat("wa", {req.id: stale.attempt}, LEASE) == {req.id}

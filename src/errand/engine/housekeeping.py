@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Container
 
 from errand.engine.settings import WorkerSettings
+from errand.engine.takeover import report_takeover
 from errand.store.base import Store
 
 __all__ = ["QUEUE_FOLD_INTERVAL", "fold_loop", "purge_loop", "requeue_loop"]
@@ -20,10 +22,15 @@ QUEUE_FOLD_INTERVAL = 5.0
 log = logging.getLogger("errand.worker")
 
 
-async def requeue_loop(store: Store, settings: WorkerSettings, wake: asyncio.Event) -> None:
+async def requeue_loop(
+    store: Store, settings: WorkerSettings, wake: asyncio.Event, agents: Container[str] | None = None
+) -> None:
+    """Take back expired leases every half lease; what was taken is told by `report_takeover`."""
     while True:
         await asyncio.sleep(settings.lease_seconds / 2)
-        if await store.requeue_expired():
+        touched = await store.requeue_expired()
+        if touched:
+            report_takeover(touched, "whose lease expired", agents)
             wake.set()
 
 

@@ -189,10 +189,11 @@ class Store(Protocol):
         them must stop."""
         ...
 
-    async def requeue_expired(self) -> int:
+    async def requeue_expired(self) -> builtins.list[Request]:
         """Requests in processing whose lease expired (their worker died): failures += 1, and
         either made claimable now, or failed ("Worker lost ...") when max_attempts is reached.
-        Returns how many were touched."""
+        Returns the requests touched, each as it is now (pending again, or failed), so the
+        caller can log their ids and count the failed ones."""
         ...
 
     async def register_worker(self, worker_id: str, process: WorkerProcess | None = None) -> None:
@@ -204,14 +205,14 @@ class Store(Protocol):
         Registering an id again replaces its process."""
         ...
 
-    async def requeue_dead(self) -> int:
+    async def requeue_dead(self) -> builtins.list[Request]:
         """Requests leased by a registered worker known to be dead, taken over at once exactly
         as requeue_expired does (failures += 1, claimable now or failed when spent; "Worker
         lost: its worker died"): dead when its process ran on this node and is gone (pid free or
         reused by a process started at another time, see `store.processes`), or, on PostgreSQL,
         when its session lock is no longer held. Dead workers' rows are removed. A worker that
         is not registered, or runs elsewhere and (on SQLite) cannot be checked, is left to its
-        lease. Cheap when nobody died (one read). Returns how many requests were touched."""
+        lease. Cheap when nobody died (one read). Returns the requests touched, as requeue_expired."""
         ...
 
     async def wait_for_work(self, timeout: float) -> None:

@@ -228,8 +228,8 @@ class PostgresStore:
         """The ids (of these) that are cancelled or otherwise terminal."""
         return await reads.cancelled_among(self._database, request_ids)
 
-    async def requeue_expired(self) -> int:
-        """Take back requests whose worker died (lease expired); returns how many."""
+    async def requeue_expired(self) -> builtins.list[Request]:
+        """Take back requests whose worker died (lease expired); returns them as they are now."""
         now = self._clock.now()
         return self._requeued(await self._database.run(lambda c: ops.requeue_expired(c, now)))
 
@@ -237,7 +237,7 @@ class PostgresStore:
         """Hold the worker's session lock on the lock connection and write its row (`workers`)."""
         await self.worker_locks.register(worker_id, process or processes.this_process())
 
-    async def requeue_dead(self) -> int:
+    async def requeue_dead(self) -> builtins.list[Request]:
         """Take over the requests of workers whose session lock is free (or local process gone)."""
         return self._requeued(await workers.requeue_dead(self._database, self._clock.now()))
 
@@ -325,7 +325,7 @@ class PostgresStore:
         """After a commit by this store: wake its own waiters at once (`Hub.committed`)."""
         self._hub.committed(requests, work=work)
 
-    def _requeued(self, touched: builtins.list[Request]) -> int:
+    def _requeued(self, touched: builtins.list[Request]) -> builtins.list[Request]:
         """Requests taken back from lost workers: waiters woken, workers too if some run again."""
         self._after(touched, work=any(not r.is_terminal for r in touched))
-        return len(touched)
+        return touched

@@ -239,22 +239,21 @@ class SqliteStore:
         ids = builtins.list(dict.fromkeys(request_ids))
         return await self._readers.run(lambda c: reads.cancelled_among(c, ids)) if ids else set()
 
-    async def requeue_expired(self) -> int:
-        """Take back requests whose worker died (lease expired); returns how many."""
+    async def requeue_expired(self) -> builtins.list[Request]:
+        """Take back requests whose worker died (lease expired); returns them as they are now."""
         now = self._clock.now()
         after = self._wake.after_requests
-        touched = await self._writer.submit(lambda c: writes.requeue_expired(c, now), after)
-        return len(touched)
+        return await self._writer.submit(lambda c: writes.requeue_expired(c, now), after)
 
     async def register_worker(self, worker_id: str, process: WorkerProcess | None = None) -> None:
         """Record the worker's process (None: this one), so that its death is seen at once."""
         now, found = self._clock.now(), process or processes.this_process()
         await self._writer.submit(lambda c: writes.register_worker(c, worker_id, found, now))
 
-    async def requeue_dead(self) -> int:
+    async def requeue_dead(self) -> builtins.list[Request]:
         """Take back the leases of workers of this node whose process is gone (`upkeep`)."""
         now = self._clock.now()
-        return len(await upkeep.requeue_dead(self._readers, self._writer, now, self._wake.after_requests))
+        return await upkeep.requeue_dead(self._readers, self._writer, now, self._wake.after_requests)
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return on a submit (here or notified from another process), or within min(timeout, poll)."""
