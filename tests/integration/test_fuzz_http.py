@@ -30,12 +30,17 @@ from starlette.routing import Mount, Route
 from errand.api.app import create_app
 from errand.api.chat import ChatBody
 from errand.api.triggers import TriggerBody
+from errand.schedules.spec import ScheduleSpec
 from tests.support.server import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, Server
 
 FUZZ_EXAMPLES = 2000
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 EXTRA_METHODS = ["PUT", "PATCH", "OPTIONS", "HEAD"]
-FIELDS = sorted({f.alias or n for n, f in ChatBody.model_fields.items()} | set(TriggerBody.model_fields))
+FIELDS = sorted(
+    {f.alias or n for n, f in ChatBody.model_fields.items()}
+    | set(TriggerBody.model_fields)
+    | set(ScheduleSpec.model_fields)
+)
 WEBHOOK_URLS = [
     "http://127.0.0.1:9/hook",  # allow-listed loopback: nothing listens, deliveries fail
     "http://localhost:9/hook",  # refused: loopback by name (/etc/hosts, no DNS)
@@ -251,8 +256,15 @@ def calls(draw: st.DrawFn, endpoint: Endpoint, ids: list[str], formation: str) -
         "formation_id": st.one_of(st.just(formation), path_text),
         "agent_id": st.one_of(st.just("echo"), path_text),
         "asset": st.one_of(st.just("swagger-ui.css"), path_text),
+        "schedule_id": st.one_of(st.just("nightly"), path_text),
     }
-    known = {"name": "issue", "formation_id": formation, "agent_id": "echo", "asset": "swagger-ui.css"}
+    known = {
+        "name": "issue",
+        "formation_id": formation,
+        "agent_id": "echo",
+        "asset": "swagger-ui.css",
+        "schedule_id": "nightly",
+    }
     path = endpoint.path
     for param, strategy in values.items():
         if "{" + param + "}" in path:

@@ -39,6 +39,14 @@ from errand.api.errors import EXCEPTION_HANDLERS, json_response
 from errand.api.openapi import OpenApi
 from errand.api.readiness import Readiness
 from errand.api.requests import cancel_request, get_request, list_requests
+from errand.api.schedules import (
+    create_schedule,
+    delete_schedule,
+    get_schedule,
+    list_schedules,
+    run_schedule,
+    update_schedule,
+)
 from errand.api.scrape import metrics_endpoint
 from errand.api.sse import request_events
 from errand.api.triggers import fire_trigger, get_trigger, list_triggers, load_formation_triggers
@@ -48,6 +56,7 @@ from errand.delivery.dispatcher import run_dispatcher
 from errand.engine.settings import WorkerSettings
 from errand.engine.worker import Worker
 from errand.metrics import PROCESS_INFO
+from errand.schedules.scheduler import Scheduler
 from errand.store import open_store
 from errand.store.base import Store
 
@@ -78,6 +87,7 @@ def create_app(
     by default only on a loopback one (metrics.require_key)."""
     clock = clock or SystemClock()
     ctx = ApiContext(config)
+    ctx.clock = clock
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -97,9 +107,11 @@ def create_app(
             ctx.store = opened
             app.state.store, app.state.agents = opened, agents
             try:
+                scheduler = Scheduler(opened, config, ctx.triggers, lambda a: agents.get(a).id, clock)
                 async with (
                     _dispatcher(opened, config, clock, enabled=with_workers),
                     _workers(opened, agents, config, clock, enabled=with_workers),
+                    _scheduler(scheduler, enabled=with_workers and config.schedules.enabled),
                 ):
                     yield
             finally:
@@ -135,6 +147,16 @@ async def _workers(
     settings = WorkerSettings.from_config(config)
     worker = Worker(store, agents, settings, clock=clock)
     async with _beside("worker", "errand-worker", worker.run, settings.shutdown_grace + WORKER_STOP_MARGIN_S):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _scheduler(scheduler: Scheduler, *, enabled: bool) -> AsyncIterator[None]:
+    """The scheduler beside the worker (entered last, so it stops first: no firing at shutdown)."""
+    if not enabled:
+        yield
+        return
+    async with _beside("scheduler", "errand-scheduler", scheduler.run, WORKER_STOP_MARGIN_S):
         yield
 
 
@@ -217,6 +239,17 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         ),
         Route("/v1/agents", endpoint(ctx, list_agents), methods=["GET"]),
         Route("/v1/agents/{agent_id}", endpoint(ctx, get_agent), methods=["GET"]),
+        Route(
+            "/v1/schedules",
+            by_method(ctx, {"GET": list_schedules, "POST": create_schedule}),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/v1/schedules/{schedule_id}",
+            by_method(ctx, {"GET": get_schedule, "PATCH": update_schedule, "DELETE": delete_schedule}),
+            methods=["GET", "PATCH", "DELETE"],
+        ),
+        Route("/v1/schedules/{schedule_id}/run", endpoint(ctx, run_schedule), methods=["POST"]),
         Route("/v1/health", public(ctx, health), methods=["GET"]),
     ]
     return [

@@ -41,8 +41,9 @@ from errand.models import (
     Status,
     sources_of,
 )
+from errand.schedule_models import FireOutcome, Firing, Schedule
 from errand.store import attempt_log, listing, processes, rules
-from errand.store.postgres import fair_sql, ops, outbox_ops, sql, turns, workers
+from errand.store.postgres import fair_sql, ops, outbox_ops, schedules, sql, turns, workers
 from errand.store.postgres.group_commit import GroupCommit
 from errand.store.postgres.listen import Hub, Listener
 from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, Row, connect
@@ -62,6 +63,7 @@ class PostgresStore:
         self._db: Database | None = None
         self._hub = Hub()
         self._listener = Listener(lambda: connect(dsn, "errand-listen"), self._hub)
+        self._schedules = schedules.Schedules(lambda: self._database, self._hub, clock)
         self.worker_locks = workers.SessionLocks(lambda: connect(dsn, "errand-worker-lock"), clock)
         # Concurrent calls share one statement (group commit); the pool is looked up at flush time.
         self._submits: GroupCommit[ops.Submission, Row] = GroupCommit(
@@ -410,6 +412,28 @@ class PostgresStore:
     async def wait_for_outbox(self, timeout: float) -> None:
         """Return on a terminal write with a webhook in any process (NOTIFY), or after timeout."""
         await self._hub.outbox.wait(self._wait_step(timeout))
+
+    # -- schedules (store/postgres/schedules.py) ----------------------------------------------
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._schedules.create(schedule)
+
+    async def update_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._schedules.update(schedule)
+
+    async def get_schedule(self, key: str) -> Schedule:
+        return await self._schedules.get(key)
+
+    async def list_schedules(self) -> builtins.list[Schedule]:
+        return await self._schedules.list_all()
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._schedules.delete(schedule_id)
+
+    async def due_schedules(self, limit: int) -> builtins.list[Schedule]:
+        return await self._schedules.due(limit)
+
+    async def fire_schedule(self, firing: Firing) -> FireOutcome:
+        return await self._schedules.fire(firing)
 
     # -- housekeeping -------------------------------------------------------------------------
     async def migrate(self) -> builtins.list[str]:
