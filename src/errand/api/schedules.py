@@ -44,14 +44,19 @@ _EXCLUSIVE = {
     "message": ("trigger",),
 }
 """A PATCH that sets the key drops these from the schedule it merges into."""
+
+
+def _optional(field: FieldInfo) -> tuple[Any, FieldInfo]:
+    annotation: Any = field.annotation
+    return annotation | None, FieldInfo.merge_field_infos(field, default=None, default_factory=None)
+
+
+_PATCH_FIELDS: dict[str, Any] = {name: _optional(f) for name, f in spec.ScheduleSpec.model_fields.items()}
 SchedulePatch: type[BaseModel] = create_model(
     "SchedulePatch",
     __config__=ConfigDict(extra="forbid"),
     __doc__="PATCH /v1/schedules/{id}: any fields of a schedule; those given replace its own.",
-    **{
-        name: (f.annotation | None, FieldInfo.merge_field_infos(f, default=None, default_factory=None))
-        for name, f in spec.ScheduleSpec.model_fields.items()
-    },
+    **_PATCH_FIELDS,
 )
 """The PATCH body as documented: ScheduleSpec with every field optional (the merged schedule
 is what gets validated, as a whole, by ScheduleSpec)."""
