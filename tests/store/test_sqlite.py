@@ -436,20 +436,3 @@ def test_long_id_lists_are_split_or_collapsed() -> None:
     assert [i for m in messages for i in decode(m)[1]] == ids
     assert encode("w", [f"req_{n:026d}" for n in range(5000)]) == [b"a"]
 
-
-@pytest.mark.parametrize("statement", ["PURGE_OUTLIVED", "PURGE_TOMBSTONES", "PURGE_KEYS"])
-async def test_each_search_of_a_purge_chunk_uses_an_index(store: SqliteStore, statement: str) -> None:
-    """A long purge runs thousands of chunks, each holding the writer: a chunk that scanned the
-    table (the tombstones had no index; the rows still to tombstone shared one with every
-    tombstone) made a purge of 1,000,000 rows quadratic and held submits behind it."""
-    from errand.store.sqlite import writes
-
-    conn = sqlite3.connect(store.path)
-    try:
-        plan = " / ".join(
-            row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {getattr(writes, statement)}", (1.0, 10))
-        )
-    finally:
-        conn.close()
-    assert "SCAN requests" not in plan and "SCAN idempotency" not in plan, plan
-    assert "USING" in plan, plan

@@ -16,6 +16,7 @@ checked when it is written: an unknown trigger or agent, or data missing a templ
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -33,8 +34,9 @@ from errand.errors import Conflict, InvalidRequest, ResourceNotFound
 from errand.models import NewRequest
 from errand.schedule_models import Firing, Schedule
 from errand.schedules import spec
-from errand.schedules.firing import build_request
+from errand.schedules.firing import build_request, count_fired
 
+log = logging.getLogger("errand.schedules")
 SCHEDULES_PATH = "/v1/schedules"
 _FIELDS = list(spec.ScheduleSpec.model_fields)
 _EXCLUSIVE = {
@@ -149,6 +151,13 @@ async def run_schedule(request: Request, owner: Owner, ctx: ApiContext) -> Respo
     outcome = await ctx.store.fire_schedule(Firing(schedule.id, None, None, new))
     if outcome.request is None:
         raise Conflict(f"schedule {schedule.name!r} did not fire ({outcome.outcome})")
+    count_fired(outcome)
+    log.info(
+        "schedule %s run now: request %s",
+        schedule.name,
+        outcome.request.id,
+        extra={"request_id": outcome.request.id},
+    )
     return accepted(request, outcome.request)
 
 

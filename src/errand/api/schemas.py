@@ -122,8 +122,8 @@ class StatusDocument(_Doc):
     status: Status
     user_id: str
     kind: Literal["chat", "trigger", "schedule"] = Field(
-        description="Where it came from: POST /v1/chat, a trigger, or a schedule's firing "
-        "(`metadata.schedule_id` and `metadata.schedule` name it; GET /v1/requests/{id} shows it)."
+        description="Where it came from: POST /v1/chat, a trigger, or a schedule's firing (its "
+        "request_id is `sched:<schedule id>:<fire time, ms>`; the agent sees `metadata.schedule_id`)."
     )
     agent: str | None
     progress: ProgressDocument | None

@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 
 from errand.config import Config
 from errand.errors import InvalidRequest
+from errand.metrics import REQUESTS, SCHEDULE_FIRINGS, agent_label
 from errand.models import PRIORITY_SCHEDULE, Kind, Mode, NewRequest
-from errand.schedule_models import SCHEDULE_OWNER, Schedule, firing_id
+from errand.schedule_models import SCHEDULE_OWNER, FireOutcome, Schedule, firing_id
 from errand.triggers import Trigger, find_trigger
 
 AgentIds = Callable[[str | None], str]
@@ -58,3 +59,10 @@ def build_request(
         priority=PRIORITY_SCHEDULE,
         aging_seconds=config.limits.priority_aging_seconds,
     )
+
+
+def count_fired(outcome: FireOutcome) -> None:
+    """A firing made a request: counted as a schedule firing and as an accepted request."""
+    SCHEDULE_FIRINGS.labels("fired").inc()
+    if outcome.request is not None:
+        REQUESTS.labels(outcome.request.kind, agent_label(outcome.request.agent), "accepted").inc()

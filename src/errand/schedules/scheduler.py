@@ -20,9 +20,10 @@ from errand.backoff import Backoff
 from errand.clock import Clock, new_id
 from errand.config import Config
 from errand.errors import Conflict, ErrandError, NotFound
+from errand.metrics import SCHEDULE_FIRINGS
 from errand.schedule_models import FireOutcome, Firing, Schedule
 from errand.schedules import spec
-from errand.schedules.firing import AgentIds, build_request
+from errand.schedules.firing import AgentIds, build_request, count_fired
 from errand.store.base import Store
 from errand.triggers import Trigger
 
@@ -95,7 +96,7 @@ class Scheduler:
             log.info("schedule %s: missed fire times passed over (catch_up: skip)", schedule.name)
         firing = Firing(schedule.id, schedule.next_fire_at, next_fire, request, error)
         outcome = await self._store.fire_schedule(firing)
-        _report(schedule, outcome, fire_at if error is None else None)
+        _report(schedule, outcome, fire_at, error)
         return outcome
 
     async def sync_files(self) -> None:
@@ -144,18 +145,28 @@ class Scheduler:
             await self._store.update_schedule(merged)
 
 
-def _report(schedule: Schedule, outcome: FireOutcome, fire_at: float | None) -> None:
-    if outcome.outcome == "fired" and outcome.request is not None:
-        log.info("schedule %s fired request %s", schedule.name, outcome.request.id)
+def _report(schedule: Schedule, outcome: FireOutcome, fire_at: float | None, error: str | None) -> None:
+    """One log line (naming the request) and one count per handled fire time."""
+    rid = outcome.request.id if outcome.request is not None else schedule.last_request_id
+    ids = {"request_id": rid, "schedule_id": schedule.id}
+    kind = outcome.outcome
+    if kind == "fired":
+        count_fired(outcome)
+        log.info("schedule %s fired request %s", schedule.name, rid, extra=ids)
         if outcome.cancelled:
-            log.info("schedule %s cancelled its previous firing %s", schedule.name, outcome.cancelled)
-    elif outcome.outcome == "disabled":
+            log.info(
+                "schedule %s cancelled its previous firing %s", schedule.name, outcome.cancelled, extra=ids
+            )
+        return
+    if kind == "disabled":
+        failures = outcome.schedule.consecutive_failures if outcome.schedule else schedule.max_failures
         log.warning(
             "schedule %s (%s) disabled after %d consecutive failed firings (last request %s)",
-            schedule.name,
-            schedule.id,
-            outcome.schedule.consecutive_failures if outcome.schedule else schedule.max_failures,
-            schedule.last_request_id,
+            *(schedule.name, schedule.id, failures, rid),
+            extra=ids,
         )
-    elif outcome.outcome == "skipped" and fire_at is not None:
-        log.info("schedule %s skipped: its previous firing %s runs", schedule.name, schedule.last_request_id)
+    elif kind == "skipped":
+        kind = "failed" if error is not None else "passed_over" if fire_at is None else "skipped"
+        if kind == "skipped":
+            log.info("schedule %s skipped: its previous firing %s runs", schedule.name, rid, extra=ids)
+    SCHEDULE_FIRINGS.labels(kind).inc()
