@@ -435,4 +435,3 @@ def test_long_id_lists_are_split_or_collapsed() -> None:
     assert decode(messages[0])[0] == "wo"
     assert [i for m in messages for i in decode(m)[1]] == ids
     assert encode("w", [f"req_{n:026d}" for n in range(5000)]) == [b"a"]
-
