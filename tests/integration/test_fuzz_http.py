@@ -274,12 +274,24 @@ def calls(draw: st.DrawFn, endpoint: Endpoint, ids: list[str], formation: str) -
     path += pick("path", st.just(""), st.sampled_from(["", "/", "/extra", "//"]))
     body = b""
     if method in ("POST", "PUT", "PATCH") or hostile == "all":
-        good_body = st.just(
-            b'{"data": {"title": "t"}}' if "/triggers/" in path else b'{"message": "hi", "mode": "async"}'
-        )
+        good_body = st.just(good_body_of(path, method))
         body = pick("body", good_body, json_body(path))
-    call_headers = pick("headers", st.just({"X-Muxi-Client-Key": CLIENT_KEY}), headers())
+    good_key = {"X-Muxi-Admin-Key": ADMIN_KEY} if "/schedules" in path else {"X-Muxi-Client-Key": CLIENT_KEY}
+    call_headers = pick("headers", st.just(good_key), headers())
     return Call(method, path, pick("query", st.just({}), queries), call_headers, body)
+
+
+def good_body_of(path: str, method: str) -> bytes:
+    """A body the route takes, so the hostile part (not the body) is what gets tested."""
+    if "/triggers/" in path:
+        return b'{"data": {"title": "t"}}'
+    if "/schedules" in path:
+        return (
+            b'{"enabled": true}'
+            if method == "PATCH"
+            else b'{"name": "fuzzed", "every": "1h", "message": "hi"}'
+        )
+    return b'{"message": "hi", "mode": "async"}'
 
 
 # -- the check --------------------------------------------------------------------------------------
@@ -317,6 +329,8 @@ def test_no_route_answers_5xx_or_an_error_out_of_shape(fuzzed: Server) -> None:
         .post("/v1/chat", json={"message": "o", "mode": "async"})
         .json()["request_id"],
     ]
+    nightly = {"name": "nightly", "cron": "0 3 * * *", "message": "report", "overlap": "enqueue"}
+    assert fuzzed.client(ADMIN_KEY, admin=True).post("/v1/schedules", json=nightly).status_code == 201
     client = httpx.Client(base_url=fuzzed.base, timeout=httpx.Timeout(10.0, read=5.0))
     seen: dict[int, int] = {}
     started = time.monotonic()
