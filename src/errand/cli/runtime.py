@@ -76,9 +76,9 @@ def store_options(cfg: Config, clock: Clock) -> dict[str, Any]:
 
 
 async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
-    """Worker and webhook dispatcher on one store until SIGINT/SIGTERM (TaskGroup: one failing
-    stops both). Any number of these processes may share a database; they all sign webhooks with
-    the one secret of delivery/secret.py."""
+    """Worker, scheduler and webhook dispatcher on one store until SIGINT/SIGTERM (TaskGroup:
+    one failing stops all). Any number of these processes may share a database (each schedule
+    fire time fires once in all); they all sign webhooks with the one secret of delivery/secret.py."""
     from errand import tracing
     from errand.agents.registry import AgentRegistry
     from errand.delivery.dispatcher import run_dispatcher
