@@ -86,8 +86,7 @@ def create_app(
     pending" until they have) and closes it. `host` is the address served on: /metrics is open
     by default only on a loopback one (metrics.require_key)."""
     clock = clock or SystemClock()
-    ctx = ApiContext(config)
-    ctx.clock = clock
+    ctx = ApiContext(config, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,11 +106,9 @@ def create_app(
             ctx.store = opened
             app.state.store, app.state.agents = opened, agents
             try:
-                scheduler = Scheduler(opened, config, ctx.triggers, lambda a: agents.get(a).id, clock)
                 async with (
                     _dispatcher(opened, config, clock, enabled=with_workers),
-                    _workers(opened, agents, config, clock, enabled=with_workers),
-                    _scheduler(scheduler, enabled=with_workers and config.schedules.enabled),
+                    _workers(opened, agents, ctx, clock, enabled=with_workers),
                 ):
                     yield
             finally:
@@ -138,24 +135,31 @@ def create_app(
 
 @contextlib.asynccontextmanager
 async def _workers(
-    store: Store, agents: AgentRegistry, config: Config, clock: Clock, *, enabled: bool
+    store: Store, agents: AgentRegistry, ctx: ApiContext, clock: Clock, *, enabled: bool
 ) -> AsyncIterator[None]:
-    """One in-process Worker while the app serves; stopped gracefully at shutdown."""
+    """One in-process Worker while the app serves, and the scheduler beside it (entered after
+    it, so it stops first: no firing at shutdown); stopped gracefully at shutdown."""
     if not enabled:
         yield
         return
-    settings = WorkerSettings.from_config(config)
+    settings = WorkerSettings.from_config(ctx.config)
     worker = Worker(store, agents, settings, clock=clock)
-    async with _beside("worker", "errand-worker", worker.run, settings.shutdown_grace + WORKER_STOP_MARGIN_S):
+    async with (
+        _beside("worker", "errand-worker", worker.run, settings.shutdown_grace + WORKER_STOP_MARGIN_S),
+        _scheduler(store, ctx, agents, clock),
+    ):
         yield
 
 
 @contextlib.asynccontextmanager
-async def _scheduler(scheduler: Scheduler, *, enabled: bool) -> AsyncIterator[None]:
-    """The scheduler beside the worker (entered last, so it stops first: no firing at shutdown)."""
-    if not enabled:
+async def _scheduler(
+    store: Store, ctx: ApiContext, agents: AgentRegistry, clock: Clock
+) -> AsyncIterator[None]:
+    """The scheduler (unless `schedules.enabled: false`): each fire time fires once in all processes."""
+    if not ctx.config.schedules.enabled:
         yield
         return
+    scheduler = Scheduler(store, ctx.config, ctx.triggers, lambda a: agents.get(a).id, clock)
     async with _beside("scheduler", "errand-scheduler", scheduler.run, WORKER_STOP_MARGIN_S):
         yield
 

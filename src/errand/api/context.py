@@ -42,7 +42,7 @@ class ApiContext:
 
     __slots__ = ("_agents", "_store", "auth", "clock", "config", "feeds", "history", "triggers")
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
         self.auth = Authenticator(config.keys.client, config.keys.admin)
         self._store: Store | None = None
@@ -51,8 +51,8 @@ class ApiContext:
         """agent id -> (expiry on the loop clock, recent durations): spares a query per submit."""
         self.feeds: dict[str, Any] = {}
         """request id -> the event feed its SSE followers in this process share (api/sse.py)."""
-        self.clock: Clock = SystemClock()
-        """The app's clock (create_app sets it): what schedules count their fire times from."""
+        self.clock: Clock = clock or SystemClock()
+        """The app's clock: what schedules count their fire times from."""
         self.triggers: Mapping[str, Trigger] = {}
         """The formation's triggers/*.md, loaded once at startup (a changed file needs a restart)."""
 
