@@ -9,6 +9,7 @@ missed (gaps only span the kills), and the firings cut mid-run are taken over an
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sqlite3
 import time
@@ -58,8 +59,9 @@ def schedule_row(db: Path) -> tuple[str | None, float | None]:
 def wait_firings(db: Path, more_than: int, proc: Proc, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if db.exists() and len(fired(db)) > more_than:
-            return
+        with contextlib.suppress(sqlite3.OperationalError):  # not there or not migrated yet
+            if len(fired(db)) > more_than:
+                return
         time.sleep(0.05)
     raise AssertionError(f"no new firing after {more_than}: {proc.tail()}")
 
