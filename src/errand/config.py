@@ -25,31 +25,16 @@ from pydantic import (
     model_validator,
 )
 
+from errand.durations import Duration, parse_duration
 from errand.errors import ConfigError
 from errand.limits_config import LimitsConfig
 from errand.logs import LogSettings
 from errand.observability_config import MetricsConfig, TracingConfig
+from errand.schedules_config import SchedulesConfig
 from errand.server_config import ServerConfig
 from errand.webhooks import sign
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from 30, 2.5, "90s", "15m", "24h", "7d"."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30, '90s', '15m', '24h'")
-    if isinstance(value, int | float):
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ValueError(f"expected a duration such as 30, '90s', '15m', '24h', got {value!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 
 
 class _Section(BaseModel):
@@ -224,6 +209,8 @@ class Config(_Section):
     logging: LogSettings = Field(default_factory=LogSettings)
     """`logging: {level, format, access_log}` (logs.py); `errand serve|worker` flags override."""
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
+    """`schedules: {enabled, tick, max_failures, misfire_grace}` (schedules_config.py)."""
     agents: list[AgentConfig] = Field(default_factory=list)
     router: RouterConfig | None = None
     tracing: TracingConfig = Field(default_factory=TracingConfig)
@@ -259,6 +246,11 @@ class Config(_Section):
         """The configuration of an agent (None: the default one); None when unknown."""
         key = self.default_agent if agent_id is None else agent_id
         return next((a for a in self.agents if a.id == key), None)
+
+    def retry_for(self, agent_id: str | None) -> RetryPolicy:
+        """The retry policy of an agent's requests: its own `retry`, else `workflow.retry`."""
+        agent = self.agent(agent_id)
+        return agent.retry if agent is not None and agent.retry is not None else self.workflow.retry
 
     @property
     def disabled_agents(self) -> tuple[str, ...]:

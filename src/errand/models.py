@@ -54,6 +54,14 @@ def sources_of(new: Status) -> tuple[Status, ...]:
     return tuple(s for s in Status if new in TRANSITIONS[s])
 
 
+class Kind(enum.StrEnum):
+    """Where a request came from (`NewRequest.kind`): its origin, which priorities may key on."""
+
+    CHAT = "chat"
+    TRIGGER = "trigger"
+    SCHEDULE = "schedule"  # a firing of a schedule (the scheduler or POST /v1/schedules/{id}/run)
+
+
 class Mode(enum.StrEnum):
     AUTO = "auto"
     SYNC = "sync"
@@ -143,7 +151,7 @@ class NewRequest:
     owner: str  # fingerprint of the API key that created it (never the key itself)
     user_id: str
     message: str
-    kind: str = "chat"  # "chat" | "trigger"
+    kind: str = "chat"  # a Kind value: "chat" | "trigger" | "schedule"
     agent: str | None = None
     session_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)

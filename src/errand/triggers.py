@@ -19,6 +19,8 @@ no Python attribute or method is reachable (the environment is Jinja's sandbox o
 Values are written as text: strings as is, null as nothing, everything else as JSON (`true`,
 `2.5`, `{"k": 1}`), never as a Python repr. A missing field is a client error naming its path.
 Payload strings are data, never templates: they are not rendered again.
+
+`schedule:` in the front matter fires the trigger on a timetable (see `schedules.spec`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ __all__ = ["Trigger", "find_trigger", "load_trigger", "load_triggers", "parse_tr
 
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FRONT_MATTER_KEYS = {"agent", "webhook_url", "webhook", "use_async", "description"}
+_FRONT_MATTER_KEYS = {"agent", "webhook_url", "webhook", "use_async", "description", "schedule"}
 """`webhook` is MUXI's name for `webhook_url`, accepted so MUXI trigger files load unchanged."""
 _OPTIONAL_FILTERS = {"default", "d"}
 _OPTIONAL_TESTS = {"defined", "undefined", "none"}
@@ -199,6 +201,8 @@ class Trigger:
     agent: str | None = None
     webhook_url: str | None = None
     use_async: bool | None = None
+    schedule: Mapping[str, Any] | None = None
+    """The front matter's `schedule:` as written (checked by `schedules.spec` at startup)."""
     fields: tuple[str, ...] = ()
     """Placeholders found in the template, as paths under `data` (`issue.title`), in order."""
     _required: tuple[tuple[PathPart, ...], ...] = field(default=(), repr=False, compare=False)
@@ -266,8 +270,12 @@ def _settings(meta: dict[str, Any], label: str) -> dict[str, Any]:
         "agent": meta.get("agent"),
         "webhook_url": meta.get("webhook_url", meta.get("webhook")),
         "use_async": meta.get("use_async"),
+        "schedule": meta.get("schedule"),
     }
-    for key, kind in (("description", str), ("agent", str), ("webhook_url", str), ("use_async", bool)):
+    checks = (
+        ("description", str), ("agent", str), ("webhook_url", str), ("use_async", bool), ("schedule", dict)
+    )  # fmt: skip
+    for key, kind in checks:
         if out[key] is not None and not isinstance(out[key], kind):
             raise ConfigError(f"{label}: front matter key {key!r} must be a {kind.__name__}")
     return out

@@ -30,12 +30,17 @@ from starlette.routing import Mount, Route
 from errand.api.app import create_app
 from errand.api.chat import ChatBody
 from errand.api.triggers import TriggerBody
+from errand.schedules.spec import ScheduleSpec
 from tests.support.fuzz_server import BACKENDS, fuzzed_server
 from tests.support.server import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, Server
 
 FUZZ_EXAMPLES = 2000
 EXTRA_METHODS = ["PUT", "PATCH", "OPTIONS", "HEAD"]
-FIELDS = sorted({f.alias or n for n, f in ChatBody.model_fields.items()} | set(TriggerBody.model_fields))
+FIELDS = sorted(
+    {f.alias or n for n, f in ChatBody.model_fields.items()}
+    | set(TriggerBody.model_fields)
+    | set(ScheduleSpec.model_fields)
+)
 WEBHOOK_URLS = [
     "http://127.0.0.1:9/hook",  # allow-listed loopback: nothing listens, deliveries fail
     "http://localhost:9/hook",  # refused: loopback by name (/etc/hosts, no DNS)
@@ -241,8 +246,15 @@ def calls(draw: st.DrawFn, endpoint: Endpoint, ids: list[str], formation: str) -
         "formation_id": st.one_of(st.just(formation), path_text),
         "agent_id": st.one_of(st.just("echo"), path_text),
         "asset": st.one_of(st.just("swagger-ui.css"), path_text),
+        "schedule_id": st.one_of(st.just("nightly"), path_text),
     }
-    known = {"name": "issue", "formation_id": formation, "agent_id": "echo", "asset": "swagger-ui.css"}
+    known = {
+        "name": "issue",
+        "formation_id": formation,
+        "agent_id": "echo",
+        "asset": "swagger-ui.css",
+        "schedule_id": "nightly",
+    }
     path = endpoint.path
     for param, strategy in values.items():
         if "{" + param + "}" in path:
@@ -252,12 +264,24 @@ def calls(draw: st.DrawFn, endpoint: Endpoint, ids: list[str], formation: str) -
     path += pick("path", st.just(""), st.sampled_from(["", "/", "/extra", "//"]))
     body = b""
     if method in ("POST", "PUT", "PATCH") or hostile == "all":
-        good_body = st.just(
-            b'{"data": {"title": "t"}}' if "/triggers/" in path else b'{"message": "hi", "mode": "async"}'
-        )
+        good_body = st.just(good_body_of(path, method))
         body = pick("body", good_body, json_body(path))
-    call_headers = pick("headers", st.just({"X-Muxi-Client-Key": CLIENT_KEY}), headers())
+    good_key = {"X-Muxi-Admin-Key": ADMIN_KEY} if "/schedules" in path else {"X-Muxi-Client-Key": CLIENT_KEY}
+    call_headers = pick("headers", st.just(good_key), headers())
     return Call(method, path, pick("query", st.just({}), queries), call_headers, body)
+
+
+def good_body_of(path: str, method: str) -> bytes:
+    """A body the route takes, so the hostile part (not the body) is what gets tested."""
+    if "/triggers/" in path:
+        return b'{"data": {"title": "t"}}'
+    if "/schedules" in path:
+        return (
+            b'{"enabled": true}'
+            if method == "PATCH"
+            else b'{"name": "fuzzed", "every": "1h", "message": "hi"}'
+        )
+    return b'{"message": "hi", "mode": "async"}'
 
 
 # -- the check --------------------------------------------------------------------------------------
@@ -295,6 +319,8 @@ def test_no_route_answers_5xx_or_an_error_out_of_shape(fuzzed: Server) -> None:
         .post("/v1/chat", json={"message": "o", "mode": "async"})
         .json()["request_id"],
     ]
+    nightly = {"name": "nightly", "cron": "0 3 * * *", "message": "report", "overlap": "enqueue"}
+    assert fuzzed.client(ADMIN_KEY, admin=True).post("/v1/schedules", json=nightly).status_code == 201
     client = httpx.Client(base_url=fuzzed.base, timeout=httpx.Timeout(10.0, read=5.0))
     seen: dict[int, int] = {}
     started = time.monotonic()

@@ -24,6 +24,7 @@ from errand.store.postgres import PostgresStore, sql
 from errand.store.postgres.sql import CH_CHANGE, CH_WORK
 from tests.store.contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, running
 from tests.store.contract_attempts import AttemptLogContract
+from tests.store.contract_schedules import ScheduleContract
 from tests.support.pg_fixtures import StoreFactory, admin
 
 pytestmark = pytest.mark.postgres
@@ -45,6 +46,10 @@ async def reopen(pg_stores: StoreFactory) -> Callable[[], Awaitable[Store]]:
         return await pg_stores(poll_interval=0.2, result_ttl=RESULT_TTL)
 
     return again
+
+
+class TestPostgresSchedules(ScheduleContract):
+    """The schedule contract, unchanged."""
 
 
 class TestPostgresStore(StoreContract, AttemptLogContract):

@@ -24,6 +24,7 @@ from errand.store.sqlite import SqliteStore, schema
 from errand.store.sqlite.notify import MAX_DATAGRAM, decode, encode, notify_dir
 from tests.store.contract import LEASE, RESULT_TTL, StoreContract, new
 from tests.store.contract_attempts import AttemptLogContract
+from tests.store.contract_schedules import ScheduleContract
 
 POLL = 2.0  # long, so the contract's wake-up tests cannot pass by polling
 
@@ -48,6 +49,10 @@ async def reopen(sqlite_url: str, clock: ManualClock) -> AsyncIterator[Callable[
     yield again
     for each in opened:
         await each.close()
+
+
+class TestSqliteSchedules(ScheduleContract):
+    """The schedule contract, unchanged."""
 
 
 class TestSqliteStore(StoreContract, AttemptLogContract):

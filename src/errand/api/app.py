@@ -39,6 +39,14 @@ from errand.api.errors import EXCEPTION_HANDLERS, json_response
 from errand.api.openapi import OpenApi
 from errand.api.readiness import Readiness
 from errand.api.requests import cancel_request, get_request, list_requests
+from errand.api.schedules import (
+    create_schedule,
+    delete_schedule,
+    get_schedule,
+    list_schedules,
+    run_schedule,
+    update_schedule,
+)
 from errand.api.scrape import metrics_endpoint
 from errand.api.sse import request_events
 from errand.api.triggers import fire_trigger, get_trigger, list_triggers, load_formation_triggers
@@ -48,6 +56,7 @@ from errand.delivery.dispatcher import run_dispatcher
 from errand.engine.settings import WorkerSettings
 from errand.engine.worker import Worker
 from errand.metrics import PROCESS_INFO
+from errand.schedules.scheduler import Scheduler
 from errand.store import open_store
 from errand.store.base import Store
 
@@ -77,7 +86,7 @@ def create_app(
     pending" until they have) and closes it. `host` is the address served on: /metrics is open
     by default only on a loopback one (metrics.require_key)."""
     clock = clock or SystemClock()
-    ctx = ApiContext(config)
+    ctx = ApiContext(config, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -108,15 +117,32 @@ def create_app(
 
 @contextlib.asynccontextmanager
 async def _workers(
-    store: Store, agents: AgentRegistry, config: Config, clock: Clock, *, enabled: bool
+    store: Store, agents: AgentRegistry, ctx: ApiContext, clock: Clock, *, enabled: bool
 ) -> AsyncIterator[None]:
-    """One in-process Worker while the app serves; stopped gracefully at shutdown."""
+    """One in-process Worker while the app serves, and the scheduler beside it (entered after
+    it, so it stops first: no firing at shutdown); stopped gracefully at shutdown."""
     if not enabled:
         yield
         return
-    settings = WorkerSettings.from_config(config)
+    settings = WorkerSettings.from_config(ctx.config)
     worker = Worker(store, agents, settings, clock=clock)
-    async with _beside("worker", "errand-worker", worker.run, settings.shutdown_grace + WORKER_STOP_MARGIN_S):
+    async with (
+        _beside("worker", "errand-worker", worker.run, settings.shutdown_grace + WORKER_STOP_MARGIN_S),
+        _scheduler(store, ctx, agents, clock),
+    ):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _scheduler(
+    store: Store, ctx: ApiContext, agents: AgentRegistry, clock: Clock
+) -> AsyncIterator[None]:
+    """The scheduler (unless `schedules.enabled: false`): each fire time fires once in all processes."""
+    if not ctx.config.schedules.enabled:
+        yield
+        return
+    scheduler = Scheduler(store, ctx.config, ctx.triggers, lambda a: agents.get(a).id, clock)
+    async with _beside("scheduler", "errand-scheduler", scheduler.run, WORKER_STOP_MARGIN_S):
         yield
 
 
@@ -148,7 +174,7 @@ async def _serving(
     try:
         async with (
             _dispatcher(store, config, clock, enabled=with_workers),
-            _workers(store, agents, config, clock, enabled=with_workers),
+            _workers(store, agents, ctx, clock, enabled=with_workers),
         ):
             yield
     finally:
@@ -234,6 +260,17 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         ),
         Route("/v1/agents", endpoint(ctx, list_agents), methods=["GET"]),
         Route("/v1/agents/{agent_id}", endpoint(ctx, get_agent), methods=["GET"]),
+        Route(
+            "/v1/schedules",
+            by_method(ctx, {"GET": list_schedules, "POST": create_schedule}),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/v1/schedules/{schedule_id}",
+            by_method(ctx, {"GET": get_schedule, "PATCH": update_schedule, "DELETE": delete_schedule}),
+            methods=["GET", "PATCH", "DELETE"],
+        ),
+        Route("/v1/schedules/{schedule_id}/run", endpoint(ctx, run_schedule), methods=["POST"]),
         Route("/v1/health", public(ctx, health), methods=["GET"]),
     ]
     return [

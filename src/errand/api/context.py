@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from errand.api.auth import Authenticator, Owner
 from errand.api.errors import to_response
+from errand.clock import Clock, SystemClock
 from errand.config import Config
 from errand.errors import ResourceNotFound, ServiceUnavailable
 from errand.logs import REQUEST_ID
@@ -39,9 +40,9 @@ class AgentLookup(Protocol):
 class ApiContext:
     """The app's shared parts; `store`, `agents` and `triggers` are set by the lifespan."""
 
-    __slots__ = ("_agents", "_store", "auth", "config", "feeds", "history", "triggers")
+    __slots__ = ("_agents", "_store", "auth", "clock", "config", "feeds", "history", "triggers")
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
         self.auth = Authenticator(config.keys.client, config.keys.admin)
         self._store: Store | None = None
@@ -50,6 +51,8 @@ class ApiContext:
         """agent id -> (expiry on the loop clock, recent durations): spares a query per submit."""
         self.feeds: dict[str, Any] = {}
         """request id -> the event feed its SSE followers in this process share (api/sse.py)."""
+        self.clock: Clock = clock or SystemClock()
+        """The app's clock: what schedules count their fire times from."""
         self.triggers: Mapping[str, Trigger] = {}
         """The formation's triggers/*.md, loaded once at startup (a changed file needs a restart)."""
 

@@ -29,6 +29,7 @@ from errand.api.auth import USER_ID_RE
 from errand.api.chat import ChatBody
 from errand.api.context import ApiContext
 from errand.api.errors import MalformedBody, json_response, status_of_class
+from errand.api.schedules import SchedulePatch
 from errand.api.schemas import (
     Accepted,
     AgentDocument,
@@ -41,6 +42,9 @@ from errand.api.schemas import (
     Ready,
     Redelivery,
     RequestList,
+    ScheduleDeleted,
+    ScheduleDocument,
+    ScheduleList,
     StatusDocument,
     TriggerDocument,
     TriggerList,
@@ -62,6 +66,7 @@ from errand.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from errand.schedules.spec import ScheduleSpec
 
 __all__ = ["OPERATIONS", "OpenApi", "Operation", "Query", "openapi_document"]
 
@@ -100,6 +105,7 @@ class Operation:
 SSE = "text/event-stream"
 READ = (NotFound, RequestExpired, InvalidRequest)
 SUBMIT = (InvalidRequest, ResourceNotFound, MalformedBody, PayloadTooLarge, Conflict)
+WRITE = (InvalidRequest, MalformedBody, PayloadTooLarge, Conflict)
 IDEMPOTENCY = Query(
     "X-Muxi-Idempotency-Key",
     {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY_RE.pattern}$"},
@@ -136,6 +142,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
     Operation("GET", "/v1/agents", "The formation's agents and their expected durations", {200: AgentList}, tag="agents"),  # noqa: E501
     Operation("GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"),  # noqa: E501
+    Operation("GET", "/v1/schedules", "Every schedule, by name", {200: ScheduleList}, auth="admin", tag="schedules"),  # noqa: E501
+    Operation("POST", "/v1/schedules", "Create a schedule (cron or every; a trigger or a message)", {201: ScheduleDocument}, WRITE, auth="admin", body=ScheduleSpec, tag="schedules"),  # noqa: E501
+    Operation("GET", "/v1/schedules/{schedule_id}", "One schedule (by id or name), next fire time included", {200: ScheduleDocument}, (ResourceNotFound,), auth="admin", tag="schedules"),  # noqa: E501
+    Operation("PATCH", "/v1/schedules/{schedule_id}", "Change, pause or resume a schedule", {200: ScheduleDocument}, (ResourceNotFound, *WRITE), auth="admin", body=SchedulePatch, tag="schedules"),  # noqa: E501
+    Operation("POST", "/v1/schedules/{schedule_id}/run", "Fire a schedule now (a request of kind schedule)", {202: Accepted}, (ResourceNotFound, InvalidRequest, Conflict), auth="admin", tag="schedules"),  # noqa: E501
+    Operation("DELETE", "/v1/schedules/{schedule_id}", "Delete a schedule (its firings stay)", {200: ScheduleDeleted}, (ResourceNotFound, Conflict), auth="admin", tag="schedules"),  # noqa: E501
     Operation("GET", "/v1/health", "Liveness and version", {200: Health}, auth="none", tag="operations"),
     Operation("GET", "/health", "Liveness and version", {200: Health}, auth="none", root_only=True, tag="operations"),  # noqa: E501
     Operation("GET", "/ready", "Readiness: the database takes a write", {200: Ready, 503: Ready}, auth="none", root_only=True, tag="operations"),  # noqa: E501
@@ -183,7 +195,16 @@ USER = Query(
 EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     ChatBody: {"message": "Summarise the open tickets", "mode": "async"},
     TriggerBody: {"data": {"issue": {"title": "Crash on start"}}, "use_async": True},
+    ScheduleSpec: {
+        "name": "nightly-report",
+        "cron": "0 2 * * *",
+        "timezone": "Europe/Riga",
+        "message": "Summarise yesterday",
+    },
+    SchedulePatch: {"enabled": False},
 }
+BODIES = (ChatBody, TriggerBody, ScheduleSpec, SchedulePatch)
+"""Request bodies: documented as they validate (their validation-mode schema)."""
 SSE_EVENT = {
     "type": "object",
     "description": "One Server-Sent Event: `id` is its gapless sequence number (send it back as "
@@ -205,7 +226,7 @@ def openapi_document(formation: str, version: str) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for a formation named `formation`."""
     models = _models()
     keyed, top = models_json_schema(
-        [(m, "validation" if m in (ChatBody, TriggerBody) else "serialization") for m in models],
+        [(m, "validation" if m in BODIES else "serialization") for m in models],
         ref_template=_REF,
     )
     refs: dict[type[BaseModel], Any] = {

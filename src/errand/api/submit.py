@@ -112,9 +112,7 @@ async def _history(agent_id: str, ctx: ApiContext) -> list[float]:
 
 def max_attempts(ctx: ApiContext, agent_id: str | None) -> int:
     """Attempts a new request of this agent gets: its own retry policy's, else the workflow's."""
-    agent = ctx.config.agent(agent_id)
-    policy = agent.retry if agent is not None and agent.retry is not None else ctx.config.workflow.retry
-    return policy.max_attempts
+    return ctx.config.retry_for(agent_id).max_attempts
 
 
 async def check_queue(ctx: ApiContext, new: NewRequest) -> None:

@@ -80,6 +80,12 @@ workers:
   # priority_aging_seconds: 60  # waiting this long is worth one priority level (1 first .. 5)
   # weights: {{}}               # fairness-key weights, e.g. {{"tenant-a": 2}}: two turns per round
 
+# schedules:                  # the scheduler (POST /v1/schedules, `schedule:` in a trigger's front matter)
+  # enabled: true             # run it beside this process's workers (each fire time fires once in all)
+  # tick: 1s                  # look for due schedules this often
+  # max_failures: 5           # disable a schedule after this many consecutive failed firings (0: never)
+  # misfire_grace: 60s        # a fire time later than this is missed (catch_up: skip | one)
+
 server:
   max_body_bytes: 262144      # larger request bodies answer 413
   # max_wait_seconds: 60      # longest ?wait= long-poll

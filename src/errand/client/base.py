@@ -139,6 +139,10 @@ class _BaseClient:
             headers=self._idem(options.get("idempotency_key")),
         )
 
+    def _schedule_call(self, method: str, *parts: str, body: dict[str, Any] | None = None) -> _Call:
+        """A call on /v1/schedules[/ID[/run]] (admin key needed)."""
+        return _Call(method, self._path("schedules", *parts), json=body)
+
     @staticmethod
     def _health_call() -> _Call:
         return _Call("GET", "/health")

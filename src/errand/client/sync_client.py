@@ -132,6 +132,30 @@ class Client(_BaseClient):
         """
         return self._handle_or_status(self._send(self._trigger_call(name, data, use_async, options)))
 
+    # -- schedules (admin key) ----------------------------------------------------------------
+    def list_schedules(self) -> list[dict[str, Any]]:
+        """Every schedule, by name, each with its `next_fire_at`."""
+        return list(self._dict(self._send(self._schedule_call("GET")))["schedules"])
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """One schedule, by id or name."""
+        return self._dict(self._send(self._schedule_call("GET", schedule_id)))
+
+    def create_schedule(self, **spec: Any) -> dict[str, Any]:
+        """A new schedule: name, cron or every, trigger + data or message (+ agent), overlap..."""
+        return self._dict(self._send(self._schedule_call("POST", body=spec)))
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> dict[str, Any]:
+        """Change the fields given (e.g. `enabled=False` pauses it)."""
+        return self._dict(self._send(self._schedule_call("PATCH", schedule_id, body=changes)))
+
+    def delete_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self._dict(self._send(self._schedule_call("DELETE", schedule_id)))
+
+    def run_schedule(self, schedule_id: str) -> RequestHandle:
+        """Fire the schedule now: the handle of its request."""
+        return self._handle(self._send(self._schedule_call("POST", schedule_id, "run")))
+
     def health(self) -> dict[str, Any]:
         return self._dict(self._send(self._health_call()))
 

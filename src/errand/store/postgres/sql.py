@@ -341,7 +341,11 @@ DROP_TOMBSTONES = """
         SELECT id FROM requests WHERE expired_at IS NOT NULL AND expired_at <= $1
         LIMIT $2 FOR UPDATE SKIP LOCKED)
     RETURNING id"""
-DROP_OLD_KEYS = "DELETE FROM idempotency WHERE created_at <= $1"
+# $1 key cutoff, $2 chunk
+DROP_OLD_KEYS = """
+    DELETE FROM idempotency WHERE ctid IN (
+        SELECT ctid FROM idempotency WHERE created_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING 1"""
 PROBE_LOCK_TIMEOUT = f"SET LOCAL lock_timeout = {int(PROBE_LOCK_WAIT * 1000)}"
 PROBE_WRITE = """
     INSERT INTO write_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at"""

@@ -39,8 +39,9 @@ from errand.models import (
     Result,
     Status,
 )
+from errand.schedule_models import FireOutcome, Firing, Schedule
 from errand.store import processes, rules
-from errand.store.postgres import ops, outbox_ops, reads, turns, upkeep, workers
+from errand.store.postgres import ops, outbox_ops, reads, schedules, turns, upkeep, workers
 from errand.store.postgres.listen import Hub, Listener
 from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, connect
 from errand.store.processes import WorkerProcess
@@ -57,6 +58,7 @@ class PostgresStore:
         self._db: Database | None = None
         self._hub = Hub(poll_interval)
         self.listener = Listener(lambda: connect(dsn, "errand-listen"), self._hub)  # tests watch it
+        self._schedules = schedules.Schedules(lambda: self._database, self._hub, clock)
         self.worker_locks = workers.SessionLocks(lambda: connect(dsn, "errand-worker-lock"), clock)
         self._batches = ops.Batches(lambda: self._database)  # group commits
 
@@ -284,6 +286,28 @@ class PostgresStore:
     async def wait_for_outbox(self, timeout: float) -> None:
         """Return on a terminal write with a webhook in any process (NOTIFY), or after timeout."""
         await self._hub.outbox.wait(self._hub.step(timeout))
+
+    # -- schedules (store/postgres/schedules.py) ----------------------------------------------
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._schedules.create(schedule)
+
+    async def update_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._schedules.update(schedule)
+
+    async def get_schedule(self, key: str) -> Schedule:
+        return await self._schedules.get(key)
+
+    async def list_schedules(self) -> builtins.list[Schedule]:
+        return await self._schedules.list_all()
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._schedules.delete(schedule_id)
+
+    async def due_schedules(self, limit: int) -> builtins.list[Schedule]:
+        return await self._schedules.due(limit)
+
+    async def fire_schedule(self, firing: Firing) -> FireOutcome:
+        return await self._schedules.fire(firing)
 
     # -- housekeeping -------------------------------------------------------------------------
     async def migrate(self) -> builtins.list[str]:

@@ -34,9 +34,10 @@ from errand.models import (
     Result,
     Status,
 )
+from errand.schedule_models import FireOutcome, Firing, Schedule
 from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
-from errand.store.sqlite import attempts, reads, scheduling, schema, upkeep, writes
+from errand.store.sqlite import attempts, reads, schedules, scheduling, schema, upkeep, writes
 from errand.store.sqlite.connections import Readers, Writer
 from errand.store.sqlite.wakeups import Wakeups
 
@@ -57,6 +58,7 @@ class SqliteStore:
         self._clock, self._result_ttl = clock, ttl
         self._writer, self._readers = conns
         self._wake = wake
+        self._schedules = schedules.Schedules(self._writer, self._readers, self._wake, clock)
 
     @classmethod
     async def open(
@@ -306,6 +308,28 @@ class SqliteStore:
     async def wait_for_outbox(self, timeout: float) -> None:
         """Return on a terminal write with a webhook (here or notified), or within min(timeout, poll)."""
         await self._wake.wait(self._wake.outbox, timeout)
+
+    # -- schedules (store/sqlite/schedules.py) ------------------------------------------------
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._schedules.create(schedule)
+
+    async def update_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._schedules.update(schedule)
+
+    async def get_schedule(self, key: str) -> Schedule:
+        return await self._schedules.get(key)
+
+    async def list_schedules(self) -> builtins.list[Schedule]:
+        return await self._schedules.list_all()
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._schedules.delete(schedule_id)
+
+    async def due_schedules(self, limit: int) -> builtins.list[Schedule]:
+        return await self._schedules.due(limit)
+
+    async def fire_schedule(self, firing: Firing) -> FireOutcome:
+        return await self._schedules.fire(firing)
 
     # -- housekeeping -------------------------------------------------------------------------
     async def migrate(self) -> builtins.list[str]:
