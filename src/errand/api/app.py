@@ -28,15 +28,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from errand import __version__, tracing
 from errand.agents.registry import AgentRegistry
+from errand.api.admin_deliveries import bulk_redeliver, list_all_deliveries
 from errand.api.agents import get_agent, list_agents
 from errand.api.attempts import list_attempts
+from errand.api.bulk import bulk_cancel
 from errand.api.chat import chat
 from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_limit
-from errand.api.context import ApiContext, Endpoint, by_method, endpoint, public
+from errand.api.console_session import ConsoleSessions
+from errand.api.context import ApiContext, Endpoint, by_method, endpoint, public, public_by_method
 from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
 from errand.api.docs import docs_asset, docs_page
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
 from errand.api.openapi import OpenApi
+from errand.api.overview import overview
 from errand.api.readiness import Readiness
 from errand.api.requests import cancel_request, get_request, list_requests
 from errand.api.schedules import (
@@ -252,6 +256,10 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         Route("/v1/requests/{request_id}/attempts", endpoint(ctx, list_attempts), methods=["GET"]),
         Route("/v1/requests/{request_id}/redeliver", endpoint(ctx, redeliver), methods=["POST"]),
         Route("/v1/admin/webhook-secret", endpoint(ctx, webhook_secret), methods=["GET"]),
+        Route("/v1/admin/overview", endpoint(ctx, overview), methods=["GET"]),
+        Route("/v1/admin/deliveries", endpoint(ctx, list_all_deliveries), methods=["GET"]),
+        Route("/v1/admin/deliveries/redeliver", endpoint(ctx, bulk_redeliver), methods=["POST"]),
+        Route("/v1/admin/requests/cancel", endpoint(ctx, bulk_cancel), methods=["POST"]),
         Route("/v1/triggers", endpoint(ctx, list_triggers), methods=["GET"]),
         Route(
             "/v1/triggers/{name}",
@@ -273,8 +281,11 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         Route("/v1/schedules/{schedule_id}/run", endpoint(ctx, run_schedule), methods=["POST"]),
         Route("/v1/health", public(ctx, health), methods=["GET"]),
     ]
+    sessions = ConsoleSessions(ctx)
+    ui_session = {"POST": sessions.sign_in, "GET": sessions.current, "DELETE": sessions.sign_out}
     return [
         *v1,
+        Route("/ui/session", public_by_method(ctx, ui_session), methods=["GET", "POST", "DELETE"]),
         Route("/health", public(ctx, health), methods=["GET"]),
         Route("/ready", public(ctx, Readiness().ready), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -318,6 +329,8 @@ def run_server(
             access_log=config.logging.access_log,
             server_header=False,
             timeout_graceful_shutdown=HTTP_DRAIN_S,
+            proxy_headers=True,
+            forwarded_allow_ips=",".join(config.server.forwarded_allow_ips),
         )
     )
     server.run()

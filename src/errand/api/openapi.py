@@ -25,10 +25,22 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 
+from errand.api.admin_deliveries import RedeliverBody
 from errand.api.auth import USER_ID_RE
+from errand.api.bulk import CancelBody
 from errand.api.chat import ChatBody
+from errand.api.console_schemas import (
+    AdminDeliveryList,
+    BulkCancelled,
+    BulkMatch,
+    BulkRedelivered,
+    OverviewDocument,
+    SessionDocument,
+)
+from errand.api.console_session import SignInBody
 from errand.api.context import ApiContext
 from errand.api.errors import MalformedBody, json_response, status_of_class
+from errand.api.openapi_parts import SECURITY, SECURITY_SCHEMES, SSE_EVENT
 from errand.api.schedules import SchedulePatch
 from errand.api.schemas import (
     Accepted,
@@ -54,12 +66,15 @@ from errand.api.submit import IDEMPOTENCY_KEY_RE
 from errand.api.triggers import TriggerBody
 from errand.errors import (
     Conflict,
+    CsrfFailed,
     ErrandError,
+    Forbidden,
     HeadersTooLarge,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     RequestExpired,
     RequestTimeout,
     ResourceNotFound,
@@ -103,6 +118,7 @@ class Operation:
 
 
 SSE = "text/event-stream"
+NO_CONTENT = ""
 READ = (NotFound, RequestExpired, InvalidRequest)
 SUBMIT = (InvalidRequest, ResourceNotFound, MalformedBody, PayloadTooLarge, Conflict)
 WRITE = (InvalidRequest, MalformedBody, PayloadTooLarge, Conflict)
@@ -117,8 +133,28 @@ LIST = (
     Query(
         "status", {"type": "string", "enum": ["pending", "processing", "completed", "failed", "cancelled"]}
     ),
+    Query("agent", {"type": "string", "maxLength": 200}, "Only this agent's requests."),
+    Query("kind", {"type": "string", "enum": ["chat", "trigger", "schedule"]}),
+    Query(
+        "user_id",
+        {"type": "string", "pattern": f"^{USER_ID_RE.pattern}$"},
+        "Admin and viewer keys: one user's.",
+    ),
+    Query("since", {"type": "number", "minimum": 0}, "Created at or after (epoch seconds)."),
+    Query("until", {"type": "number", "minimum": 0}, "Created before (epoch seconds)."),
     Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (default 50)."),
     Query("cursor", {"type": "string", "maxLength": 512}, "`next_cursor` of the previous page."),
+)
+SESSION = (Unauthorized,)
+BULK = (InvalidRequest, MalformedBody, PayloadTooLarge, Conflict)
+ADMIN_DELIVERIES = (
+    Query(
+        "state", {"type": "string", "enum": ["pending", "delivered", "failed"]}, "pending includes retrying."
+    ),
+    *LIST[-2:],  # limit, cursor
+)
+CSRF = Query(
+    "X-CSRF-Token", {"type": "string"}, "The session's csrf_token (changes made with the cookie).", "header"
 )
 LAST_EVENT = (
     Query("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this id.", "header"),
@@ -137,6 +173,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/requests/{request_id}/deliveries", "Webhook delivery attempts", {200: DeliveryList}, READ, tag="webhooks"),  # noqa: E501
     Operation("POST", "/v1/requests/{request_id}/redeliver", "Send the webhook again", {202: Redelivery}, (NotFound, RequestExpired, Conflict), auth="admin", tag="webhooks"),  # noqa: E501
     Operation("GET", "/v1/admin/webhook-secret", "The webhook signing secret", {200: WebhookSecret}, auth="admin", tag="webhooks"),  # noqa: E501
+    Operation("GET", "/v1/admin/overview", "The console's overview: queue, running, last hour per agent, webhooks, workers", {200: OverviewDocument}, (Forbidden,), auth="admin", tag="console"),  # noqa: E501
+    Operation("GET", "/v1/admin/deliveries", "Webhook deliveries across requests, newest first", {200: AdminDeliveryList}, (InvalidRequest,), auth="admin", params=ADMIN_DELIVERIES, tag="console"),  # noqa: E501
+    Operation("POST", "/v1/admin/deliveries/redeliver", "Redeliver chosen requests' webhooks, or every failed one (dry run first)", {200: (BulkRedelivered, BulkMatch)}, BULK, auth="admin", body=RedeliverBody, tag="console"),  # noqa: E501
+    Operation("POST", "/v1/admin/requests/cancel", "Cancel the queued requests a filter matches (dry run first)", {200: (BulkCancelled, BulkMatch)}, BULK, auth="admin", body=CancelBody, tag="console"),  # noqa: E501
     Operation("GET", "/v1/triggers", "The formation's triggers", {200: TriggerList}, tag="triggers"),
     Operation("GET", "/v1/triggers/{name}", "One trigger", {200: TriggerDocument}, (ResourceNotFound,), tag="triggers"),  # noqa: E501
     Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
@@ -148,6 +188,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("PATCH", "/v1/schedules/{schedule_id}", "Change, pause or resume a schedule", {200: ScheduleDocument}, (ResourceNotFound, *WRITE), auth="admin", body=SchedulePatch, tag="schedules"),  # noqa: E501
     Operation("POST", "/v1/schedules/{schedule_id}/run", "Fire a schedule now (a request of kind schedule)", {202: Accepted}, (ResourceNotFound, InvalidRequest, Conflict), auth="admin", tag="schedules"),  # noqa: E501
     Operation("DELETE", "/v1/schedules/{schedule_id}", "Delete a schedule (its firings stay)", {200: ScheduleDeleted}, (ResourceNotFound, Conflict), auth="admin", tag="schedules"),  # noqa: E501
+    Operation("POST", "/ui/session", "Console sign-in with an admin or viewer key (sets the session cookie)", {200: SessionDocument}, (*SESSION, Forbidden, RateLimited, InvalidRequest, MalformedBody, PayloadTooLarge), auth="none", body=SignInBody, root_only=True, tag="console"),  # noqa: E501
+    Operation("GET", "/ui/session", "The console session of the cookie", {200: SessionDocument}, SESSION, auth="none", root_only=True, tag="console"),  # noqa: E501
+    Operation("DELETE", "/ui/session", "Console sign-out (needs X-CSRF-Token)", {204: NO_CONTENT}, (*SESSION, CsrfFailed), auth="none", params=(CSRF,), root_only=True, tag="console"),  # noqa: E501
     Operation("GET", "/v1/health", "Liveness and version", {200: Health}, auth="none", tag="operations"),
     Operation("GET", "/health", "Liveness and version", {200: Health}, auth="none", root_only=True, tag="operations"),  # noqa: E501
     Operation("GET", "/ready", "Readiness: the database takes a write", {200: Ready, 503: Ready}, auth="none", root_only=True, tag="operations"),  # noqa: E501
@@ -162,30 +205,6 @@ OPERATIONS: tuple[Operation, ...] = (
 ALWAYS = (MethodNotAllowed, RequestTimeout, HeadersTooLarge, ServiceUnavailable)
 """Errors any route can answer: a method routed elsewhere (an encoded `/` in a path parameter),
 and the connection layer's (api/connections.py)."""
-SECURITY: dict[str, list[dict[str, list[str]]]] = {
-    "client": [{"ClientKey": []}, {"AdminKey": []}, {"Bearer": []}],
-    "admin": [{"AdminKey": []}, {"Bearer": []}],
-    "none": [],
-}
-SECURITY_SCHEMES = {
-    "ClientKey": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Muxi-Client-Key",
-        "description": "A client key.",
-    },
-    "AdminKey": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Muxi-Admin-Key",
-        "description": "An admin key: sees every owner's requests; needed for redeliver and the secret.",
-    },
-    "Bearer": {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "Any client or admin key as a bearer token.",
-    },
-}
 USER = Query(
     "X-Muxi-User-Id",
     {"type": "string", "pattern": f"^{USER_ID_RE.pattern}$", "default": "0"},
@@ -195,29 +214,13 @@ USER = Query(
 EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     ChatBody: {"message": "Summarise the open tickets", "mode": "async"},
     TriggerBody: {"data": {"issue": {"title": "Crash on start"}}, "use_async": True},
-    ScheduleSpec: {
-        "name": "nightly-report",
-        "cron": "0 2 * * *",
-        "timezone": "Europe/Riga",
-        "message": "Summarise yesterday",
-    },
+    ScheduleSpec: {"name": "nightly", "cron": "0 2 * * *", "timezone": "Europe/Riga", "message": "Summarise"},
     SchedulePatch: {"enabled": False},
+    SignInBody: {"key": "an-admin-or-viewer-key"},
+    CancelBody: {"filter": {"status": "pending", "agent": "echo"}, "dry_run": True},
+    RedeliverBody: {"filter": {"state": "failed"}, "dry_run": True},
 }
-BODIES = (ChatBody, TriggerBody, ScheduleSpec, SchedulePatch)
-"""Request bodies: documented as they validate (their validation-mode schema)."""
-SSE_EVENT = {
-    "type": "object",
-    "description": "One Server-Sent Event: `id` is its gapless sequence number (send it back as "
-    "Last-Event-ID to resume), `event` its type (created, started, progress, content, retry, "
-    "routed, completed, failed, cancelled), `data` its JSON; the terminal event's data is the "
-    "status document, and the stream ends after it.",
-    "properties": {
-        "id": {"type": "string", "pattern": "^[0-9]+$"},
-        "event": {"type": "string"},
-        "data": {"type": "string", "contentMediaType": "application/json"},
-    },
-    "required": ["data"],
-}
+BODIES = tuple(EXAMPLES)
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _REF = "#/components/schemas/{model}"
 
@@ -322,11 +325,13 @@ def _answers(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     for status, answers in op.ok.items():
         content: dict[str, Any] = {}
         for a in answers if isinstance(answers, tuple) else (answers,):
-            content.update(_content(a, refs))
-        description = (
-            (answers[0] if isinstance(answers, tuple) else answers).__doc__ if status < 300 else None
-        )
-        out[str(status)] = {"description": _first_line(description) or op.summary, "content": content}
+            if a != NO_CONTENT:
+                content.update(_content(a, refs))
+        first = answers[0] if isinstance(answers, tuple) else answers
+        description = first.__doc__ if status < 300 and isinstance(first, type) else None
+        out[str(status)] = {"description": _first_line(description) or op.summary}
+        if content:
+            out[str(status)]["content"] = content
     return out
 
 
@@ -335,6 +340,8 @@ def _errors(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     classes: list[type[ErrandError]] = [*op.errors, *ALWAYS]
     if op.auth != "none":
         classes += [Unauthorized, InvalidRequest]  # a key missing or wrong; a bad X-Muxi-User-Id
+        if op.method not in ("GET", "HEAD"):
+            classes += [Forbidden, CsrfFailed]  # a viewer key; a console change without its token
     if "{" in op.path:
         classes.append(ResourceNotFound)  # the router's 404 for a mangled path
     codes: dict[int, set[str]] = {}
