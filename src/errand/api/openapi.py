@@ -29,6 +29,8 @@ from errand.api.auth import USER_ID_RE
 from errand.api.chat import ChatBody
 from errand.api.context import ApiContext
 from errand.api.errors import MalformedBody, json_response, status_of_class
+from errand.api.openai_errors import STATUS_OVERRIDE
+from errand.api.responses_body import ResponsesBody
 from errand.api.schemas import (
     Accepted,
     AgentDocument,
@@ -38,9 +40,12 @@ from errand.api.schemas import (
     DeliveryList,
     ErrorBody,
     Health,
+    OpenAIErrorBody,
     Ready,
     Redelivery,
     RequestList,
+    ResponseDeleted,
+    ResponseObject,
     StatusDocument,
     TriggerDocument,
     TriggerList,
@@ -95,6 +100,7 @@ class Operation:
     params: tuple[Query, ...] = ()
     root_only: bool = False  # not under /api/{formation_id}
     tag: str = "requests"
+    openai: bool = False  # errors in OpenAI's shape (api/openai_errors.py)
 
 
 SSE = "text/event-stream"
@@ -119,6 +125,15 @@ LAST_EVENT = (
     Query("last_event_id", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "As Last-Event-ID."),
 )
 
+RESUME = (
+    Query("stream", {"type": "string", "enum": ["true", "false"]}, "true: the events as Server-Sent Events."),
+    Query(
+        "starting_after", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this sequence_number."
+    ),
+)
+BODIES = (ChatBody, TriggerBody, ResponsesBody)
+RESPONSE_READ = (NotFound, RequestExpired, InvalidRequest)
+
 # One line per operation: adding a route is adding a line here.
 # fmt: off
 OPERATIONS: tuple[Operation, ...] = (
@@ -134,6 +149,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/triggers", "The formation's triggers", {200: TriggerList}, tag="triggers"),
     Operation("GET", "/v1/triggers/{name}", "One trigger", {200: TriggerDocument}, (ResourceNotFound,), tag="triggers"),  # noqa: E501
     Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
+    Operation("POST", "/v1/responses", "OpenAI Responses API: create (background, stream, or wait)", {200: (ResponseObject, SSE)}, SUBMIT, body=ResponsesBody, params=(IDEMPOTENCY,), tag="openai", openai=True),  # noqa: E501
+    Operation("GET", "/v1/responses/{response_id}", "A Response; with stream=true its events, resumable", {200: (ResponseObject, SSE)}, RESPONSE_READ, params=RESUME, tag="openai", openai=True),  # noqa: E501
+    Operation("DELETE", "/v1/responses/{response_id}", "Delete a Response (cancels it if unfinished)", {200: ResponseDeleted}, (*RESPONSE_READ, Conflict), tag="openai", openai=True),  # noqa: E501
+    Operation("POST", "/v1/responses/{response_id}/cancel", "Cancel a Response (again: no-op)", {200: ResponseObject}, (*RESPONSE_READ, Conflict), tag="openai", openai=True),  # noqa: E501
     Operation("GET", "/v1/agents", "The formation's agents and their expected durations", {200: AgentList}, tag="agents"),  # noqa: E501
     Operation("GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"),  # noqa: E501
     Operation("GET", "/v1/health", "Liveness and version", {200: Health}, auth="none", tag="operations"),
@@ -183,6 +202,7 @@ USER = Query(
 EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     ChatBody: {"message": "Summarise the open tickets", "mode": "async"},
     TriggerBody: {"data": {"issue": {"title": "Crash on start"}}, "use_async": True},
+    ResponsesBody: {"model": "researcher", "input": "Summarise the open tickets", "background": True},
 }
 SSE_EVENT = {
     "type": "object",
@@ -205,7 +225,10 @@ def openapi_document(formation: str, version: str) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for a formation named `formation`."""
     models = _models()
     keyed, top = models_json_schema(
-        [(m, "validation" if m in (ChatBody, TriggerBody) else "serialization") for m in models],
+        [
+            (m, "validation" if m in (ChatBody, TriggerBody, ResponsesBody) else "serialization")
+            for m in models
+        ],
         ref_template=_REF,
     )
     refs: dict[type[BaseModel], Any] = {
@@ -239,7 +262,7 @@ def openapi_document(formation: str, version: str) -> dict[str, Any]:
 
 
 def _models() -> list[type[BaseModel]]:
-    seen: list[type[BaseModel]] = [ErrorBody]
+    seen: list[type[BaseModel]] = [ErrorBody, OpenAIErrorBody]
     for op in OPERATIONS:
         answers = [a for v in op.ok.values() for a in (v if isinstance(v, tuple) else (v,))]
         for m in (op.body, *answers):
@@ -318,10 +341,17 @@ def _errors(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
         classes.append(ResourceNotFound)  # the router's 404 for a mangled path
     codes: dict[int, set[str]] = {}
     for cls in classes:
-        codes.setdefault(status_of_class(cls), set()).add(cls.code)
+        status = status_of_class(cls)
+        codes.setdefault(STATUS_OVERRIDE.get(status, status) if op.openai else status, set()).add(cls.code)
     out: dict[str, Any] = {}
     for status in sorted(codes):
         named = sorted(codes[status])
+        if op.openai:  # OpenAI's shape: `code` is errand's in lower case or OpenAI's own
+            out[str(status)] = {
+                "description": " or ".join(named),
+                "content": {"application/json": {"schema": {"$ref": refs[OpenAIErrorBody]}}},
+            }
+            continue
         schema = {
             "allOf": [
                 {"$ref": refs[ErrorBody]},

@@ -24,9 +24,12 @@ __all__ = [
     "DeliveryList",
     "ErrorBody",
     "Health",
+    "OpenAIErrorBody",
     "Ready",
     "Redelivery",
     "RequestList",
+    "ResponseDeleted",
+    "ResponseObject",
     "StatusDocument",
     "TriggerDocument",
     "TriggerList",
@@ -118,7 +121,7 @@ class StatusDocument(_Doc):
     request_id: str
     status: Status
     user_id: str
-    kind: Literal["chat", "trigger"]
+    kind: Literal["chat", "trigger", "response"]
     agent: str | None
     progress: ProgressDocument | None
     attempts: int = Field(description="Attempts started so far.")
@@ -289,3 +292,57 @@ class Health(_Doc):
 class Ready(_Doc):
     status: Literal["ready", "unavailable"]
     reason: str | None = Field(default=None, description="Why not ready (503 only).")
+
+
+# -- OpenAI's Responses API (api/responses.py): OpenAI's shapes, so `extra` is allowed --------
+
+
+class _OpenAI(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class OutputText(_OpenAI):
+    type: Literal["output_text"]
+    text: str
+    annotations: list[Any]
+
+
+class OutputMessage(_OpenAI):
+    type: Literal["message"]
+    id: str
+    role: Literal["assistant"]
+    status: Literal["in_progress", "completed", "incomplete"]
+    content: list[OutputText]
+
+
+class ResponseObject(_OpenAI):
+    """An OpenAI Response: one errand request of kind `response`."""
+
+    id: str = Field(description="`resp_` + the request id without its `req_` prefix.")
+    object: Literal["response"]
+    created_at: int
+    status: Literal["queued", "in_progress", "completed", "failed", "cancelled", "incomplete"]
+    background: bool
+    model: str = Field(description="The agent that runs it.")
+    instructions: str | None
+    previous_response_id: str | None
+    metadata: dict[str, str]
+    output: list[OutputMessage]
+    output_text: str
+    error: dict[str, str] | None
+    usage: dict[str, Any] | None
+    completed_at: int | None
+
+
+class ResponseDeleted(_OpenAI):
+    id: str
+    object: Literal["response"]
+    deleted: Literal[True]
+
+
+class OpenAIErrorBody(BaseModel):
+    """OpenAI's error shape, answered on the /v1/responses routes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: dict[str, str | None] = Field(description="`message`, `type`, `param`, `code`.")
