@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 KEY = "responses-client-key"
 WORDS = " ".join(f"w{i}" for i in range(30))
 
-AGENTS = r'''
+AGENTS = r"""
 import asyncio, os, time
 
 from errand.errors import PermanentError
@@ -56,11 +56,13 @@ async def counted(message, ctx):
 
 async def fail(message, ctx):
     raise PermanentError("the agent gave up")
-'''
+"""
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
     """(base URL, formation folder) of a running `errand serve` on the backend."""
     folder = tmp_path_factory.mktemp(f"responses-{request.param}")
     url = "sqlite:///responses.db"
@@ -172,7 +174,9 @@ def test_a_dropped_stream_resumes_with_starting_after_losing_and_repeating_nothi
                 break  # leaving the block closes the connection mid-stream
     resp_id = first[0]["response"]["id"]
     assert first[-1]["type"] == "response.output_text.delta"
-    rest = dumped(client.responses.retrieve(resp_id, stream=True, starting_after=first[-1]["sequence_number"]))
+    rest = dumped(
+        client.responses.retrieve(resp_id, stream=True, starting_after=first[-1]["sequence_number"])
+    )
     assert rest and rest[-1]["type"] == "response.completed"
     whole = dumped(client.responses.retrieve(resp_id, stream=True))  # the same log, from the start
     assert first + rest == whole
@@ -194,7 +198,9 @@ def test_previous_response_id_runs_the_next_turn_in_the_same_session_after_it(
     assert docs[0]["session_id"] == docs[1]["session_id"] == one.id
 
 
-def test_each_response_is_an_errand_request_in_the_list(client: openai.OpenAI, live: tuple[str, Path]) -> None:
+def test_each_response_is_an_errand_request_in_the_list(
+    client: openai.OpenAI, live: tuple[str, Path]
+) -> None:
     resp = client.responses.create(model="counted", input="listed")
     with httpx.Client(base_url=live[0], headers={"Authorization": f"Bearer {KEY}"}) as c:
         listed = c.get("/v1/requests", params={"limit": 200}).json()["requests"]
@@ -211,7 +217,9 @@ def test_delete_cancels_and_answers_the_deletion_shape(client: openai.OpenAI, li
     assert body == {"id": resp.id, "object": "response", "deleted": True}
 
 
-def test_errors_are_the_sdk_exceptions_openai_would_raise(client: openai.OpenAI, live: tuple[str, Path]) -> None:
+def test_errors_are_the_sdk_exceptions_openai_would_raise(
+    client: openai.OpenAI, live: tuple[str, Path]
+) -> None:
     with pytest.raises(openai.BadRequestError) as bad:
         client.responses.create(model="no-such-agent", input="x")
     assert bad.value.code == "model_not_found" and bad.value.param == "model"

@@ -55,8 +55,8 @@ class ResponsesBody(BaseModel):
     model: str = Field(min_length=1, max_length=128)
     input: str | list[InputMessage]
     instructions: str | None = None
-    background: bool = False
-    stream: bool = False
+    background: bool = Field(default=False, strict=True)
+    stream: bool = Field(default=False, strict=True)
     metadata: dict[str, str] | None = None
     previous_response_id: str | None = Field(default=None, min_length=1, max_length=160)
     tools: list[Any] | None = None
