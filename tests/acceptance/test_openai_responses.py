@@ -59,20 +59,20 @@ async def fail(message, ctx):
 """
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def live(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, Path]]:
-    """(base URL, formation folder) of a running `errand serve` on the backend."""
-    folder = tmp_path_factory.mktemp(f"responses-{request.param}")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def formation_for(folder: Path, backend: str, request: pytest.FixtureRequest, attempts: int = 1) -> Path:
+    """formation.yaml (and the agents) in `folder`, on a new database of `backend`; each request
+    gets `attempts` attempts (a lost worker's takes one)."""
     url = "sqlite:///responses.db"
-    if request.param == "postgres":
+    if backend == "postgres":
         server: str = request.getfixturevalue("pg_server")
         name = request.getfixturevalue("_pg_databases").new_name()
         run_sync(admin(server, f'CREATE DATABASE "{name}"'))
         url = with_database(server, name)
     agents = [{"id": n, "handler": f"slow_agents:{n}"} for n in ("words", "turns", "counted", "fail")]
-    cfg = write_formation(
+    return write_formation(
         folder,
         {
             "name": "responses",
@@ -80,11 +80,20 @@ def live(
             "storage": {"url": url},
             "async": {"sync_wait_seconds": 10},
             "workers": {"concurrency": 4, "lease_seconds": 5, "poll_interval": 0.1},
-            "workflow": {"task_timeout": 60, "retry": {"max_attempts": 1}},
+            "workflow": {"task_timeout": 60, "retry": {"max_attempts": attempts}},
             "agents": [*agents, {"id": "sleepy", "handler": "errand.agents.builtin:sleep"}],
         },
         AGENTS,
     )
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """(base URL, formation folder) of a running `errand serve` on the backend."""
+    folder = tmp_path_factory.mktemp(f"responses-{request.param}")
+    cfg = formation_for(folder, request.param, request)
     with serving(cfg, folder / "serve.log") as (base, _proc):
         yield base, folder
 
@@ -239,3 +248,42 @@ def test_errors_are_the_sdk_exceptions_openai_would_raise(
     assert denied.value.status_code == 401
     err = denied.value.body
     assert isinstance(err, dict) and err["type"] == "authentication_error" and err["code"] == "unauthorized"
+
+
+def test_an_idempotency_key_returns_the_same_response(client: openai.OpenAI) -> None:
+    key = {"Idempotency-Key": f"once-{time.monotonic_ns()}"}
+    one = client.responses.create(model="counted", input="x", background=True, extra_headers=key)
+    two = client.responses.create(model="counted", input="x", background=True, extra_headers=key)
+    assert one.id == two.id
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_stream_cut_by_sigkill_of_its_server_resumes_after_a_restart_exactly(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The numbering lives in the database's log, not in a process: the server running a
+    streamed response is SIGKILLed mid-answer; a restarted one takes the request over, and the
+    stream resumes with nothing lost or repeated, the text included."""
+    cfg = formation_for(tmp_path, backend, request, attempts=2)
+    first: list[dict[str, Any]] = []
+    with serving(cfg, tmp_path / "first.log") as (base, proc):
+        with openai.OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0, timeout=30) as c:
+            with c.responses.create(model="words", input=WORDS, stream=True) as stream:
+                for event in stream:
+                    first.append(event.model_dump(mode="json"))
+                    if sum(e["type"] == "response.output_text.delta" for e in first) == 3:
+                        proc.kill()  # the server, its worker and the open stream die here
+                        break
+    resp_id = first[0]["response"]["id"]
+    with serving(cfg, tmp_path / "second.log") as (base, _proc):
+        with openai.OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0, timeout=60) as c:
+            after = first[-1]["sequence_number"]
+            rest = dumped(c.responses.retrieve(resp_id, stream=True, starting_after=after))
+            whole = dumped(c.responses.retrieve(resp_id, stream=True))
+            done = c.responses.retrieve(resp_id)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}) as h:
+            doc = h.get(f"/v1/requests/{resp_id.replace('resp_', 'req_', 1)}").json()
+    assert done.status == "completed" and done.output_text == WORDS
+    assert doc["attempts"] == 2  # the killed attempt, then the takeover that finished it
+    assert first + rest == whole
+    assert "".join(e["delta"] for e in whole if e["type"] == "response.output_text.delta") == WORDS

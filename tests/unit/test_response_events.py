@@ -104,6 +104,42 @@ def test_a_retry_does_not_start_progress_twice_and_other_events_map_to_nothing()
     assert out[-1]["type"] == "response.completed"
 
 
+def deltas(out: list[dict[str, Any]]) -> list[str]:
+    return [e["delta"] for e in out if e["type"] == "response.output_text.delta"]
+
+
+def test_a_rerun_after_a_retry_or_takeover_repeats_none_of_the_text_already_sent() -> None:
+    out = mapped(
+        log(
+            ("created", {}),
+            ("started", {}),
+            ("content", {"text": "w0 w1"}),
+            ("retry", {"attempt": 1}),
+            ("started", {}),
+            ("content", {"text": "w0"}),
+            ("content", {"text": " w1 w2"}),
+            done("w0 w1 w2 w3"),
+        )
+    )
+    assert deltas(out) == ["w0 w1", " w2", " w3"]
+    assert "".join(deltas(out)) == out[-1]["response"]["output_text"]
+
+
+def test_a_rerun_that_diverges_sends_no_more_deltas_and_done_has_the_result() -> None:
+    out = mapped(
+        log(
+            ("created", {}),
+            ("started", {}),
+            ("content", {"text": "first try"}),
+            ("started", {}),
+            ("content", {"text": "second"}),
+            done("second try"),
+        )
+    )
+    assert deltas(out) == ["first try"]
+    assert [e["text"] for e in out if e["type"] == "response.output_text.done"] == ["second try"]
+
+
 def test_a_cancel_mid_stream_closes_the_item_as_incomplete() -> None:
     out = mapped(log(("created", {}), ("content", {"text": "par"}), ("cancelled", {"status": "cancelled"})))
     assert types(out)[-4:] == [

@@ -11,6 +11,9 @@ request's fixed fields and the log, never from its current state, for the same r
   first started         -> response.in_progress
   first content         -> response.output_item.added, response.content_part.added, then
   each content          -> response.output_text.delta
+  a later attempt       -> its content streams on only past what was already sent, and only
+                           while it agrees with it (a re-run repeats nothing; one that
+                           diverges sends no more deltas, and `done` carries the result)
   completed             -> (a last delta with the rest of the result text when the deltas are a
                            prefix of it), response.output_text.done, content_part.done,
                            output_item.done, response.completed (with output and usage)
@@ -51,7 +54,10 @@ class StreamMapper:
         self._next = 0
         self._started = False
         self._item_open = False
-        self._text: list[str] = []
+        self._sent = ""
+        """The text the deltas so far add up to."""
+        self._attempt_text = ""
+        """The text the running attempt has produced (a retry or takeover starts again)."""
         self.done = False
         """True once the terminal event is mapped: the stream ends there."""
 
@@ -62,11 +68,14 @@ class StreamMapper:
             return out
         if event.type == "created":
             out.append(self._snapshot("response.created", Outcome(STATUS[Status.PENDING])))
-        elif event.type == "started" and not self._started:
-            self._started = True
-            out.append(self._snapshot("response.in_progress", Outcome(STATUS[Status.PROCESSING])))
+        elif event.type == "started":
+            self._attempt_text = ""
+            if not self._started:
+                self._started = True
+                out.append(self._snapshot("response.in_progress", Outcome(STATUS[Status.PROCESSING])))
         elif event.type == "content" and isinstance(event.data.get("text"), str):
-            out += self._delta(event.data["text"])
+            self._attempt_text += event.data["text"]
+            out += self._catch_up(self._attempt_text)
         elif event.type in TERMINAL:
             out += self._terminal(event)
         return [self._number(e) for e in out]
@@ -92,17 +101,16 @@ class StreamMapper:
             {"type": "response.content_part.added", **self._where(), "part": output_text("")},
         ]
 
-    def _delta(self, text: str) -> list[dict[str, Any]]:
-        if not text:
+    def _catch_up(self, text: str) -> list[dict[str, Any]]:
+        """The delta that takes the sent text to `text`, when `text` extends it."""
+        if len(text) <= len(self._sent) or not text.startswith(self._sent):
             return []
-        self._text.append(text)
+        text = text[len(self._sent) :]
+        self._sent += text
         return [
             *self._open(),
             {"type": "response.output_text.delta", **self._where(), "delta": text, "logprobs": []},
         ]
-
-    def _item(self, text: str, status: str) -> dict[str, Any]:
-        return message_item(self._req.id, text, status)
 
     def _close(self, text: str, status: str) -> list[dict[str, Any]]:
         return [
@@ -117,7 +125,7 @@ class StreamMapper:
 
     def _terminal(self, event: Event) -> list[dict[str, Any]]:
         self.done = True
-        so_far = "".join(self._text)
+        so_far = self._sent
         if event.type != Status.COMPLETED.value:
             closed = self._close(so_far, "incomplete") if self._item_open else []
             error = error_of(event.data.get("error")) if event.type == Status.FAILED.value else None
@@ -126,8 +134,7 @@ class StreamMapper:
         result = event.data.get("result") or {}
         text = str(result.get("text", ""))
         out: list[dict[str, Any]] = []
-        if text.startswith(so_far) and len(text) > len(so_far):
-            out += self._delta(text[len(so_far) :])
+        out += self._catch_up(text)
         out += self._open()
         out += self._close(text, "completed")
         outcome = Outcome(event.type, text, None, usage_of(result.get("usage")), event.at)

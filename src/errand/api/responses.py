@@ -66,7 +66,10 @@ async def get_response(request: Request, owner: Owner, ctx: ApiContext) -> Respo
     req = await _owned(ctx, owner, request.path_params["response_id"])
     query = request.query_params
     if _flag(query.get("stream"), "stream"):
-        return _stream(ctx, req, _starting_after(query.get("starting_after")))
+        after = _starting_after(query.get("starting_after"))
+        if request.method == "HEAD":  # the headers only: a stream would hold the call to its end
+            return Response(headers=HEADERS, media_type=EventStreamResponse.media_type)
+        return _stream(ctx, req, after)
     return json_response(response_object(req))
 
 
