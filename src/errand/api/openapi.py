@@ -124,15 +124,11 @@ LAST_EVENT = (
     Query("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this id.", "header"),
     Query("last_event_id", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "As Last-Event-ID."),
 )
-
 RESUME = (
     Query("stream", {"type": "string", "enum": ["true", "false"]}, "true: the events as Server-Sent Events."),
-    Query(
-        "starting_after", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this sequence_number."
-    ),
+    Query("starting_after", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this number."),
 )
 BODIES = (ChatBody, TriggerBody, ResponsesBody)
-RESPONSE_READ = (NotFound, RequestExpired, InvalidRequest)
 
 # One line per operation: adding a route is adding a line here.
 # fmt: off
@@ -150,9 +146,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/triggers/{name}", "One trigger", {200: TriggerDocument}, (ResourceNotFound,), tag="triggers"),  # noqa: E501
     Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
     Operation("POST", "/v1/responses", "OpenAI Responses API: create (background, stream, or wait)", {200: (ResponseObject, SSE)}, SUBMIT, body=ResponsesBody, params=(IDEMPOTENCY,), tag="openai", openai=True),  # noqa: E501
-    Operation("GET", "/v1/responses/{response_id}", "A Response; with stream=true its events, resumable", {200: (ResponseObject, SSE)}, RESPONSE_READ, params=RESUME, tag="openai", openai=True),  # noqa: E501
-    Operation("DELETE", "/v1/responses/{response_id}", "Delete a Response (cancels it if unfinished)", {200: ResponseDeleted}, (*RESPONSE_READ, Conflict), tag="openai", openai=True),  # noqa: E501
-    Operation("POST", "/v1/responses/{response_id}/cancel", "Cancel a Response (again: no-op)", {200: ResponseObject}, (*RESPONSE_READ, Conflict), tag="openai", openai=True),  # noqa: E501
+    Operation("GET", "/v1/responses/{response_id}", "A Response; with stream=true its events, resumable", {200: (ResponseObject, SSE)}, READ, params=RESUME, tag="openai", openai=True),  # noqa: E501
+    Operation("DELETE", "/v1/responses/{response_id}", "Delete a Response (cancels it if unfinished)", {200: ResponseDeleted}, (*READ, Conflict), tag="openai", openai=True),  # noqa: E501
+    Operation("POST", "/v1/responses/{response_id}/cancel", "Cancel a Response (again: no-op)", {200: ResponseObject}, (*READ, Conflict), tag="openai", openai=True),  # noqa: E501
     Operation("GET", "/v1/agents", "The formation's agents and their expected durations", {200: AgentList}, tag="agents"),  # noqa: E501
     Operation("GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"),  # noqa: E501
     Operation("GET", "/v1/health", "Liveness and version", {200: Health}, auth="none", tag="operations"),
