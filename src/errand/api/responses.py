@@ -34,7 +34,7 @@ from errand.api.responses_body import ResponsesBody, validate_responses
 from errand.api.sse import HEADERS, KEEPALIVE, EventStreamResponse
 from errand.api.submit import estimate_for, idempotency_key, max_attempts, submit
 from errand.clock import new_request_id
-from errand.errors import Conflict, ErrandError, InvalidRequest, ResourceNotFound
+from errand.errors import Conflict, ErrandError, InvalidRequest, NotFound, ResourceNotFound
 from errand.models import PRIORITY_ASYNC, PRIORITY_SYNC, Mode, NewRequest, Status
 from errand.models import Request as StoredRequest
 
@@ -125,10 +125,8 @@ async def _owned(ctx: ApiContext, owner: Owner, resp_id: str) -> StoredRequest:
         raise missing
     try:
         req = await get_owned(ctx.store, owner, request_id)
-    except ErrandError as exc:
-        if exc.code in ("REQUEST_NOT_FOUND", "RESOURCE_NOT_FOUND"):
-            raise missing from None
-        raise
+    except NotFound:
+        raise missing from None
     if not is_response(req):
         raise missing
     return req
