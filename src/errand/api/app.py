@@ -39,10 +39,12 @@ from errand.api.context import ApiContext, Endpoint, by_method, endpoint, public
 from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
 from errand.api.docs import docs_asset, docs_page
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
+from errand.api.openai_errors import openai_endpoint
 from errand.api.openapi import OpenApi
 from errand.api.overview import overview
 from errand.api.readiness import Readiness
 from errand.api.requests import cancel_request, get_request, list_requests
+from errand.api.responses import cancel_response, create_response, delete_response, get_response
 from errand.api.schedules import (
     create_schedule,
     delete_schedule,
@@ -266,6 +268,7 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
             by_method(ctx, {"GET": get_trigger, "POST": fire_trigger}),
             methods=["GET", "POST"],
         ),
+        *_responses_routes(ctx),
         Route("/v1/agents", endpoint(ctx, list_agents), methods=["GET"]),
         Route("/v1/agents/{agent_id}", endpoint(ctx, get_agent), methods=["GET"]),
         Route(
@@ -293,6 +296,21 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         Route("/docs", public(ctx, docs_page), methods=["GET"]),
         Route("/docs/{asset}", public(ctx, docs_asset), methods=["GET"]),
         Mount("/api/{formation_id}", routes=v1),
+    ]
+
+
+def _responses_routes(ctx: ApiContext) -> list[BaseRoute]:
+    """OpenAI's Responses API (api/responses.py): errors in OpenAI's shape."""
+    one = {"GET": openai_endpoint(ctx, get_response), "DELETE": openai_endpoint(ctx, delete_response)}
+    one["HEAD"] = one["GET"]
+
+    async def by_verb(request: Request) -> Response:
+        return await one[request.method](request)
+
+    return [
+        Route("/v1/responses", openai_endpoint(ctx, create_response), methods=["POST"]),
+        Route("/v1/responses/{response_id}", by_verb, methods=["GET", "DELETE"]),
+        Route("/v1/responses/{response_id}/cancel", openai_endpoint(ctx, cancel_response), methods=["POST"]),
     ]
 
 

@@ -26,7 +26,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from errand.api.admin_deliveries import RedeliverBody
-from errand.api.auth import USER_ID_RE
 from errand.api.bulk import CancelBody
 from errand.api.chat import ChatBody
 from errand.api.console_schemas import (
@@ -40,7 +39,22 @@ from errand.api.console_schemas import (
 from errand.api.console_session import SignInBody
 from errand.api.context import ApiContext
 from errand.api.errors import MalformedBody, json_response, status_of_class
-from errand.api.openapi_parts import SECURITY, SECURITY_SCHEMES, SSE_EVENT
+from errand.api.openai_errors import STATUS_OVERRIDE
+from errand.api.openapi_parts import (
+    ADMIN_DELIVERIES,
+    CSRF,
+    IDEMPOTENCY,
+    LAST_EVENT,
+    LIST,
+    RESUME,
+    SECURITY,
+    SECURITY_SCHEMES,
+    SSE_EVENT,
+    USER,
+    WAIT,
+    Query,
+)
+from errand.api.responses_body import ResponsesBody
 from errand.api.schedules import SchedulePatch
 from errand.api.schemas import (
     Accepted,
@@ -51,9 +65,12 @@ from errand.api.schemas import (
     DeliveryList,
     ErrorBody,
     Health,
+    OpenAIErrorBody,
     Ready,
     Redelivery,
     RequestList,
+    ResponseDeleted,
+    ResponseObject,
     ScheduleDeleted,
     ScheduleDocument,
     ScheduleList,
@@ -62,7 +79,6 @@ from errand.api.schemas import (
     TriggerList,
     WebhookSecret,
 )
-from errand.api.submit import IDEMPOTENCY_KEY_RE
 from errand.api.triggers import TriggerBody
 from errand.errors import (
     Conflict,
@@ -90,16 +106,6 @@ Answer = type[BaseModel] | str
 
 
 @dataclass(frozen=True)
-class Query:
-    """A query (or header, with `where="header"`) parameter."""
-
-    name: str
-    schema: dict[str, Any]
-    description: str = ""
-    where: Literal["query", "header"] = "query"
-
-
-@dataclass(frozen=True)
 class Operation:
     """One method of one route, as documented. `ok`: status -> answer(s); `errors`: the
     ErrandError classes the handler raises (their statuses and codes come from the error table;
@@ -115,6 +121,7 @@ class Operation:
     params: tuple[Query, ...] = ()
     root_only: bool = False  # not under /api/{formation_id}
     tag: str = "requests"
+    openai: bool = False  # errors in OpenAI's shape (api/openai_errors.py)
 
 
 SSE = "text/event-stream"
@@ -122,44 +129,8 @@ NO_CONTENT = ""
 READ = (NotFound, RequestExpired, InvalidRequest)
 SUBMIT = (InvalidRequest, ResourceNotFound, MalformedBody, PayloadTooLarge, Conflict)
 WRITE = (InvalidRequest, MalformedBody, PayloadTooLarge, Conflict)
-IDEMPOTENCY = Query(
-    "X-Muxi-Idempotency-Key",
-    {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY_RE.pattern}$"},
-    "A retry with the same key, owner and path returns the original request (kept 24 h).",
-    "header",
-)
-WAIT = Query("wait", {"type": "number", "minimum": 0}, "Long-poll up to this many seconds (max 60).")
-LIST = (
-    Query(
-        "status", {"type": "string", "enum": ["pending", "processing", "completed", "failed", "cancelled"]}
-    ),
-    Query("agent", {"type": "string", "maxLength": 200}, "Only this agent's requests."),
-    Query("kind", {"type": "string", "enum": ["chat", "trigger", "schedule"]}),
-    Query(
-        "user_id",
-        {"type": "string", "pattern": f"^{USER_ID_RE.pattern}$"},
-        "Admin and viewer keys: one user's.",
-    ),
-    Query("since", {"type": "number", "minimum": 0}, "Created at or after (epoch seconds)."),
-    Query("until", {"type": "number", "minimum": 0}, "Created before (epoch seconds)."),
-    Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (default 50)."),
-    Query("cursor", {"type": "string", "maxLength": 512}, "`next_cursor` of the previous page."),
-)
 SESSION = (Unauthorized,)
 BULK = (InvalidRequest, MalformedBody, PayloadTooLarge, Conflict)
-ADMIN_DELIVERIES = (
-    Query(
-        "state", {"type": "string", "enum": ["pending", "delivered", "failed"]}, "pending includes retrying."
-    ),
-    *LIST[-2:],  # limit, cursor
-)
-CSRF = Query(
-    "X-CSRF-Token", {"type": "string"}, "The session's csrf_token (changes made with the cookie).", "header"
-)
-LAST_EVENT = (
-    Query("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this id.", "header"),
-    Query("last_event_id", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "As Last-Event-ID."),
-)
 
 # One line per operation: adding a route is adding a line here.
 # fmt: off
@@ -180,6 +151,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/triggers", "The formation's triggers", {200: TriggerList}, tag="triggers"),
     Operation("GET", "/v1/triggers/{name}", "One trigger", {200: TriggerDocument}, (ResourceNotFound,), tag="triggers"),  # noqa: E501
     Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
+    Operation("POST", "/v1/responses", "OpenAI Responses API: create (background, stream, or wait)", {200: (ResponseObject, SSE)}, SUBMIT, body=ResponsesBody, params=(IDEMPOTENCY,), tag="openai", openai=True),  # noqa: E501
+    Operation("GET", "/v1/responses/{response_id}", "A Response; with stream=true its events, resumable", {200: (ResponseObject, SSE)}, READ, params=RESUME, tag="openai", openai=True),  # noqa: E501
+    Operation("DELETE", "/v1/responses/{response_id}", "Delete a Response (cancels it if unfinished)", {200: ResponseDeleted}, (*READ, Conflict), tag="openai", openai=True),  # noqa: E501
+    Operation("POST", "/v1/responses/{response_id}/cancel", "Cancel a Response (again: no-op)", {200: ResponseObject}, (*READ, Conflict), tag="openai", openai=True),  # noqa: E501
     Operation("GET", "/v1/agents", "The formation's agents and their expected durations", {200: AgentList}, tag="agents"),  # noqa: E501
     Operation("GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"),  # noqa: E501
     Operation("GET", "/v1/schedules", "Every schedule, by name", {200: ScheduleList}, auth="admin", tag="schedules"),  # noqa: E501
@@ -205,12 +180,6 @@ OPERATIONS: tuple[Operation, ...] = (
 ALWAYS = (MethodNotAllowed, RequestTimeout, HeadersTooLarge, ServiceUnavailable)
 """Errors any route can answer: a method routed elsewhere (an encoded `/` in a path parameter),
 and the connection layer's (api/connections.py)."""
-USER = Query(
-    "X-Muxi-User-Id",
-    {"type": "string", "pattern": f"^{USER_ID_RE.pattern}$", "default": "0"},
-    "The end user; a request belongs to (key, user).",
-    "header",
-)
 EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     ChatBody: {"message": "Summarise the open tickets", "mode": "async"},
     TriggerBody: {"data": {"issue": {"title": "Crash on start"}}, "use_async": True},
@@ -219,6 +188,7 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     SignInBody: {"key": "an-admin-or-viewer-key"},
     CancelBody: {"filter": {"status": "pending", "agent": "echo"}, "dry_run": True},
     RedeliverBody: {"filter": {"state": "failed"}, "dry_run": True},
+    ResponsesBody: {"model": "researcher", "input": "Summarise the open tickets", "background": True},
 }
 BODIES = tuple(EXAMPLES)
 _PATH_PARAM = re.compile(r"{(\w+)}")
@@ -263,7 +233,7 @@ def openapi_document(formation: str, version: str) -> dict[str, Any]:
 
 
 def _models() -> list[type[BaseModel]]:
-    seen: list[type[BaseModel]] = [ErrorBody]
+    seen: list[type[BaseModel]] = [ErrorBody, OpenAIErrorBody]
     for op in OPERATIONS:
         answers = [a for v in op.ok.values() for a in (v if isinstance(v, tuple) else (v,))]
         for m in (op.body, *answers):
@@ -346,10 +316,17 @@ def _errors(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
         classes.append(ResourceNotFound)  # the router's 404 for a mangled path
     codes: dict[int, set[str]] = {}
     for cls in classes:
-        codes.setdefault(status_of_class(cls), set()).add(cls.code)
+        status = status_of_class(cls)
+        codes.setdefault(STATUS_OVERRIDE.get(status, status) if op.openai else status, set()).add(cls.code)
     out: dict[str, Any] = {}
     for status in sorted(codes):
         named = sorted(codes[status])
+        if op.openai:  # OpenAI's shape: `code` is errand's in lower case or OpenAI's own
+            out[str(status)] = {
+                "description": " or ".join(named),
+                "content": {"application/json": {"schema": {"$ref": refs[OpenAIErrorBody]}}},
+            }
+            continue
         schema = {
             "allOf": [
                 {"$ref": refs[ErrorBody]},

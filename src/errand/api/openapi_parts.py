@@ -1,9 +1,15 @@
-"""Fixed parts of the OpenAPI document: the security schemes (keys and the console session
-cookie) and the shape of one Server-Sent Event. Split from api/openapi.py to keep it short."""
+"""Fixed parts of the OpenAPI document: the parameters routes share, the security schemes (keys
+and the console session cookie) and the shape of one Server-Sent Event. Split from
+api/openapi.py to keep it short."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from errand.api.auth import USER_ID_RE
+from errand.api.request_filters import KINDS
+from errand.api.submit import IDEMPOTENCY_KEY_RE
 
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "client": [{"ClientKey": []}, {"AdminKey": []}, {"Bearer": []}, {"SessionCookie": []}],
@@ -51,3 +57,61 @@ SSE_EVENT: dict[str, Any] = {
     },
     "required": ["data"],
 }
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query (or header, with `where="header"`) parameter."""
+
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    where: Literal["query", "header"] = "query"
+
+
+IDEMPOTENCY = Query(
+    "X-Muxi-Idempotency-Key",
+    {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY_RE.pattern}$"},
+    "A retry with the same key, owner and path returns the original request (kept 24 h).",
+    "header",
+)
+WAIT = Query("wait", {"type": "number", "minimum": 0}, "Long-poll up to this many seconds (max 60).")
+LIST = (
+    Query(
+        "status", {"type": "string", "enum": ["pending", "processing", "completed", "failed", "cancelled"]}
+    ),
+    Query("agent", {"type": "string", "maxLength": 200}, "Only this agent's requests."),
+    Query("kind", {"type": "string", "enum": list(KINDS)}),
+    Query(
+        "user_id",
+        {"type": "string", "pattern": f"^{USER_ID_RE.pattern}$"},
+        "Admin and viewer keys: one user's.",
+    ),
+    Query("since", {"type": "number", "minimum": 0}, "Created at or after (epoch seconds)."),
+    Query("until", {"type": "number", "minimum": 0}, "Created before (epoch seconds)."),
+    Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (default 50)."),
+    Query("cursor", {"type": "string", "maxLength": 512}, "`next_cursor` of the previous page."),
+)
+ADMIN_DELIVERIES = (
+    Query(
+        "state", {"type": "string", "enum": ["pending", "delivered", "failed"]}, "pending includes retrying."
+    ),
+    *LIST[-2:],  # limit, cursor
+)
+CSRF = Query(
+    "X-CSRF-Token", {"type": "string"}, "The session's csrf_token (changes made with the cookie).", "header"
+)
+LAST_EVENT = (
+    Query("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this id.", "header"),
+    Query("last_event_id", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "As Last-Event-ID."),
+)
+RESUME = (
+    Query("stream", {"type": "string", "enum": ["true", "false"]}, "true: the events as Server-Sent Events."),
+    Query("starting_after", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this number."),
+)
+USER = Query(
+    "X-Muxi-User-Id",
+    {"type": "string", "pattern": f"^{USER_ID_RE.pattern}$", "default": "0"},
+    "The end user; a request belongs to (key, user).",
+    "header",
+)

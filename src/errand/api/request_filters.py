@@ -17,7 +17,7 @@ from errand.console_models import Match
 from errand.errors import Conflict, InvalidRequest
 from errand.models import Status
 
-KINDS = ("chat", "trigger", "schedule")
+KINDS = ("chat", "trigger", "schedule", "response")
 MAX_AGENT = 200
 FIELDS = ("status", "agent", "kind", "user_id", "since", "until")
 MAX_BULK = 1000
