@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from errand.cli.output import default_agent_line
+from errand.cli.banner import default_agent_line
 from errand.config import build_config, interpolate, load_config, parse_duration
 from errand.delivery.settings import DispatcherSettings
 from errand.errors import ConfigError

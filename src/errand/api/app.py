@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+import socket
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 import uvicorn
@@ -26,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from errand import __version__, tracing
+from errand import tracing
 from errand.agents.registry import AgentRegistry
 from errand.api.agents import get_agent, list_agents
 from errand.api.attempts import list_attempts
@@ -47,11 +49,14 @@ from errand.config import Config
 from errand.delivery.dispatcher import run_dispatcher
 from errand.engine.settings import WorkerSettings
 from errand.engine.worker import Worker
+from errand.errors import ConfigError
 from errand.metrics import PROCESS_INFO
 from errand.store import open_store
 from errand.store.base import Store
+from errand.triggers import Trigger
+from errand.version import __version__
 
-__all__ = ["create_app", "run_server"]
+__all__ = ["Started", "bind_listener", "build_formation", "create_app", "run_server"]
 
 log = logging.getLogger("errand.api")
 
@@ -62,6 +67,17 @@ HTTP_DRAIN_S = 5
 the work behind them is durable, and clients retry. Then the worker's grace begins."""
 
 
+Started = tuple[AgentRegistry, Mapping[str, Trigger]]
+"""The formation's agents and triggers, built (and so checked) before serving."""
+
+
+def build_formation(config: Config) -> Started:
+    """Every agent (a handler that cannot be imported is a ConfigError naming its key) and every
+    trigger (checked against the agents)."""
+    agents = AgentRegistry.from_config(config)
+    return agents, load_formation_triggers(config, agents)
+
+
 def create_app(
     config: Config,
     *,
@@ -70,12 +86,14 @@ def create_app(
     clock: Clock | None = None,
     migrate: bool = True,
     host: str = "127.0.0.1",
+    started: Started | None = None,
 ) -> Starlette:
     """The errand ASGI app. A given `store` is used as is and not closed at shutdown; without
     one, the lifespan opens `config.storage_url` (and migrates it unless `migrate=False`, for
     operators who run `errand migrate` themselves: `/ready` then answers 503 "migrations
     pending" until they have) and closes it. `host` is the address served on: /metrics is open
-    by default only on a loopback one (metrics.require_key)."""
+    by default only on a loopback one (metrics.require_key). `started`: the agents and triggers
+    `errand serve` already built to check them before its banner (else built here)."""
     clock = clock or SystemClock()
     ctx = ApiContext(config)
 
@@ -91,9 +109,9 @@ def create_app(
             config.storage_url, clock=clock, migrate=migrate, **config.store_options
         )
         try:
-            agents = AgentRegistry.from_config(config)
+            agents, triggers = started or build_formation(config)
             ctx.agents = agents
-            ctx.triggers = load_formation_triggers(config, agents)
+            ctx.triggers = triggers
             ctx.store = opened
             app.state.store, app.state.agents = opened, agents
             try:
@@ -243,15 +261,18 @@ def run_server(
     with_workers: bool = True,
     *,
     migrate: bool = True,
+    started: Started | None = None,
+    listener: socket.socket | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM: uvicorn stops accepting, drains open calls for HTTP_DRAIN_S,
     then the lifespan stops the worker gracefully and closes the store. As uvicorn does, the
     signal is re-raised afterwards, so the process ends by it. Exits with status 3 when
     startup fails (e.g. a broken handler or an unreachable database). Connections are held to
-    the `server.*` limits (api/connections.py), after raising the soft open-file limit."""
+    the `server.*` limits (api/connections.py), after raising the soft open-file limit.
+    `listener`: the socket `bind_listener` bound (else uvicorn binds host:port itself)."""
     limits = ConnectionLimits.from_config(config, raise_fd_limit())
-    app = create_app(config, with_workers=with_workers, migrate=migrate, host=host)
-    server = uvicorn.Server(
+    app = create_app(config, with_workers=with_workers, migrate=migrate, host=host, started=started)
+    server = _Server(
         uvicorn.Config(
             app,
             host=host,
@@ -266,6 +287,36 @@ def run_server(
             timeout_graceful_shutdown=HTTP_DRAIN_S,
         )
     )
-    server.run()
+    server.run(sockets=None if listener is None else [listener])
     if not server.started:
         raise SystemExit(3)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, saying where it listens also when it serves a socket bound beforehand (it logs
+    that only for an address it bound itself)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if sockets and self.started:
+            where = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
+            log = logging.getLogger("uvicorn.error")
+            log.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", where, self.config.port)
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The listening address, bound before anything starts, so a port that is taken is one
+    ConfigError naming it and `--port` rather than uvicorn's traceback after the workers ran."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is free
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+        raise ConfigError(
+            f"port {port} on {host} {why}: stop what holds it, or serve on another with --port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock

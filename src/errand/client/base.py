@@ -24,6 +24,7 @@ from errand.client.values import (
     TriggerOptions,
 )
 from errand.models import Progress
+from errand.version import __version__
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "ProgressCallback"]
 # _BaseClient, _Call and _WaitPlan are the twins' shared internals, not part of the SDK surface.
@@ -71,7 +72,7 @@ class _BaseClient:
         self.formation_id = formation_id
         self.timeout = timeout
         self._prefix = f"/api/{quote(formation_id, safe='')}/v1" if formation_id else "/v1"
-        headers = {"Accept": "application/json", "User-Agent": "errand-python"}
+        headers = {"Accept": "application/json", "User-Agent": f"errand-python/{__version__}"}
         if client_key:
             headers["X-Muxi-Client-Key"] = client_key
         if admin_key:
