@@ -81,7 +81,12 @@ def _pip(*args: str) -> None:
     """pip of this environment (it can install into another interpreter with --python)."""
     env = {**os.environ, "PIP_DEFAULT_TIMEOUT": "20", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=400, env=env, check=False
+        [sys.executable, "-m", "pip", *args],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=env,
+        check=False,
     )
     assert done.returncode == 0, f"pip {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
 
@@ -89,7 +94,9 @@ def _pip(*args: str) -> None:
 @pytest.fixture(scope="module")
 def light(tmp_path_factory: pytest.TempPathFactory) -> LightVenv:
     root = tmp_path_factory.mktemp("light")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True, timeout=60
+    )
     _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(root / "dist"), str(REPO))
     (wheel,) = (root / "dist").glob("errand-*.whl")
     python = root / "venv" / "bin" / "python"
@@ -108,7 +115,9 @@ def _server_distributions() -> list[str]:
     return [req.split(">")[0].split("[")[0].split("=")[0].strip() for req in extras["server"]]
 
 
-def test_the_sdk_imports_and_answers_with_no_server_package_loaded(light: LightVenv, live: LiveServer) -> None:
+def test_the_sdk_imports_and_answers_with_no_server_package_loaded(
+    light: LightVenv, live: LiveServer
+) -> None:
     done = light.run(light.python, "-c", PROBE, live.url, CLIENT_KEY, ",".join(SERVER_MODULES))
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)

@@ -48,7 +48,9 @@ def test_an_unimportable_handler_is_one_line_naming_the_agent_before_the_banner(
 
 
 def test_a_handler_raising_on_import_is_one_line_too(tmp_path: Path) -> None:
-    (tmp_path / "raising_agent.py").write_text("raise RuntimeError('no config for you')\ndef run(m, c): ...\n")
+    (tmp_path / "raising_agent.py").write_text(
+        "raise RuntimeError('no config for you')\ndef run(m, c): ...\n"
+    )
     agents = [{"id": "raiser", "handler": "raising_agent:run", "default": True}]
     done = _serve(write_formation(tmp_path, agents=agents), "--port", "0")
     assert done.returncode == 2, done.stderr

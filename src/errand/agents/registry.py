@@ -58,7 +58,9 @@ class HandlerAgent:
 
 def _build(index: int, cfg: AgentConfig, base_dir: str, kill_grace: float) -> Agent:
     if cfg.handler is not None:
-        fn = load_function(cfg.handler, where=f"agents[{index}].handler (agent {cfg.id!r})", base_dir=base_dir)
+        fn = load_function(
+            cfg.handler, where=f"agents[{index}].handler (agent {cfg.id!r})", base_dir=base_dir
+        )
         if cfg.isolation == "process":  # imported here too: a typo still fails the start
             from errand.agents.process import ProcessAgent
 
