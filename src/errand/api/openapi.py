@@ -117,6 +117,7 @@ LIST = (
 LAST_EVENT = (
     Query("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this id.", "header"),
     Query("last_event_id", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "As Last-Event-ID."),
+    Query("follow", {"type": "boolean"}, "false: only the events so far, then the stream closes."),
 )
 
 # One line per operation: adding a route is adding a line here.

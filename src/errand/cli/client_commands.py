@@ -1,4 +1,5 @@
-"""The client-side commands: `chat`, `status`, `wait`, `cancel`, `requests`, `trigger`.
+"""The client-side commands: `chat`, `status`, `wait`, `events`, `cancel`, `requests`, `trigger`,
+`deliveries`, `redeliver`, `agents`.
 
 Each talks to a running server through the SDK (errand.client); exit code 1 for an error from
 the server, or a request that ended failed or cancelled.
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from errand.cli import listings
 from errand.cli import output as show
 from errand.cli.options import (
     DEFAULT_URL,
@@ -182,12 +184,76 @@ def trigger(
     _finish(fired, as_json)
 
 
+def events(
+    request_id: RequestIdArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep following until the request ends (resumes on drops).")
+    ] = False,
+    after: Annotated[
+        int | None, typer.Option("--after", min=0, help="Start after this event id (as Last-Event-ID).")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a request's events (progress, content, tool calls, retries, the end); with --follow,
+    live until the request ends. --json: one JSON object per event and line."""
+    with show.reporting(), _client(url, key, admin_key, user) as c:
+        try:
+            for event in c.events(request_id, after=after, follow=follow):
+                listings.print_event(event, as_json=as_json)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+def deliveries(
+    request_id: RequestIdArg,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a request's webhook deliveries and every attempt (status code, error, time)."""
+    with show.reporting(), _client(url, key, admin_key, user) as c:
+        listings.print_deliveries(request_id, c.deliveries(request_id), as_json=as_json)
+
+
+def redeliver(
+    request_id: RequestIdArg,
+    url: UrlOpt = DEFAULT_URL,
+    admin_key: AdminOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send an ended request's webhook again, as a new delivery (needs the admin key)."""
+    with show.reporting(), _client(url, None, admin_key, None) as c:
+        listings.print_redelivery(request_id, c.redeliver(request_id), as_json=as_json)
+
+
+def agents(
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the formation's agents: kind, expected duration, tools."""
+    with show.reporting(), _client(url, key, admin_key, user) as c:
+        listings.print_agents(c.agents(), as_json=as_json)
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "chat": chat,
     "status": status,
     "wait": wait_command,
+    "events": events,
     "cancel": cancel,
     "requests": requests,
     "trigger": trigger,
+    "deliveries": deliveries,
+    "redeliver": redeliver,
+    "agents": agents,
 }
 """Name -> command, in the order `errand --help` lists them."""
