@@ -17,6 +17,12 @@ from errand.scheduling_models import Limits as Limits
 from errand.scheduling_models import QueueInfo as QueueInfo
 from errand.scheduling_models import QueueStats as QueueStats
 
+LIST_LIMIT_DEFAULT = 50
+"""Requests per page of GET /v1/requests when `limit` is not given."""
+LIST_LIMIT_MAX = 200
+"""The largest `limit` of GET /v1/requests: the one home of the bound the server checks, the
+OpenAPI document states, and the SDK and the CLI's `--limit` keep to."""
+
 
 class Status(enum.StrEnum):
     PENDING = "pending"
@@ -339,7 +345,7 @@ def to_document(
         "user_id": req.user_id,
         "kind": req.kind,
         "agent": req.agent,
-        "progress": req.progress.to_dict() if req.progress else None,
+        "progress": shown_progress(req.status, req.progress),
         "attempts": req.attempt,
         "created_at": req.created_at,
         "started_at": req.started_at,
@@ -354,10 +360,31 @@ def to_document(
     if req.status is Status.COMPLETED and req.result is not None:
         doc["result"] = req.result.to_dict()
     if req.status is Status.FAILED and req.error is not None:
-        doc["error"] = req.error.to_dict()
+        doc["error"] = error_document(req.error)
     if req.status is Status.CANCELLED and req.error is not None and req.error.type == SUPERSEDED:
         doc["cancel_reason"] = SUPERSEDED
     return doc
+
+
+FAILED_ERROR_CODE = "processing_failed"
+"""`error.code` of a failed request (MUXI's), beside errand's own type, message, retryable."""
+
+
+def error_document(error: ErrorInfo) -> dict[str, Any]:
+    """A failed request's `error` object, the one shape of the status document, its list item,
+    its `failed` event and its webhook body: `{"code", "type", "message", "retryable"}`."""
+    return {"code": FAILED_ERROR_CODE, **error.to_dict()}
+
+
+def shown_progress(status: Status, progress: Progress | None) -> dict[str, Any] | None:
+    """The progress a reader sees: a completed request reads 100 % (step = total_steps), whatever
+    its handler last reported; any other request reads its last report as it was."""
+    if progress is None:
+        return None
+    if status is Status.COMPLETED:
+        step = progress.total_steps if progress.total_steps is not None else progress.step
+        progress = Progress(100.0, progress.message, step, progress.total_steps)
+    return progress.to_dict()
 
 
 def _delivery_state(mode: str, delivery: Delivery | None) -> dict[str, Any]:

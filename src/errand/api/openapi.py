@@ -62,6 +62,7 @@ from errand.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from errand.models import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 
 __all__ = ["OPERATIONS", "OpenApi", "Operation", "Query", "openapi_document"]
 
@@ -111,7 +112,11 @@ LIST = (
     Query(
         "status", {"type": "string", "enum": ["pending", "processing", "completed", "failed", "cancelled"]}
     ),
-    Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (default 50)."),
+    Query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": LIST_LIMIT_MAX},
+        f"Page size (default {LIST_LIMIT_DEFAULT}).",
+    ),
     Query("cursor", {"type": "string", "maxLength": 512}, "`next_cursor` of the previous page."),
 )
 LAST_EVENT = (

@@ -27,6 +27,7 @@ from errand.cli.options import (
     UserOpt,
 )
 from errand.client import Client, RequestHandle, RequestStatus
+from errand.models import LIST_LIMIT_MAX
 
 __all__ = ["COMMANDS"]
 
@@ -136,7 +137,9 @@ def cancel(
 
 def requests(
     status: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=LIST_LIMIT_MAX, help="At most this many (one page).")
+    ] = 20,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Next page (from a previous list).")] = None,
     url: UrlOpt = DEFAULT_URL,
     key: KeyOpt = None,

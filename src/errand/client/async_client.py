@@ -26,6 +26,7 @@ from errand.client.values import (
     TriggerOptions,
 )
 from errand.errors import ErrandError, ServiceUnavailable
+from errand.models import LIST_LIMIT_DEFAULT
 
 __all__ = ["AsyncClient"]
 
@@ -163,7 +164,7 @@ class AsyncClient(_BaseClient):
         return self._agents(await self._send(self._agents_call()))
 
     async def list_requests(
-        self, status: str | None = None, limit: int = 50, cursor: str | None = None
+        self, status: str | None = None, limit: int = LIST_LIMIT_DEFAULT, cursor: str | None = None
     ) -> RequestList:
         return self._list(await self._send(self._list_call(status, limit, cursor)))
 

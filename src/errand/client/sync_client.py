@@ -25,6 +25,7 @@ from errand.client.values import (
     TriggerOptions,
 )
 from errand.errors import ErrandError, ServiceUnavailable
+from errand.models import LIST_LIMIT_DEFAULT
 
 __all__ = ["Client", "Formation"]
 
@@ -179,9 +180,10 @@ class Client(_BaseClient):
         return self._agents(self._send(self._agents_call()))
 
     def list_requests(
-        self, status: str | None = None, limit: int = 50, cursor: str | None = None
+        self, status: str | None = None, limit: int = LIST_LIMIT_DEFAULT, cursor: str | None = None
     ) -> RequestList:
-        """The caller's requests, newest first (admin: everyone's)."""
+        """The caller's requests, newest first (admin: everyone's); `limit` at most
+        `errand.models.LIST_LIMIT_MAX` (200) per page, then follow `next_cursor`."""
         return self._list(self._send(self._list_call(status, limit, cursor)))
 
     def fire_trigger(
