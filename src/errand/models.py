@@ -17,6 +17,10 @@ from errand.scheduling_models import Limits as Limits
 from errand.scheduling_models import QueueInfo as QueueInfo
 from errand.scheduling_models import QueueStats as QueueStats
 
+DEFAULT_USER_ID = "0"
+"""The end user of a call that names none (no X-Muxi-User-Id): the server's default, which the
+SDK (user_id=None) and the CLI (no --user / ERRAND_USER_ID) leave to it. A client key sees
+only its own user's requests, so requests made as "u1" are listed only with user "u1"."""
 LIST_LIMIT_DEFAULT = 50
 """Requests per page of GET /v1/requests when `limit` is not given."""
 LIST_LIMIT_MAX = 200

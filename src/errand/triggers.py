@@ -318,5 +318,9 @@ def find_trigger(triggers: Mapping[str, Trigger], name: str) -> Trigger:
     trigger = triggers.get(name)
     if trigger is None:
         shown = name if len(name) <= 100 else name[:100] + "..."
-        raise ResourceNotFound(f"Trigger {shown!r} not found")
+        valid = sorted(triggers)
+        raise ResourceNotFound(
+            f"Trigger {shown!r} not found; the triggers are: {', '.join(valid) or 'none'}",
+            details={"trigger": shown, "valid": valid},
+        )
     return trigger

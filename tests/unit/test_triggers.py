@@ -235,11 +235,12 @@ def test_find_trigger_unknown_is_resource_not_found_without_paths(tmp_path: Path
     assert isinstance(find_trigger(triggers, "known"), Trigger)
     with pytest.raises(ResourceNotFound) as info:
         find_trigger(triggers, "nope")
-    assert info.value.message == "Trigger 'nope' not found"
+    assert info.value.message == "Trigger 'nope' not found; the triggers are: known"
+    assert info.value.details == {"trigger": "nope", "valid": ["known"]}
     assert info.value.code == "RESOURCE_NOT_FOUND"
     with pytest.raises(ResourceNotFound) as info:
         find_trigger(triggers, "x" * 500)
-    assert len(info.value.message) < 130
+    assert len(info.value.message) < 160  # the name is cut; the valid names follow
 
 
 def test_iterator_filter_results_render_as_json_lists() -> None:

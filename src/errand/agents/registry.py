@@ -123,7 +123,11 @@ class AgentRegistry:
         try:
             return self._agents[key]
         except KeyError:
-            raise ResourceNotFound(f"unknown agent {key!r}", details={"agent_id": key}) from None
+            valid = list(self._agents)
+            raise ResourceNotFound(
+                f"unknown agent {key!r}; the agents are: {', '.join(valid)}",
+                details={"agent_id": key, "valid": valid},
+            ) from None
 
     async def resolve(self, agent_id: str | None, message: str, ctx: RunContext) -> Agent:
         """The agent to run, also set as ctx.agent_id: the named one; else, with a router and

@@ -34,7 +34,8 @@ from errand.version import __version__
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "STREAM_READ_TIMEOUT", "ProgressCallback"]
 # _BaseClient, _Call and _WaitPlan are the twins' shared internals, not part of the SDK surface.
 
-DEFAULT_URL: Final = "http://localhost:8001"
+DEFAULT_URL: Final = "http://127.0.0.1:8001"
+"""Where `errand serve` listens by default; the CLI's default `--url` too."""
 DEFAULT_TIMEOUT: Final = 30.0
 MAX_LONG_POLL: Final = 30.0
 """Longest single `?wait=` the SDK asks for; the server caps it too (server.max_wait_seconds)."""

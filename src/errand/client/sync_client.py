@@ -33,8 +33,13 @@ __all__ = ["Client", "Formation"]
 class Client(_BaseClient):
     """Synchronous errand client. Use it as a context manager, or call `close()`.
 
-    >>> with Client("http://localhost:8001", client_key="...", user_id="u1") as c:
+    >>> with Client("http://127.0.0.1:8001", client_key="demo-client-key") as c:
     ...     st = c.wait(c.chat_async("Complex task").id, on_progress=print)
+
+    `user_id` is the end user the requests belong to (the X-Muxi-User-Id header). A client key
+    sees only its own user's requests; None leaves it to the server, which uses
+    `errand.models.DEFAULT_USER_ID` ("0"), as the CLI does without `--user` / ERRAND_USER_ID.
+    An admin key sees every user's requests.
     """
 
     def __init__(
