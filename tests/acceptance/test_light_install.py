@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,7 @@ PROBE = textwrap.dedent(
 class LightVenv:
     python: Path
     errand: Path
+    wheel: Path
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
@@ -101,7 +103,7 @@ def light(tmp_path_factory: pytest.TempPathFactory) -> LightVenv:
     (wheel,) = (root / "dist").glob("errand-*.whl")
     python = root / "venv" / "bin" / "python"
     _pip("--python", str(python), "install", "--quiet", str(wheel))  # base dependencies, no extras
-    return LightVenv(python, root / "venv" / "bin" / "errand")
+    return LightVenv(python, root / "venv" / "bin" / "errand", wheel)
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +186,15 @@ def test_server_commands_name_the_extra_and_exit_2(light: LightVenv, tmp_path: P
     assert len(lines) == 1, done.stderr
     assert f"errand {command}" in lines[0] and "pip install 'errand[server]'" in lines[0]
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_the_wheel_carries_the_mit_license(light: LightVenv) -> None:
+    with zipfile.ZipFile(light.wheel) as wheel:
+        (name,) = [n for n in wheel.namelist() if n.endswith("/LICENSE")]
+        text = wheel.read(name).decode()
+        metadata = wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    assert text.startswith("MIT License") and "Copyright (c) 2026 the errand authors" in text
+    assert "License-Expression: MIT" in metadata or "License: MIT" in metadata
 
 
 def test_init_works_without_the_server(light: LightVenv, tmp_path: Path) -> None:

@@ -179,6 +179,12 @@ def test_a_key_named_like_a_dunder_is_just_data() -> None:
         ("---\nagent: [\n---\nhi", "not valid YAML"),
         ("---\nwebhook: a\nwebhook_url: b\n---\nhi", "either 'webhook_url' or 'webhook'"),
         ("hello ${{ data.a ", "line 1: template error"),
+        # lines of the file, front matter included: the broken placeholder is on line 6
+        (
+            "---\nagent: a\nuse_async: true\n---\nfine ${{ data.x }}\nbroken ${{ data.a ",
+            "line 6: template error",
+        ),
+        ("---\nagent: a\nuse_async: [\n---\nhi", "line 4: front matter is not valid YAML"),
         ("${{ data.a | nosuchfilter }}", "nosuchfilter"),
     ],
 )

@@ -183,9 +183,10 @@ class AttemptInfo:
 
 @dataclass(frozen=True, slots=True)
 class CancelResult:
-    """What DELETE /v1/requests/{id} answers: the request is cancelled. `cancellation` says how:
-    "immediate" (it had not started, or its attempt was stopped at once) or "cooperative" (a
-    running attempt is told to stop at its next checkpoint)."""
+    """What DELETE /v1/requests/{id} answers: the request is cancelled (no result can be recorded
+    after this). `cancellation` says what happened to its work: "immediate" -- nothing was
+    running (pending, waiting for a retry, or already cancelled); "cooperative" -- a worker was
+    running an attempt and stops it at its next await or `ctx.checkpoint()`."""
 
     request_id: str
     status: Status
