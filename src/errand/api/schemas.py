@@ -75,6 +75,10 @@ class ResultDocument(BaseModel):
 
 
 class ErrorInfoDocument(_Doc):
+    """A failed request's `error` (models.error_document): the same in GET, lists, the `failed`
+    event and the webhook body."""
+
+    code: Literal["processing_failed"] = Field(description="Always processing_failed (MUXI's code).")
     type: str = Field(description="The error's class name, e.g. ValueError or TaskTimeout.")
     message: str
     retryable: bool
