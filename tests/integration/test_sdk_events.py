@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +105,16 @@ class TestEvents:
         client.cancel(rid)
         ended = list(client.events(rid, follow=False))
         assert ended[-1].type == "cancelled" and len(ended) > len(so_far)
+
+    def test_after_the_end_of_an_ended_request_yields_nothing_at_once(self, client: Client) -> None:
+        rid = client.chat_async("short", agent_id="echo").id
+        client.wait(rid, timeout=10)
+        last = list(client.events(rid))[-1]
+        started = time.monotonic()
+        assert list(client.events(rid, after=last.id)) == []
+        assert list(client.events(rid, after=last.id + 50)) == []  # past the end: resumes at the end
+        assert time.monotonic() - started < 2  # no reconnect backoff: the request was checked
+        assert list(client.events(rid, after=last.id - 1)) == [last]
 
     def test_an_unknown_request_is_not_found_at_once(self, client: Client) -> None:
         with pytest.raises(NotFound):

@@ -49,6 +49,12 @@ class TestStreamPlan:
         assert plan.finished(None)
         assert not plan.finished(errors.ServiceUnavailable("reset"))
 
+    def test_a_clean_end_without_the_terminal_event_is_checked_then_replayed(self) -> None:
+        plan = StreamPlan("req_1", 9, 3, NO_JITTER)
+        assert plan.needs_check(None) and not plan.needs_check(errors.ServiceUnavailable("cut"))
+        plan.ended()  # the request had ended: the rest comes as a replay, whose clean end is the end
+        assert "follow" not in plan.headers() and plan.finished(None) and not plan.needs_check(None)
+
     def test_reconnects_back_off_and_are_bounded_by_drops_in_a_row(self) -> None:
         plan = StreamPlan("req_1", None, 2, NO_JITTER)
         assert [plan.dropped(None), plan.dropped(None)] == [0.25, 0.5]

@@ -134,6 +134,13 @@ class AsyncClient(_BaseClient):
                         yield event
             except ServiceUnavailable as exc:
                 cause = exc
+            if plan.needs_check(cause):
+                try:
+                    if (await self.get_request(request_id)).is_complete:
+                        plan.ended()
+                        continue  # the rest of the log as a replay, at once
+                except ServiceUnavailable as exc:
+                    cause = exc
             if plan.finished(cause):
                 return
             await asyncio.sleep(plan.dropped(cause))

@@ -8,7 +8,9 @@ stream that ended is finished or dropped, and how long to wait before reconnecti
 (`errand.backoff`); after `reconnects` drops in a row without a new event it gives up with
 ServiceUnavailable (transient). An error answer (404, 401, 410...) ends the stream at once, but
 a 503 is a drop like any other. With `follow=False` the server sends only the events so far
-(`?follow=false`) and closes: that clean end is the end.
+(`?follow=false`) and closes: that clean end is the end. A followed stream that closes cleanly
+without its terminal event is checked against the request once: if it has ended, what is left
+of its log is fetched as a replay (an `after` at or past the end yields nothing, at once).
 """
 
 from __future__ import annotations
@@ -96,6 +98,16 @@ class StreamPlan:
         """Whether the stream that just ended is the whole answer: its terminal event came, or
         (not following) the server closed the replay cleanly."""
         return self.done or (cause is None and not self.follow)
+
+    def needs_check(self, cause: BaseException | None) -> bool:
+        """A followed stream closed cleanly before its terminal event: the request may have
+        ended where this stream cannot show it (an `after` past the end). The caller reads the
+        request once, and if it ended calls `ended()`, instead of reconnecting blindly."""
+        return cause is None and self.follow and not self.done
+
+    def ended(self) -> None:
+        """The request is terminal: fetch what is left of its log as a replay, which ends."""
+        self.follow = False
 
     def dropped(self, cause: BaseException | None) -> float:
         """The stream ended before its terminal event: seconds to wait before resuming, or the

@@ -151,6 +151,13 @@ class Client(_BaseClient):
                     yield from self._stream_once(plan)
             except ServiceUnavailable as exc:  # refused, reset, cut mid-stream, timed out, 503
                 cause = exc
+            if plan.needs_check(cause):
+                try:
+                    if (self.get_request(request_id)).is_complete:
+                        plan.ended()
+                        continue  # the rest of the log as a replay, at once
+                except ServiceUnavailable as exc:
+                    cause = exc
             if plan.finished(cause):
                 return
             time.sleep(plan.dropped(cause))
