@@ -18,14 +18,10 @@ from errand.scheduling_models import QueueInfo as QueueInfo
 from errand.scheduling_models import QueueStats as QueueStats
 
 DEFAULT_USER_ID = "0"
-"""The end user of a call that names none (no X-Muxi-User-Id): the server's default, which the
-SDK (user_id=None) and the CLI (no --user / ERRAND_USER_ID) leave to it. A client key sees
-only its own user's requests, so requests made as "u1" are listed only with user "u1"."""
-LIST_LIMIT_DEFAULT = 50
-"""Requests per page of GET /v1/requests when `limit` is not given."""
-LIST_LIMIT_MAX = 200
-"""The largest `limit` of GET /v1/requests: the one home of the bound the server checks, the
-OpenAPI document states, and the SDK and the CLI's `--limit` keep to."""
+"""The end user of a call without X-Muxi-User-Id; the SDK (user_id=None) and the CLI (no --user)
+leave it to the server. A client key sees only its own user's requests."""
+LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 200
+"""GET /v1/requests' default and largest `limit`: the server, OpenAPI, SDK and CLI read these."""
 
 
 class Status(enum.StrEnum):
@@ -375,14 +371,13 @@ FAILED_ERROR_CODE = "processing_failed"
 
 
 def error_document(error: ErrorInfo) -> dict[str, Any]:
-    """A failed request's `error` object, the one shape of the status document, its list item,
-    its `failed` event and its webhook body: `{"code", "type", "message", "retryable"}`."""
+    """A failed request's `error`, one shape in GET, lists, `failed` events and webhook bodies."""
     return {"code": FAILED_ERROR_CODE, **error.to_dict()}
 
 
 def shown_progress(status: Status, progress: Progress | None) -> dict[str, Any] | None:
-    """The progress a reader sees: a completed request reads 100 % (step = total_steps), whatever
-    its handler last reported; any other request reads its last report as it was."""
+    """What a reader sees: a completed request reads 100 % (step = total_steps) whatever its
+    handler last reported; any other, its last report."""
     if progress is None:
         return None
     if status is Status.COMPLETED:
