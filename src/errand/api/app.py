@@ -15,7 +15,8 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+import socket
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from typing import Any
 
 import uvicorn
@@ -26,14 +27,20 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from errand import __version__, tracing
+from errand import tracing
 from errand.agents.registry import AgentRegistry
 from errand.api.admin_deliveries import bulk_redeliver, list_all_deliveries
 from errand.api.agents import get_agent, list_agents
 from errand.api.attempts import list_attempts
 from errand.api.bulk import bulk_cancel
 from errand.api.chat import chat
-from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_limit
+from errand.api.connections import (
+    ConnectionLimits,
+    ListeningServer,
+    bind_listener,
+    limited_protocol,
+    raise_fd_limit,
+)
 from errand.api.console_session import ConsoleSessions
 from errand.api.context import ApiContext, Endpoint, by_method, endpoint, public, public_by_method
 from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
@@ -65,8 +72,10 @@ from errand.metrics import PROCESS_INFO
 from errand.schedules.scheduler import Scheduler
 from errand.store import open_store
 from errand.store.base import Store
+from errand.triggers import Trigger
+from errand.version import __version__
 
-__all__ = ["create_app", "run_server"]
+__all__ = ["Started", "bind_listener", "build_formation", "create_app", "run_server"]
 
 log = logging.getLogger("errand.api")
 
@@ -77,6 +86,17 @@ HTTP_DRAIN_S = 5
 the work behind them is durable, and clients retry. Then the worker's grace begins."""
 
 
+Started = tuple[AgentRegistry, Mapping[str, Trigger]]
+"""The formation's agents and triggers, built (and so checked) before serving."""
+
+
+def build_formation(config: Config) -> Started:
+    """Every agent (a handler that cannot be imported is a ConfigError naming its key) and every
+    trigger (checked against the agents)."""
+    agents = AgentRegistry.from_config(config)
+    return agents, load_formation_triggers(config, agents)
+
+
 def create_app(
     config: Config,
     *,
@@ -85,12 +105,14 @@ def create_app(
     clock: Clock | None = None,
     migrate: bool = True,
     host: str = "127.0.0.1",
+    started: Started | None = None,
 ) -> Starlette:
     """The errand ASGI app. A given `store` is used as is and not closed at shutdown; without
     one, the lifespan opens `config.storage_url` (and migrates it unless `migrate=False`, for
     operators who run `errand migrate` themselves: `/ready` then answers 503 "migrations
     pending" until they have) and closes it. `host` is the address served on: /metrics is open
-    by default only on a loopback one (metrics.require_key)."""
+    by default only on a loopback one (metrics.require_key). `started`: the agents and triggers
+    `errand serve` already built to check them before its banner (else built here)."""
     clock = clock or SystemClock()
     ctx = ApiContext(config, clock)
 
@@ -101,7 +123,7 @@ def create_app(
                 config.storage_url, clock=clock, migrate=migrate, **config.store_options
             )
             try:
-                async with _serving(app, ctx, opened, config, clock, with_workers=with_workers):
+                async with _serving(app, ctx, opened, started, clock, with_workers=with_workers):
                     yield
             finally:
                 ctx.store = None
@@ -169,12 +191,19 @@ def _tracing(config: Config) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def _serving(
-    app: Starlette, ctx: ApiContext, store: Store, config: Config, clock: Clock, *, with_workers: bool
+    app: Starlette,
+    ctx: ApiContext,
+    store: Store,
+    started: Started | None,
+    clock: Clock,
+    *,
+    with_workers: bool,
 ) -> AsyncIterator[None]:
-    """The open store's app: agents and triggers loaded, the dispatcher and the worker running."""
-    agents = AgentRegistry.from_config(config)
+    """The open store's app: agents and triggers loaded (or those `errand serve` built), the
+    dispatcher and the worker running."""
+    config = ctx.config
+    agents, ctx.triggers = started or build_formation(config)
     ctx.agents = agents
-    ctx.triggers = load_formation_triggers(config, agents)
     ctx.store = store
     app.state.store, app.state.agents = store, agents
     try:
@@ -326,15 +355,18 @@ def run_server(
     with_workers: bool = True,
     *,
     migrate: bool = True,
+    started: Started | None = None,
+    listener: socket.socket | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM: uvicorn stops accepting, drains open calls for HTTP_DRAIN_S,
     then the lifespan stops the worker gracefully and closes the store. As uvicorn does, the
     signal is re-raised afterwards, so the process ends by it. Exits with status 3 when
     startup fails (e.g. a broken handler or an unreachable database). Connections are held to
-    the `server.*` limits (api/connections.py), after raising the soft open-file limit."""
+    the `server.*` limits (api/connections.py), after raising the soft open-file limit.
+    `listener`: the socket `bind_listener` bound (else uvicorn binds host:port itself)."""
     limits = ConnectionLimits.from_config(config, raise_fd_limit())
-    app = create_app(config, with_workers=with_workers, migrate=migrate, host=host)
-    server = uvicorn.Server(
+    app = create_app(config, with_workers=with_workers, migrate=migrate, host=host, started=started)
+    server = ListeningServer(
         uvicorn.Config(
             app,
             host=host,
@@ -351,6 +383,6 @@ def run_server(
             forwarded_allow_ips=",".join(config.server.forwarded_allow_ips),
         )
     )
-    server.run()
+    server.run(sockets=None if listener is None else [listener])
     if not server.started:
         raise SystemExit(3)

@@ -15,11 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from errand.errors import Forbidden, InvalidRequest, NotFound, RequestExpired, Unauthorized
-from errand.models import Request
+from errand.models import DEFAULT_USER_ID, Request
 from errand.request_ids import is_request_id, lookup_ids, public_id
 from errand.store.base import Store
 
-DEFAULT_USER = "0"
+DEFAULT_USER = DEFAULT_USER_ID
 USER_ID_RE = re.compile(r"[A-Za-z0-9_.@+:=-]{1,128}")
 """End-user ids: printable, no spaces or slashes (they end up in logs, URLs and webhooks)."""
 

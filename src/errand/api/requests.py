@@ -29,13 +29,11 @@ from errand.api.request_filters import parse_filters
 from errand.errors import Conflict, InvalidRequest
 from errand.limits_config import claim_limits
 from errand.metrics import REQUESTS, agent_label
+from errand.models import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, Status, to_document
 from errand.models import Request as StoredRequest
-from errand.models import Status, to_document
 from errand.store.base import Store
 
 WAIT_CAP_S = 60.0
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 MAX_CURSOR = 512
 
 log = logging.getLogger("errand.api")
@@ -154,7 +152,9 @@ def parse_wait(value: str | None, max_wait: float) -> float:
 
 def parse_limit(value: str | None) -> int:
     if value is None or value == "":
-        return DEFAULT_LIMIT
-    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= MAX_LIMIT):
-        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", details={"field": "limit"})
+        return LIST_LIMIT_DEFAULT
+    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= LIST_LIMIT_MAX):
+        raise InvalidRequest(
+            f"limit must be an integer from 1 to {LIST_LIMIT_MAX}", details={"field": "limit"}
+        )
     return int(value)

@@ -81,6 +81,10 @@ class ResultDocument(BaseModel):
 
 
 class ErrorInfoDocument(_Doc):
+    """A failed request's `error` (models.error_document): the same in GET, lists, the `failed`
+    event and the webhook body."""
+
+    code: Literal["processing_failed"] = Field(description="Always processing_failed (MUXI's code).")
     type: str = Field(description="The error's class name, e.g. ValueError or TaskTimeout.")
     message: str
     retryable: bool
@@ -178,9 +182,19 @@ class RequestList(_Doc):
 
 
 class CancelAnswer(_Doc):
+    """DELETE /v1/requests/{id}: the request is `cancelled` in the database, in either case.
+
+    `cancellation` says what happened to its work: `immediate` -- no attempt was running (it
+    was pending or waiting for a retry, or was already cancelled), so nothing runs any more;
+    `cooperative` -- a worker was running an attempt: it is told at once and stops it at its
+    next await or `ctx.checkpoint()` (a sync handler's thread is let finish; its result is
+    refused). Either way no result can be recorded after this answer."""
+
     request_id: str
     status: Literal["cancelled"]
-    cancellation: Literal["immediate", "cooperative"]
+    cancellation: Literal["immediate", "cooperative"] = Field(
+        description="immediate: nothing was running; cooperative: the running attempt is told to stop."
+    )
 
 
 class DeliveryAttemptDocument(_Doc):
