@@ -193,7 +193,14 @@ def mutating_routes(srv: Server) -> Iterator[tuple[str, str]]:
     """(method, path) of every authenticated route of the running app's route table that is not a
     read, path parameters filled in; also under the /api/{formation_id} mount."""
     public = {op.path for op in OPERATIONS if op.auth == "none"}
-    fill = {"request_id": "req_0123456789abcdef", "name": "some-trigger", "agent_id": "echo", "asset": "x"}
+    fill = {
+        "request_id": "req_0123456789abcdef",
+        "response_id": "resp_0123456789abcdef",
+        "schedule_id": "nightly",
+        "name": "some-trigger",
+        "agent_id": "echo",
+        "asset": "x",
+    }
 
     def walk(routes: list[Any], prefix: str) -> Iterator[tuple[str, str]]:
         for route in routes:
