@@ -39,7 +39,8 @@ FAIR, FIFO = Limits(), Limits(fair=False)
 
 
 def rows(n: int, users: int, start: float) -> list[tuple[Any, ...]]:
-    """Bulk rows in REQUEST_COLUMNS order, then updated_at and sort_key (priority 3, aging 60)."""
+    """Bulk rows in REQUEST_COLUMNS order (trace_context last), then updated_at and sort_key
+    (priority 3, aging 60)."""
     out = []
     for i in range(n):
         user = f"u{i % users}" if users > 1 else "noisy"
@@ -62,7 +63,7 @@ def rows(n: int, users: int, start: float) -> list[tuple[Any, ...]]:
             3,
         )
         out.append(
-            (*head, None, None, None, t, None, None, t, None, 1, None, 3, f"bench/{user}", None, t, t + 120.0)
+            (*head, None, None, None, t, None, None, t, None, 1, None, 3, f"bench/{user}", None, None, t, t + 120.0)
         )
     return out
 
@@ -100,6 +101,7 @@ class Backend:
     def __init__(self, pg_admin: str | None) -> None:
         self.pg_admin = pg_admin
         self.tmp = Path(tempfile.mkdtemp(prefix="fairbench"))
+        self.databases: list[str] = []
 
     async def fresh(self, data: list[tuple[Any, ...]]) -> Store:
         if self.pg_admin is None:
@@ -112,10 +114,21 @@ class Backend:
         conn = await asyncpg.connect(self.pg_admin)
         await conn.execute(f'CREATE DATABASE "{name}"')
         await conn.close()
+        self.databases.append(name)
         url = self.pg_admin.rsplit("/", 1)[0] + f"/{name}"
         store = await open_store(url, clock=SystemClock(), pool_size=10)
         await load_pg(url, data)
         return store
+
+    async def drop(self) -> None:
+        """Drop the databases this run made (their stores are closed by now)."""
+        if self.pg_admin is None or not self.databases:
+            return
+        conn = await asyncpg.connect(self.pg_admin)
+        for name in self.databases:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.close()
+        self.databases.clear()
 
 
 async def drain(
@@ -203,6 +216,7 @@ async def main() -> None:
             print(
                 f"(b) fair drain at {size:,}: {fair[size]:.0f}/s ({100 * fair[size] / fair[sizes[0]]:.0f} % of {sizes[0]:,})"
             )
+        await backend.drop()
 
 
 if __name__ == "__main__":
