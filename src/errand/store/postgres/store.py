@@ -237,7 +237,7 @@ class PostgresStore:
     async def claim(
         self, worker_id: str, limit: int, lease_seconds: float, limits: Limits | None = None
     ) -> builtins.list[Claim]:
-        """Lease up to `limit` runnable requests: fair and capped (`turns.claim`, one transaction)
+        """Lease up to `limit` runnable requests: fair and capped (`turns.claim`, one statement)
         or, with limits.fair off, oldest first in one statement (SKIP LOCKED); the new attempt
         number is the fencing token."""
         self.worker_locks.check(worker_id)  # a worker whose session lock is lost must not claim
@@ -246,7 +246,7 @@ class PostgresStore:
         now, lim = self._clock.now(), limits or Limits()
         if lim.fair:
             rows = await self._database.run(
-                lambda c: turns.claim(c, worker_id, limit, lease_seconds, now, lim)
+                lambda c: turns.claim(c, worker_id, limit, lease_seconds, now, lim), tx=False
             )
         else:
             rows = await self._database.fetch(sql.CLAIM, now, limit, worker_id, now + lease_seconds)

@@ -1,12 +1,13 @@
-"""Fair claims and session turns on PostgreSQL: the transactions (SQL in `fair_sql`, plan in
-`store.fairness`). Whose turn it is lives in the database (`fair_keys`), never in a process.
+"""Fair claims and session turns on PostgreSQL: the transactions (SQL in `fair_sql`; the plan is
+`store.fairness`, run for claims by the database function of migration 0016). Whose turn it is
+lives in the database (`fair_keys`), never in a process.
 """
 
 from __future__ import annotations
 
 from errand.models import IdempotencyKey, Limits, NewRequest, QueueInfo, Request, Status
 from errand.store import fairness, rules
-from errand.store.fairness import Candidate, Running
+from errand.store.fairness import Running
 from errand.store.postgres import fair_sql, ops, sql
 from errand.store.postgres.pool import Conn, Row
 
@@ -14,45 +15,24 @@ from errand.store.postgres.pool import Conn, Row
 async def claim(
     conn: Conn, worker_id: str, limit: int, lease_seconds: float, now: float, limits: Limits
 ) -> list[Row]:
-    """Up to `limit` rows in fair order within the caps, leased to worker_id, in one
-    transaction serialized with every other claimer of the database (fair_sql.CLAIM_LOCK)."""
-    await conn.execute(fair_sql.LOCK_CLAIMS)
-    rows: list[Row] = []
-    for _ in range(fairness.ROUNDS):
-        more, another = await _round(conn, worker_id, limit - len(rows), lease_seconds, now, limits)
-        rows += more
-        if len(rows) >= limit or not another:
-            break
-    return rows
-
-
-async def _round(
-    conn: Conn, worker_id: str, limit: int, lease_seconds: float, now: float, limits: Limits
-) -> tuple[list[Row], bool]:
-    """One plan of a claim: (rows claimed, whether another plan may find more)."""
-    keys = [(row["key"], row["next_turn"]) for row in await conn.fetch(fair_sql.KEYS, limit)]
-    quota = fairness.quotas(keys, limit, limits)
-    if not quota:
-        return [], False
-    heads: dict[str, list[Candidate]] = {key: [] for key in quota}
-    for h in await conn.fetch(fair_sql.HEADS, list(quota), list(quota.values()), now):
-        heads[h["key"]].append(Candidate(h["id"], h["key"], h["owner"], h["user_id"], h["agent"]))
-    running = Running()
-    if limits.capped:
-        running = Running.of(
-            (r["owner"], r["user_id"], r["agent"]) for r in await conn.fetch(fair_sql.RUNNING)
-        )
-    plan = fairness.plan([kt for kt in keys if kt[0] in quota], heads, running, limits, limit)
-    await conn.execute(fair_sql.LOCK_KEYS, sorted(plan.turns))
-    if plan.empty:
-        for row in await conn.fetch(fair_sql.DROP_EMPTY_KEYS, plan.empty):
-            del plan.turns[row["key"]]
-    await conn.execute(fair_sql.SET_TURNS, list(plan.turns), list(plan.turns.values()))
-    if not plan.chosen:
-        return [], plan.another
-    order = {c.id: n for n, c in enumerate(plan.chosen)}
-    rows = await conn.fetch(fair_sql.CLAIM_IDS, list(order), now, worker_id, now + lease_seconds)
-    return sorted(rows, key=lambda row: order[row["id"]]), plan.another
+    """Up to `limit` rows in fair order within the caps, leased to worker_id: one statement (its
+    own transaction, one round trip) calling `errand_fair_claim`, the plan of `store.fairness`
+    run inside the database and serialized with every other claimer (fair_sql.CLAIM_LOCK)."""
+    caps = limits.agent_caps
+    return await conn.fetch(
+        fair_sql.CLAIM,
+        worker_id,
+        limit,
+        now,
+        now + lease_seconds,
+        fairness.ROUNDS,
+        limits.max_running,
+        limits.max_running_per_user,
+        list(caps),
+        list(caps.values()),
+        list(limits.weights),
+        list(limits.weights.values()),
+    )
 
 
 async def submit_session(
