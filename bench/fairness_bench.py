@@ -63,7 +63,25 @@ def rows(n: int, users: int, start: float) -> list[tuple[Any, ...]]:
             3,
         )
         out.append(
-            (*head, None, None, None, t, None, None, t, None, 1, None, 3, f"bench/{user}", None, None, t, t + 120.0)
+            (
+                *head,
+                None,
+                None,
+                None,
+                t,
+                None,
+                None,
+                t,
+                None,
+                1,
+                None,
+                3,
+                f"bench/{user}",
+                None,
+                None,
+                t,
+                t + 120.0,
+            )
         )
     return out
 

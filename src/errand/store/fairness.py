@@ -23,8 +23,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from errand.errors import SessionBusy
-from errand.models import SUPERSEDED, ErrorInfo, Limits, Request, Status, sources_of
+from errand.errors import QueueFull, SessionBusy
+from errand.models import SUPERSEDED, ErrorInfo, Limits, NewRequest, Request, Status, sources_of
 from errand.request_ids import public_id
 from errand.store.rules import claimable, sql_in
 
@@ -186,6 +186,19 @@ def session_busy(request_id: str) -> SessionBusy:
     """A submit with on_busy=reject while its session has an unfinished request."""
     shown = public_id(request_id)
     return SessionBusy(f"the session is busy with request {shown!r}", details={"active_request_id": shown})
+
+
+def queue_full(cap: int) -> QueueFull:
+    """A submit past limits.max_queued_per_user (the API adds the Retry-After of its config)."""
+    message = f"too many queued requests (limit {cap}); retry later"
+    return QueueFull(message, details={"max_queued_per_user": cap})
+
+
+def over_queue_cap(new: NewRequest, queued: int) -> None:
+    """QueueFull when the user's pending requests (`queued`, counted up to the cap in the
+    submit's transaction) leave no room for `new`."""
+    if new.max_queued is not None and queued >= new.max_queued:
+        raise queue_full(new.max_queued)
 
 
 POSITION_CAP = 10_000

@@ -16,7 +16,7 @@ from typing import Any
 from errand.models import IdempotencyKey, NewRequest, Request, Status
 from errand.store import fairness
 from errand.store.postgres.pool import Conn
-from errand.store.rules import REQUEST_COLUMNS, claimable, qualified
+from errand.store.rules import REQUEST_COLUMNS, qualified
 
 CLAIM_LOCK = 0x6661_6972  # "fair"
 _R = qualified(REQUEST_COLUMNS, "r")
@@ -53,6 +53,11 @@ RELEASE_SESSIONS = f"""
         ORDER BY r.owner, r.user_id, r.session_id, r.created_at, r.pos)
     UPDATE requests r SET waiting_on = NULL FROM n WHERE r.id = n.id
     RETURNING r.id, pg_notify('errand_work', '')"""
+
+# -- the queue cap -----------------------------------------------------------------------------------
+QUEUE_LOCK = 0x7175_6575  # "queu": the lock class of per-user queue caps (two-key advisory locks)
+# Capped submits of one user serialize on this lock ($1: owner and user id), held to commit.
+LOCK_QUEUE = f"SELECT pg_advisory_xact_lock({QUEUE_LOCK}, hashtext($1))"
 
 # -- what the status document shows ------------------------------------------------------------------
 QUEUED_COUNT = """

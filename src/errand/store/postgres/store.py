@@ -133,9 +133,9 @@ class PostgresStore:
         """Request row + `created` event (+ idempotency key), committed; then wake workers.
         Without a key, concurrent submits share one statement (group commit)."""
         now = self._clock.now()
-        if new.session_id is not None:  # one turn per session: its own transaction
+        if new.session_id is not None or new.max_queued is not None:  # its own transaction
             found, original, cancelled = await self._database.run(
-                lambda c: turns.submit_session(c, new, idempotency, now)
+                lambda c: turns.submit_alone(c, new, idempotency, now)
             )
             if original is not None:
                 return rules.live(original.id, original, self._cutoff()), False

@@ -35,18 +35,27 @@ async def claim(
     )
 
 
-async def submit_session(
+async def submit_alone(
     conn: Conn, new: NewRequest, idem: IdempotencyKey | None, now: float
 ) -> tuple[Row | None, Request | None, list[Request]]:
-    """A submit with a session_id, in one transaction: (new row, None, cancelled) or, for an
-    idempotent replay, (None, the original, []). One turn per session (see Store.submit)."""
-    await conn.execute(fair_sql.LOCK_SESSION, f"{new.owner}\n{new.user_id}\n{new.session_id}")
-    if idem is not None:
+    """A submit with a session_id or a queue cap, in its own transaction: (new row, None,
+    cancelled) or, for an idempotent replay, (None, the original, []). One turn per session and
+    the queue cap are exact (see Store.submit): submits of one session, and then of one user,
+    serialize on advisory locks (always in that order, so they never deadlock), and each count
+    is a statement after its lock, so it sees every submit committed before."""
+    if new.session_id is not None:
+        await conn.execute(fair_sql.LOCK_SESSION, f"{new.owner}\n{new.user_id}\n{new.session_id}")
+    if new.max_queued is not None:
+        await conn.execute(fair_sql.LOCK_QUEUE, f"{new.owner}\n{new.user_id}")
+    if idem is not None:  # after the locks: a replay racing its original sees it committed
         found = await conn.fetchrow(sql.FIND_IDEMPOTENT, idem.scope, idem.key)
         if found is not None and found["key_created_at"] > rules.key_cutoff(now):
             row, original = await ops.submit_keyed(conn, new, idem, now)
             return row, original, []
-    held, cancelled = await _take_turn(conn, new, now)
+    if new.max_queued is not None:
+        queued = await conn.fetchval(fair_sql.QUEUED_COUNT, new.owner, new.user_id, new.max_queued)
+        fairness.over_queue_cap(new, int(queued))
+    held, cancelled = await _take_turn(conn, new, now) if new.session_id is not None else (None, [])
     if idem is not None:
         row, original = await ops.submit_keyed(conn, new, idem, now, held)
         return row, original, cancelled
