@@ -176,6 +176,9 @@ class NewRequest:
     """Wait that one priority level is worth: sort key = submit time + (priority-1) * this."""
     on_busy: str = "enqueue"
     """When its session has an unfinished request: enqueue | reject | interrupt (see SESSION_POLICIES)."""
+    max_queued: int | None = None
+    """limits.max_queued_per_user: the store refuses the submit (QueueFull) when the user already
+    has this many pending, counted inside the insert's transaction (exact under concurrency)."""
 
     @property
     def turn_key(self) -> str:

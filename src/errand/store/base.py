@@ -62,7 +62,12 @@ class Store(Protocol):
         request, `new.on_busy` decides: enqueue (held, `waiting_on` = "session", until the
         requests before it end, in submit order), reject (SessionBusy naming the active one),
         interrupt (every unfinished request of the session is cancelled with reason
-        `superseded`, then this one runs)."""
+        `superseded`, then this one runs).
+
+        With `new.max_queued` (the per-user queue cap): QueueFull when the user already has
+        that many pending requests, counted in the same transaction as the insert and
+        serialized with every other submit of that user, so concurrent submits never pass the
+        cap (an idempotent replay returns its original all the same)."""
         ...
 
     # -- read side ----------------------------------------------------------------------------

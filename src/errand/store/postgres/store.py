@@ -165,7 +165,9 @@ class PostgresStore(PostgresConsole):
     async def claim(
         self, worker_id: str, limit: int, lease_seconds: float, limits: Limits | None = None
     ) -> builtins.list[Claim]:
-        """Lease up to `limit` runnable requests (`turns.claim_rows`); the attempt is the fencing token."""
+        """Lease up to `limit` runnable requests: fair and capped (`turns.claim`, one statement)
+        or, with limits.fair off, oldest first in one statement (SKIP LOCKED); the new attempt
+        number is the fencing token."""
         self.worker_locks.check(worker_id)  # a worker whose session lock is lost must not claim
         if limit <= 0:
             return []
