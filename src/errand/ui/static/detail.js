@@ -80,7 +80,7 @@ function drawSummary(card, doc) {
   clear(
     card,
     h("h2", { text: "Summary" }),
-    h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])),
+    h("dl", { class: "facts wide" }, facts.map(([k, v]) => h("div", {}, h("dt", { text: k }), h("dd", {}, v)))),
     h("h3", { text: "Input" }),
     input
       ? [h("pre", { class: "input", id: "input-message", text: String(input.message ?? "") }), input.metadata ? h("pre", { class: "input", text: JSON.stringify(input.metadata, null, 2) }) : null]
@@ -176,36 +176,39 @@ function watchDeliveries(el, path, state) {
 // into one entry, the output text, and the header's progress bar.
 function follow(path, state, { head, output, timeline, refresh }) {
   const es = new EventSource(`${path}/events`);
-  let last = null;
-  const entry = (type, at, text) => {
-    const li = h("li", { class: `ev ev-${type}`, "data-event": type }, h("span", { class: "ev-type", text: type }), h("span", { class: "ev-time muted", text: at }), h("span", { class: "ev-text", text }));
+  let run = {}; // the entries of the current run of progress and content events, by type
+  const entry = (type, text) => {
+    const li = h("li", { class: `ev ev-${type}`, "data-event": type }, h("span", { class: "ev-type", text: type }), h("span", { class: "ev-text", text }));
     timeline.append(li);
-    last = { type, li, count: 1 };
+    return li;
+  };
+  const folded = (type, text) => {
+    const e = run[type] || (run[type] = { li: entry(type, ""), count: 0 });
+    e.count += 1;
+    e.li.querySelector(".ev-text").textContent = text(e.count);
   };
   const on = (type, fn) => es.addEventListener(type, (m) => fn(JSON.parse(m.data)));
   on("content", (d) => {
     state.text += d.text || "";
     output.textContent = state.text;
-    if (last && last.type === "content") {
-      last.count += 1;
-      last.li.querySelector(".ev-text").textContent = `${last.count} deltas folded · ${state.text.length} characters`;
-    } else entry("content", "", "1 delta");
+    folded("content", (n) => `${n} ${n === 1 ? "delta" : "deltas folded"} · ${state.text.length} characters (see Output)`);
   });
   on("progress", (d) => {
     const bar = head.querySelector("#live-progress");
     if (bar) bar.replaceChildren(progressBar(d, "processing"));
     const text = `${d.percent ?? "?"} %${d.message ? ` · ${d.message}` : ""}`;
-    if (last && last.type === "progress") {
-      last.count += 1;
-      last.li.querySelector(".ev-text").textContent = `${text} (${last.count} reports)`;
-    } else entry("progress", "", text);
+    folded("progress", (n) => (n === 1 ? text : `${text} (latest of ${n} reports)`));
   });
   for (const type of ["created", "started", "retry", "routed"]) {
-    on(type, (d) => entry(type, d.at ? fmtTime(d.at) : "", summarize(d)));
+    on(type, (d) => {
+      run = {};
+      entry(type, summarize(d));
+    });
   }
   for (const type of TERMINAL) {
     on(type, (d) => {
-      entry(type, fmtTime(d.completed_at), d.error ? `${d.error.type}: ${d.error.message}` : "");
+      run = {};
+      entry(type, `${fmtTime(d.completed_at)}${d.error ? ` · ${d.error.type}: ${d.error.message}` : ""}`);
       es.close();
       refresh().catch(() => {});
     });

@@ -58,6 +58,7 @@ export function badge(status) {
 
 export function progressBar(progress, status) {
   const pct = progress && typeof progress.percent === "number" ? progress.percent : null;
+  if (pct === null && (status === "failed" || status === "cancelled")) return h("span", { class: "muted", text: "—" });
   const done = status === "completed";
   const value = done ? 100 : pct;
   const bar = h("progress", { max: "100", class: "bar", "aria-label": "progress" });
