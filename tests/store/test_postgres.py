@@ -24,6 +24,7 @@ from errand.store.postgres import PostgresStore, sql
 from errand.store.postgres.sql import CH_CHANGE, CH_WORK
 from tests.store.contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, running
 from tests.store.contract_attempts import AttemptLogContract
+from tests.store.contract_console import ConsoleSessionContract
 from tests.support.pg_fixtures import StoreFactory, admin
 
 pytestmark = pytest.mark.postgres
@@ -47,7 +48,7 @@ async def reopen(pg_stores: StoreFactory) -> Callable[[], Awaitable[Store]]:
     return again
 
 
-class TestPostgresStore(StoreContract, AttemptLogContract):
+class TestPostgresStore(StoreContract, AttemptLogContract, ConsoleSessionContract):
     """The contract, unchanged."""
 
 

@@ -54,6 +54,7 @@ TABLES = (
     "settings",
     "workers",
     "fair_keys",
+    "console_sessions",
 )  # children first
 StoreFactory = Callable[..., Awaitable[PostgresStore]]
 

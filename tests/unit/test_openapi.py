@@ -102,7 +102,8 @@ def test_security_schemes_and_headers() -> None:
     assert schemes["AdminKey"]["name"] == "X-Muxi-Admin-Key"
     assert schemes["Bearer"]["scheme"] == "bearer"
     redeliver = doc["paths"]["/v1/requests/{request_id}/redeliver"]["post"]
-    assert redeliver["security"] == [{"AdminKey": []}, {"Bearer": []}]
+    assert redeliver["security"] == [{"AdminKey": []}, {"Bearer": []}, {"SessionCookie": []}]
+    assert schemes["SessionCookie"] == {**schemes["SessionCookie"], "in": "cookie", "name": "errand_session"}
     assert doc["paths"]["/health"]["get"]["security"] == []
     names = {p["name"] for p in doc["paths"]["/v1/chat"]["post"]["parameters"]}
     assert {"X-Muxi-User-Id", "X-Muxi-Idempotency-Key"} <= names

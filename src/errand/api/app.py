@@ -32,7 +32,8 @@ from errand.api.agents import get_agent, list_agents
 from errand.api.attempts import list_attempts
 from errand.api.chat import chat
 from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_limit
-from errand.api.context import ApiContext, Endpoint, by_method, endpoint, public
+from errand.api.console_session import ConsoleSessions
+from errand.api.context import ApiContext, Endpoint, by_method, endpoint, public, public_by_method
 from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
 from errand.api.docs import docs_asset, docs_page
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
@@ -77,7 +78,7 @@ def create_app(
     pending" until they have) and closes it. `host` is the address served on: /metrics is open
     by default only on a loopback one (metrics.require_key)."""
     clock = clock or SystemClock()
-    ctx = ApiContext(config)
+    ctx = ApiContext(config, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -219,8 +220,11 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         Route("/v1/agents/{agent_id}", endpoint(ctx, get_agent), methods=["GET"]),
         Route("/v1/health", public(ctx, health), methods=["GET"]),
     ]
+    sessions = ConsoleSessions(ctx)
+    ui_session = {"POST": sessions.sign_in, "GET": sessions.current, "DELETE": sessions.sign_out}
     return [
         *v1,
+        Route("/ui/session", public_by_method(ctx, ui_session), methods=["GET", "POST", "DELETE"]),
         Route("/health", public(ctx, health), methods=["GET"]),
         Route("/ready", public(ctx, Readiness().ready), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -264,6 +268,8 @@ def run_server(
             access_log=config.logging.access_log,
             server_header=False,
             timeout_graceful_shutdown=HTTP_DRAIN_S,
+            proxy_headers=True,
+            forwarded_allow_ips=",".join(config.server.forwarded_allow_ips),
         )
     )
     server.run()

@@ -27,6 +27,8 @@ from starlette.responses import Response
 
 from errand.api.auth import USER_ID_RE
 from errand.api.chat import ChatBody
+from errand.api.console_schemas import SessionDocument
+from errand.api.console_session import SignInBody
 from errand.api.context import ApiContext
 from errand.api.errors import MalformedBody, json_response, status_of_class
 from errand.api.schemas import (
@@ -50,12 +52,15 @@ from errand.api.submit import IDEMPOTENCY_KEY_RE
 from errand.api.triggers import TriggerBody
 from errand.errors import (
     Conflict,
+    CsrfFailed,
     ErrandError,
+    Forbidden,
     HeadersTooLarge,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     RequestExpired,
     RequestTimeout,
     ResourceNotFound,
@@ -98,6 +103,7 @@ class Operation:
 
 
 SSE = "text/event-stream"
+NO_CONTENT = ""
 READ = (NotFound, RequestExpired, InvalidRequest)
 SUBMIT = (InvalidRequest, ResourceNotFound, MalformedBody, PayloadTooLarge, Conflict)
 IDEMPOTENCY = Query(
@@ -113,6 +119,10 @@ LIST = (
     ),
     Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (default 50)."),
     Query("cursor", {"type": "string", "maxLength": 512}, "`next_cursor` of the previous page."),
+)
+SESSION = (Unauthorized,)
+CSRF = Query(
+    "X-CSRF-Token", {"type": "string"}, "The session's csrf_token (changes made with the cookie).", "header"
 )
 LAST_EVENT = (
     Query("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this id.", "header"),
@@ -136,6 +146,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
     Operation("GET", "/v1/agents", "The formation's agents and their expected durations", {200: AgentList}, tag="agents"),  # noqa: E501
     Operation("GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"),  # noqa: E501
+    Operation("POST", "/ui/session", "Console sign-in with an admin or viewer key (sets the session cookie)", {200: SessionDocument}, (*SESSION, Forbidden, RateLimited, InvalidRequest, MalformedBody, PayloadTooLarge), auth="none", body=SignInBody, root_only=True, tag="console"),  # noqa: E501
+    Operation("GET", "/ui/session", "The console session of the cookie", {200: SessionDocument}, SESSION, auth="none", root_only=True, tag="console"),  # noqa: E501
+    Operation("DELETE", "/ui/session", "Console sign-out (needs X-CSRF-Token)", {204: NO_CONTENT}, (*SESSION, CsrfFailed), auth="none", params=(CSRF,), root_only=True, tag="console"),  # noqa: E501
     Operation("GET", "/v1/health", "Liveness and version", {200: Health}, auth="none", tag="operations"),
     Operation("GET", "/health", "Liveness and version", {200: Health}, auth="none", root_only=True, tag="operations"),  # noqa: E501
     Operation("GET", "/ready", "Readiness: the database takes a write", {200: Ready, 503: Ready}, auth="none", root_only=True, tag="operations"),  # noqa: E501
@@ -151,8 +164,8 @@ ALWAYS = (MethodNotAllowed, RequestTimeout, HeadersTooLarge, ServiceUnavailable)
 """Errors any route can answer: a method routed elsewhere (an encoded `/` in a path parameter),
 and the connection layer's (api/connections.py)."""
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
-    "client": [{"ClientKey": []}, {"AdminKey": []}, {"Bearer": []}],
-    "admin": [{"AdminKey": []}, {"Bearer": []}],
+    "client": [{"ClientKey": []}, {"AdminKey": []}, {"Bearer": []}, {"SessionCookie": []}],
+    "admin": [{"AdminKey": []}, {"Bearer": []}, {"SessionCookie": []}],
     "none": [],
 }
 SECURITY_SCHEMES = {
@@ -171,7 +184,16 @@ SECURITY_SCHEMES = {
     "Bearer": {
         "type": "http",
         "scheme": "bearer",
-        "description": "Any client or admin key as a bearer token.",
+        "description": "Any client, admin or viewer key as a bearer token (a viewer key also works "
+        "as X-Muxi-Client-Key: it reads what an admin reads, and any other method is 403 FORBIDDEN).",
+    },
+    "SessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "errand_session",
+        "description": "The console session (POST /ui/session): authenticates as the key it was made "
+        "from. Any method but GET/HEAD/OPTIONS also needs X-CSRF-Token and a same-site origin, "
+        "else 403 CSRF_FAILED.",
     },
 }
 USER = Query(
@@ -183,6 +205,7 @@ USER = Query(
 EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     ChatBody: {"message": "Summarise the open tickets", "mode": "async"},
     TriggerBody: {"data": {"issue": {"title": "Crash on start"}}, "use_async": True},
+    SignInBody: {"key": "an-admin-or-viewer-key"},
 }
 SSE_EVENT = {
     "type": "object",
@@ -205,7 +228,7 @@ def openapi_document(formation: str, version: str) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for a formation named `formation`."""
     models = _models()
     keyed, top = models_json_schema(
-        [(m, "validation" if m in (ChatBody, TriggerBody) else "serialization") for m in models],
+        [(m, "validation" if m in (ChatBody, TriggerBody, SignInBody) else "serialization") for m in models],
         ref_template=_REF,
     )
     refs: dict[type[BaseModel], Any] = {
@@ -301,11 +324,13 @@ def _answers(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     for status, answers in op.ok.items():
         content: dict[str, Any] = {}
         for a in answers if isinstance(answers, tuple) else (answers,):
-            content.update(_content(a, refs))
-        description = (
-            (answers[0] if isinstance(answers, tuple) else answers).__doc__ if status < 300 else None
-        )
-        out[str(status)] = {"description": _first_line(description) or op.summary, "content": content}
+            if a != NO_CONTENT:
+                content.update(_content(a, refs))
+        first = answers[0] if isinstance(answers, tuple) else answers
+        description = first.__doc__ if status < 300 and isinstance(first, type) else None
+        out[str(status)] = {"description": _first_line(description) or op.summary}
+        if content:
+            out[str(status)]["content"] = content
     return out
 
 
@@ -314,6 +339,8 @@ def _errors(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     classes: list[type[ErrandError]] = [*op.errors, *ALWAYS]
     if op.auth != "none":
         classes += [Unauthorized, InvalidRequest]  # a key missing or wrong; a bad X-Muxi-User-Id
+        if op.method not in ("GET", "HEAD"):
+            classes += [Forbidden, CsrfFailed]  # a viewer key; a console change without its token
     if "{" in op.path:
         classes.append(ResourceNotFound)  # the router's 404 for a mangled path
     codes: dict[int, set[str]] = {}

@@ -42,4 +42,7 @@ async def purge_loop(store: Store, settings: WorkerSettings) -> None:
         purged = await store.purge_expired(settings.result_ttl, settings.tombstone_ttl)
         if purged:
             log.info("purged %d expired requests", purged)
+        dropped = await store.purge_console()
+        if dropped:
+            log.info("purged %d expired console sessions", dropped)
         await asyncio.sleep(settings.housekeeping_interval)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, Protocol, runtime_checkable
 
+from errand.console_models import ConsoleSession
 from errand.models import (
     AttemptRecord,
     Claim,
@@ -290,6 +291,25 @@ class Store(Protocol):
         result, error, events and deliveries dropped; get() -> RequestExpired); tombstones
         older than tombstone_ttl and idempotency keys older than 24 h are deleted.
         Returns the number of requests purged or dropped."""
+        ...
+
+    # -- the console (sign-in sessions) --------------------------------------------------------
+    async def create_session(self, session: ConsoleSession) -> None:
+        """Store a console sign-in, committed before returning, seen at once by every process on
+        this database."""
+        ...
+
+    async def get_session(self, id_hash: str) -> ConsoleSession | None:
+        """The session with this id hash, or None when unknown, deleted, or expired
+        (expires_at <= now: dead to readers at once, before any purge)."""
+        ...
+
+    async def delete_session(self, id_hash: str) -> bool:
+        """Revoke a session (sign-out) for every process at once; False when there was none."""
+        ...
+
+    async def purge_console(self) -> int:
+        """Housekeeping: delete the expired sessions. Returns how many rows went."""
         ...
 
     async def close(self) -> None:

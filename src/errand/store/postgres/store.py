@@ -43,6 +43,7 @@ from errand.models import (
 )
 from errand.store import attempt_log, listing, processes, rules
 from errand.store.postgres import fair_sql, ops, outbox_ops, sql, turns, workers
+from errand.store.postgres.console import PostgresConsole
 from errand.store.postgres.group_commit import GroupCommit
 from errand.store.postgres.listen import Hub, Listener
 from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, Row, connect
@@ -50,7 +51,7 @@ from errand.store.processes import WorkerProcess
 from errand.store.queue import FOLD_AT, PG_FOLD, QUEUE_SQL, to_queue_stats
 
 
-class PostgresStore:
+class PostgresStore(PostgresConsole):
     """Durable requests, events, leases and outbox in a PostgreSQL database shared by processes."""
 
     cross_process_wakeups = True

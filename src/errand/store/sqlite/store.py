@@ -40,11 +40,12 @@ from errand.store.processes import WorkerProcess
 from errand.store.queue import FOLD_AT
 from errand.store.sqlite import attempts, reads, scheduling, schema, upkeep, writes
 from errand.store.sqlite.connections import Readers, Writer, connect
+from errand.store.sqlite.console import SqliteConsole
 from errand.store.sqlite.fileguard import FileGuard
 from errand.store.sqlite.wakeups import Wakeups
 
 
-class SqliteStore:
+class SqliteStore(SqliteConsole):
     """Durable requests, events, leases and outbox in one SQLite database file."""
 
     cross_process_wakeups = False
