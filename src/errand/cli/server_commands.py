@@ -45,17 +45,24 @@ def serve(
         bool, typer.Option("--no-workers", help="API only; run `errand worker` apart.")
     ] = False,
     no_migrate: NoMigrateOpt = False,
+    no_ui: Annotated[
+        bool, typer.Option("--no-ui", help="Do not serve the web console at /ui (as ui.enabled: false).")
+    ] = False,
     log_level: LogLevelOpt = None,
     log_format: LogFormatOpt = None,
     access_log: AccessLogOpt = None,
 ) -> None:
-    """Serve the HTTP API, with workers unless --no-workers. Pending migrations are applied at
-    start unless --no-migrate (several processes starting at once is safe: they serialize)."""
+    """Serve the HTTP API, with workers unless --no-workers, and the web console at /ui unless
+    --no-ui. Pending migrations are applied at start unless --no-migrate (several processes
+    starting at once is safe: they serialize)."""
     cfg = config_or_exit(config)
+    if no_ui:
+        cfg = cfg.model_copy(update={"ui": cfg.ui.model_copy(update={"enabled": False})})
     with show.reporting():
         cfg = setup_logging(cfg, level=log_level, format=log_format, access_log=access_log)
     if cfg.logging.format == "json":  # stderr holds only JSON lines: the banner is one of them
         where = f"http://{host}:{port}, workers {'off' if no_workers else 'on'}"
+        where += f", console {f'http://{host}:{port}/ui' if cfg.ui.enabled else 'off'}"
         log.info("errand %s serving formation %s at %s", __version__, cfg.name, where)
     else:
         show.banner(cfg, host=host, port=port, workers=not no_workers)
