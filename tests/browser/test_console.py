@@ -118,20 +118,37 @@ def test_redeliver_a_failed_webhook_and_see_the_new_attempt(pages: Pages, consol
         assert time.monotonic() < deadline, deliveries
         time.sleep(0.1)
     assert [h.answered for h in console.receiver.hits] == [500]
-    failures = pages.signed_in(hash="#/failures")
-    expect(failures.locator("#failed-deliveries")).to_contain_text(rid)
-    shot(failures, "failures")
-
     page = pages.signed_in(hash=f"#/requests/{rid}")
     delivery = page.locator("#deliveries .delivery").first
     expect(delivery.locator(".badge")).to_have_text("failed")
     expect(delivery.locator("tbody tr")).to_have_count(1)
     expect(delivery.locator("tbody tr").first).to_contain_text("500")
     page.get_by_test_id("redeliver").click()
-    expect(page.locator("#deliveries .delivery .badge").first).to_have_text("delivered", timeout=15_000)
-    expect(page.locator("#deliveries")).to_contain_text("200")
+    # a redelivery is a new delivery (its own webhook id) listed after the failed one
+    expect(page.locator("#deliveries .delivery")).to_have_count(2)
+    again = page.locator("#deliveries .delivery").last
+    expect(again.locator(".badge")).to_have_text("delivered", timeout=15_000)
+    expect(again.locator("tbody tr").first).to_contain_text("200")
+    expect(delivery.locator(".badge")).to_have_text("failed")
     assert [h.answered for h in console.receiver.wait_for(2)] == [500, 200]
     shot(page, "detail-redelivered")
+
+
+def test_failures_page_lists_failed_requests_and_deliveries(pages: Pages, console: Console) -> None:
+    receiver_hits = len(console.receiver.hits)
+    console.receiver.script = [500]
+    rid = console.submit("echo", "hook fails", webhook=True)
+    console.receiver.wait_for(receiver_hits + 1)
+    failed = console.submit("broken", "nine")
+    console.wait(failed, lambda d: d["status"] == "failed")
+    page = pages.signed_in(hash="#/failures")
+    expect(page.locator("#failed-requests")).to_contain_text(failed)
+    row = page.locator("#failed-deliveries tr", has_text=rid)
+    expect(row).to_contain_text("500")
+    shot(page, "failures")
+    row.get_by_role("button", name="Redeliver").click()
+    expect(row.locator(".action-result")).to_have_text("queued")
+    console.receiver.wait_for(receiver_hits + 2)
 
 
 def test_a_viewer_sees_everything_and_its_cancel_is_refused(pages: Pages, console: Console) -> None:
@@ -158,9 +175,9 @@ ATTACK = """<!DOCTYPE html><html><body>
 <input name='{{"message":"forged","agent_id":"echo","x":"' value='"}}'>
 </form>
 <script>
-window.fetchStatus = fetch("{base}/v1/admin/requests/cancel", {{
+window.fetchStatus = fetch("{base}/v1/triggers/ticket", {{
   method: "POST", mode: "no-cors", credentials: "include",
-  headers: {{"Content-Type": "text/plain"}}, body: JSON.stringify({{filter: {{}}, dry_run: false, expect: 0}})
+  headers: {{"Content-Type": "text/plain"}}, body: JSON.stringify({{data: {{customer: "x", subject: "y"}}}})
 }}).then(() => "sent", e => String(e));
 </script></body></html>"""
 
@@ -182,7 +199,7 @@ def test_a_cross_site_post_with_the_cookie_but_no_csrf_token_is_refused(
             page.evaluate("() => document.getElementById('f').submit()")
         assert "CSRF_FAILED" in page.content()
         statuses = {r.url.removeprefix(console.base): r.status for r in refused}
-        assert statuses == {"/v1/chat": 403, "/v1/admin/requests/cancel": 403}, statuses
+        assert statuses == {"/v1/chat": 403, "/v1/triggers/ticket": 403}, statuses
     assert console.api.get("/v1/requests", params={"limit": 200}).json()["count"] == before
     # same origin without the header is refused too; with it (as the console sends it) it passes
     console_page = pages.signed_in()

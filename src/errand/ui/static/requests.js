@@ -25,8 +25,11 @@ export async function render(main, params) {
   main.append(h("div", { class: "page-head" }, h("h1", { text: "Requests" })), searchForm(), form, results, pager);
   const cursors = [null]; // the cursor of each page seen so far; the last is the current page
   let page = null;
+  let latest = 0; // a slower answer for a page left behind is dropped
   const load = async () => {
+    const mine = ++latest;
     const fresh = await get("/v1/requests", { ...filter, limit: 25, cursor: cursors[cursors.length - 1] });
+    if (mine !== latest) return;
     const same = page && sameIds(page.requests, fresh.requests) && results.querySelector("table");
     page = fresh;
     if (same) patchRows(results, page.requests); // in place: focus and scroll stay put
