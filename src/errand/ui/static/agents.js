@@ -48,7 +48,7 @@ function triggerList(triggers) {
     data.value = JSON.stringify(Object.fromEntries(t.fields.map((f) => [f, ""])), null, 2);
     const useAsync = h("input", { id: `t-${t.name}-async`, type: "checkbox", name: "use_async", checked: t.use_async !== false });
     const out = h("div", { class: "action-result", role: "status", "aria-live": "polite" });
-    const fire = h("button", { type: "submit", text: "Fire", disabled: !isAdmin(), title: isAdmin() ? null : "Read-only: a viewer key cannot fire triggers" });
+    const fire = h("button", { type: "submit", class: "primary", text: "Fire", disabled: !isAdmin(), title: isAdmin() ? null : "Read-only: a viewer key cannot fire triggers" });
     const form = h(
       "form",
       { class: "trigger-form", "data-trigger": t.name },

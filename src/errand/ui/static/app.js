@@ -121,7 +121,7 @@ function showSignIn(message) {
     h("p", { class: "muted", text: "Sign in with an admin key, or a viewer key for read-only access." }),
     h("label", { for: "key", text: "API key" }),
     key,
-    h("button", { type: "submit", id: "sign-in", text: "Sign in" }),
+    h("button", { type: "submit", id: "sign-in", class: "primary", text: "Sign in" }),
     status,
   );
   if (message) status.textContent = message;

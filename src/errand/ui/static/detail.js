@@ -27,10 +27,13 @@ export async function render(main, params) {
     section("Attempts", attempts),
     section("Webhook deliveries", deliveries),
   );
-  const refresh = async () => {
+  state.redrawSummary = async () => {
     state.doc = await get(path);
     drawHead(head, state.doc, path);
     drawSummary(summary, state.doc);
+  };
+  const refresh = async () => {
+    await state.redrawSummary();
     const [, busy] = await Promise.all([drawAttempts(attempts, path), drawDeliveries(deliveries, path, state)]);
     if (busy) watchDeliveries(deliveries, path, state);
   };
@@ -168,6 +171,7 @@ function watchDeliveries(el, path, state) {
     if (!(await drawDeliveries(el, path, state)) && state.stopDeliveries) {
       state.stopDeliveries();
       state.stopDeliveries = null;
+      await state.redrawSummary(); // the summary's delivery state follows
     }
   });
 }
