@@ -130,7 +130,7 @@ def test_an_expired_session_is_401_everywhere(srv: Server) -> None:
     key_id = hashlib.sha256(ADMIN_KEY.encode()).hexdigest()[:16]
     now = time.time()
     srv.run(srv.store.create_session(ConsoleSession(digest, key_id, "admin", "tok", now - 100, now - 1)))
-    for path in ("/ui/session", "/v1/requests", "/v1/agents"):
+    for path in ("/ui/session", "/v1/requests", "/v1/agents", "/v1/admin/overview"):
         r = httpx.get(f"{srv.base}{path}", cookies={COOKIE: cookie})
         assert r.status_code == 401, (path, r.text)
         assert "expired" in r.json()["error"]["message"]

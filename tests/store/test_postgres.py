@@ -24,7 +24,7 @@ from errand.store.postgres import PostgresStore, sql
 from errand.store.postgres.sql import CH_CHANGE, CH_WORK
 from tests.store.contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, running
 from tests.store.contract_attempts import AttemptLogContract
-from tests.store.contract_console import ConsoleSessionContract
+from tests.store.contract_console import ConsoleReadsContract, ConsoleSessionContract
 from tests.support.pg_fixtures import StoreFactory, admin
 
 pytestmark = pytest.mark.postgres
@@ -48,7 +48,7 @@ async def reopen(pg_stores: StoreFactory) -> Callable[[], Awaitable[Store]]:
     return again
 
 
-class TestPostgresStore(StoreContract, AttemptLogContract, ConsoleSessionContract):
+class TestPostgresStore(StoreContract, AttemptLogContract, ConsoleSessionContract, ConsoleReadsContract):
     """The contract, unchanged."""
 
 

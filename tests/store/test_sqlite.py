@@ -24,7 +24,7 @@ from errand.store.sqlite import SqliteStore, schema
 from errand.store.sqlite.notify import MAX_DATAGRAM, decode, encode, notify_dir
 from tests.store.contract import LEASE, RESULT_TTL, StoreContract, new
 from tests.store.contract_attempts import AttemptLogContract
-from tests.store.contract_console import ConsoleSessionContract
+from tests.store.contract_console import ConsoleReadsContract, ConsoleSessionContract
 
 POLL = 2.0  # long, so the contract's wake-up tests cannot pass by polling
 
@@ -51,7 +51,7 @@ async def reopen(sqlite_url: str, clock: ManualClock) -> AsyncIterator[Callable[
         await each.close()
 
 
-class TestSqliteStore(StoreContract, AttemptLogContract, ConsoleSessionContract):
+class TestSqliteStore(StoreContract, AttemptLogContract, ConsoleSessionContract, ConsoleReadsContract):
     """The contract suite on a SQLite file in tmp_path."""
 
     async def test_cross_process_wakeups_on_posix(self, store: SqliteStore) -> None:

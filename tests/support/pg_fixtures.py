@@ -55,6 +55,7 @@ TABLES = (
     "workers",
     "fair_keys",
     "console_sessions",
+    "agent_minutes",
 )  # children first
 StoreFactory = Callable[..., Awaitable[PostgresStore]]
 

@@ -28,8 +28,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from errand import __version__, tracing
 from errand.agents.registry import AgentRegistry
+from errand.api.admin_deliveries import bulk_redeliver, list_all_deliveries
 from errand.api.agents import get_agent, list_agents
 from errand.api.attempts import list_attempts
+from errand.api.bulk import bulk_cancel
 from errand.api.chat import chat
 from errand.api.connections import ConnectionLimits, limited_protocol, raise_fd_limit
 from errand.api.console import console_asset, console_page
@@ -39,6 +41,7 @@ from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
 from errand.api.docs import docs_asset, docs_page
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
 from errand.api.openapi import OpenApi
+from errand.api.overview import overview
 from errand.api.readiness import Readiness
 from errand.api.requests import cancel_request, get_request, list_requests
 from errand.api.scrape import metrics_endpoint
@@ -211,6 +214,10 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         Route("/v1/requests/{request_id}/attempts", endpoint(ctx, list_attempts), methods=["GET"]),
         Route("/v1/requests/{request_id}/redeliver", endpoint(ctx, redeliver), methods=["POST"]),
         Route("/v1/admin/webhook-secret", endpoint(ctx, webhook_secret), methods=["GET"]),
+        Route("/v1/admin/overview", endpoint(ctx, overview), methods=["GET"]),
+        Route("/v1/admin/deliveries", endpoint(ctx, list_all_deliveries), methods=["GET"]),
+        Route("/v1/admin/deliveries/redeliver", endpoint(ctx, bulk_redeliver), methods=["POST"]),
+        Route("/v1/admin/requests/cancel", endpoint(ctx, bulk_cancel), methods=["POST"]),
         Route("/v1/triggers", endpoint(ctx, list_triggers), methods=["GET"]),
         Route(
             "/v1/triggers/{name}",

@@ -25,12 +25,22 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 
+from errand.api.admin_deliveries import RedeliverBody
 from errand.api.auth import USER_ID_RE
+from errand.api.bulk import CancelBody
 from errand.api.chat import ChatBody
-from errand.api.console_schemas import SessionDocument
+from errand.api.console_schemas import (
+    AdminDeliveryList,
+    BulkCancelled,
+    BulkMatch,
+    BulkRedelivered,
+    OverviewDocument,
+    SessionDocument,
+)
 from errand.api.console_session import SignInBody
 from errand.api.context import ApiContext
 from errand.api.errors import MalformedBody, json_response, status_of_class
+from errand.api.openapi_parts import SECURITY, SECURITY_SCHEMES, SSE_EVENT
 from errand.api.schemas import (
     Accepted,
     AgentDocument,
@@ -117,10 +127,26 @@ LIST = (
     Query(
         "status", {"type": "string", "enum": ["pending", "processing", "completed", "failed", "cancelled"]}
     ),
+    Query("agent", {"type": "string", "maxLength": 200}, "Only this agent's requests."),
+    Query("kind", {"type": "string", "enum": ["chat", "trigger", "schedule"]}),
+    Query(
+        "user_id",
+        {"type": "string", "pattern": f"^{USER_ID_RE.pattern}$"},
+        "Admin and viewer keys: one user's.",
+    ),
+    Query("since", {"type": "number", "minimum": 0}, "Created at or after (epoch seconds)."),
+    Query("until", {"type": "number", "minimum": 0}, "Created before (epoch seconds)."),
     Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (default 50)."),
     Query("cursor", {"type": "string", "maxLength": 512}, "`next_cursor` of the previous page."),
 )
 SESSION = (Unauthorized,)
+BULK = (InvalidRequest, MalformedBody, PayloadTooLarge, Conflict)
+ADMIN_DELIVERIES = (
+    Query(
+        "state", {"type": "string", "enum": ["pending", "delivered", "failed"]}, "pending includes retrying."
+    ),
+    *LIST[-2:],  # limit, cursor
+)
 CSRF = Query(
     "X-CSRF-Token", {"type": "string"}, "The session's csrf_token (changes made with the cookie).", "header"
 )
@@ -141,6 +167,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/requests/{request_id}/deliveries", "Webhook delivery attempts", {200: DeliveryList}, READ, tag="webhooks"),  # noqa: E501
     Operation("POST", "/v1/requests/{request_id}/redeliver", "Send the webhook again", {202: Redelivery}, (NotFound, RequestExpired, Conflict), auth="admin", tag="webhooks"),  # noqa: E501
     Operation("GET", "/v1/admin/webhook-secret", "The webhook signing secret", {200: WebhookSecret}, auth="admin", tag="webhooks"),  # noqa: E501
+    Operation("GET", "/v1/admin/overview", "The console's overview: queue, running, last hour per agent, webhooks, workers", {200: OverviewDocument}, (Forbidden,), auth="admin", tag="console"),  # noqa: E501
+    Operation("GET", "/v1/admin/deliveries", "Webhook deliveries across requests, newest first", {200: AdminDeliveryList}, (InvalidRequest,), auth="admin", params=ADMIN_DELIVERIES, tag="console"),  # noqa: E501
+    Operation("POST", "/v1/admin/deliveries/redeliver", "Redeliver chosen requests' webhooks, or every failed one (dry run first)", {200: (BulkRedelivered, BulkMatch)}, BULK, auth="admin", body=RedeliverBody, tag="console"),  # noqa: E501
+    Operation("POST", "/v1/admin/requests/cancel", "Cancel the queued requests a filter matches (dry run first)", {200: (BulkCancelled, BulkMatch)}, BULK, auth="admin", body=CancelBody, tag="console"),  # noqa: E501
     Operation("GET", "/v1/triggers", "The formation's triggers", {200: TriggerList}, tag="triggers"),
     Operation("GET", "/v1/triggers/{name}", "One trigger", {200: TriggerDocument}, (ResourceNotFound,), tag="triggers"),  # noqa: E501
     Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
@@ -165,39 +195,6 @@ OPERATIONS: tuple[Operation, ...] = (
 ALWAYS = (MethodNotAllowed, RequestTimeout, HeadersTooLarge, ServiceUnavailable)
 """Errors any route can answer: a method routed elsewhere (an encoded `/` in a path parameter),
 and the connection layer's (api/connections.py)."""
-SECURITY: dict[str, list[dict[str, list[str]]]] = {
-    "client": [{"ClientKey": []}, {"AdminKey": []}, {"Bearer": []}, {"SessionCookie": []}],
-    "admin": [{"AdminKey": []}, {"Bearer": []}, {"SessionCookie": []}],
-    "none": [],
-}
-SECURITY_SCHEMES = {
-    "ClientKey": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Muxi-Client-Key",
-        "description": "A client key.",
-    },
-    "AdminKey": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Muxi-Admin-Key",
-        "description": "An admin key: sees every owner's requests; needed for redeliver and the secret.",
-    },
-    "Bearer": {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "Any client, admin or viewer key as a bearer token (a viewer key also works "
-        "as X-Muxi-Client-Key: it reads what an admin reads, and any other method is 403 FORBIDDEN).",
-    },
-    "SessionCookie": {
-        "type": "apiKey",
-        "in": "cookie",
-        "name": "errand_session",
-        "description": "The console session (POST /ui/session): authenticates as the key it was made "
-        "from. Any method but GET/HEAD/OPTIONS also needs X-CSRF-Token and a same-site origin, "
-        "else 403 CSRF_FAILED.",
-    },
-}
 USER = Query(
     "X-Muxi-User-Id",
     {"type": "string", "pattern": f"^{USER_ID_RE.pattern}$", "default": "0"},
@@ -208,20 +205,10 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     ChatBody: {"message": "Summarise the open tickets", "mode": "async"},
     TriggerBody: {"data": {"issue": {"title": "Crash on start"}}, "use_async": True},
     SignInBody: {"key": "an-admin-or-viewer-key"},
+    CancelBody: {"filter": {"status": "pending", "agent": "echo"}, "dry_run": True},
+    RedeliverBody: {"filter": {"state": "failed"}, "dry_run": True},
 }
-SSE_EVENT = {
-    "type": "object",
-    "description": "One Server-Sent Event: `id` is its gapless sequence number (send it back as "
-    "Last-Event-ID to resume), `event` its type (created, started, progress, content, retry, "
-    "routed, completed, failed, cancelled), `data` its JSON; the terminal event's data is the "
-    "status document, and the stream ends after it.",
-    "properties": {
-        "id": {"type": "string", "pattern": "^[0-9]+$"},
-        "event": {"type": "string"},
-        "data": {"type": "string", "contentMediaType": "application/json"},
-    },
-    "required": ["data"],
-}
+BODIES = tuple(EXAMPLES)
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _REF = "#/components/schemas/{model}"
 
@@ -230,7 +217,7 @@ def openapi_document(formation: str, version: str) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for a formation named `formation`."""
     models = _models()
     keyed, top = models_json_schema(
-        [(m, "validation" if m in (ChatBody, TriggerBody, SignInBody) else "serialization") for m in models],
+        [(m, "validation" if m in BODIES else "serialization") for m in models],
         ref_template=_REF,
     )
     refs: dict[type[BaseModel], Any] = {

@@ -29,10 +29,12 @@ async def requeue_loop(store: Store, settings: WorkerSettings, wake: asyncio.Eve
 
 async def fold_loop(store: Store) -> None:
     """Read the queue counts every QUEUE_FOLD_INTERVAL: a read folds the count rows that
-    status changes append (store/queue.py), so they stay few even when nobody scrapes."""
+    status changes append (store/queue.py, and the console's), so they stay few even when
+    nobody scrapes or looks."""
     while True:
         await asyncio.sleep(QUEUE_FOLD_INTERVAL)
         await store.queue_stats()
+        await store.console_counts()  # the overview's count rows (migration 0013), alike
 
 
 async def purge_loop(store: Store, settings: WorkerSettings) -> None:

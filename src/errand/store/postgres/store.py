@@ -21,6 +21,7 @@ import builtins
 from typing import Any
 
 from errand.clock import Clock, SystemClock
+from errand.console_models import Match
 from errand.errors import ConfigError, StoreUnavailable
 from errand.models import (
     AttemptRecord,
@@ -174,11 +175,13 @@ class PostgresStore(PostgresConsole):
         status: Status | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        match: Match | None = None,
     ) -> Page:
         """Newest first, keyset-paginated on (created_at, id); tombstones and requests past
         result_ttl excluded."""
+        cutoff = self._cutoff()
         query = listing.list_query(
-            owner, user_id, status, limit, cursor, mark=sql.mark, alias="r", cutoff=self._cutoff()
+            owner, user_id, status, limit, cursor, mark=sql.mark, alias="r", cutoff=cutoff, match=match
         )
         text = sql.LIST.format(where=query.where, order=query.order, limit=query.fetch)
         rows = await self._database.fetch(text, *query.params, read=True)

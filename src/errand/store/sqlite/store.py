@@ -17,6 +17,7 @@ import builtins
 from typing import Any
 
 from errand.clock import Clock
+from errand.console_models import Match
 from errand.models import (
     AttemptRecord,
     Claim,
@@ -154,12 +155,13 @@ class SqliteStore(SqliteConsole):
         status: Status | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        match: Match | None = None,
     ) -> Page:
         """Newest first, keyset-paginated on (created_at, id); tombstones and requests past
         result_ttl excluded."""
         cutoff = self._cutoff()
         return await self._readers.run(
-            lambda c: reads.list_requests(c, owner, user_id, status, limit, cursor, cutoff)
+            lambda c: reads.list_requests(c, owner, user_id, status, limit, cursor, cutoff, match)
         )
 
     async def events_since(
