@@ -92,7 +92,8 @@ function bulkCancel() {
       if (!(await confirmDialog("Cancel requests", `Cancel ${matched} unfinished request(s) matching this filter?`, `Cancel ${matched}`))) return "kept";
       try {
         const r = await post("/v1/admin/requests/cancel", { filter, dry_run: false, expect: matched });
-        return `${r.cancelled} cancelled, ${r.skipped} skipped`;
+        const more = r.remaining ? ` · ${r.remaining} more match: run it again` : "";
+        return `${r.cancelled} cancelled, ${r.skipped} skipped${more}`;
       } catch (e) {
         if (e instanceof ApiError && e.status === 409) return "The matching set changed since the count: nothing was cancelled; try again.";
         throw e;

@@ -79,16 +79,38 @@ function draw(body, o) {
     ),
   );
   const d = o.deliveries;
+  const agentsCard = section(
+    "Agents, last hour",
+    o.agents.length === 0 ? notice("No request finished in the last hour.") : null,
+    h("div", { class: "charts" }, perAgent),
+    o.agents.length ? h("div", { class: "charts" }, figure("Failure rate", failureChart(o.agents)), figure("Duration p50 / p95", latencyChart(o.agents))) : null,
+  );
+  const workers = section(
+    "Workers",
+    table(
+      ["Worker", "Host", "PID", "Started", "Last seen", "Running"],
+      o.workers.map((w) => row([h("span", { class: "mono", text: w.worker_id }), w.host || "—", String(w.pid ?? "—"), fmtTime(w.started_at), fmtTime(w.last_seen), String(w.running)])),
+      "No worker has reported in.",
+    ),
+  );
+  const runningCard = section("Running now", running);
+  for (const card of [runningCard, agentsCard, workers]) card.classList.add("wide");
   clear(
     body,
     section("Queue", counts),
-    section("Running now", running),
     section(
-      "Agents, last hour",
-      o.agents.length === 0 ? notice("No request finished in the last hour.") : null,
-      h("div", { class: "charts" }, perAgent),
-      o.agents.length ? h("div", { class: "charts" }, figure("Failure rate", failureChart(o.agents)), figure("Duration p50 / p95", latencyChart(o.agents))) : null,
+      "Webhook deliveries",
+      h(
+        "dl",
+        { class: "facts" },
+        fact("deliveries pending", d.pending),
+        fact("deliveries failed", d.failed, d.failed > 0 ? "#/failures" : null),
+        fact("attempts delivered, last hour", d.delivered_last_hour),
+        fact("attempts failed, last hour", d.failed_last_hour),
+      ),
     ),
+    runningCard,
+    agentsCard,
     section(
       "Queue by agent",
       table(["Agent", "Pending", "Processing"], q.by_agent.map((a) => row([a.agent || "—", String(a.pending), String(a.processing)])), "The queue is empty."),
@@ -97,25 +119,7 @@ function draw(body, o) {
       "Queue by user (top 20)",
       table(["User", "Pending", "Processing"], q.by_user.map((u) => row([u.user_id, String(u.pending), String(u.processing)])), "The queue is empty."),
     ),
-    section(
-      "Webhook deliveries",
-      h(
-        "dl",
-        { class: "facts" },
-        fact("pending", d.pending),
-        fact("failed", d.failed, d.failed > 0 ? "#/failures" : null),
-        fact("delivered, last hour", d.delivered_last_hour),
-        fact("failed, last hour", d.failed_last_hour),
-      ),
-    ),
-    section(
-      "Workers",
-      table(
-        ["Worker", "Host", "PID", "Started", "Last seen", "Running"],
-        o.workers.map((w) => row([h("span", { class: "mono", text: w.worker_id }), w.host || "—", String(w.pid ?? "—"), fmtTime(w.started_at), fmtTime(w.last_seen), String(w.running)])),
-        "No worker has reported in.",
-      ),
-    ),
+    workers,
   );
 }
 
