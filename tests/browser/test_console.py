@@ -70,10 +70,10 @@ def test_progress_moves_without_reload_then_cancel(pages: Pages, console: Consol
     page = pages.signed_in(hash=f"#/requests/{rid}")
     expect(page.locator(".page-head .badge")).to_have_text("processing")
     page.evaluate("() => { window.__sameDocument = true; }")
-    page.wait_for_function("() => document.querySelector('#live-progress progress').value > 0")
+    page.wait_for_function("() => document.querySelector('#live-progress progress')?.value > 0")
     first = progress_value(page)
     page.wait_for_function(
-        f"() => document.querySelector('#live-progress progress').value >= {first + 2}", timeout=10_000
+        f"() => document.querySelector('#live-progress progress')?.value >= {first + 2}", timeout=10_000
     )
     assert progress_value(page) > first
     assert page.evaluate("() => window.__sameDocument") is True  # moved by the event stream, no reload
@@ -82,10 +82,10 @@ def test_progress_moves_without_reload_then_cancel(pages: Pages, console: Consol
     shot(page, "detail-running")
     phone = pages.signed_in(hash=f"#/requests/{rid}", viewport=PHONE)
     expect(phone.locator(".page-head .badge")).to_have_text("processing")
-    phone.wait_for_function("() => document.querySelector('#live-progress progress').value > 0")
+    phone.wait_for_function("() => document.querySelector('#live-progress progress')?.value > 0")
     shot(phone, "detail-running-phone")
     dark = pages.signed_in(hash=f"#/requests/{rid}", dark=True)
-    dark.wait_for_function("() => document.querySelector('#live-progress progress').value > 0")
+    dark.wait_for_function("() => document.querySelector('#live-progress progress')?.value > 0")
     shot(dark, "detail-running-dark")
 
     page.get_by_test_id("cancel").click()
