@@ -41,6 +41,7 @@ from errand.api.connections import (
     limited_protocol,
     raise_fd_limit,
 )
+from errand.api.console import console_asset, console_page
 from errand.api.console_session import ConsoleSessions
 from errand.api.context import ApiContext, Endpoint, by_method, endpoint, public, public_by_method
 from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
@@ -315,9 +316,14 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
     ]
     sessions = ConsoleSessions(ctx)
     ui_session = {"POST": sessions.sign_in, "GET": sessions.current, "DELETE": sessions.sign_out}
+    console: list[BaseRoute] = [
+        Route("/ui", public(ctx, console_page), methods=["GET"]),
+        Route("/ui/static/{asset}", public(ctx, console_asset), methods=["GET"]),
+    ]
     return [
         *v1,
         Route("/ui/session", public_by_method(ctx, ui_session), methods=["GET", "POST", "DELETE"]),
+        *(console if ctx.config.ui.enabled else []),
         Route("/health", public(ctx, health), methods=["GET"]),
         Route("/ready", public(ctx, Readiness().ready), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -172,6 +172,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/metrics", "Prometheus metrics", {200: "text/plain"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
     Operation("GET", "/openapi.json", "This document", {200: "application/json"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
     Operation("GET", "/docs", "The API reference page (works offline)", {200: "text/html"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/ui", "The web console (sign in with an admin or viewer key; off with ui.enabled: false)", {200: "text/html"}, auth="none", root_only=True, tag="console"),  # noqa: E501
+    Operation("GET", "/ui/static/{asset}", "The console's scripts, stylesheet and icon", {200: ("text/javascript", "text/css", "image/svg+xml")}, (ResourceNotFound,), auth="none", root_only=True, tag="console"),  # noqa: E501
     Operation("GET", "/docs/{asset}", "The reference page's scripts and styles", {200: ("text/css", "text/javascript")}, (ResourceNotFound,), auth="none", root_only=True, tag="operations"),  # noqa: E501
 )
 # fmt: on

@@ -25,6 +25,7 @@ def banner(cfg: Config, *, host: str, port: int, workers: bool) -> None:
     keys += [f"admin: {mask_key(k)}" for k in cfg.keys.admin]
     err.print(f"[bold]errand {__version__}[/] · formation [bold cyan]{escape(cfg.name)}[/]")
     err.print(f"  API      http://{host}:{port}   workers: {'on' if workers else 'off'}")
+    err.print(f"  console  {f'http://{host}:{port}/ui' if cfg.ui.enabled else 'off (ui.enabled: false)'}")
     err.print(f"  storage  {escape(mask_url(cfg.storage_url))}")
     err.print(f"  agents   {agents}")
     err.print(f"  default  {escape(default_agent_line(cfg))}")

@@ -40,12 +40,16 @@ def serve(
         bool, typer.Option("--no-workers", help="API only; run `errand worker` apart.")
     ] = False,
     no_migrate: NoMigrateOpt = False,
+    no_ui: Annotated[
+        bool, typer.Option("--no-ui", help="Do not serve the web console at /ui (as ui.enabled: false).")
+    ] = False,
     log_level: LogLevelOpt = None,
     log_format: LogFormatOpt = None,
     access_log: AccessLogOpt = None,
 ) -> None:
-    """Serve the HTTP API, with workers unless --no-workers. Pending migrations are applied at
-    start unless --no-migrate (several processes starting at once is safe: they serialize)."""
+    """Serve the HTTP API, with workers unless --no-workers, and the web console at /ui unless
+    --no-ui. Pending migrations are applied at start unless --no-migrate (several processes
+    starting at once is safe: they serialize)."""
     require_server("serve")
     from errand.cli import serving
 
@@ -55,7 +59,13 @@ def serve(
         "access_log": access_log,
     }
     serving.serve(
-        config, host=host, port=port, workers=not no_workers, migrate=not no_migrate, log_overrides=overrides
+        config,
+        host=host,
+        port=port,
+        workers=not no_workers,
+        migrate=not no_migrate,
+        ui=not no_ui,
+        log_overrides=overrides,
     )
 
 

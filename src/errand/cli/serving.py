@@ -45,19 +45,23 @@ def serve(
     port: int,
     workers: bool,
     migrate: bool,
+    ui: bool = True,
     log_overrides: dict[str, str | bool | None],
 ) -> None:
     """Check everything that can be checked before the banner (the formation, every handler and
-    trigger, the port), then serve until SIGINT/SIGTERM."""
+    trigger, the port), then serve until SIGINT/SIGTERM. `ui=False` (--no-ui): no console."""
     from errand.api.app import bind_listener, build_formation, run_server
 
     cfg = config_or_exit(config)
+    if not ui:
+        cfg = cfg.model_copy(update={"ui": cfg.ui.model_copy(update={"enabled": False})})
     with show.reporting():
         cfg = setup_logging(cfg, **log_overrides)
         started = build_formation(cfg)  # an unimportable handler: one line naming its agent, exit 2
         listener = bind_listener(host, port)  # a port in use: one line naming it and --port, exit 2
     if cfg.logging.format == "json":  # stderr holds only JSON lines: the banner is one of them
         where = f"http://{host}:{port}, workers {'on' if workers else 'off'}"
+        where += f", console {f'http://{host}:{port}/ui' if cfg.ui.enabled else 'off'}"
         log.info("errand %s serving formation %s at %s", __version__, cfg.name, where)
     else:
         banner(cfg, host=host, port=port, workers=workers)
