@@ -32,6 +32,7 @@ from errand.logs import LogSettings
 from errand.observability_config import MetricsConfig, TracingConfig
 from errand.schedules_config import SchedulesConfig
 from errand.server_config import ServerConfig
+from errand.ui_config import UiConfig
 from errand.webhooks import sign
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -49,6 +50,9 @@ class Keys(_Section):
     admin: list[str] = Field(default_factory=list)
     """Admin keys (`X-Muxi-Admin-Key`): every request of every user, the webhook secret, redeliveries,
     schedules."""
+    viewer: list[str] = Field(default_factory=list)
+    """Read-only keys (the console's viewers): they read everything an admin key reads (but the
+    webhook secret), and every change they ask is refused with 403 FORBIDDEN."""
     metrics: list[str] = Field(default_factory=list)
     """Keys that may read /metrics and nothing else (for a Prometheus scraper), when
     metrics.require_key asks for a key; an admin key works there too."""
@@ -273,6 +277,8 @@ class Config(_Section):
     """OpenTelemetry traces (`errand[otel]`)."""
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     """Fair claiming, caps and the queue cap, across all processes on the database."""
+    ui: UiConfig = Field(default_factory=UiConfig)
+    """The web console at /ui."""
     overlord: dict[str, Any] = Field(default_factory=dict)
     """Accepted for MUXI compatibility; only overlord.workflow.timeouts.task_timeout is read."""
     base_dir: str = "."
@@ -283,7 +289,7 @@ class Config(_Section):
     def _check(self) -> Config:
         if not self.keys.client and not self.keys.admin:
             raise ValueError("keys: at least one client or admin key is required")
-        for k in (*self.keys.client, *self.keys.admin, *self.keys.metrics):
+        for k in (*self.keys.client, *self.keys.admin, *self.keys.viewer, *self.keys.metrics):
             if len(k) < 8:
                 raise ValueError("keys: every key must be at least 8 characters long")
         ids = [a.id for a in self.agents]

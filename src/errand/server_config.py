@@ -32,3 +32,8 @@ class ServerConfig(BaseModel):
     max_json_depth: int = Field(default=64, ge=2, le=200)
     """Request bodies nested deeper are refused (422 naming the field); stored JSON must stay
     well under orjson's 254 levels, as results and webhook bodies wrap it further."""
+    forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    """Proxy addresses whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (uvicorn's
+    proxy headers; its default is loopback): the client address then comes from the proxy, and
+    `https` marks the console's session cookie Secure. From any other address they are ignored.
+    `[]` trusts nobody; `["*"]` everybody."""

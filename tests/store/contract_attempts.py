@@ -12,7 +12,7 @@ import pytest
 
 from errand.clock import ManualClock
 from errand.errors import LeaseLost
-from errand.models import AttemptOutcome, AttemptRecord, ErrorInfo, Result, Status
+from errand.models import AttemptOutcome, AttemptRecord, ErrorInfo, Result, Status, error_document
 from errand.store.attempt_log import MAX_TRACEBACK
 from errand.store.base import Store
 from tests.store.contract import LEASE, RESULT_TTL, Reopen, gone_process, new, running
@@ -74,7 +74,9 @@ class AttemptLogContract:
         assert failed.error is not None and failed.error.traceback is None
         last = (await store.events_since(req.id))[-1]
         assert last.type == "failed" and last.data["attempt"] == 1
-        assert last.data["error"] == {"type": "ValueError", "message": "bad input", "retryable": False}
+        assert last.data["error"] == error_document(
+            ErrorInfo("ValueError", "bad input")
+        )  # one shape: with code
         assert "Traceback" not in str([e.data for e in await store.events_since(req.id)])
 
     async def test_a_traceback_is_stored_bounded_and_cleaned_keeping_its_end(self, store: Store) -> None:

@@ -24,6 +24,7 @@ from errand.store.postgres import PostgresStore, sql
 from errand.store.postgres.sql import CH_CHANGE, CH_WORK
 from tests.store.contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, running
 from tests.store.contract_attempts import AttemptLogContract
+from tests.store.contract_console import ConsoleReadsContract, ConsoleSessionContract
 from tests.store.contract_schedules import ScheduleContract
 from tests.support.pg_fixtures import StoreFactory, admin
 
@@ -52,7 +53,7 @@ class TestPostgresSchedules(ScheduleContract):
     """The schedule contract, unchanged."""
 
 
-class TestPostgresStore(StoreContract, AttemptLogContract):
+class TestPostgresStore(StoreContract, AttemptLogContract, ConsoleSessionContract, ConsoleReadsContract):
     """The contract, unchanged."""
 
 

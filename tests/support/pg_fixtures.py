@@ -55,6 +55,8 @@ TABLES = (
     "settings",
     "workers",
     "fair_keys",
+    "console_sessions",
+    "agent_minutes",
 )  # children first
 StoreFactory = Callable[..., Awaitable[PostgresStore]]
 

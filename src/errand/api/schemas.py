@@ -24,9 +24,12 @@ __all__ = [
     "DeliveryList",
     "ErrorBody",
     "Health",
+    "OpenAIErrorBody",
     "Ready",
     "Redelivery",
     "RequestList",
+    "ResponseDeleted",
+    "ResponseObject",
     "ScheduleDeleted",
     "ScheduleDocument",
     "ScheduleList",
@@ -78,6 +81,10 @@ class ResultDocument(BaseModel):
 
 
 class ErrorInfoDocument(_Doc):
+    """A failed request's `error` (models.error_document): the same in GET, lists, the `failed`
+    event and the webhook body."""
+
+    code: Literal["processing_failed"] = Field(description="Always processing_failed (MUXI's code).")
     type: str = Field(description="The error's class name, e.g. ValueError or TaskTimeout.")
     message: str
     retryable: bool
@@ -121,9 +128,10 @@ class StatusDocument(_Doc):
     request_id: str
     status: Status
     user_id: str
-    kind: Literal["chat", "trigger", "schedule"] = Field(
-        description="Where it came from: POST /v1/chat, a trigger, or a schedule's firing (its "
-        "request_id is `sched:<schedule id>:<fire time, ms>`; the agent sees `metadata.schedule_id`)."
+    kind: Literal["chat", "trigger", "schedule", "response"] = Field(
+        description="Where it came from: POST /v1/chat, a trigger, a schedule's firing (its "
+        "request_id is `sched:<schedule id>:<fire time, ms>`; the agent sees `metadata.schedule_id`), "
+        "or POST /v1/responses (the OpenAI Responses API)."
     )
     agent: str | None
     progress: ProgressDocument | None
@@ -174,9 +182,19 @@ class RequestList(_Doc):
 
 
 class CancelAnswer(_Doc):
+    """DELETE /v1/requests/{id}: the request is `cancelled` in the database, in either case.
+
+    `cancellation` says what happened to its work: `immediate` -- no attempt was running (it
+    was pending or waiting for a retry, or was already cancelled), so nothing runs any more;
+    `cooperative` -- a worker was running an attempt: it is told at once and stops it at its
+    next await or `ctx.checkpoint()` (a sync handler's thread is let finish; its result is
+    refused). Either way no result can be recorded after this answer."""
+
     request_id: str
     status: Literal["cancelled"]
-    cancellation: Literal["immediate", "cooperative"]
+    cancellation: Literal["immediate", "cooperative"] = Field(
+        description="immediate: nothing was running; cooperative: the running attempt is told to stop."
+    )
 
 
 class DeliveryAttemptDocument(_Doc):
@@ -365,3 +383,57 @@ class Health(_Doc):
 class Ready(_Doc):
     status: Literal["ready", "unavailable"]
     reason: str | None = Field(default=None, description="Why not ready (503 only).")
+
+
+# -- OpenAI's Responses API (api/responses.py): OpenAI's shapes, so `extra` is allowed --------
+
+
+class _OpenAI(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class OutputText(_OpenAI):
+    type: Literal["output_text"]
+    text: str
+    annotations: list[Any]
+
+
+class OutputMessage(_OpenAI):
+    type: Literal["message"]
+    id: str
+    role: Literal["assistant"]
+    status: Literal["in_progress", "completed", "incomplete"]
+    content: list[OutputText]
+
+
+class ResponseObject(_OpenAI):
+    """An OpenAI Response: one errand request of kind `response`."""
+
+    id: str = Field(description="`resp_` + the request id without its `req_` prefix.")
+    object: Literal["response"]
+    created_at: int
+    status: Literal["queued", "in_progress", "completed", "failed", "cancelled", "incomplete"]
+    background: bool
+    model: str = Field(description="The agent that runs it.")
+    instructions: str | None
+    previous_response_id: str | None
+    metadata: dict[str, str]
+    output: list[OutputMessage]
+    output_text: str
+    error: dict[str, str] | None
+    usage: dict[str, Any] | None
+    completed_at: int | None
+
+
+class ResponseDeleted(_OpenAI):
+    id: str
+    object: Literal["response"]
+    deleted: Literal[True]
+
+
+class OpenAIErrorBody(BaseModel):
+    """OpenAI's error shape, answered on the /v1/responses routes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: dict[str, str | None] = Field(description="`message`, `type`, `param`, `code`.")

@@ -18,8 +18,8 @@ from typing import Annotated
 
 import typer
 
-from errand import __version__
 from errand.cli import client_commands, schedule_commands, server_commands
+from errand.version import __version__
 
 __all__ = ["app", "main"]
 

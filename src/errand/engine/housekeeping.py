@@ -36,10 +36,12 @@ async def requeue_loop(
 
 async def fold_loop(store: Store) -> None:
     """Read the queue counts every QUEUE_FOLD_INTERVAL: a read folds the count rows that
-    status changes append (store/queue.py), so they stay few even when nobody scrapes."""
+    status changes append (store/queue.py, and the console's), so they stay few even when
+    nobody scrapes or looks."""
     while True:
         await asyncio.sleep(QUEUE_FOLD_INTERVAL)
         await store.queue_stats()
+        await store.console_counts()  # the overview's count rows (migration 0013), alike
 
 
 async def purge_loop(store: Store, settings: WorkerSettings) -> None:
@@ -49,4 +51,7 @@ async def purge_loop(store: Store, settings: WorkerSettings) -> None:
         purged = await store.purge_expired(settings.result_ttl, settings.tombstone_ttl)
         if purged:
             log.info("purged %d expired requests", purged)
+        dropped = await store.purge_console()
+        if dropped:
+            log.info("purged %d expired console sessions", dropped)
         await asyncio.sleep(settings.housekeeping_interval)

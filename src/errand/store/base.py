@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, Protocol, runtime_checkable
 
+from errand.console_models import ConsoleSession, CountRow, DeliveryPage, Match, Overview
 from errand.models import (
     AttemptRecord,
     Claim,
@@ -61,7 +62,12 @@ class Store(Protocol):
         request, `new.on_busy` decides: enqueue (held, `waiting_on` = "session", until the
         requests before it end, in submit order), reject (SessionBusy naming the active one),
         interrupt (every unfinished request of the session is cancelled with reason
-        `superseded`, then this one runs)."""
+        `superseded`, then this one runs).
+
+        With `new.max_queued` (the per-user queue cap): QueueFull when the user already has
+        that many pending requests, counted in the same transaction as the insert and
+        serialized with every other submit of that user, so concurrent submits never pass the
+        cap (an idempotent replay returns its original all the same)."""
         ...
 
     # -- read side ----------------------------------------------------------------------------
@@ -77,10 +83,12 @@ class Store(Protocol):
         status: Status | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        match: Match | None = None,
     ) -> Page:
-        """Requests newest first (created_at, id), filtered by owner/user (None = any) and
-        status; tombstones excluded. `cursor` is the opaque `next_cursor` of the previous page.
-        Summaries: `result` is always None (the column is not read; `get` has it)."""
+        """Requests newest first (created_at, id), filtered by owner/user (None = any), status
+        and `match` (agent, kind, created_at range), combined with AND; tombstones excluded.
+        `cursor` is the opaque `next_cursor` of the previous page. Summaries: `result` is
+        always None (the column is not read; `get` has it)."""
         ...
 
     async def events_since(
@@ -330,6 +338,61 @@ class Store(Protocol):
         result, error, events and deliveries dropped; get() -> RequestExpired); tombstones
         older than tombstone_ttl and idempotency keys older than 24 h are deleted.
         Returns the number of requests purged or dropped."""
+        ...
+
+    # -- the console (sign-in sessions) --------------------------------------------------------
+    async def create_session(self, session: ConsoleSession) -> None:
+        """Store a console sign-in, committed before returning, seen at once by every process on
+        this database."""
+        ...
+
+    async def get_session(self, id_hash: str) -> ConsoleSession | None:
+        """The session with this id hash, or None when unknown, deleted, or expired
+        (expires_at <= now: dead to readers at once, before any purge)."""
+        ...
+
+    async def delete_session(self, id_hash: str) -> bool:
+        """Revoke a session (sign-out) for every process at once; False when there was none."""
+        ...
+
+    async def purge_console(self) -> int:
+        """Housekeeping: delete the expired sessions and the overview's rollup minutes older
+        than a day. Returns how many rows went."""
+        ...
+
+    async def console_counts(self) -> tuple[CountRow, ...]:
+        """Live (not tombstoned) requests counted by (status, agent, user), the user kept only
+        for pending and processing ones; groups at zero left out. Read from the count rows the
+        triggers of migration 0013 append in the transaction of every change, folded when they
+        grew past queue.FOLD_AT: its cost follows the changes since the last read, not the
+        table. (Terminal requests past result_ttl but not yet purged are still counted.)"""
+        ...
+
+    async def overview(self, window: float = 3600.0) -> Overview:
+        """Everything GET /v1/admin/overview shows, each part a bounded read: console_counts;
+        the oldest pending created_at; the newest 50 running requests (processing under a
+        lease) with their worker; the per-minute rollup of finishes (completed, failed: count
+        and duration bucket, written by the finish's own transaction) of the minutes in the
+        last `window` seconds; deliveries unsent and failed now, and the delivery attempts of
+        the window that succeeded or failed; registered workers with their lease counts."""
+        ...
+
+    async def list_all_deliveries(self, state: str | None, limit: int, cursor: str | None) -> DeliveryPage:
+        """Deliveries across requests, newest first (created_at, id), with their attempts, in
+        `state` (console_models.DELIVERY_STATES; `pending` includes retrying; None: any),
+        keyset-paginated by the opaque `next_cursor` (InvalidRequest for one it did not make)."""
+        ...
+
+    async def queued_matching(
+        self, status: Status | None, user_id: str | None, match: Match, limit: int
+    ) -> tuple[int, builtins.list[str]]:
+        """The bulk cancel's match: how many pending or processing requests fit the list's
+        filters (status, user, `match`), and the ids of the oldest `limit` of them."""
+        ...
+
+    async def failed_deliveries_matching(self, limit: int) -> tuple[int, builtins.list[str]]:
+        """The bulk redeliver's match: how many requests have a failed latest delivery, and the
+        ids of the `limit` whose failed delivery is oldest."""
         ...
 
     async def close(self) -> None:

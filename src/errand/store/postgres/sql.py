@@ -60,7 +60,7 @@ _REQUEST_FIELDS = (
 )
 # A key with new work joins the current round (the smallest turn) unless it is in one. DO UPDATE
 # (not NOTHING) so the key row stays locked until commit: a claim dropping the key as empty
-# waits for this submit and then sees its row (see fair_sql.LOCK_KEYS).
+# waits for this submit and then sees its row (see errand_fair_claim, migration 0016).
 _ADD_KEYS = """
     f AS (INSERT INTO fair_keys (key, next_turn)
           SELECT DISTINCT r.fairness_key, COALESCE((SELECT min(next_turn) FROM fair_keys), 0)

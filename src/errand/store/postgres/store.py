@@ -20,6 +20,7 @@ import builtins
 from typing import Any
 
 from errand.clock import Clock, SystemClock
+from errand.console_models import Match
 from errand.errors import ConfigError, StoreUnavailable
 from errand.models import (
     AttemptRecord,
@@ -42,12 +43,13 @@ from errand.models import (
 from errand.schedule_models import FireOutcome, Firing, Schedule
 from errand.store import processes, rules
 from errand.store.postgres import ops, outbox_ops, reads, schedules, turns, upkeep, workers
+from errand.store.postgres.console import PostgresConsole
 from errand.store.postgres.listen import Hub, Listener
 from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, connect
 from errand.store.processes import WorkerProcess
 
 
-class PostgresStore:
+class PostgresStore(PostgresConsole):
     """Durable requests, events, leases and outbox in a PostgreSQL database shared by processes."""
 
     cross_process_wakeups = True
@@ -127,9 +129,13 @@ class PostgresStore:
         status: Status | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        match: Match | None = None,
     ) -> Page:
-        """Newest first, keyset-paginated on (created_at, id); tombstones and expired excluded."""
-        return await reads.list_page(self._database, owner, user_id, status, limit, cursor, self._cutoff())
+        """Newest first, keyset-paginated on (created_at, id); tombstones and requests past
+        result_ttl excluded."""
+        return await reads.list_page(
+            self._database, owner, user_id, status, limit, cursor, self._cutoff(), match
+        )
 
     async def events_since(
         self, request_id: str, after_seq: int = 0, limit: int = 1000
@@ -159,7 +165,9 @@ class PostgresStore:
     async def claim(
         self, worker_id: str, limit: int, lease_seconds: float, limits: Limits | None = None
     ) -> builtins.list[Claim]:
-        """Lease up to `limit` runnable requests (`turns.claim_rows`); the attempt is the fencing token."""
+        """Lease up to `limit` runnable requests: fair and capped (`turns.claim`, one statement)
+        or, with limits.fair off, oldest first in one statement (SKIP LOCKED); the new attempt
+        number is the fencing token."""
         self.worker_locks.check(worker_id)  # a worker whose session lock is lost must not claim
         if limit <= 0:
             return []

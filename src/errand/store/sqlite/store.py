@@ -16,6 +16,7 @@ import builtins
 from typing import Any
 
 from errand.clock import Clock
+from errand.console_models import Match
 from errand.models import (
     AttemptRecord,
     Claim,
@@ -39,13 +40,14 @@ from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
 from errand.store.sqlite import attempts, reads, schedules, scheduling, schema, upkeep, writes
 from errand.store.sqlite.connections import Readers, Writer
+from errand.store.sqlite.console import SqliteConsole
 from errand.store.sqlite.wakeups import Wakeups
 
 Connections = tuple[Writer, Readers]
 """The writer thread and the reader pool of one file (`upkeep.connections`)."""
 
 
-class SqliteStore:
+class SqliteStore(SqliteConsole):
     """Durable requests, events, leases and outbox in one SQLite database file."""
 
     cross_process_wakeups = False
@@ -128,11 +130,12 @@ class SqliteStore:
         status: Status | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        match: Match | None = None,
     ) -> Page:
         """Newest first, keyset-paginated on (created_at, id); tombstones and expired excluded."""
         cutoff = self._cutoff()
         return await self._readers.run(
-            lambda c: reads.list_requests(c, owner, user_id, status, limit, cursor, cutoff)
+            lambda c: reads.list_requests(c, owner, user_id, status, limit, cursor, cutoff, match)
         )
 
     async def events_since(

@@ -84,6 +84,8 @@ def submit(
         original = _find_idempotent(conn, idem, now)
         if original is not None:
             return original, False
+    if new.max_queued is not None:  # in the write transaction: the one writer serializes submits
+        fairness.over_queue_cap(new, scheduling.queued_count(conn, new.owner, new.user_id, new.max_queued))
     held = scheduling.take_turn(conn, new, lambda rid: _cancel(conn, rid, now, fairness.SUPERSEDED_ERROR))
     req = new_request(new, now, held)
     try:
