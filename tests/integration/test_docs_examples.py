@@ -6,12 +6,13 @@ a real server's URL and a real request id) against a real `errand serve` of the 
 (a fragment on top of a minimal formation); `handler` blocks become the agents of a second real
 server and each must end its request as marked. Blocks that cannot run here carry
 `<!-- docs: no-run (reason) -->` (tests/support/doc_blocks.py); they are counted, and every
-other runnable block is one case below.
+other runnable block is one case below. systemd unit blocks are checked by `systemd-analyze verify`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -128,6 +129,19 @@ def test_yaml_block_is_a_valid_formation(block: Block) -> None:
     build_config(formation, env=_AnyEnv())
 
 
+@pytest.mark.parametrize("block", _cases("systemd"))
+def test_systemd_unit_verifies(block: Block, tmp_path: Path) -> None:
+    """`systemd-analyze verify` parses the unit and checks its ExecStart (errand's path here)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    unit = tmp_path / block.unit_name
+    unit.write_text(re.sub(r"/\S*/\.venv/bin/errand", ERRAND, block.text))
+    args = [analyze, "verify", str(unit)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and block.unit_name not in done.stderr, f"{block.id}:\n{done.stderr}"
+
+
 @pytest.fixture(scope="module")
 def agents_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `errand serve` whose agents are the docs' handler blocks, one module each."""
@@ -169,7 +183,7 @@ def test_every_block_is_run_or_marked() -> None:
     no_run = [b for b in BLOCKS if b.kind == "no-run"]
     for b in no_run:
         assert b.no_run_reason, f"{b.id}: `no-run` needs a reason: <!-- docs: no-run (why) -->"
-    ran = [b for b in BLOCKS if b.kind in ("sh", "python", "yaml", "handler")]
+    ran = [b for b in BLOCKS if b.kind in ("sh", "python", "yaml", "handler", "systemd")]
     unmarked_runnable = [b for b in BLOCKS if b.lang in RUNNABLE and b.kind not in ("no-run", "handler")]
     assert set(unmarked_runnable) <= set(ran)
     assert (REPO / "docs" / "agents.md") in doc_files() and len(ran) >= 20

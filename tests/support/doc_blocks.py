@@ -8,6 +8,7 @@ line before a block says how to treat it instead:
                                                  `errand serve`, FUNC as an agent, and the
                                                  request must end in STATUS (default completed)
     <!-- docs: expect TEXT -->                   run it; its output must contain TEXT
+    <!-- docs: systemd NAME.service -->          a unit file: `systemd-analyze verify` as NAME
 
 Other languages (json, markdown, plain output) are illustrations: shown, never run.
 """
@@ -40,10 +41,10 @@ class Block:
 
     @property
     def kind(self) -> str:
-        """no-run, handler, or the language family (python, sh, yaml), or illustration."""
+        """no-run, handler, systemd, or the language family (python, sh, yaml), or illustration."""
         if self.marker is not None:
             head = self.marker.split(None, 1)[0]
-            if head in ("no-run", "handler"):
+            if head in ("no-run", "handler", "systemd"):
                 return head
         if self.lang in ("sh", "bash"):
             return "sh"
@@ -59,6 +60,11 @@ class Block:
     def no_run_reason(self) -> str | None:
         match = re.match(r"no-run\s*\((.+)\)$", self.marker or "")
         return match.group(1).strip() if match else None
+
+    @property
+    def unit_name(self) -> str:
+        """The file name a `systemd` block is verified under (an instance of a template unit)."""
+        return (self.marker or "").split()[1]
 
     @property
     def handler(self) -> tuple[str, str]:
