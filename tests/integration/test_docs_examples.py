@@ -6,7 +6,8 @@ a real server's URL and a real request id) against a real `errand serve` of the 
 (a fragment on top of a minimal formation); `handler` blocks become the agents of a second real
 server and each must end its request as marked. Blocks that cannot run here carry
 `<!-- docs: no-run (reason) -->` (tests/support/doc_blocks.py); they are counted, and every
-other runnable block is one case below. systemd unit blocks are checked by `systemd-analyze verify`.
+other runnable block is one case below. systemd unit blocks are checked by
+`systemd-analyze verify`, the nginx block by `nginx -t`.
 """
 
 from __future__ import annotations
@@ -142,6 +143,31 @@ def test_systemd_unit_verifies(block: Block, tmp_path: Path) -> None:
     assert done.returncode == 0 and block.unit_name not in done.stderr, f"{block.id}:\n{done.stderr}"
 
 
+@pytest.mark.parametrize("block", _cases("nginx"))
+def test_nginx_config_passes_nginx_t(block: Block, tmp_path: Path) -> None:
+    """`nginx -t` on the block inside a minimal http {} (its certificate paths made real)."""
+    nginx = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    if nginx is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=errand.test",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    site = re.sub(r"ssl_certificate\s+\S+;", f"ssl_certificate {cert};", block.text)
+    site = re.sub(r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {key};", site)
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  client_body_temp_path {tmp_path}/body;\n"
+        f"  proxy_temp_path {tmp_path}/proxy;\n  include {tmp_path}/site.conf;\n}}\n"
+    )
+    args = [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "[warn]" not in done.stderr, f"{block.id}:\n{done.stderr}"
+
+
 @pytest.fixture(scope="module")
 def agents_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `errand serve` whose agents are the docs' handler blocks, one module each."""
@@ -183,7 +209,7 @@ def test_every_block_is_run_or_marked() -> None:
     no_run = [b for b in BLOCKS if b.kind == "no-run"]
     for b in no_run:
         assert b.no_run_reason, f"{b.id}: `no-run` needs a reason: <!-- docs: no-run (why) -->"
-    ran = [b for b in BLOCKS if b.kind in ("sh", "python", "yaml", "handler", "systemd")]
+    ran = [b for b in BLOCKS if b.kind in ("sh", "python", "yaml", "handler", "systemd", "nginx")]
     unmarked_runnable = [b for b in BLOCKS if b.lang in RUNNABLE and b.kind not in ("no-run", "handler")]
     assert set(unmarked_runnable) <= set(ran)
     assert (REPO / "docs" / "agents.md") in doc_files() and len(ran) >= 20

@@ -9,6 +9,7 @@ line before a block says how to treat it instead:
                                                  request must end in STATUS (default completed)
     <!-- docs: expect TEXT -->                   run it; its output must contain TEXT
     <!-- docs: systemd NAME.service -->          a unit file: `systemd-analyze verify` as NAME
+    <!-- docs: nginx -->                         a server block: `nginx -t` inside an http {}
 
 Other languages (json, markdown, plain output) are illustrations: shown, never run.
 """
@@ -41,10 +42,10 @@ class Block:
 
     @property
     def kind(self) -> str:
-        """no-run, handler, systemd, or the language family (python, sh, yaml), or illustration."""
+        """no-run, handler, systemd, nginx, or the language family (python, sh, yaml), or illustration."""
         if self.marker is not None:
             head = self.marker.split(None, 1)[0]
-            if head in ("no-run", "handler", "systemd"):
+            if head in ("no-run", "handler", "systemd", "nginx"):
                 return head
         if self.lang in ("sh", "bash"):
             return "sh"
