@@ -110,6 +110,9 @@ def _run(args: list[str], demo: Demo, block: Block) -> str:
 
 @pytest.mark.parametrize("block", _cases("sh"))
 def test_shell_block_runs(block: Block, demo: Demo) -> None:
+    for tool in ("curl", "sqlite3"):
+        if re.search(rf"^\s*{tool}\b", block.text, re.M) and shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (apt-get install {tool})")
     _run(["bash", "-e", "-o", "pipefail", "-c", _substitute(block.text, demo)], demo, block)
 
 
