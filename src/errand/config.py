@@ -216,10 +216,22 @@ class AgentConfig(_Section):
     fails or retries only that request (handler agents only)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Free-form settings handed to a Python handler agent as ctx.metadata['agent_options']."""
-    max_concurrency: int | None = Field(default=None, ge=1, description="running at once, all processes")
-    task_timeout: Duration | None = Field(default=None, description="per attempt; None: workflow's")
-    retry: RetryPolicy | None = Field(default=None, description="None: workflow.retry")
-    expected_seconds: float | None = Field(default=None, ge=0, description="auto mode's guess, no history")
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests of this agent running at once, across all processes (unset: no cap).",
+    )
+    task_timeout: Duration | None = Field(
+        default=None, description="Seconds per attempt for this agent (unset: workflow.task_timeout)."
+    )
+    retry: RetryPolicy | None = Field(
+        default=None, description="This agent's retry policy (unset: workflow.retry)."
+    )
+    expected_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="Auto mode's duration estimate while the agent has no history (3 completed requests).",
+    )
     enabled_if_env: list[str] = Field(default_factory=list)
     """Environment variables of which at least one must be set (non-empty) for this agent to
     exist; empty: always enabled. Evaluated by build_config before interpolation, so a disabled

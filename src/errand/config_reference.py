@@ -20,7 +20,7 @@ import types
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel
@@ -94,6 +94,12 @@ def _type_name(annotation: Any, field: FieldInfo | None = None) -> str:
         return "duration"
     origin = get_origin(annotation)
     args = get_args(annotation)
+    if origin is Annotated:  # e.g. `Duration | None`: the union keeps the Annotated member
+        return (
+            "duration"
+            if any(getattr(m, "func", None) is parse_duration for m in args[1:])
+            else _type_name(args[0])
+        )
     if origin is Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin in (Union, types.UnionType):
