@@ -69,6 +69,7 @@ class LogSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     level: Literal["debug", "info", "warning", "error"] = "info"
+    """The lowest level written (`--log-level` overrides)."""
     format: LogFormat = "text"
     """text: `time level logger [request_id] message`; json: one object per line."""
     access_log: bool = True

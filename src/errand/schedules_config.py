@@ -20,6 +20,7 @@ class SchedulesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     enabled: bool = True
+    """false: this formation's processes run no scheduler (schedules still fire in processes that do)."""
     tick: Duration = Field(default=1.0, gt=0)
     max_failures: int = Field(default=5, ge=0)
     misfire_grace: Duration = 60.0
