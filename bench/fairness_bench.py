@@ -5,7 +5,10 @@
     each (the store's own timestamps; a quiet request not started after 120 s counts as 120 s). Target: quiet p50 <= 50 ms with fair claiming.
 (b) drain: DRAIN_USERS users share a backlog; claimers (CLAIMERS tasks, CLAIM_BATCH each)
     claim and finish as fast as the store allows; requests/s, fair vs FIFO (target fair >= 90 %
-    of FIFO), and fair at each backlog size of SIZES (target: the largest >= 85 % of 5,000).
+    of FIFO; at the first size, the medians of REPEAT alternated runs each), and fair at each backlog size of SIZES (target: the largest >= 85 % of 5,000).
+(b') claim only: one task claims CLAIM_BATCH at a time from the first size's backlog, finishing
+    nothing, until CLAIM_ONLY are leased: the cost of one claim call, fair vs FIFO (the drain
+    above also pays one finish transaction per request).
 
 The backlog is bulk-loaded with SQL (setting it up through submit would take longer than the
 measurement); the rows are exactly what submit writes for the claim (fairness_key, sort_key,
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +39,13 @@ from errand.store import open_store
 from errand.store.base import Store
 from errand.store.rules import REQUEST_COLUMNS
 
-CLAIMERS, CLAIM_BATCH, QUIET, DRAIN_USERS, DRAINED = 2, 64, 20, 10, 5000
+CLAIMERS, CLAIM_BATCH, QUIET, DRAIN_USERS, DRAINED, CLAIM_ONLY, REPEAT = 2, 64, 20, 10, 5000, 3000, 3
 FAIR, FIFO = Limits(), Limits(fair=False)
 
 
 def rows(n: int, users: int, start: float) -> list[tuple[Any, ...]]:
-    """Bulk rows in REQUEST_COLUMNS order, then updated_at and sort_key (priority 3, aging 60)."""
+    """Bulk rows in REQUEST_COLUMNS order (trace_context last), then updated_at and sort_key
+    (priority 3, aging 60)."""
     out = []
     for i in range(n):
         user = f"u{i % users}" if users > 1 else "noisy"
@@ -62,7 +68,25 @@ def rows(n: int, users: int, start: float) -> list[tuple[Any, ...]]:
             3,
         )
         out.append(
-            (*head, None, None, None, t, None, None, t, None, 1, None, 3, f"bench/{user}", None, t, t + 120.0)
+            (
+                *head,
+                None,
+                None,
+                None,
+                t,
+                None,
+                None,
+                t,
+                None,
+                1,
+                None,
+                3,
+                f"bench/{user}",
+                None,
+                None,
+                t,
+                t + 120.0,
+            )
         )
     return out
 
@@ -100,6 +124,7 @@ class Backend:
     def __init__(self, pg_admin: str | None) -> None:
         self.pg_admin = pg_admin
         self.tmp = Path(tempfile.mkdtemp(prefix="fairbench"))
+        self.databases: list[str] = []
 
     async def fresh(self, data: list[tuple[Any, ...]]) -> Store:
         if self.pg_admin is None:
@@ -112,10 +137,21 @@ class Backend:
         conn = await asyncpg.connect(self.pg_admin)
         await conn.execute(f'CREATE DATABASE "{name}"')
         await conn.close()
+        self.databases.append(name)
         url = self.pg_admin.rsplit("/", 1)[0] + f"/{name}"
         store = await open_store(url, clock=SystemClock(), pool_size=10)
         await load_pg(url, data)
         return store
+
+    async def drop(self) -> None:
+        """Drop the databases this run made (their stores are closed by now)."""
+        if self.pg_admin is None or not self.databases:
+            return
+        conn = await asyncpg.connect(self.pg_admin)
+        for name in self.databases:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.close()
+        self.databases.clear()
 
 
 async def drain(
@@ -171,6 +207,28 @@ async def throughput(backend: Backend, size: int, limits: Limits) -> float:
     return rate
 
 
+async def claim_cost(backend: Backend, size: int, limits: Limits) -> float:
+    """Milliseconds per claim call of CLAIM_BATCH rows (nothing finished) from a `size` backlog."""
+    store = await backend.fresh(rows(size, DRAIN_USERS, time.time() - 1))
+    calls, taken, start = 0, 0, time.perf_counter()
+    while taken < min(size, CLAIM_ONLY):
+        taken += len(await store.claim("w-claim-only", CLAIM_BATCH, 600.0, limits))
+        calls += 1
+    elapsed = time.perf_counter() - start
+    await store.close()
+    return 1000 * elapsed / calls
+
+
+async def alternated(measure: Callable[[Limits], Awaitable[float]]) -> tuple[float, float]:
+    """(fair, fifo): the medians of REPEAT runs each, fair and FIFO taking turns, so a change of
+    the machine's load during the run (2 shared cores) weighs on both alike."""
+    runs: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(REPEAT):
+        for limits in (FAIR, FIFO):
+            runs[limits.fair].append(await measure(limits))
+    return statistics.median(runs[True]), statistics.median(runs[False])
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -193,16 +251,22 @@ async def main() -> None:
                 f"(a) {label}: quiet pickup behind {args.noisy:,} noisy: p50 {statistics.median(waits):.1f} ms, "
                 f"p99 {pct(waits, 0.99):.1f} ms"
             )
-        fair = {size: await throughput(backend, size, FAIR) for size in sizes}
-        fifo = await throughput(backend, sizes[0], FIFO)
+        first = await alternated(functools.partial(throughput, backend, sizes[0]))
+        fair = {sizes[0]: first[0], **{size: await throughput(backend, size, FAIR) for size in sizes[1:]}}
         print(
-            f"(b) drain at {sizes[0]:,}: fair {fair[sizes[0]]:.0f}/s, fifo {fifo:.0f}/s "
-            f"({100 * fair[sizes[0]] / fifo:.0f} %)"
+            f"(b) drain at {sizes[0]:,}: fair {first[0]:.0f}/s, fifo {first[1]:.0f}/s "
+            f"({100 * first[0] / first[1]:.0f} %; medians of {REPEAT} alternated runs)"
         )
         for size in sizes[1:]:
             print(
                 f"(b) fair drain at {size:,}: {fair[size]:.0f}/s ({100 * fair[size] / fair[sizes[0]]:.0f} % of {sizes[0]:,})"
             )
+        fair_ms, fifo_ms = await alternated(functools.partial(claim_cost, backend, sizes[0]))
+        print(
+            f"(b') claim only, {CLAIM_BATCH} per call from {sizes[0]:,}: fair {fair_ms:.2f} ms/call, "
+            f"fifo {fifo_ms:.2f} ms/call (fair costs {fair_ms / fifo_ms:.2f}x)"
+        )
+        await backend.drop()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ Submit: async chats for `--seconds` over `--conns` keep-alive connections of the
 setting and round, then a summary per setting with its ratio to `off` (best round of each), and
 the server's CPU time per accepted request (its ratio to `off` is what logging costs a
 CPU-bound server, and is far steadier than throughput on a shared machine).
+Last, `log-path`: the CPU the log path itself costs per request in this process (the four INFO
+lines of a submit -- accepted, access, started, completed -- created, formatted and written to a
+file, one request at a time with a pause between them as on a server; min of 5 runs), beside the
+same calls with logging off; its share of `off`'s server CPU per request is what logging can cost
+a CPU-bound server at most, and does not depend on the load of a shared machine as much.
 Target: INFO costs at most 10 % of submit throughput (ratio >= 0.90).
 """
 
@@ -20,6 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import resource
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +36,8 @@ import errand_bench as eb
 import httpx
 from http_submit_lean import summarize
 from loadgen import post_for
+
+from errand import logs
 
 SETTINGS: dict[str, tuple[str, ...]] = {
     "off": ("--log-level", "warning", "--no-access-log"),
@@ -76,6 +86,57 @@ def log_lines(b: eb.Bench) -> int:
     return sum(1 for _ in path.open("rb")) if path.exists() else 0
 
 
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def log_path_us(fmt: str, n: int = 2000, runs: int = 5) -> float:
+    """CPU us per request of its four INFO lines through errand.logs (`off`: level warning)."""
+    with tempfile.TemporaryFile("w") as out:
+        level = "warning" if fmt == "off" else "info"
+        logs.configure(logs.LogSettings(level=level, format="json" if fmt == "json" else "text"), stream=out)
+        try:
+            api, access, worker = (
+                logging.getLogger(n) for n in ("errand.api", "uvicorn.access", "errand.worker")
+            )
+            best = float("inf")
+            for run in range(runs):
+                cpu0 = _process_cpu()
+                for i in range(n):
+                    rid = f"req_{run}_{i:020d}"
+                    token = logs.REQUEST_ID.set(rid)
+                    api.info(
+                        "accepted %s: kind=%s agent=%s mode=%s user=%s",
+                        rid,
+                        "chat",
+                        "noop",
+                        "async",
+                        "0",
+                        extra={"request_id": rid},
+                    )
+                    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "POST", "/v1/chat", "1.1", 202)
+                    logs.REQUEST_ID.reset(token)
+                    worker.info(
+                        "attempt %d of %s started on worker %s (agent %s)%s",
+                        1,
+                        rid,
+                        "wrk_x",
+                        "noop",
+                        "",
+                        extra={"request_id": rid},
+                    )
+                    worker.info(
+                        "completed %s in %.3fs (attempt %d)", rid, 0.001, 1, extra={"request_id": rid}
+                    )
+                    time.sleep(0.0002)  # requests arrive one by one, as on a server
+                logs.flush()
+                best = min(best, (_process_cpu() - cpu0) / n * 1e6)
+        finally:
+            logs.shutdown()
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=8.0)
@@ -113,6 +174,19 @@ def main() -> None:
                     / min(r["server_cpu_us_per_request"] for r in runs["off"]),
                     3,
                 ),
+            }
+        )
+    off_cpu = min(r["server_cpu_us_per_request"] for r in runs["off"])
+    idle = log_path_us("off")
+    for fmt in ("text", "json"):
+        cost = log_path_us(fmt) - idle
+        eb.emit(
+            {
+                "bench": "log-path",
+                "format": fmt,
+                "cpu_us_per_request": round(cost, 1),
+                "cpu_us_per_line": round(cost / 4, 1),
+                "share_of_off_server_cpu": round(cost / off_cpu, 3),
             }
         )
 

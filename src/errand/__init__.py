@@ -6,7 +6,6 @@ The SDK names (`Client`, `AsyncClient`, `Formation`) and the agent-facing errors
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from errand.errors import (
@@ -20,16 +19,12 @@ from errand.errors import (
     TransientError,
     Unauthorized,
 )
+from errand.version import __version__
 
 if TYPE_CHECKING:
     from errand.agents.base import RunContext
     from errand.client import AsyncClient, Client, Formation
 
-try:
-    __version__ = _metadata.version("errand")
-    """The installed distribution's version (pyproject.toml), one source for CLI, /health, OpenAPI."""
-except _metadata.PackageNotFoundError:  # pragma: no cover - run from a tree that was never installed
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "AsyncClient",

@@ -25,31 +25,17 @@ from pydantic import (
     model_validator,
 )
 
+from errand.durations import Duration, parse_duration
 from errand.errors import ConfigError
 from errand.limits_config import LimitsConfig
 from errand.logs import LogSettings
 from errand.observability_config import MetricsConfig, TracingConfig
+from errand.schedules_config import SchedulesConfig
 from errand.server_config import ServerConfig
+from errand.ui_config import UiConfig
 from errand.webhooks import sign
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from 30, 2.5, "90s", "15m", "24h", "7d"."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30, '90s', '15m', '24h'")
-    if isinstance(value, int | float):
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ValueError(f"expected a duration such as 30, '90s', '15m', '24h', got {value!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 
 
 class _Section(BaseModel):
@@ -58,7 +44,15 @@ class _Section(BaseModel):
 
 class Keys(_Section):
     client: list[str] = Field(default_factory=list)
+    """Client keys (`X-Muxi-Client-Key` or `Authorization: Bearer`), at least 8 characters. A request
+    belongs to the key that made it and its user id: rotating a key hides the old key's requests from the
+    new one (admins still see them)."""
     admin: list[str] = Field(default_factory=list)
+    """Admin keys (`X-Muxi-Admin-Key`): every request of every user, the webhook secret, redeliveries,
+    schedules."""
+    viewer: list[str] = Field(default_factory=list)
+    """Read-only keys (the console's viewers): they read everything an admin key reads (but the
+    webhook secret), and every change they ask is refused with 403 FORBIDDEN."""
     metrics: list[str] = Field(default_factory=list)
     """Keys that may read /metrics and nothing else (for a Prometheus scraper), when
     metrics.require_key asks for a key; an admin key works there too."""
@@ -66,6 +60,8 @@ class Keys(_Section):
 
 class StorageConfig(_Section):
     url: str = "sqlite:///errand.db"
+    """`sqlite:///PATH` (relative to the formation's folder; `sqlite:////abs/path` for absolute) or
+    `postgresql://user:pass@host:5432/db`."""
     sqlite_synchronous: Literal["full", "normal"] = "full"
     """full: every commit is fsynced before the 202 (survives power loss); normal: survives a
     process crash, the last commits may be lost on power loss."""
@@ -80,16 +76,27 @@ class StorageConfig(_Section):
 
 class AsyncConfig(_Section):
     mode: Literal["auto", "sync", "async"] = "auto"
+    """auto: sync or async from the estimate (threshold_seconds); sync: wait for the result (202 after
+    sync_wait_seconds); async: always 202. A request's own mode wins."""
     threshold_seconds: float = Field(default=30.0, ge=0)
+    """In auto mode, requests estimated to take this long or more go async."""
     sync_wait_seconds: float | None = Field(default=None, ge=0)
+    """How long a sync call waits for the result before answering 202 and going on (unset:
+    threshold_seconds)."""
     webhook_url: str | None = None
+    """The webhook every async request is delivered to when the request names none."""
     webhook_secret: str | None = None
     """What webhooks are signed with. Unset: a `whsec_` secret generated once per database and
     shared by every process on it (`errand webhook-secret` prints it); never the admin key. MUXI
     receivers that verify with the admin key keep working with `webhook_secret: "${ERRAND_ADMIN_KEY}"`."""
     webhook_retries: int = Field(default=3, ge=0, le=50)
+    """Delivery retries after the first POST fails (non-2xx, timeout, connection error)."""
     webhook_timeout: Duration = 10.0
+    """Seconds one webhook POST may take."""
     webhook_allow_hosts: list[str] = Field(default_factory=list)
+    """Hosts (or host:port, IPv6 bracketed) webhooks may reach although they are loopback, private,
+    link-local or otherwise non-public; everything else must resolve to public addresses only (SSRF guard,
+    delivery/urlguard.py)."""
     webhook_initial_delay: Duration = 1.0
     webhook_max_delay: Duration = 3600.0
     """A failed delivery is retried after min(max_delay, initial_delay * 2**(n-1)) s, +-25% jitter."""
@@ -99,6 +106,8 @@ class AsyncConfig(_Section):
     """A finished request answers 410 REQUEST_EXPIRED (and leaves lists) this long after it
     ended, at once on every read; the purge then drops its result, events and deliveries."""
     tombstone_ttl: Duration = 30 * 86400.0
+    """How long an expired request's id still answers 410 REQUEST_EXPIRED (not 404) after its result was
+    purged."""
     purge_interval: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 300.0
     """How often each worker purges expired results (and drops old tombstones and keys)."""
 
@@ -127,21 +136,31 @@ class AsyncConfig(_Section):
 
 class RetryPolicy(_Section):
     max_attempts: int = Field(default=3, ge=1, le=100)
+    """Attempts in all (the first one included) before a transient failure fails the request."""
     initial_delay: float = Field(default=1.0, ge=0)
+    """Seconds before the first retry."""
     max_delay: float = Field(default=60.0, ge=0)
+    """The longest wait between attempts (a longer Retry-After from a provider is honoured)."""
     backoff_factor: float = Field(default=2.0, ge=1)
+    """Retry n waits min(max_delay, initial_delay * backoff_factor**(n-1))."""
     jitter: float = Field(default=0.25, ge=0, le=1)
     """Each delay is multiplied by a random factor in [1 - jitter, 1 + jitter]."""
 
 
 class WorkflowConfig(_Section):
     task_timeout: Duration = 300.0
+    """Seconds one attempt may run; past it the attempt is stopped (`Task exceeded timeout (Ns)`,
+    transient: retried)."""
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    """The retry policy of every agent without its own `retry`."""
 
 
 class WorkersConfig(_Section):
     concurrency: int = Field(default=64, ge=1, le=100_000)
+    """Attempts running at once in each worker process (`errand serve` with workers, or `errand worker`)."""
     lease_seconds: float = Field(default=30.0, gt=0)
+    """A claim's lease, renewed every lease_seconds / 3; a worker silent this long loses its requests to
+    another worker."""
     poll_interval: float = Field(default=0.5, gt=0)
     """Safety-net poll when no wake-up arrives (and for writes by other SQLite processes)."""
     block_warning_seconds: Duration = 1.0
@@ -158,37 +177,66 @@ class WorkersConfig(_Section):
 
 class ModelConfig(_Section):
     provider: Literal["openai"] = "openai"
+    """The API the model speaks: OpenAI-compatible chat completions."""
     name: str
+    """The model name sent to the endpoint (e.g. `gpt-4o-mini`)."""
     base_url: str | None = None
+    """An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, LiteLLM ...); unset: OpenAI's."""
     api_key: str | None = None
+    """The endpoint's API key (`${OPENAI_API_KEY}`); unset for servers that need none."""
     timeout: float = Field(default=120.0, gt=0)
+    """Seconds per model call (task_timeout still bounds the attempt)."""
 
 
 class AgentConfig(_Section):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    """The agent's id (`agent_id` in a request)."""
     description: str = ""
+    """What the agent does: shown by GET /v1/agents, read by the router."""
     handler: str | None = None
+    """`module:function` of a Python handler agent, called as fn(message, ctx) (docs/agents.md); exactly
+    one of handler and model."""
     model: ModelConfig | None = None
+    """An LLM agent's OpenAI-compatible chat model; exactly one of handler and model."""
     system_prompt: str | None = None
+    """An LLM agent's system message."""
     temperature: float | None = None
+    """Sent to the model when set."""
     max_tokens: int | None = None
+    """Sent to the model when set."""
     tools: list[str] = Field(default_factory=list)
+    """An LLM agent's tools, each `module:function` (signature and docstring become the schema)."""
     max_steps: int = Field(default=8, ge=1, le=100)
+    """Model calls per request for an LLM agent, tool rounds included."""
     ask_user: bool = False
     """LLM agents: offer the model the built-in `ask_user` tool (the request then waits in
     input_required for a person's answer, which the model gets as the tool's result)."""
-    ask_user_timeout: Duration | None = Field(default=None, description="an unanswered ask_user fails then")
+    ask_user_timeout: Duration | None = None
+    """LLM agents: an ask_user question unanswered this long fails the request (input_timeout)."""
     default: bool = False
+    """Answers requests that name no agent (else the first agent)."""
     isolation: Literal["inline", "process"] = "inline"
     """inline: the handler runs in the worker's event loop (or a thread, if sync). process: each
     attempt runs in its own child process, which cancel and task_timeout kill and whose crash
     fails or retries only that request (handler agents only)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Free-form settings handed to a Python handler agent as ctx.metadata['agent_options']."""
-    max_concurrency: int | None = Field(default=None, ge=1, description="running at once, all processes")
-    task_timeout: Duration | None = Field(default=None, description="per attempt; None: workflow's")
-    retry: RetryPolicy | None = Field(default=None, description="None: workflow.retry")
-    expected_seconds: float | None = Field(default=None, ge=0, description="auto mode's guess, no history")
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests of this agent running at once, across all processes (unset: no cap).",
+    )
+    task_timeout: Duration | None = Field(
+        default=None, description="Seconds per attempt for this agent (unset: workflow.task_timeout)."
+    )
+    retry: RetryPolicy | None = Field(
+        default=None, description="This agent's retry policy (unset: workflow.retry)."
+    )
+    expected_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="Auto mode's duration estimate while the agent has no history (3 completed requests).",
+    )
     enabled_if_env: list[str] = Field(default_factory=list)
     """Environment variables of which at least one must be set (non-empty) for this agent to
     exist; empty: always enabled. Evaluated by build_config before interpolation, so a disabled
@@ -219,19 +267,35 @@ class RouterConfig(_Section):
 
 class Config(_Section):
     name: str = Field(default="errand", pattern=r"^[A-Za-z0-9_.-]+$")
+    """The formation id: also the `{formation_id}` of the `/api/{formation_id}/v1/...` paths."""
     keys: Keys = Field(default_factory=Keys)
+    """API keys; at least one client or admin key."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    """Where requests live: SQLite (default) or PostgreSQL."""
     async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
+    """Sync vs async, webhooks, result lifetime."""
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
+    """Task timeout and retries."""
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
+    """The workers each process runs."""
     server: ServerConfig = Field(default_factory=ServerConfig)
+    """HTTP limits."""
     logging: LogSettings = Field(default_factory=LogSettings)
     """`logging: {level, format, access_log}` (logs.py); `errand serve|worker` flags override."""
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    """GET /metrics."""
+    schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
+    """`schedules: {enabled, tick, max_failures, misfire_grace}` (schedules_config.py)."""
     agents: list[AgentConfig] = Field(default_factory=list)
+    """The agents of this formation (handler or model), each with its own id."""
     router: RouterConfig | None = None
+    """An LLM that picks the agent of a request that names none; unset: the default agent answers."""
     tracing: TracingConfig = Field(default_factory=TracingConfig)
+    """OpenTelemetry traces (`errand[otel]`)."""
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    """Fair claiming, caps and the queue cap, across all processes on the database."""
+    ui: UiConfig = Field(default_factory=UiConfig)
+    """The web console at /ui."""
     overlord: dict[str, Any] = Field(default_factory=dict)
     """Accepted for MUXI compatibility; only overlord.workflow.timeouts.task_timeout is read."""
     base_dir: str = "."
@@ -242,7 +306,7 @@ class Config(_Section):
     def _check(self) -> Config:
         if not self.keys.client and not self.keys.admin:
             raise ValueError("keys: at least one client or admin key is required")
-        for k in (*self.keys.client, *self.keys.admin, *self.keys.metrics):
+        for k in (*self.keys.client, *self.keys.admin, *self.keys.viewer, *self.keys.metrics):
             if len(k) < 8:
                 raise ValueError("keys: every key must be at least 8 characters long")
         ids = [a.id for a in self.agents]
@@ -263,6 +327,11 @@ class Config(_Section):
         """The configuration of an agent (None: the default one); None when unknown."""
         key = self.default_agent if agent_id is None else agent_id
         return next((a for a in self.agents if a.id == key), None)
+
+    def retry_for(self, agent_id: str | None) -> RetryPolicy:
+        """The retry policy of an agent's requests: its own `retry`, else `workflow.retry`."""
+        agent = self.agent(agent_id)
+        return agent.retry if agent is not None and agent.retry is not None else self.workflow.retry
 
     @property
     def disabled_agents(self) -> tuple[str, ...]:

@@ -8,6 +8,8 @@
     │   ├── MalformedBody           (api/errors.py) the body is not JSON at all (400)
     │   └── MethodNotAllowed        METHOD_NOT_ALLOWED    wrong HTTP method for a route (405)
     ├── Unauthorized                UNAUTHORIZED          missing or unknown key
+    ├── Forbidden                   FORBIDDEN             a valid key that may not do this (viewer)
+    │   └── CsrfFailed              CSRF_FAILED           a console change without its CSRF token
     ├── NotFound                    REQUEST_NOT_FOUND     unknown request (or another owner's)
     │   └── ResourceNotFound        RESOURCE_NOT_FOUND    unknown trigger, agent, route
     ├── Conflict                    CONFLICT              e.g. cancel a completed request
@@ -100,6 +102,18 @@ class Unauthorized(ErrandError):
     """A valid API key is required."""
 
     code = "UNAUTHORIZED"
+
+
+class Forbidden(ErrandError):
+    """This key may not do that (a viewer key changes nothing)."""
+
+    code = "FORBIDDEN"
+
+
+class CsrfFailed(Forbidden):
+    """A change made with the console session cookie lacks its CSRF token or is cross-site."""
+
+    code = "CSRF_FAILED"
 
 
 class NotFound(ErrandError):
@@ -279,6 +293,8 @@ BY_CODE: dict[str, type[ErrandError]] = {
         InvalidRequest,
         MethodNotAllowed,
         Unauthorized,
+        Forbidden,
+        CsrfFailed,
         NotFound,
         ResourceNotFound,
         Conflict,

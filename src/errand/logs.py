@@ -2,12 +2,13 @@
 
 `configure()` is called once by the CLI (`errand serve|worker`): every logger -- errand's,
 uvicorn's (`uvicorn.error`, `uvicorn.access`), an agent's own -- propagates to the root, whose
-only handler is a QueueHandler. Records are formatted and written by one writer thread, in
-batches, so a slow stderr (a pipe, a terminal) never stalls the event loop.
+only handler buffers the record for `log_writer.LogWriter`: formatted and written in batches on
+its own thread (every 0.1 s; WARNING at once; ERROR before the call returns), so neither a slow
+stderr nor a write per line costs the event loop.
 
 Formats: `text` is `2025-01-02T03:04:05.678Z INFO errand.worker [req_x] message`, a traceback
 on the following lines; `json` is one object per line (`time`, `level`, `logger`, `message`,
-`request_id`, the record's extras, `traceback`), written by python-json-logger with orjson.
+`request_id`, the record's extras, `traceback`), encoded by orjson.
 
 A request id comes from the record's `request_id` extra (`extra={"request_id": ...}`), else
 from the `REQUEST_ID` context variable that the API and the worker set for the request being
@@ -21,11 +22,10 @@ each registered secret (keys, webhook secret, model API keys, database passwords
 from __future__ import annotations
 
 import atexit
-import contextlib
 import contextvars
+import json
 import logging
-import logging.handlers
-import queue
+import signal
 import sys
 import threading
 from collections.abc import Iterable
@@ -34,8 +34,8 @@ from typing import Any, Literal, TextIO
 
 import orjson
 from pydantic import BaseModel, ConfigDict, field_validator
-from pythonjsonlogger.core import RESERVED_ATTRS
-from pythonjsonlogger.orjson import OrjsonFormatter
+
+from errand.log_writer import LogWriter, flush_then_die
 
 LogFormat = Literal["text", "json"]
 
@@ -47,6 +47,7 @@ __all__ = [
     "TextFormatter",
     "brief",
     "configure",
+    "flush",
     "mask_secret",
     "raised",
 ]
@@ -68,6 +69,7 @@ class LogSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     level: Literal["debug", "info", "warning", "error"] = "info"
+    """The lowest level written (`--log-level` overrides)."""
     format: LogFormat = "text"
     """text: `time level logger [request_id] message`; json: one object per line."""
     access_log: bool = True
@@ -171,110 +173,87 @@ class TextFormatter(logging.Formatter):
         return self._mask.apply(line)
 
 
-class JsonFormatter(OrjsonFormatter):
-    """One JSON object per line (python-json-logger, orjson): time, level, logger, message,
-    request_id, the record's extras, `traceback` for an exception; secrets masked."""
+_RECORD_ATTRS = frozenset(
+    [*vars(logging.LogRecord("", 0, "", 0, "", None, None)), "message", "asctime", "taskName", "request_id"]
+)
+"""A LogRecord's own attributes; any other is an `extra=` key, written as a JSON key."""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, encoded by orjson: time, level, logger, message, request_id,
+    the record's extras, `traceback` for an exception, `stack_info`; secrets masked."""
 
     def __init__(self, mask: SecretMask = SECRETS) -> None:
-        super().__init__(
-            ["asctime", "levelname", "name", "message", "request_id"],
-            rename_fields={
-                "asctime": "time",
-                "levelname": "level",
-                "name": "logger",
-                "exc_info": "traceback",
-            },
-            reserved_attrs=[*RESERVED_ATTRS, "taskName"],  # other attributes are extras: keys
-        )
+        super().__init__()
         self._mask = mask
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return iso_time(record)
-
     def format(self, record: logging.LogRecord) -> str:
-        return self._mask.apply(super().format(record))
+        doc: dict[str, Any] = {
+            "time": iso_time(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS:
+                doc[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            doc["traceback"] = record.exc_text
+        if record.stack_info:
+            doc["stack_info"] = self.formatStack(record.stack_info)
+        return self._mask.apply(_dumps(doc))
 
 
-class _RequestIdFilter(logging.Filter):
-    """Gives every record a `request_id` (None when it is about no request), from the context
-    of the thread or task that logged it -- so it runs before the record is queued."""
+def _dumps(doc: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # a lone surrogate in a string (orjson refuses it): the slow encoder
+        return json.dumps(doc, default=str)
 
-    def filter(self, record: logging.LogRecord) -> bool:
+
+class _BufferHandler(logging.Handler):
+    """Hands each record to the writer's buffer, with its message merged (its arguments may
+    change after the call) and its `request_id` taken from the context of the thread or task
+    that logged it. No lock (the buffer is a deque) and nothing formatted here: formatting is
+    the writer's, off the event loop."""
+
+    def __init__(self, writer: LogWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    def handle(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             record.request_id = REQUEST_ID.get()
+        if record.args:
+            record.msg, record.args = record.getMessage(), None
+        self._writer.put(record)
         return True
 
-
-class _QueueHandler(logging.handlers.QueueHandler):
-    """Queues the record with its message merged (its arguments may change after the call);
-    formatting, the traceback included, happens on the listener thread. The queue stays in this
-    process, so the record is not made picklable."""
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        record.msg = record.getMessage()
-        record.args = None
-        return record
-
-
-BATCH = 512
-"""Records written (and flushed) in one write at most: a busy server's lines go out in batches."""
-_STOP = object()
-
-
-class _Writer:
-    """The thread that formats queued records and writes them to the stream: all that is
-    waiting at once goes out in one write and one flush, not one system call per line."""
-
-    def __init__(self, records: queue.SimpleQueue[Any], stream: TextIO, formatter: logging.Formatter) -> None:
-        self._records, self._stream, self._formatter = records, stream, formatter
-        self._thread = threading.Thread(target=self._run, name="errand-log-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch = [self._records.get()]
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self._records.get_nowait())
-                except queue.Empty:
-                    break
-            lines = []
-            for record in batch:
-                if record is _STOP:
-                    stopping = True
-                    continue
-                try:
-                    lines.append(self._formatter.format(record) + "\n")
-                except Exception:  # a record that cannot be formatted must not end the thread
-                    lines.append(f"{iso_time(record)} ERROR errand.logs a log line could not be formatted\n")
-            with contextlib.suppress(OSError, ValueError):  # stderr closed: nothing to tell
-                self._stream.write("".join(lines))
-                self._stream.flush()
-
-    def stop(self) -> None:
-        self._records.put(_STOP)
-        self._thread.join(5)
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
 
 
 class _Installed:
-    writer: _Writer | None = None
+    writer: LogWriter | None = None
     handler: logging.Handler | None = None
 
 
 def configure(
     settings: LogSettings, *, secrets: Iterable[str | None] = (), stream: TextIO | None = None
 ) -> None:
-    """Route every logger of the process to one queued handler writing `settings.format` to
+    """Route every logger of the process to one buffered handler writing `settings.format` to
     `stream` (stderr) at `settings.level`, with uvicorn's access log on or off, and mask
     `secrets` in every line. Calling it again replaces the set-up."""
     shutdown()
     SECRETS.add(secrets)
     formatter = JsonFormatter() if settings.format == "json" else TextFormatter()
-    records: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    handler = _QueueHandler(records)
-    handler.addFilter(_RequestIdFilter())
-    _Installed.writer, _Installed.handler = _Writer(records, stream or sys.stderr, formatter), handler
+    writer = LogWriter(stream or sys.stderr, formatter.format)
+    handler = _BufferHandler(writer)
+    _Installed.writer, _Installed.handler = writer, handler
+    _flush_on_sigterm()
     # Neither format shows the caller's file and line, thread or process: not collecting them
     # makes each record cheaper to create (the logging HOWTO's "Optimization").
     logging._srcfile = None
@@ -294,6 +273,14 @@ def configure(
     access.addFilter(_access_fields)
 
 
+def _flush_on_sigterm() -> None:
+    """SIGTERM (when nothing else handles it) writes the buffered lines before the process
+    ends by it. Only the main thread may set a handler; a handler set by others is kept."""
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, flush_then_die(flush))
+
+
 def _access_fields(record: logging.LogRecord) -> bool:
     """uvicorn's access line as JSON keys too: client, method, path, status."""
     args: Any = record.args
@@ -302,8 +289,14 @@ def _access_fields(record: logging.LogRecord) -> bool:
     return True
 
 
+def flush() -> None:
+    """Write every buffered line now."""
+    if _Installed.writer is not None:
+        _Installed.writer.flush()
+
+
 def shutdown() -> None:
-    """Write what is queued and remove the handler (at exit, and before a new configure)."""
+    """Write what is buffered and remove the handler (at exit, and before a new configure)."""
     if _Installed.handler is not None:
         logging.getLogger().removeHandler(_Installed.handler)
     if _Installed.writer is not None:

@@ -24,6 +24,7 @@ __all__ = [
     "PROCESS_INFO",
     "REQUESTS",
     "RETRIES",
+    "SCHEDULE_FIRINGS",
     "SSE_STREAMS",
     "STRAY_THREADS",
     "SUBMIT_SECONDS",
@@ -40,7 +41,8 @@ UNROUTED = "unrouted"
 REQUESTS = Counter(
     "errand_requests",
     "Requests by kind, agent and the status they reached here: accepted (a new submit), "
-    "completed, failed (by a worker), cancelled (by the API)",
+    "completed, failed (by a worker, or by a takeover that found its attempts spent), "
+    "cancelled (by the API)",
     ["kind", "agent", "status"],
 )
 SUBMIT_SECONDS = Histogram(
@@ -87,6 +89,14 @@ WEBHOOK_SECONDS = Histogram(
     "Time of one webhook delivery attempt (resolve + connect + answer), by outcome",
     ["outcome"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+SCHEDULE_FIRINGS = Counter(
+    "errand_schedule_firings",
+    "Fire times this process's scheduler (or POST /v1/schedules/{id}/run) handled, by outcome: "
+    "fired (a request made), skipped (overlap: skip), failed (the request could not be built), "
+    "passed_over (missed while down, catch_up: skip), disabled (max_failures reached), lost "
+    "(another process fired that time first)",
+    ["outcome"],
 )
 SSE_STREAMS = Gauge("errand_sse_streams", "Server-Sent Event streams open in this process")
 PROCESS_INFO = Gauge(

@@ -21,6 +21,12 @@ from errand.scheduling_models import Limits as Limits
 from errand.scheduling_models import QueueInfo as QueueInfo
 from errand.scheduling_models import QueueStats as QueueStats
 
+DEFAULT_USER_ID = "0"
+"""The end user of a call without X-Muxi-User-Id; the SDK (user_id=None) and the CLI (no --user)
+leave it to the server. A client key sees only its own user's requests."""
+LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 200
+"""GET /v1/requests' default and largest `limit`: the server, OpenAPI, SDK and CLI read these."""
+
 
 class Status(enum.StrEnum):
     PENDING = "pending"
@@ -62,6 +68,14 @@ def can_transition(old: Status, new: Status) -> bool:
 def sources_of(new: Status) -> tuple[Status, ...]:
     """States from which `new` may be entered (backends use it in WHERE clauses)."""
     return tuple(s for s in Status if new in TRANSITIONS[s])
+
+
+class Kind(enum.StrEnum):
+    """Where a request came from (`NewRequest.kind`): its origin, which priorities may key on."""
+
+    CHAT = "chat"
+    TRIGGER = "trigger"
+    SCHEDULE = "schedule"  # a firing of a schedule (the scheduler or POST /v1/schedules/{id}/run)
 
 
 class Mode(enum.StrEnum):
@@ -153,7 +167,7 @@ class NewRequest:
     owner: str  # fingerprint of the API key that created it (never the key itself)
     user_id: str
     message: str
-    kind: str = "chat"  # "chat" | "trigger"
+    kind: str = "chat"  # a Kind value: "chat" | "trigger" | "schedule"
     agent: str | None = None
     session_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -172,6 +186,9 @@ class NewRequest:
     """Wait that one priority level is worth: sort key = submit time + (priority-1) * this."""
     on_busy: str = "enqueue"
     """When its session has an unfinished request: enqueue | reject | interrupt (see SESSION_POLICIES)."""
+    max_queued: int | None = None
+    """limits.max_queued_per_user: the store refuses the submit (QueueFull) when the user already
+    has this many pending, counted inside the insert's transaction (exact under concurrency)."""
 
     @property
     def turn_key(self) -> str:
@@ -353,7 +370,7 @@ def to_document(
         "user_id": req.user_id,
         "kind": req.kind,
         "agent": req.agent,
-        "progress": req.progress.to_dict() if req.progress else None,
+        "progress": shown_progress(req.status, req.progress),
         "attempts": req.attempt,
         "created_at": req.created_at,
         "started_at": req.started_at,
@@ -370,7 +387,7 @@ def to_document(
     if req.status is Status.COMPLETED and req.result is not None:
         doc["result"] = req.result.to_dict()
     if req.status is Status.FAILED and req.error is not None:
-        doc["error"] = req.error.to_dict()
+        doc["error"] = error_document(req.error)
     if req.status is Status.CANCELLED and req.error is not None and req.error.type in _CANCEL_REASONS:
         doc["cancel_reason"] = _CANCEL_REASONS[req.error.type]
     return doc
@@ -378,6 +395,24 @@ def to_document(
 
 _CANCEL_REASONS = {SUPERSEDED: SUPERSEDED, INPUT_TIMEOUT: "input_timeout"}
 """The error type of a cancelled request -> the `cancel_reason` its document shows."""
+FAILED_ERROR_CODE = "processing_failed"
+"""`error.code` of a failed request (MUXI's), beside errand's own type, message, retryable."""
+
+
+def error_document(error: ErrorInfo) -> dict[str, Any]:
+    """A failed request's `error`, one shape in GET, lists, `failed` events and webhook bodies."""
+    return {"code": FAILED_ERROR_CODE, **error.to_dict()}
+
+
+def shown_progress(status: Status, progress: Progress | None) -> dict[str, Any] | None:
+    """What a reader sees: a completed request reads 100 % (step = total_steps) whatever its
+    handler last reported; any other, its last report."""
+    if progress is None:
+        return None
+    if status is Status.COMPLETED:
+        step = progress.total_steps if progress.total_steps is not None else progress.step
+        progress = Progress(100.0, progress.message, step, progress.total_steps)
+    return progress.to_dict()
 
 
 def _delivery_state(mode: str, delivery: Delivery | None) -> dict[str, Any]:

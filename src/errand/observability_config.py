@@ -43,6 +43,7 @@ class TracingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     enabled: bool | None = None
+    """true/false; unset: follows the OTEL_* variables (see above)."""
     service_name: str | None = None
     """Default: OTEL_SERVICE_NAME, else `errand`."""
     exporter: str | None = None

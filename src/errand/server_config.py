@@ -13,7 +13,10 @@ class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    """Request bodies larger than this are refused with 413 PAYLOAD_TOO_LARGE."""
     max_wait_seconds: float = Field(default=60.0, ge=0)
+    """The longest long-poll (`GET /v1/requests/{id}?wait=N`); larger waits are cut to this (and never
+    past 60 s)."""
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
     """An event stream silent this long gets a `: keepalive` comment, so proxies keep it open."""
     max_connections: int = Field(default=4096, ge=1, le=1_000_000)
@@ -29,3 +32,8 @@ class ServerConfig(BaseModel):
     max_json_depth: int = Field(default=64, ge=2, le=200)
     """Request bodies nested deeper are refused (422 naming the field); stored JSON must stay
     well under orjson's 254 levels, as results and webhook bodies wrap it further."""
+    forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    """Proxy addresses whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (uvicorn's
+    proxy headers; its default is loopback): the client address then comes from the proxy, and
+    `https` marks the console's session cookie Secure. From any other address they are ignored.
+    `[]` trusts nobody; `["*"]` everybody."""

@@ -19,6 +19,8 @@ no Python attribute or method is reachable (the environment is Jinja's sandbox o
 Values are written as text: strings as is, null as nothing, everything else as JSON (`true`,
 `2.5`, `{"k": 1}`), never as a Python repr. A missing field is a client error naming its path.
 Payload strings are data, never templates: they are not rendered again.
+
+`schedule:` in the front matter fires the trigger on a timetable (see `schedules.spec`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ __all__ = ["Trigger", "find_trigger", "load_trigger", "load_triggers", "parse_tr
 
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FRONT_MATTER_KEYS = {"agent", "webhook_url", "webhook", "use_async", "description"}
+_FRONT_MATTER_KEYS = {"agent", "webhook_url", "webhook", "use_async", "description", "schedule"}
 """`webhook` is MUXI's name for `webhook_url`, accepted so MUXI trigger files load unchanged."""
 _OPTIONAL_FILTERS = {"default", "d"}
 _OPTIONAL_TESTS = {"defined", "undefined", "none"}
@@ -199,6 +201,8 @@ class Trigger:
     agent: str | None = None
     webhook_url: str | None = None
     use_async: bool | None = None
+    schedule: Mapping[str, Any] | None = None
+    """The front matter's `schedule:` as written (checked by `schedules.spec` at startup)."""
     fields: tuple[str, ...] = ()
     """Placeholders found in the template, as paths under `data` (`issue.title`), in order."""
     _required: tuple[tuple[PathPart, ...], ...] = field(default=(), repr=False, compare=False)
@@ -235,21 +239,24 @@ class Trigger:
         }
 
 
-def _split_front_matter(text: str, label: str) -> tuple[dict[str, Any], str]:
+def _split_front_matter(text: str, label: str) -> tuple[dict[str, Any], str, int]:
+    """(front matter, template body, lines before the body): errors name lines of the file."""
     lines = text.lstrip("\ufeff").splitlines(keepends=True)
     if not lines or lines[0].rstrip() != "---":
-        return {}, text.lstrip("\ufeff")
+        return {}, text.lstrip("\ufeff"), 0
     for i, line in enumerate(lines[1:], start=1):
         if line.rstrip() in ("---", "..."):
             try:
                 meta = yaml.safe_load("".join(lines[1:i]))
             except yaml.YAMLError as exc:
-                raise ConfigError(f"{label}: front matter is not valid YAML: {exc}") from None
+                mark = getattr(exc, "problem_mark", None)
+                where = f", line {mark.line + 2}" if mark is not None else ""  # after the opening ---
+                raise ConfigError(f"{label}{where}: front matter is not valid YAML: {exc}") from None
             if meta is None:
                 meta = {}
             if not isinstance(meta, dict):
                 raise ConfigError(f"{label}: front matter must be a mapping of keys")
-            return meta, "".join(lines[i + 1 :])
+            return meta, "".join(lines[i + 1 :]), i + 1
     raise ConfigError(f"{label}: front matter starts with '---' but has no closing '---' line")
 
 
@@ -266,8 +273,12 @@ def _settings(meta: dict[str, Any], label: str) -> dict[str, Any]:
         "agent": meta.get("agent"),
         "webhook_url": meta.get("webhook_url", meta.get("webhook")),
         "use_async": meta.get("use_async"),
+        "schedule": meta.get("schedule"),
     }
-    for key, kind in (("description", str), ("agent", str), ("webhook_url", str), ("use_async", bool)):
+    checks = (
+        ("description", str), ("agent", str), ("webhook_url", str), ("use_async", bool), ("schedule", dict)
+    )  # fmt: skip
+    for key, kind in checks:
         if out[key] is not None and not isinstance(out[key], kind):
             raise ConfigError(f"{label}: front matter key {key!r} must be a {kind.__name__}")
     return out
@@ -278,13 +289,14 @@ def parse_trigger(name: str, text: str, *, label: str | None = None) -> Trigger:
     label = label or f"triggers/{name}.md"
     if not NAME.match(name):
         raise ConfigError(f"{label}: trigger names may use only letters, digits, '_' and '-'")
-    meta, source = _split_front_matter(text, label)
+    meta, source, offset = _split_front_matter(text, label)
     settings = _settings(meta, label)
     try:
         ast = _ENV.parse(source)
         template = _ENV.from_string(source)  # compiled now: an unknown filter fails at load, not on use
     except TemplateSyntaxError as exc:
-        raise ConfigError(f"{label}, line {exc.lineno}: template error: {exc.message}") from None
+        line = exc.lineno + offset  # a line of the file, front matter included
+        raise ConfigError(f"{label}, line {line}: template error: {exc.message}") from None
     except TemplateError as exc:
         raise ConfigError(f"{label}: template error: {exc}") from None
     found = list(_placeholders(ast))
@@ -318,5 +330,9 @@ def find_trigger(triggers: Mapping[str, Trigger], name: str) -> Trigger:
     trigger = triggers.get(name)
     if trigger is None:
         shown = name if len(name) <= 100 else name[:100] + "..."
-        raise ResourceNotFound(f"Trigger {shown!r} not found")
+        valid = sorted(triggers)
+        raise ResourceNotFound(
+            f"Trigger {shown!r} not found; the triggers are: {', '.join(valid) or 'none'}",
+            details={"trigger": shown, "valid": valid},
+        )
     return trigger

@@ -76,8 +76,7 @@ def build_body(
         response = [{"type": "text", "text": str(result.get("text", ""))}]
     error: dict[str, Any] | None = None
     if status == "failed" and isinstance(document.get("error"), Mapping):
-        # MUXI receivers read error.code; ours keeps type/message/retryable beside it.
-        error = {"code": "processing_failed", **document["error"]}
+        error = dict(document["error"])  # models.error_document: `code` (MUXI's) is in it already
     return {
         **document,
         "id": document.get("request_id"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -248,3 +249,19 @@ def test_every_lifecycle_step_is_logged_with_its_request_id_and_no_secret(tmp_pa
     assert secret.startswith("whsec_") and (secret == WEBHOOK_SECRET) == (fmt == "json")
     for value in (KEY, ADMIN, WRONG, MODEL_KEY, WEBHOOK_SECRET, secret):
         assert value not in log, f"{value} leaked into the log"
+
+
+def test_sigterm_right_after_a_request_keeps_its_buffered_lines(tmp_path: Path) -> None:
+    """INFO lines wait up to 0.1 s in the writer's buffer; a SIGTERM at once must not lose them
+    (uvicorn re-raises the signal after its shutdown: errand's handler writes them first)."""
+    config = formation(tmp_path / "f", "text", configured_secret=False)
+    log_file = tmp_path / "serve.log"
+    with serving(config, log_file) as (base, proc), httpx.Client(base_url=base, timeout=20) as c:
+        rid = chat(c, {"message": "hello", "mode": "async"})["request_id"]
+        wait_status(c, rid, "completed")
+        assert proc.p is not None
+        proc.p.send_signal(signal.SIGTERM)  # straight after: its lines are still buffered
+        assert proc.p.wait(15) == -signal.SIGTERM  # ended by the signal, as before
+    log = log_file.read_text()
+    for line in (f"[{rid}] accepted {rid}", f"[{rid}] completed {rid} in", "Finished server process"):
+        assert line in log, f"{line!r} lost at SIGTERM:\n{log}"

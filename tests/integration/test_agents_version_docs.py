@@ -64,7 +64,7 @@ def test_agents_list_kinds_defaults_tools_and_expected_duration(
 def test_unknown_agent_and_missing_key(server: Server) -> None:
     r = server.client().get("/v1/agents/nobody")
     assert r.status_code == 404 and r.json()["error"]["code"] == "RESOURCE_NOT_FOUND"
-    assert r.json()["error"]["details"] == {"agent_id": "nobody"}
+    assert r.json()["error"]["details"] == {"agent_id": "nobody", "valid": ["echo", "slow", "fail"]}
     r = server.client(None).get("/v1/agents")
     assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHORIZED"
 

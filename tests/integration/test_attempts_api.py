@@ -56,7 +56,12 @@ def test_a_failure_shows_its_message_to_the_owner_and_its_traceback_to_an_admin(
     request_id = submit(api, "permanent", "bad")
     doc = wait_for(api.client(), request_id)
     assert doc["status"] == "failed"
-    assert doc["error"] == {"type": "ValueError", "message": "cannot parse 'bad'", "retryable": False}
+    assert doc["error"] == {
+        "code": "processing_failed",
+        "type": "ValueError",
+        "message": "cannot parse 'bad'",
+        "retryable": False,
+    }
     [mine] = attempts_of(api.client(), request_id)
     assert (mine["attempt"], mine["outcome"]) == (1, "failed")
     assert mine["error"] == {"type": "ValueError", "message": "cannot parse 'bad'"}
@@ -113,7 +118,12 @@ def test_the_failed_event_names_the_attempt_and_error(api: Server) -> None:
         stream = read_events(client, f"/v1/requests/{request_id}/events")
         [failed] = stream.of("failed")
         assert failed.data["attempt"] == 1
-        error = {"type": "ValueError", "message": "cannot parse 'nope'", "retryable": False}
+        error = {
+            "code": "processing_failed",
+            "type": "ValueError",
+            "message": "cannot parse 'nope'",
+            "retryable": False,
+        }
         assert failed.data["error"] == error
         assert not any("Traceback" in json.dumps(m.data) for m in stream.messages)
 

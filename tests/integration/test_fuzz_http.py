@@ -1,5 +1,6 @@
 """Hypothesis fuzzes every route of the app over real HTTP, on both backends: no answer is a
-5xx, and every error is `{"error": {"code", "message", "details"}}`.
+5xx, and every error is `{"error": {"code", "message", "details"}}` (on the OpenAI-compatible
+/v1/responses routes, OpenAI's `{"error": {"message", "type", "param", "code"}}`).
 
 The routes are read from the app itself (`create_app(...).routes`, mounts included), so a new
 route is fuzzed without touching this file. Each example is one request: a route (or a path
@@ -29,13 +30,22 @@ from starlette.routing import Mount, Route
 
 from errand.api.app import create_app
 from errand.api.chat import ChatBody
+from errand.api.responses_body import ResponsesBody
 from errand.api.triggers import TriggerBody
+from errand.schedules.spec import ScheduleSpec
 from tests.support.fuzz_server import BACKENDS, fuzzed_server
 from tests.support.server import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, Server
 
 FUZZ_EXAMPLES = 2000
 EXTRA_METHODS = ["PUT", "PATCH", "OPTIONS", "HEAD"]
-FIELDS = sorted({f.alias or n for n, f in ChatBody.model_fields.items()} | set(TriggerBody.model_fields))
+FIELDS = sorted(
+    {f.alias or n for n, f in ChatBody.model_fields.items()}
+    | set(TriggerBody.model_fields)
+    | set(ScheduleSpec.model_fields)
+    | set(ResponsesBody.model_fields)
+)
+RESPONSE_BODY = b'{"model": "echo", "input": "hi", "background": true}'
+OPENAI_ERROR = {"message", "type", "param", "code"}
 WEBHOOK_URLS = [
     "http://127.0.0.1:9/hook",  # allow-listed loopback: nothing listens, deliveries fail
     "http://localhost:9/hook",  # refused: loopback by name (/etc/hosts, no DNS)
@@ -205,10 +215,15 @@ def headers(draw: st.DrawFn) -> dict[str, str]:
 
 
 queries = st.dictionaries(
-    st.one_of(st.sampled_from(["wait", "status", "limit", "cursor", "async", "stream"]), ascii_text),
+    st.one_of(
+        st.sampled_from(["wait", "status", "limit", "cursor", "async", "stream", "starting_after"]),
+        ascii_text,
+    ),
     st.one_of(
         ascii_text,
-        st.sampled_from(["0", "0.1", "-1", "1e999", "nan", "pending", "completed", "201", "1", "AAAA"]),
+        st.sampled_from(
+            ["0", "0.1", "-1", "1e999", "nan", "pending", "completed", "201", "1", "AAAA", "true", "false"]
+        ),
     ),
     max_size=3,
 )
@@ -224,7 +239,7 @@ class Call:
 
 
 @st.composite
-def calls(draw: st.DrawFn, endpoint: Endpoint, ids: list[str], formation: str) -> Call:
+def calls(draw: st.DrawFn, endpoint: Endpoint, ids: list[str], formation: str, responses: list[str]) -> Call:
     """One request to `endpoint`: a well-formed call with one part made hostile (mostly the
     body), so each hostile part reaches the code behind the parts that are right."""
     hostile = draw(st.sampled_from(["body"] * 4 + ["path", "headers", "query", "method", "all"]))
@@ -237,27 +252,50 @@ def calls(draw: st.DrawFn, endpoint: Endpoint, ids: list[str], formation: str) -
     )
     values = {
         "request_id": st.one_of(st.sampled_from(ids), path_text),
+        "response_id": st.one_of(st.sampled_from(responses), path_text),
         "name": st.one_of(st.just("issue"), path_text),
         "formation_id": st.one_of(st.just(formation), path_text),
         "agent_id": st.one_of(st.just("echo"), path_text),
         "asset": st.one_of(st.just("swagger-ui.css"), path_text),
+        "schedule_id": st.one_of(st.just("nightly"), path_text),
     }
-    known = {"name": "issue", "formation_id": formation, "agent_id": "echo", "asset": "swagger-ui.css"}
+    known = {
+        "name": "issue",
+        "formation_id": formation,
+        "agent_id": "echo",
+        "asset": "swagger-ui.css",
+        "schedule_id": "nightly",
+    }
+    sampled = {"request_id": ids, "response_id": responses}
     path = endpoint.path
     for param, strategy in values.items():
         if "{" + param + "}" in path:
-            good = st.sampled_from(ids) if param == "request_id" else st.just(known[param])
+            good = st.sampled_from(sampled[param]) if param in sampled else st.just(known[param])
             path = path.replace("{" + param + "}", pick("path", good, strategy))
     assert "{" not in path, f"a path parameter this test does not know: {endpoint.path}"
     path += pick("path", st.just(""), st.sampled_from(["", "/", "/extra", "//"]))
     body = b""
     if method in ("POST", "PUT", "PATCH") or hostile == "all":
-        good_body = st.just(
-            b'{"data": {"title": "t"}}' if "/triggers/" in path else b'{"message": "hi", "mode": "async"}'
-        )
+        good_body = st.just(good_body_of(path, method))
         body = pick("body", good_body, json_body(path))
-    call_headers = pick("headers", st.just({"X-Muxi-Client-Key": CLIENT_KEY}), headers())
+    good_key = {"X-Muxi-Admin-Key": ADMIN_KEY} if "/schedules" in path else {"X-Muxi-Client-Key": CLIENT_KEY}
+    call_headers = pick("headers", st.just(good_key), headers())
     return Call(method, path, pick("query", st.just({}), queries), call_headers, body)
+
+
+def good_body_of(path: str, method: str) -> bytes:
+    """A body the route takes, so the hostile part (not the body) is what gets tested."""
+    if "/triggers/" in path:
+        return b'{"data": {"title": "t"}}'
+    if path.endswith("/v1/responses"):
+        return RESPONSE_BODY
+    if "/schedules" in path:
+        return (
+            b'{"enabled": true}'
+            if method == "PATCH"
+            else b'{"name": "fuzzed", "every": "1h", "message": "hi"}'
+        )
+    return b'{"message": "hi", "mode": "async"}'
 
 
 # -- the check --------------------------------------------------------------------------------------
@@ -273,6 +311,10 @@ def check(client: httpx.Client, call: Call) -> int:
             doc = json.loads(r.read())
             assert set(doc) == {"error"}, where
             error = doc["error"]
+            if "/v1/responses" in call.path and set(error) == OPENAI_ERROR:  # OpenAI's shape
+                assert isinstance(error["type"], str) and error["type"].endswith("_error"), where
+                assert isinstance(error["message"], str) and error["message"], where
+                return status
             assert set(error) == {"code", "message", "details"}, where
             assert isinstance(error["code"], str) and error["code"].isupper(), where
             assert isinstance(error["message"], str) and error["message"], where
@@ -295,6 +337,10 @@ def test_no_route_answers_5xx_or_an_error_out_of_shape(fuzzed: Server) -> None:
         .post("/v1/chat", json={"message": "o", "mode": "async"})
         .json()["request_id"],
     ]
+    nightly = {"name": "nightly", "cron": "0 3 * * *", "message": "report", "overlap": "enqueue"}
+    assert fuzzed.client(ADMIN_KEY, admin=True).post("/v1/schedules", json=nightly).status_code == 201
+    answer = seed.post("/v1/responses", content=RESPONSE_BODY, headers={"Content-Type": "application/json"})
+    responses = [answer.json()["id"], "resp_" + ids[0].removeprefix("req_")]  # a response; a chat request
     client = httpx.Client(base_url=fuzzed.base, timeout=httpx.Timeout(10.0, read=5.0))
     seen: dict[int, int] = {}
     started = time.monotonic()
@@ -307,7 +353,7 @@ def test_no_route_answers_5xx_or_an_error_out_of_shape(fuzzed: Server) -> None:
             suppress_health_check=list(HealthCheck),
             derandomize=True,
         )
-        @given(calls(endpoint, ids, fuzzed.config.name))
+        @given(calls(endpoint, ids, fuzzed.config.name, responses))
         def fuzz(call: Call) -> None:
             status = check(client, call)
             seen[status] = seen.get(status, 0) + 1

@@ -32,6 +32,9 @@ from errand.api.schemas import (
     Ready,
     Redelivery,
     RequestList,
+    ScheduleDeleted,
+    ScheduleDocument,
+    ScheduleList,
     StatusDocument,
 )
 from tests.support.fuzz_server import BACKENDS, fuzzed_server
@@ -81,7 +84,15 @@ def test_the_server_conforms_to_its_own_document(live: Server) -> None:
     # a real request of each kind, so cases can meet ids that exist as well as ones that do not
     c = live.client()
     seed = c.post("/v1/chat", json={"message": "seed", "mode": "sync"}).json()
-    known = {"request_id": seed["request_id"], "name": "issue", "agent_id": "echo", "asset": "swagger-ui.css"}
+    nightly = {"name": "nightly", "cron": "0 3 * * *", "trigger": "issue", "data": {"title": "t"}}
+    schedule = live.admin().post("/v1/schedules", json=nightly).json()
+    known = {
+        "request_id": seed["request_id"],
+        "name": "issue",
+        "agent_id": "echo",
+        "asset": "swagger-ui.css",
+        "schedule_id": schedule["id"],
+    }
     started = time.monotonic()
     calls: list[tuple[str, int]] = []
     for operation in operations:
@@ -132,3 +143,26 @@ def test_answers_the_generated_cases_rarely_reach_fit_their_models(live: Server)
     Redelivery.model_validate(redelivered.json())
     DeliveryList.model_validate(c.get(f"/v1/requests/{fired.json()['request_id']}/deliveries").json())
     Ready.model_validate(live.client(None).get("/ready").json())
+
+
+def test_schedule_answers_fit_their_models(live: Server) -> None:
+    """Every schedule answer, made on purpose (a cron and an every schedule, paused, run now,
+    deleted), validated against api/schemas.py; the firing's status document too."""
+    admin = live.admin()
+    made = admin.post("/v1/schedules", json={"name": "hourly", "every": "1h", "message": "status?"})
+    assert made.status_code == 201, made.text
+    ScheduleDocument.model_validate(made.json())
+    cron = {"name": "daily", "cron": "0 9 * * 1-5", "timezone": "Europe/Riga", "trigger": "issue"}
+    ScheduleDocument.model_validate(admin.post("/v1/schedules", json={**cron, "data": {"title": "t"}}).json())
+    paused = admin.patch("/v1/schedules/hourly", json={"enabled": False})
+    assert paused.status_code == 200, paused.text
+    ScheduleDocument.model_validate(paused.json())
+    ScheduleList.model_validate(admin.get("/v1/schedules").json())
+    run = admin.post("/v1/schedules/daily/run")
+    assert run.status_code == 202, run.text
+    Accepted.model_validate(run.json())
+    done = wait_for(admin, run.json()["request_id"])
+    assert done["kind"] == "schedule"
+    StatusDocument.model_validate(done)
+    ScheduleDocument.model_validate(admin.get("/v1/schedules/daily").json())
+    ScheduleDeleted.model_validate(admin.delete("/v1/schedules/hourly").json())

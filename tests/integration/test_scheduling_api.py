@@ -6,7 +6,9 @@ agent's `expected_seconds`."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -68,6 +70,19 @@ def test_queue_cap_answers_429_with_retry_after(make_server: Callable[..., Serve
     assert full.headers["retry-after"] == "7"
     assert full.json()["error"]["code"] == "RATE_LIMITED"
     assert chat(server.client(user="light")).status_code == 202  # another user is not harmed
+
+
+def test_queue_cap_is_exact_under_concurrent_submits(make_server: Callable[..., Server]) -> None:
+    server = make_server(with_workers=False, limits={"max_queued_per_user": 3, "queue_full_retry_after": 2})
+    clients = [server.client(user="racer") for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: chat(clients[i % 8]), range(24)))
+    assert Counter(r.status_code for r in answers) == {202: 3, 429: 21}
+    full = next(r for r in answers if r.status_code == 429)
+    assert full.headers["retry-after"] == "2"
+    assert full.json()["error"]["details"] == {"max_queued_per_user": 3}
+    listed = clients[0].get("/v1/requests", params={"status": "pending"}).json()
+    assert len(listed["requests"]) == 3
 
 
 def test_a_pending_request_says_why_it_waits(make_server: Callable[..., Server]) -> None:

@@ -107,11 +107,11 @@ class TestSyncClient:
             client.wait(handle.id, timeout=0.6)
         assert 0.6 <= time.monotonic() - started < 5
         answer = client.cancel(handle.id)
-        assert answer["request_id"] == handle.id and answer["status"] == "cancelled"
-        assert answer["cancellation"] in ("immediate", "cooperative")
+        assert answer.request_id == handle.id and answer.status is Status.CANCELLED
+        assert answer.cancellation in ("immediate", "cooperative")
         st = client.wait(handle.id, timeout=10)
         assert st.status is Status.CANCELLED and st.is_complete and not st.is_success and st.result is None
-        assert client.cancel(handle.id)["status"] == "cancelled"  # cancelling again is the same 200
+        assert client.cancel(handle.id).status is Status.CANCELLED  # cancelling again is the same 200
 
     def test_cancel_after_completion_is_a_conflict(self, client: Client) -> None:
         st = client.chat("done already")
@@ -229,7 +229,7 @@ class TestAsyncClient:
             assert len(seen) >= 3 and seen == sorted(set(seen)) and seen[-1] == 100.0
 
             slow = await c.chat_async("30", agent_id="sleepy")
-            assert (await c.cancel(slow.id))["status"] == "cancelled"
+            assert (await c.cancel(slow.id)).status is Status.CANCELLED
             assert (await c.get_request(slow.id, wait=5)).status is Status.CANCELLED
 
             page = await c.list_requests()

@@ -295,3 +295,23 @@ def test_api_without_workers_streams_live_work_of_a_separate_worker(
     finally:
         release.touch()
     assert worker.client().get(f"/v1/requests/{rid}").json()["status"] == "completed"
+
+
+def test_follow_false_sends_what_happened_so_far_then_closes(sse_server: Server, tmp_path: Path) -> None:
+    c = sse_server.client()
+    release = tmp_path / "release"
+    rid = submit(c, "hold", release=str(release))
+    try:
+        until(lambda: c.get(f"/v1/requests/{rid}").json()["status"] == "processing" or None)
+        so_far = read_events(c, events_url(rid) + "?follow=false")
+        assert so_far.closed_by_server  # not held open waiting for the rest
+        assert [m.event for m in so_far.messages] == ["created", "started"]
+        after = read_events(c, events_url(rid) + "?follow=0", headers={"Last-Event-ID": "1"})
+        assert [m.event for m in after.messages] == ["started"]
+    finally:
+        release.touch()
+    wait_for(c, rid)
+    ended = read_events(c, events_url(rid) + "?follow=false")
+    assert ended.messages == read_events(c, events_url(rid)).messages  # all of it, once it ended
+    bad = c.get(events_url(rid) + "?follow=maybe")
+    assert bad.status_code == 422 and bad.json()["error"]["details"] == {"field": "follow"}

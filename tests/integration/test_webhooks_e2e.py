@@ -262,7 +262,10 @@ def test_failed_request_reports_its_error(server: Server, receiver: Receiver) ->
     assert body["error"]["code"] == "processing_failed"  # what MUXI receivers read
     assert "cannot do 'the impossible'" in body["error"]["message"]
     assert body["error"]["retryable"] is False
-    assert wait_for(c, rid)["error"]["message"] == body["error"]["message"]
+    got = wait_for(c, rid)
+    assert got["error"] == body["error"]  # one error shape: GET carries error.code too
+    listed = c.get("/v1/requests").json()["requests"]
+    assert next(r for r in listed if r["request_id"] == rid)["error"] == body["error"]
 
 
 def test_formation_webhook_url_applies_and_whsec_secrets_work(

@@ -301,7 +301,7 @@ async def test_stale_worker_writes_nothing(store: Store, clock: ManualClock) -> 
         first = await wait_for(store, req.id, lambda r: r.progress is not None)
         assert first.attempt == 1
         clock.advance(31)  # worker 1 looks dead: its lease expired
-        assert await store.requeue_expired() == 1
+        assert len(await store.requeue_expired()) == 1
         claims: list[Claim] = await store.claim("worker-2", 1, 30)
         (takeover,) = claims
         assert takeover.attempt == 2
@@ -340,7 +340,7 @@ async def test_shutdown_leaves_unfinished_attempts_for_takeover(store: Store, cl
     left = await store.get(req.id)
     assert left.status is Status.PROCESSING and left.attempt == 1  # still leased, nothing written
     clock.advance(31)
-    assert await store.requeue_expired() == 1
+    assert len(await store.requeue_expired()) == 1
     handlers.release(req.id)
     await worker(store, clock).run_until_idle()
     done = await store.get(req.id)

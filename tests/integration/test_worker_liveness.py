@@ -5,6 +5,10 @@ them to lease expiry. The clock is manual, so no lease ever expires here."""
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
+from prometheus_client import REGISTRY
 
 from errand.clock import ManualClock
 from errand.models import Status
@@ -54,4 +58,58 @@ async def test_liveness_off_leaves_a_dead_workers_request_to_its_lease(
         await asyncio.sleep(0.5)
         left = await store.get(rid)
     assert (left.status, left.attempt, left.failures) == (Status.PROCESSING, 1, 0)
-    assert await store.requeue_dead() == 1  # the dead owner was there to be seen
+    assert len(await store.requeue_dead()) == 1  # the dead owner was there to be seen
+
+
+def failed_total(agent: str = "unrouted") -> float:
+    labels = {"kind": "chat", "agent": agent, "status": "failed"}
+    return REGISTRY.get_sample_value("errand_requests_total", labels) or 0.0
+
+
+def takeover_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "errand.worker" and r.getMessage().startswith("took over")]
+
+
+async def test_a_dead_workers_request_with_its_attempts_spent_fails_counted_and_logged(
+    store: Store, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "errand.worker")
+    req = await submit(store, "hello", max_attempts=1)
+    again = await submit(store, "again")  # attempts left: runs again
+    await store.register_worker("wrk-dead", gone_process())
+    assert len(await store.claim("wrk-dead", 2, 30)) == 2
+    before = failed_total()
+    async with Running(worker(store, clock)):
+        failed = await wait_for(store, req.id, lambda r: r.status is Status.FAILED, timeout=3)
+        await wait_for(store, again.id, lambda r: r.status is Status.COMPLETED, timeout=3)
+    assert failed.error is not None and failed.error.type == "WorkerLost"
+    assert failed_total() == before + 1  # errand_requests_total{status="failed"}, once
+    errors = [
+        r for r in caplog.records if r.levelno == logging.ERROR and getattr(r, "request_id", None) == req.id
+    ]
+    assert len(errors) == 1 and errors[0].getMessage().startswith(
+        f"failed {req.id} after 1 attempt(s): Worker lost"
+    )
+    (summary,) = takeover_lines(caplog)
+    text = summary.getMessage()
+    head = "took over 2 requests of dead workers (1 to run again, 1 failed: attempts spent): "
+    assert text.startswith(head)
+    assert req.id in text and again.id in text
+    assert getattr(summary, "request_id", None) is None  # about two requests: none of them alone
+
+
+async def test_an_expired_lease_taken_back_by_the_requeue_loop_names_its_request(
+    store: Store, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "errand.worker")
+    req = await submit(store, "hello", max_attempts=1)
+    assert len(await store.claim("wrk-unregistered", 1, 30)) == 1  # left to its lease
+    clock.advance(31)
+    before = failed_total()
+    async with Running(worker(store, clock, lease_seconds=0.2)):  # the loop looks every 0.1 s
+        await wait_for(store, req.id, lambda r: r.status is Status.FAILED, timeout=3)
+    assert failed_total() == before + 1
+    (summary,) = takeover_lines(caplog)
+    expected = f"took over 1 requests whose lease expired (1 failed: attempts spent): {req.id}"
+    assert summary.getMessage() == expected
+    assert summary.levelno == logging.WARNING and getattr(summary, "request_id", None) == req.id

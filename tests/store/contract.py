@@ -409,10 +409,10 @@ class StoreContract(SchedulingContract):
         req, attempt = await running(store, max_attempts=3)
         started = (await store.get(req.id)).started_at
         clock.advance(LEASE - 1)
-        assert await store.requeue_expired() == 0
+        assert len(await store.requeue_expired()) == 0
         clock.advance(2)
-        assert await store.requeue_expired() == 1
-        assert await store.requeue_expired() == 0
+        assert len(await store.requeue_expired()) == 1
+        assert len(await store.requeue_expired()) == 0
         requeued = await store.get(req.id)
         assert (requeued.status, requeued.failures, requeued.attempt) == (Status.PROCESSING, 1, attempt)
         [taken] = await store.claim("w2", 1, LEASE)
@@ -426,7 +426,7 @@ class StoreContract(SchedulingContract):
         await store.request_cancel(cancelled.id)
         before = [await store.get(i) for i in [*ids, cancelled.id]]
         clock.advance(LEASE + 1)
-        assert await store.requeue_expired() == 0
+        assert len(await store.requeue_expired()) == 0
         assert [await store.get(i) for i in [*ids, cancelled.id]] == before
 
     async def test_stale_attempt_is_fenced_after_takeover(self, store: Store, clock: ManualClock) -> None:
@@ -452,7 +452,7 @@ class StoreContract(SchedulingContract):
         clock.advance(LEASE - 5)
         assert await store.heartbeat("w1", {req.id: attempt}, LEASE) == set()
         clock.advance(LEASE - 5)
-        assert await store.requeue_expired() == 0
+        assert len(await store.requeue_expired()) == 0
         assert await store.heartbeat("w-other", {req.id: attempt}, LEASE) == {req.id}
         assert await store.heartbeat("w1", {}, LEASE) == set()
 
@@ -461,10 +461,10 @@ class StoreContract(SchedulingContract):
     ) -> None:
         req, _ = await running(store, max_attempts=2, webhook_url=HOOK)
         clock.advance(LEASE + 1)
-        assert await store.requeue_expired() == 1
+        assert len(await store.requeue_expired()) == 1
         await store.claim("w2", 1, LEASE)
         clock.advance(LEASE + 1)
-        assert await store.requeue_expired() == 1
+        assert len(await store.requeue_expired()) == 1
         failed = await store.get(req.id)
         assert (failed.status, failed.failures, failed.attempt) == (Status.FAILED, 2, 2)
         assert failed.error is not None and "lost" in failed.error.message.lower()
@@ -480,7 +480,7 @@ class StoreContract(SchedulingContract):
         req, _ = await store.submit(new(max_attempts=3))
         last, _ = await store.submit(new(max_attempts=1, webhook_url=HOOK))
         [first, second] = await store.claim("w-dead", 2, LEASE)
-        assert await store.requeue_dead() == 2  # no time passed: the lease has not expired
+        assert len(await store.requeue_dead()) == 2  # no time passed: the lease has not expired
         requeued, failed = await store.get(req.id), await store.get(last.id)
         assert (requeued.status, requeued.failures, requeued.attempt) == (Status.PROCESSING, 1, first.attempt)
         assert requeued.error is not None and requeued.error.type == "WorkerLost"
@@ -492,23 +492,23 @@ class StoreContract(SchedulingContract):
             await store.finish(req.id, first.attempt, Status.COMPLETED, result=Result("stale"))
         [taken] = await store.claim("w2", 2, LEASE)
         assert (taken.request.id, taken.attempt) == (req.id, first.attempt + 1)
-        assert await store.requeue_dead() == 0
+        assert len(await store.requeue_dead()) == 0
         assert second.request.id == last.id
 
     async def test_live_owner_is_not_taken_over(self, store: Store, clock: ManualClock) -> None:
         await store.register_worker("w1")  # this process: alive
         req, attempt = await running(store)
-        assert await store.requeue_dead() == 0
-        assert await store.requeue_dead() == 0
+        assert len(await store.requeue_dead()) == 0
+        assert len(await store.requeue_dead()) == 0
         assert await store.heartbeat("w1", {req.id: attempt}, LEASE) == set()
         clock.advance(LEASE + 1)  # the lease stays the fallback
-        assert await store.requeue_expired() == 1
+        assert len(await store.requeue_expired()) == 1
 
     async def test_pid_reused_by_a_later_process_counts_as_dead(self, store: Store) -> None:
         reused = dataclasses.replace(this_process(), started="another start time")
         await store.register_worker("w1", reused)
         req, _ = await running(store)
-        assert await store.requeue_dead() == 1
+        assert len(await store.requeue_dead()) == 1
         assert (await store.get(req.id)).failures == 1
 
     async def test_unregistered_and_unknowable_owners_are_left_to_their_lease(
@@ -520,16 +520,16 @@ class StoreContract(SchedulingContract):
         await store.submit(new())
         assert len(await store.claim("w-far", 1, LEASE)) == 1
         assert len(await store.claim("w-unregistered", 1, LEASE)) == 1
-        assert await store.requeue_dead() == 0
+        assert len(await store.requeue_dead()) == 0
         clock.advance(LEASE + 1)
-        assert await store.requeue_dead() == 0
-        assert await store.requeue_expired() == 2
+        assert len(await store.requeue_dead()) == 0
+        assert len(await store.requeue_expired()) == 2
 
     async def test_registering_again_replaces_the_process(self, store: Store) -> None:
         await store.register_worker("w1", gone_process())
         await store.register_worker("w1")  # the same id, now this live process
         await running(store)
-        assert await store.requeue_dead() == 0
+        assert len(await store.requeue_dead()) == 0
 
     # -- retry_later ----------------------------------------------------------------------------
     async def test_retry_later_waits_for_run_at(self, store: Store, clock: ManualClock) -> None:

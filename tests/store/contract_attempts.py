@@ -12,7 +12,7 @@ import pytest
 
 from errand.clock import ManualClock
 from errand.errors import LeaseLost
-from errand.models import AttemptOutcome, AttemptRecord, ErrorInfo, Result, Status
+from errand.models import AttemptOutcome, AttemptRecord, ErrorInfo, Result, Status, error_document
 from errand.store.attempt_log import MAX_TRACEBACK
 from errand.store.base import Store
 from tests.store.contract import LEASE, RESULT_TTL, Reopen, gone_process, new, running
@@ -74,7 +74,9 @@ class AttemptLogContract:
         assert failed.error is not None and failed.error.traceback is None
         last = (await store.events_since(req.id))[-1]
         assert last.type == "failed" and last.data["attempt"] == 1
-        assert last.data["error"] == {"type": "ValueError", "message": "bad input", "retryable": False}
+        assert last.data["error"] == error_document(
+            ErrorInfo("ValueError", "bad input")
+        )  # one shape: with code
         assert "Traceback" not in str([e.data for e in await store.events_since(req.id)])
 
     async def test_a_traceback_is_stored_bounded_and_cleaned_keeping_its_end(self, store: Store) -> None:
@@ -99,7 +101,7 @@ class AttemptLogContract:
     ) -> None:
         req, attempt = await running(store)
         clock.advance(LEASE + 1)
-        assert await store.requeue_expired() == 1
+        assert len(await store.requeue_expired()) == 1
         [claim] = await store.claim("w2", 1, LEASE)
         with pytest.raises(LeaseLost):  # the first worker comes back too late
             await store.finish(req.id, attempt, Status.FAILED, error=boom())
@@ -118,7 +120,7 @@ class AttemptLogContract:
     ) -> None:
         req, _ = await running(store, max_attempts=1)
         clock.advance(LEASE + 1)
-        assert await store.requeue_expired() == 1
+        assert len(await store.requeue_expired()) == 1
         assert (await store.get(req.id)).status is Status.FAILED
         [record] = await store.list_attempts(req.id)
         assert shape(record) == (1, "w1", AttemptOutcome.LEASE_LOST, "WorkerLost")
@@ -128,7 +130,7 @@ class AttemptLogContract:
         req, _ = await store.submit(new(max_attempts=3))
         spent, _ = await store.submit(new(max_attempts=1))
         assert len(await store.claim("w-dead", 2, LEASE)) == 2
-        assert await store.requeue_dead() == 2
+        assert len(await store.requeue_dead()) == 2
         for request_id in (req.id, spent.id):
             [record] = await store.list_attempts(request_id)
             assert shape(record) == (1, "w-dead", AttemptOutcome.WORKER_LOST, "WorkerLost")

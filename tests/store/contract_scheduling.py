@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from errand.clock import ManualClock
-from errand.errors import SessionBusy
-from errand.models import Limits, NewRequest, QueueInfo, Result, Status, to_document
+from errand.errors import QueueFull, RateLimited, SessionBusy
+from errand.models import IdempotencyKey, Limits, NewRequest, QueueInfo, Result, Status, to_document
 from errand.store.base import Store
 
 LEASE = 30.0
@@ -161,6 +161,38 @@ class SchedulingContract:
         assert await store.queued_count("owner-a", "u1", 5) == 5
         assert await store.queued_count("owner-a", "u1", 100) == 7
         assert await store.queued_count("owner-a", "nobody", 5) == 0
+
+    async def test_queue_cap_is_exact_under_concurrent_submits(
+        self, store: Store, reopen: Reopen, clock: ManualClock
+    ) -> None:
+        stores = [store, await reopen(), await reopen()]
+        cap, n = 5, 30
+        outcomes = await asyncio.gather(
+            *(stores[i % 3].submit(job(f"k{i}", "capped", max_queued=cap)) for i in range(n)),
+            return_exceptions=True,
+        )
+        made = [o for o in outcomes if not isinstance(o, BaseException)]
+        refused = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(made) == cap and len(refused) == n - cap
+        assert all(type(o) is QueueFull and isinstance(o, RateLimited) for o in refused)  # 429
+        assert refused[0].details == {"max_queued_per_user": cap}
+        assert await store.queued_count("owner-a", "capped", 100) == cap
+        other, _ = await store.submit(job("free", "other", max_queued=cap))  # per user
+        assert other.id == "free"
+
+    async def test_queue_cap_counts_only_pending(self, store: Store, clock: ManualClock) -> None:
+        key = IdempotencyKey(key="k", scope="owner-a/u1/chat", fingerprint="f")
+        first, _ = await store.submit(job("p0", max_queued=2), key)
+        await store.submit(job("p1", max_queued=2))
+        with pytest.raises(QueueFull):
+            await store.submit(job("p2", max_queued=2))
+        replay, created = await store.submit(job("p3", max_queued=2), key)
+        assert (replay.id, created) == (first.id, False)  # a replay is never refused
+        await claim_ids(store, 1)  # one of the two leaves the queue
+        made, _ = await store.submit(job("p4", max_queued=2, session_id="s"))
+        assert made.id == "p4"
+        with pytest.raises(QueueFull):
+            await store.submit(job("p5", max_queued=2, session_id="s"))
 
     async def test_queue_position_counts_rounds(self, store: Store, clock: ManualClock) -> None:
         await queue(store, clock, "noisy", 10, "n")

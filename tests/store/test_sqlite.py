@@ -24,7 +24,9 @@ from errand.store.sqlite import SqliteStore, schema
 from errand.store.sqlite.notify import MAX_DATAGRAM, decode, encode, notify_dir
 from tests.store.contract import LEASE, RESULT_TTL, StoreContract, new
 from tests.store.contract_attempts import AttemptLogContract
+from tests.store.contract_console import ConsoleReadsContract, ConsoleSessionContract
 from tests.store.contract_inputs import InputContract
+from tests.store.contract_schedules import ScheduleContract
 
 POLL = 2.0  # long, so the contract's wake-up tests cannot pass by polling
 
@@ -51,7 +53,13 @@ async def reopen(sqlite_url: str, clock: ManualClock) -> AsyncIterator[Callable[
         await each.close()
 
 
-class TestSqliteStore(StoreContract, AttemptLogContract, InputContract):
+class TestSqliteSchedules(ScheduleContract):
+    """The schedule contract, unchanged."""
+
+
+class TestSqliteStore(
+    StoreContract, AttemptLogContract, InputContract, ConsoleSessionContract, ConsoleReadsContract
+):
     """The contract suite on a SQLite file in tmp_path."""
 
     async def test_cross_process_wakeups_on_posix(self, store: SqliteStore) -> None:
@@ -111,7 +119,7 @@ async def test_lease_taken_over_by_another_instance(
     req, _ = await a.submit(new())
     [stale] = await a.claim("wa", 1, LEASE)
     clock.advance(LEASE + 1)
-    assert await b.requeue_expired() == 1
+    assert len(await b.requeue_expired()) == 1
     [fresh] = await b.claim("wb", 1, LEASE)
     assert fresh.attempt == stale.attempt + 1
     assert await a.heartbeat("wa", {req.id: stale.attempt}, LEASE) == {req.id}

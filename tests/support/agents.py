@@ -7,6 +7,7 @@ worker tests, as `ctx.metadata["agent_options"]`), so one formation serves many 
                  sync_cancellable, gated (+ release), sync_handler, raises_cancelled, sync_slow
   API tests      echo, slow_steps, fail
   stream tests   ticker, hold
+  console tests  steady, broken
   LLM tests      add (a tool: `tools: ["tests.support.agents:add"]`)
 """
 
@@ -205,6 +206,36 @@ async def hold(message: str, ctx: RunContext) -> str:
         await ctx.checkpoint()
     ctx.progress(percent=100, message="released")
     return "released"
+
+
+# -- console (browser) tests: `steady` reports progress in proportion to the time it has run, so
+# a watcher sees the bar move; `broken` fails with a real, several-frame traceback.
+
+
+async def steady(message: str, ctx: RunContext) -> str:
+    """Runs `metadata.seconds` (default 20), reporting `percent` = elapsed / seconds every 0.2 s,
+    with a content delta each second; stops at once when cancelled."""
+    seconds = float(ctx.metadata.get("seconds", 20.0))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    tick = 0
+    while (elapsed := loop.time() - start) < seconds:
+        ctx.progress(percent=round(100.0 * elapsed / seconds, 1), message=f"{elapsed:.0f} of {seconds:.0f} s")
+        if tick % 5 == 0:
+            ctx.emit(f"[{tick // 5}]")
+        tick += 1
+        await asyncio.sleep(0.2)
+        await ctx.checkpoint()
+    return f"steady: {message}"
+
+
+def _parse_amount(text: str) -> float:
+    return float(text.split("=", 1)[1])
+
+
+async def broken(message: str, ctx: RunContext) -> str:
+    """Fails permanently with a ValueError raised two frames down (a traceback to show)."""
+    return f"total {_parse_amount('amount=' + message)}"
 
 
 # -- LLM tests

@@ -46,6 +46,7 @@ __all__ = [
 T = TypeVar("T")
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 TABLES = (
+    "schedules",
     "delivery_attempts",
     "deliveries",
     "events",
@@ -54,6 +55,8 @@ TABLES = (
     "settings",
     "workers",
     "fair_keys",
+    "console_sessions",
+    "agent_minutes",
 )  # children first
 StoreFactory = Callable[..., Awaitable[PostgresStore]]
 

@@ -1,4 +1,6 @@
-"""A live errand server for the SDK and CLI tests: create_app in a ServerThread (tests/support/server.py).
+"""A live errand server for the SDK and CLI tests: create_app in a ServerThread (tests/support/server.py),
+or a real `errand serve` process (`serve_process`, tests/support/procs.py) that a test may kill
+and start again on the same port.
 
 The formation lives in its own folder (with a `triggers/` folder), uses a SQLite file there,
 the built-in `echo`/`sleep` agents, the offline demo agent (fast steps) and the test `fail`
@@ -18,7 +20,10 @@ import yaml
 
 from errand.api.app import create_app
 from errand.config import Config, load_config
+from tests.support.procs import Proc, free_port, wait_ready
 from tests.support.server import ServerThread
+
+REPO = Path(__file__).resolve().parents[2]
 
 CLIENT_KEY = "sdk-client-key-1111"
 OTHER_KEY = "sdk-client-key-2222"
@@ -82,3 +87,41 @@ def running_server(folder: Path, *, with_workers: bool = True, **sections: Any) 
         yield LiveServer(runner.url, config, path)
     finally:
         runner.stop()
+
+
+@dataclass
+class ServeProcess:
+    """`errand serve` on a fixed port: `kill()` SIGKILLs it, `start()` serves the same
+    formation (and database) on the same port again."""
+
+    url: str
+    config_path: Path
+    port: int
+    log: Path
+    proc: Proc | None = None
+
+    def start(self) -> ServeProcess:
+        args = ["serve", "--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = Proc(args, self.log, env={"PYTHONPATH": str(REPO)}).start()
+        wait_ready(self.url, self.proc)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+
+@contextmanager
+def serve_process(folder: Path, **sections: Any) -> Iterator[ServeProcess]:
+    """A real `errand serve` subprocess on the SDK formation, stopped afterwards."""
+    path = write_formation(folder, **sections)
+    port = free_port()
+    server = ServeProcess(f"http://127.0.0.1:{port}", path, port, folder / "serve.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -107,7 +107,9 @@ class ServerThread:
     """An ASGI app under uvicorn on a free loopback port, in a daemon thread with its own uvloop
     event loop (uvicorn installs no signal handlers off the main thread)."""
 
-    def __init__(self, app: ASGIApp, name: str = "uvicorn-test") -> None:
+    def __init__(
+        self, app: ASGIApp, name: str = "uvicorn-test", forwarded_allow_ips: str | None = None
+    ) -> None:
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -119,6 +121,7 @@ class ServerThread:
                 access_log=False,
                 log_level="warning",
                 timeout_graceful_shutdown=5,
+                forwarded_allow_ips=forwarded_allow_ips,
             )
         )
         self.loop = uvloop.new_event_loop()
@@ -160,7 +163,7 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     def start(*, with_workers: bool = True, **sections: Any) -> Server:
         config = build_config(formation(tmp_path, **sections), env={}, base_dir=str(REPO))
         app = create_app(config, with_workers=with_workers)
-        thread = ServerThread(app).start()
+        thread = ServerThread(app, forwarded_allow_ips=",".join(config.server.forwarded_allow_ips)).start()
         srv = Server(thread.url, config, thread.loop, app.state)
         running.append((thread, srv))
         return srv

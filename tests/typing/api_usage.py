@@ -6,14 +6,19 @@ import asyncio
 from typing import Any
 
 from errand.client import (
+    AgentInfo,
     AsyncClient,
     AttemptInfo,
+    CancelResult,
     ChatOptions,
     Client,
+    DeliveryAttempt,
+    DeliveryInfo,
     Formation,
     RequestHandle,
     RequestList,
     RequestStatus,
+    StreamEvent,
 )
 from errand.errors import Conflict, ErrandError, NotFound, RequestExpired
 from errand.models import Progress, Status
@@ -65,8 +70,24 @@ def sync_usage() -> str | None:
             print(answered["accepted"], answered["status"])
             st = c.wait(handle.id)
 
-        cancelled: dict[str, Any] = c.cancel(handle.id)
-        print(cancelled["status"])
+        cancelled: CancelResult = c.cancel(handle.id)
+        how: str | None = cancelled.cancellation
+        print(cancelled.request_id, cancelled.status is Status.CANCELLED, how)
+
+        for event in c.events(handle.id):
+            seq: int = event.id
+            print(seq, event.type, event.data.get("percent"), event.is_terminal)
+        so_far: list[StreamEvent] = list(c.events(handle.id, after=3, follow=False, reconnects=2))
+        print(len(so_far))
+
+        deliveries: tuple[DeliveryInfo, ...] = c.deliveries(handle.id)
+        for d in deliveries:
+            tries: tuple[DeliveryAttempt, ...] = d.attempts
+            print(d.webhook_id, d.url, d.state, d.next_attempt_at, [(t.status_code, t.error) for t in tries])
+        again: DeliveryInfo = c.redeliver(handle.id)
+        print(again.webhook_id)
+        agents: tuple[AgentInfo, ...] = c.agents()
+        print([(a.id, a.default, a.kind, a.tools, a.expected_seconds, a.description) for a in agents])
 
         page: RequestList = c.list_requests(status="completed", limit=10)
         for item in page:
@@ -109,6 +130,10 @@ async def async_usage() -> None:
             await c.respond(handle.id, 42, input_id=reply["input_id"])
         page: RequestList = await c.list_requests()
         print([(a.attempt, a.outcome, a.duration_ms) for a in await c.attempts(handle.id)])
-        print(len(page), await c.cancel(handle.id), await c.health())
+        print(len(page), (await c.cancel(handle.id)).cancellation, await c.health())
+        async for event in c.events(handle.id, after=None):
+            if event.is_terminal:
+                print(event.data)
+        print(await c.deliveries(handle.id), await c.redeliver(handle.id), await c.agents())
         again = await c.fire_trigger("nightly", {}, use_async=False, session_id="s")
         print(again.id, again.status)

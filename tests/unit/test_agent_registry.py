@@ -126,7 +126,7 @@ def test_broken_handlers_fail_at_start_naming_the_key(
         {"id": "ok", "handler": "errand.agents.builtin:echo"},
         {"id": "bad", "handler": spec.format(module=module)},
     ]
-    with pytest.raises(ConfigError, match=r"^agents\[1\]\.handler: ") as info:
+    with pytest.raises(ConfigError, match=r"^agents\[1\]\.handler \(agent 'bad'\): ") as info:
         AgentRegistry.from_config(_config(agents, folder))
     assert problem in str(info.value)
 
@@ -137,7 +137,9 @@ def test_a_module_that_raises_on_import_is_a_config_error(
     monkeypatch.setattr(sys, "path", list(sys.path))
     module = f"broken_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text("raise RuntimeError('missing API key')\n")
-    with pytest.raises(ConfigError, match=r"agents\[0\]\.handler: .*RuntimeError: missing API key"):
+    with pytest.raises(
+        ConfigError, match=r"agents\[0\]\.handler \(agent 'x'\): .*RuntimeError: missing API key"
+    ):
         AgentRegistry.from_config(_config([{"id": "x", "handler": f"{module}:run"}], tmp_path))
 
 

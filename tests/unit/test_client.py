@@ -65,7 +65,7 @@ class TestStatusDocument:
         assert st.result is not None and st.result.text == "Based on my research..."
         assert st.result.agent == "researcher"
         assert st.result.extra == {"usage": {"tokens": 7}}
-        assert st.progress == Progress(60.0, "Analyzing third data source", 3, 5)
+        assert st.progress == Progress(100.0, "Analyzing third data source", 5, 5)  # completed reads 100 %
         assert st.error is None
         assert st.attempts == 2
         assert st.duration_ms == 48640

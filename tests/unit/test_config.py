@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from errand.cli.output import default_agent_line
-from errand.config import build_config, interpolate, load_config, parse_duration
+from errand.cli.banner import default_agent_line
+from errand.config import build_config, interpolate, load_config
 from errand.delivery.settings import DispatcherSettings
+from errand.durations import parse_duration
 from errand.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -107,3 +107,19 @@ def test_logging_section_of_the_formation() -> None:
     assert (cfg.logging.level, cfg.logging.format, cfg.logging.access_log) == ("debug", "json", True)
     with pytest.raises(ConfigError, match=r"logging\.format"):
         build_config({"keys": {"client": ["k" * 8]}, "logging": {"format": "xml"}})
+
+
+def test_json_keeps_every_line_one_object_for_awkward_values(stream: io.StringIO) -> None:
+    logs.configure(logs.LogSettings(format="json"), stream=stream)
+    log = logging.getLogger("errand.test")
+    log.warning("lone \ud800 surrogate", extra={"request_id": "req_s", "when": object()})
+    (surrogate,) = (json.loads(line) for line in lines(stream))
+    assert surrogate["request_id"] == "req_s" and surrogate["message"] == "lone \ud800 surrogate"
+    assert surrogate["when"].startswith("<object object")
+
+
+def test_an_error_is_in_the_stream_when_the_call_returns(stream: io.StringIO) -> None:
+    logs.configure(logs.LogSettings(format="text"), stream=stream)
+    logging.getLogger("errand.test").info("accepted", extra={"request_id": "req_e"})
+    logging.getLogger("errand.test").error("failed", extra={"request_id": "req_e"})
+    assert stream.getvalue().splitlines()[-1].endswith("ERROR errand.test [req_e] failed")

@@ -19,6 +19,7 @@ from errand import __version__
 from errand.api.app import create_app
 from errand.api.chat import ChatBody
 from errand.api.errors import STATUS, status_of_class
+from errand.api.openai_errors import STATUS_OVERRIDE
 from errand.api.openapi import OPERATIONS, openapi_document
 from errand.api.schemas import ErrorBody, StatusDocument
 from errand.config import build_config
@@ -84,13 +85,19 @@ def test_error_responses_come_from_the_error_table() -> None:
         "REQUEST_NOT_FOUND",
         "RESOURCE_NOT_FOUND",
     ]
+    responses = doc["paths"]["/v1/responses"]["post"]["responses"]
+    assert "422" not in responses and "400" in responses  # OpenAI's status for a bad parameter
+    assert responses["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/OpenAIErrorBody")
     chat = doc["paths"]["/v1/chat"]["post"]["responses"]
     assert {"200", "202", "400", "413", "422"} <= set(chat)
     # every declared error's status is the table's, never a number typed in the declaration
     for op in OPERATIONS:
         responses = doc["paths"][op.path][op.method.lower()]["responses"]
         for cls in op.errors:
-            assert str(status_of_class(cls)) in responses, (op.path, cls)
+            status = status_of_class(cls)
+            if op.openai:  # OpenAI's routes: 422 is OpenAI's 400
+                status = STATUS_OVERRIDE.get(status, status)
+            assert str(status) in responses, (op.path, cls)
     assert all(status_of_class(cls) == status for cls, status in STATUS.items() if cls is not ErrandError)
 
 
@@ -102,7 +109,8 @@ def test_security_schemes_and_headers() -> None:
     assert schemes["AdminKey"]["name"] == "X-Muxi-Admin-Key"
     assert schemes["Bearer"]["scheme"] == "bearer"
     redeliver = doc["paths"]["/v1/requests/{request_id}/redeliver"]["post"]
-    assert redeliver["security"] == [{"AdminKey": []}, {"Bearer": []}]
+    assert redeliver["security"] == [{"AdminKey": []}, {"Bearer": []}, {"SessionCookie": []}]
+    assert schemes["SessionCookie"] == {**schemes["SessionCookie"], "in": "cookie", "name": "errand_session"}
     assert doc["paths"]["/health"]["get"]["security"] == []
     names = {p["name"] for p in doc["paths"]["/v1/chat"]["post"]["parameters"]}
     assert {"X-Muxi-User-Id", "X-Muxi-Idempotency-Key"} <= names

@@ -179,6 +179,12 @@ def test_a_key_named_like_a_dunder_is_just_data() -> None:
         ("---\nagent: [\n---\nhi", "not valid YAML"),
         ("---\nwebhook: a\nwebhook_url: b\n---\nhi", "either 'webhook_url' or 'webhook'"),
         ("hello ${{ data.a ", "line 1: template error"),
+        # lines of the file, front matter included: the broken placeholder is on line 6
+        (
+            "---\nagent: a\nuse_async: true\n---\nfine ${{ data.x }}\nbroken ${{ data.a ",
+            "line 6: template error",
+        ),
+        ("---\nagent: a\nuse_async: [\n---\nhi", "line 4: front matter is not valid YAML"),
         ("${{ data.a | nosuchfilter }}", "nosuchfilter"),
     ],
 )
@@ -235,11 +241,12 @@ def test_find_trigger_unknown_is_resource_not_found_without_paths(tmp_path: Path
     assert isinstance(find_trigger(triggers, "known"), Trigger)
     with pytest.raises(ResourceNotFound) as info:
         find_trigger(triggers, "nope")
-    assert info.value.message == "Trigger 'nope' not found"
+    assert info.value.message == "Trigger 'nope' not found; the triggers are: known"
+    assert info.value.details == {"trigger": "nope", "valid": ["known"]}
     assert info.value.code == "RESOURCE_NOT_FOUND"
     with pytest.raises(ResourceNotFound) as info:
         find_trigger(triggers, "x" * 500)
-    assert len(info.value.message) < 130
+    assert len(info.value.message) < 160  # the name is cut; the valid names follow
 
 
 def test_iterator_filter_results_render_as_json_lists() -> None:

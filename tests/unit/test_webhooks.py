@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from errand.models import ErrorInfo, error_document
 from errand.webhooks import build_body, canonical_json, sign, verify
 
 SECRET = "s3cret-webhook-key"
@@ -76,12 +77,17 @@ def test_build_body_for_failed_and_cancelled() -> None:
     failed = {
         **{k: v for k, v in DOC.items() if k != "result"},
         "status": "failed",
-        "error": {"type": "TaskTimeout", "message": "Task exceeded timeout (5s)", "retryable": False},
+        "error": error_document(ErrorInfo("TaskTimeout", "Task exceeded timeout (5s)")),
     }
     body = build_body(failed, formation_id="lab", timestamp_ms=1, webhook_url="https://h.example/x")
     assert body["response"] == []
-    assert body["error"]["message"] == "Task exceeded timeout (5s)"
-    assert body["error"]["code"] == "processing_failed"
+    assert body["error"] == failed["error"]  # the one shape GET answers: code, type, message, retryable
+    assert body["error"] == {
+        "code": "processing_failed",
+        "type": "TaskTimeout",
+        "message": "Task exceeded timeout (5s)",
+        "retryable": False,
+    }
     cancelled = {**failed, "status": "cancelled", "duration_ms": None}
     cancelled.pop("error")
     body = build_body(cancelled, formation_id="lab", timestamp_ms=1, webhook_url="https://h.example/x")

@@ -58,7 +58,9 @@ class HandlerAgent:
 
 def _build(index: int, cfg: AgentConfig, base_dir: str, kill_grace: float) -> Agent:
     if cfg.handler is not None:
-        fn = load_function(cfg.handler, where=f"agents[{index}].handler", base_dir=base_dir)
+        fn = load_function(
+            cfg.handler, where=f"agents[{index}].handler (agent {cfg.id!r})", base_dir=base_dir
+        )
         if cfg.isolation == "process":  # imported here too: a typo still fails the start
             from errand.agents.process import ProcessAgent
 
@@ -121,7 +123,11 @@ class AgentRegistry:
         try:
             return self._agents[key]
         except KeyError:
-            raise ResourceNotFound(f"unknown agent {key!r}", details={"agent_id": key}) from None
+            valid = list(self._agents)
+            raise ResourceNotFound(
+                f"unknown agent {key!r}; the agents are: {', '.join(valid)}",
+                details={"agent_id": key, "valid": valid},
+            ) from None
 
     async def resolve(self, agent_id: str | None, message: str, ctx: RunContext) -> Agent:
         """The agent to run, also set as ctx.agent_id: the named one; else, with a router and

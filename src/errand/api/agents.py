@@ -34,7 +34,9 @@ async def get_agent(request: Request, owner: Owner, ctx: ApiContext) -> Response
     agent_id = request.path_params["agent_id"]
     cfg = next((a for a in ctx.config.agents if a.id == agent_id), None)
     if cfg is None:
-        raise ResourceNotFound("Agent not found", details={"agent_id": agent_id})
+        valid = [a.id for a in ctx.config.agents]
+        message = f"Agent not found; the agents are: {', '.join(valid) or 'none'}"
+        raise ResourceNotFound(message, details={"agent_id": agent_id, "valid": valid})
     return json_response(await _document(cfg, cfg.id == ctx.config.default_agent, ctx.store))
 
 

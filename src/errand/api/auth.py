@@ -14,12 +14,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from errand.errors import InvalidRequest, NotFound, RequestExpired, Unauthorized
-from errand.models import Request
+from errand.errors import Forbidden, InvalidRequest, NotFound, RequestExpired, Unauthorized
+from errand.models import DEFAULT_USER_ID, Request
 from errand.request_ids import is_request_id, lookup_ids, public_id
 from errand.store.base import Store
 
-DEFAULT_USER = "0"
+DEFAULT_USER = DEFAULT_USER_ID
 USER_ID_RE = re.compile(r"[A-Za-z0-9_.@+:=-]{1,128}")
 """End-user ids: printable, no spaces or slashes (they end up in logs, URLs and webhooks)."""
 
@@ -33,12 +33,18 @@ class Owner:
     """The caller: key fingerprint, end user, admin or not.
 
     `user_given` says whether the user id came from the request (an admin lists everything
-    unless it names a user)."""
+    unless it names a user). A viewer key reads as an admin (`is_admin`) and is `read_only`:
+    `context.endpoint` refuses it every method but GET and HEAD."""
 
     key_id: str
     user_id: str
     is_admin: bool
     user_given: bool = True
+    read_only: bool = False
+
+    @property
+    def role(self) -> str:
+        return "viewer" if self.read_only else "admin" if self.is_admin else "client"
 
 
 def key_id(key: str) -> str:
@@ -51,15 +57,44 @@ class _Key:
     digest: bytes
     key_id: str
     is_admin: bool
+    read_only: bool = False
+
+    @property
+    def role(self) -> str:
+        return "viewer" if self.read_only else "admin" if self.is_admin else "client"
 
 
 class Authenticator:
-    """Turns request headers into an Owner; built once per app (the lookup table is cached)."""
+    """Turns request headers into an Owner; built once per app (the lookup table is cached).
 
-    def __init__(self, client_keys: Iterable[str], admin_keys: Iterable[str]) -> None:
+    Viewer keys are presented like client keys (`X-Muxi-Client-Key` or `Authorization:
+    Bearer`); `X-Muxi-Admin-Key` takes admin keys only."""
+
+    def __init__(
+        self, client_keys: Iterable[str], admin_keys: Iterable[str], viewer_keys: Iterable[str] = ()
+    ) -> None:
         admin = [_entry(k, True) for k in admin_keys]
+        viewer = [_entry(k, True, read_only=True) for k in viewer_keys]
         self._admin = tuple(admin)
-        self._any = (*(_entry(k, False) for k in client_keys), *admin)
+        self._any = (*(_entry(k, False) for k in client_keys), *admin, *viewer)
+        self._roles = {e.key_id: e.role for e in self._any}
+
+    def find_key(self, presented: str) -> tuple[str, str] | None:
+        """(key_id, role) of a presented key of any kind, compared in constant time; None if unknown."""
+        entry = _match(presented, self._any)
+        return None if entry is None else (entry.key_id, entry.role)
+
+    def session_owner(self, key_id: str, role: str, headers: Mapping[str, str]) -> Owner:
+        """The Owner of a console session made from key `key_id`: exactly that key's, while the
+        key is still configured with that role (a key removed from the formation ends its
+        sessions at the next restart); else Unauthorized."""
+        if self._roles.get(key_id) != role or role not in ("admin", "viewer"):
+            raise Unauthorized("The console session's key is no longer valid: sign in again")
+        user = headers.get(USER_HEADER)
+        read_only = role == "viewer"
+        if user is None:
+            return Owner(key_id, DEFAULT_USER, True, False, read_only)
+        return Owner(key_id, _valid_user(user, "X-Muxi-User-Id"), True, True, read_only)
 
     def authenticate(self, headers: Mapping[str, str]) -> Owner:
         """Owner for these headers, or Unauthorized.
@@ -86,15 +121,23 @@ class Authenticator:
                 raise Unauthorized("Invalid API key")
         user = headers.get(USER_HEADER)
         if user is None:
-            return Owner(entry.key_id, DEFAULT_USER, entry.is_admin, False)
-        return Owner(entry.key_id, _valid_user(user, "X-Muxi-User-Id"), entry.is_admin, True)
+            return Owner(entry.key_id, DEFAULT_USER, entry.is_admin, False, entry.read_only)
+        return Owner(entry.key_id, _valid_user(user, "X-Muxi-User-Id"), entry.is_admin, True, entry.read_only)
+
+    def has_key(self, headers: Mapping[str, str]) -> bool:
+        """Whether the request presents a key at all (a key wins over a session cookie)."""
+        return (
+            headers.get(ADMIN_HEADER) is not None
+            or bool(headers.get(CLIENT_HEADER))
+            or _bearer(headers.get("authorization")) is not None
+        )
 
 
 def with_body_user(owner: Owner, body_user: str | None) -> Owner:
     """MUXI's deprecated body `user_id`: used only when no X-Muxi-User-Id header was sent."""
     if owner.user_given or body_user is None:
         return owner
-    return Owner(owner.key_id, _valid_user(body_user, "user_id"), owner.is_admin, True)
+    return Owner(owner.key_id, _valid_user(body_user, "user_id"), owner.is_admin, True, owner.read_only)
 
 
 def owns(owner: Owner, req_owner: str | None, req_user: str | None) -> bool:
@@ -129,6 +172,14 @@ def shown_id(owner: Owner, stored: str) -> str:
     return stored if owner.is_admin else public_id(stored)
 
 
+def require_full_admin(owner: Owner) -> None:
+    """Admin-only reads a viewer may not see either (the webhook signing secret): a viewer gets
+    403 FORBIDDEN, any other non-admin key 401 as require_admin says."""
+    require_admin(owner)
+    if owner.read_only:
+        raise Forbidden("A viewer key cannot read this: it needs the admin key")
+
+
 def require_admin(owner: Owner) -> None:
     """Admin-only endpoints (redeliver): another valid key gets 401, not 403 -- the admin key is
     the credential that is missing, and the error table has no 403. It is checked before the
@@ -144,8 +195,8 @@ def list_filter(owner: Owner) -> tuple[str | None, str | None]:
     return owner.key_id, owner.user_id
 
 
-def _entry(key: str, is_admin: bool) -> _Key:
-    return _Key(hashlib.sha256(key.encode()).digest(), key_id(key), is_admin)
+def _entry(key: str, is_admin: bool, *, read_only: bool = False) -> _Key:
+    return _Key(hashlib.sha256(key.encode()).digest(), key_id(key), is_admin, read_only)
 
 
 def _match(presented: str, table: tuple[_Key, ...]) -> _Key | None:

@@ -15,16 +15,19 @@ a request does a new one get 503. Refusals are the usual error envelope (api/err
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import resource
+import socket
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from errand.api.errors import MalformedBody, errand_error_response
 from errand.config import Config
-from errand.errors import ErrandError, HeadersTooLarge, RequestTimeout, ServiceUnavailable
+from errand.errors import ConfigError, ErrandError, HeadersTooLarge, RequestTimeout, ServiceUnavailable
 
 __all__ = ["ConnectionLimits", "LimitedHttpProtocol", "limited_protocol", "raise_fd_limit"]
 
@@ -257,3 +260,33 @@ def limited_protocol(limits: ConnectionLimits) -> type[LimitedHttpProtocol]:
     ServerHttpProtocol.limits = limits
     ServerHttpProtocol.waiting = {}
     return ServerHttpProtocol
+
+
+class ListeningServer(uvicorn.Server):
+    """uvicorn, saying where it listens also when it serves a socket bound beforehand (it logs
+    that only for an address it bound itself)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if sockets and self.started:
+            where = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
+            log = logging.getLogger("uvicorn.error")
+            log.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", where, self.config.port)
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The listening address, bound before anything starts, so a port that is taken is one
+    ConfigError naming it and `--port` rather than uvicorn's traceback after the workers ran."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is free
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+        raise ConfigError(
+            f"port {port} on {host} {why}: stop what holds it, or serve on another with --port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock

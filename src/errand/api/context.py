@@ -16,6 +16,8 @@ from starlette.responses import Response
 
 from errand.api.auth import Authenticator, Owner
 from errand.api.errors import to_response
+from errand.api.session_auth import authenticate
+from errand.clock import Clock, SystemClock
 from errand.config import Config
 from errand.errors import ResourceNotFound, ServiceUnavailable
 from errand.logs import REQUEST_ID
@@ -39,11 +41,13 @@ class AgentLookup(Protocol):
 class ApiContext:
     """The app's shared parts; `store`, `agents` and `triggers` are set by the lifespan."""
 
-    __slots__ = ("_agents", "_store", "auth", "config", "feeds", "history", "triggers")
+    __slots__ = ("_agents", "_store", "auth", "clock", "config", "feeds", "history", "triggers")
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
-        self.auth = Authenticator(config.keys.client, config.keys.admin)
+        self.clock = clock or SystemClock()
+        """The app's clock: console session times, and what schedules count fire times from."""
+        self.auth = Authenticator(config.keys.client, config.keys.admin, config.keys.viewer)
         self._store: Store | None = None
         self._agents: AgentLookup | None = None
         self.history: dict[str, tuple[float, list[float]]] = {}
@@ -90,7 +94,8 @@ def check_formation(request: Request, ctx: ApiContext) -> None:
 
 
 def endpoint(ctx: ApiContext, handler: Handler) -> Endpoint:
-    """An authenticated endpoint: formation check, Owner, errors rendered as documents."""
+    """An authenticated endpoint: formation check, Owner (a key, or the console session cookie:
+    api/session_auth.py, which also refuses a viewer's changes), errors rendered as documents."""
 
     async def run(request: Request) -> Response:
         try:
@@ -98,7 +103,7 @@ def endpoint(ctx: ApiContext, handler: Handler) -> Endpoint:
             if path_id is not None:  # this request's log lines (the access line too) name it
                 REQUEST_ID.set(path_id)
             check_formation(request, ctx)
-            owner = ctx.auth.authenticate(request.headers)
+            owner = await authenticate(request, ctx.auth, lambda: ctx.store)
             return await handler(request, owner, ctx)
         except Exception as exc:
             return to_response(exc)
@@ -124,6 +129,18 @@ def public(ctx: ApiContext, handler: PublicHandler) -> Endpoint:
 def by_method(ctx: ApiContext, handlers: Mapping[str, Handler]) -> Endpoint:
     """One route, several methods (so a 405 lists every allowed method)."""
     wrapped = {method: endpoint(ctx, h) for method, h in handlers.items()}
+    if "GET" in wrapped:
+        wrapped["HEAD"] = wrapped["GET"]
+
+    async def run(request: Request) -> Response:
+        return await wrapped[request.method](request)
+
+    return run
+
+
+def public_by_method(ctx: ApiContext, handlers: Mapping[str, PublicHandler]) -> Endpoint:
+    """As by_method, for endpoints that do their own authentication (the console session)."""
+    wrapped = {method: public(ctx, h) for method, h in handlers.items()}
     if "GET" in wrapped:
         wrapped["HEAD"] = wrapped["GET"]
 

@@ -24,7 +24,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from errand.api.auth import Owner, get_owned, require_admin, shown_id
+from errand.api.auth import Owner, get_owned, require_admin, require_full_admin, shown_id
 from errand.api.context import ApiContext
 from errand.api.errors import json_response
 from errand.delivery.secret import signing_secret
@@ -73,8 +73,9 @@ async def redeliver(request: Request, owner: Owner, ctx: ApiContext) -> Response
 
 
 async def webhook_secret(request: Request, owner: Owner, ctx: ApiContext) -> Response:
-    """GET /v1/admin/webhook-secret (admin): what webhooks are signed with, and where it comes from."""
-    require_admin(owner)
+    """GET /v1/admin/webhook-secret (admin; a viewer gets 403): what webhooks are signed with, and
+    where it comes from."""
+    require_full_admin(owner)
     secret = await signing_secret(ctx.config, ctx.store)
     source = "config" if ctx.config.async_.webhook_secret else "generated"
     return json_response({"webhook_secret": secret, "source": source}, headers={"Cache-Control": "no-store"})

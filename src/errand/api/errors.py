@@ -19,6 +19,7 @@ from starlette.responses import Response
 from errand.errors import (
     Conflict,
     ErrandError,
+    Forbidden,
     HeadersTooLarge,
     InvalidRequest,
     MethodNotAllowed,
@@ -47,6 +48,7 @@ STATUS: dict[type[ErrandError], int] = {
     MethodNotAllowed: 405,
     InvalidRequest: 422,
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     RequestExpired: 410,
@@ -62,6 +64,7 @@ STATUS: dict[type[ErrandError], int] = {
 _HTTP_CODES = {
     400: "INVALID_REQUEST",
     401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
     404: "RESOURCE_NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",

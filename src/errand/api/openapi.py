@@ -25,11 +25,38 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 
-from errand.api.auth import USER_ID_RE
+from errand.api.admin_deliveries import RedeliverBody
+from errand.api.bulk import CancelBody
 from errand.api.chat import ChatBody
+from errand.api.console_schemas import (
+    AdminDeliveryList,
+    BulkCancelled,
+    BulkMatch,
+    BulkRedelivered,
+    OverviewDocument,
+    SessionDocument,
+)
+from errand.api.console_session import SignInBody
 from errand.api.context import ApiContext
 from errand.api.errors import MalformedBody, json_response, status_of_class
 from errand.api.inputs import InputBody
+from errand.api.openai_errors import STATUS_OVERRIDE
+from errand.api.openapi_parts import (
+    ADMIN_DELIVERIES,
+    CSRF,
+    IDEMPOTENCY,
+    LAST_EVENT,
+    LIST,
+    RESUME,
+    SECURITY,
+    SECURITY_SCHEMES,
+    SSE_EVENT,
+    USER,
+    WAIT,
+    Query,
+)
+from errand.api.responses_body import ResponsesBody
+from errand.api.schedules import SchedulePatch
 from errand.api.schemas import (
     Accepted,
     AgentDocument,
@@ -40,19 +67,26 @@ from errand.api.schemas import (
     ErrorBody,
     Health,
     InputAnswer,
+    OpenAIErrorBody,
     Ready,
     Redelivery,
     RequestList,
+    ResponseDeleted,
+    ResponseObject,
+    ScheduleDeleted,
+    ScheduleDocument,
+    ScheduleList,
     StatusDocument,
     TriggerDocument,
     TriggerList,
     WebhookSecret,
 )
-from errand.api.submit import IDEMPOTENCY_KEY_RE
 from errand.api.triggers import TriggerBody
 from errand.errors import (
     Conflict,
+    CsrfFailed,
     ErrandError,
+    Forbidden,
     HeadersTooLarge,
     InputAlreadyAnswered,
     InputNotOutstanding,
@@ -60,28 +94,19 @@ from errand.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     RequestExpired,
     RequestTimeout,
     ResourceNotFound,
     ServiceUnavailable,
     Unauthorized,
 )
-from errand.models import Status
+from errand.schedules.spec import ScheduleSpec
 
 __all__ = ["OPERATIONS", "OpenApi", "Operation", "Query", "openapi_document"]
 
 Answer = type[BaseModel] | str
 """A documented answer: a model (application/json) or a media type whose body is text."""
-
-
-@dataclass(frozen=True)
-class Query:
-    """A query (or header, with `where="header"`) parameter."""
-
-    name: str
-    schema: dict[str, Any]
-    description: str = ""
-    where: Literal["query", "header"] = "query"
 
 
 @dataclass(frozen=True)
@@ -100,27 +125,16 @@ class Operation:
     params: tuple[Query, ...] = ()
     root_only: bool = False  # not under /api/{formation_id}
     tag: str = "requests"
+    openai: bool = False  # errors in OpenAI's shape (api/openai_errors.py)
 
 
 SSE = "text/event-stream"
+NO_CONTENT = ""
 READ = (NotFound, RequestExpired, InvalidRequest)
 SUBMIT = (InvalidRequest, ResourceNotFound, MalformedBody, PayloadTooLarge, Conflict)
-IDEMPOTENCY = Query(
-    "X-Muxi-Idempotency-Key",
-    {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY_RE.pattern}$"},
-    "A retry with the same key, owner and path returns the original request (kept 24 h).",
-    "header",
-)
-WAIT = Query("wait", {"type": "number", "minimum": 0}, "Long-poll up to this many seconds (max 60).")
-LIST = (
-    Query("status", {"type": "string", "enum": [s.value for s in Status]}),
-    Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (default 50)."),
-    Query("cursor", {"type": "string", "maxLength": 512}, "`next_cursor` of the previous page."),
-)
-LAST_EVENT = (
-    Query("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "Resume after this id.", "header"),
-    Query("last_event_id", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "As Last-Event-ID."),
-)
+WRITE = (InvalidRequest, MalformedBody, PayloadTooLarge, Conflict)
+SESSION = (Unauthorized,)
+BULK = (InvalidRequest, MalformedBody, PayloadTooLarge, Conflict)
 
 # One line per operation: adding a route is adding a line here.
 # fmt: off
@@ -135,17 +149,36 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/requests/{request_id}/deliveries", "Webhook delivery attempts", {200: DeliveryList}, READ, tag="webhooks"),  # noqa: E501
     Operation("POST", "/v1/requests/{request_id}/redeliver", "Send the webhook again", {202: Redelivery}, (NotFound, RequestExpired, Conflict), auth="admin", tag="webhooks"),  # noqa: E501
     Operation("GET", "/v1/admin/webhook-secret", "The webhook signing secret", {200: WebhookSecret}, auth="admin", tag="webhooks"),  # noqa: E501
+    Operation("GET", "/v1/admin/overview", "The console's overview: queue, running, last hour per agent, webhooks, workers", {200: OverviewDocument}, (Forbidden,), auth="admin", tag="console"),  # noqa: E501
+    Operation("GET", "/v1/admin/deliveries", "Webhook deliveries across requests, newest first", {200: AdminDeliveryList}, (InvalidRequest,), auth="admin", params=ADMIN_DELIVERIES, tag="console"),  # noqa: E501
+    Operation("POST", "/v1/admin/deliveries/redeliver", "Redeliver chosen requests' webhooks, or every failed one (dry run first)", {200: (BulkRedelivered, BulkMatch)}, BULK, auth="admin", body=RedeliverBody, tag="console"),  # noqa: E501
+    Operation("POST", "/v1/admin/requests/cancel", "Cancel the queued requests a filter matches (dry run first)", {200: (BulkCancelled, BulkMatch)}, BULK, auth="admin", body=CancelBody, tag="console"),  # noqa: E501
     Operation("GET", "/v1/triggers", "The formation's triggers", {200: TriggerList}, tag="triggers"),
     Operation("GET", "/v1/triggers/{name}", "One trigger", {200: TriggerDocument}, (ResourceNotFound,), tag="triggers"),  # noqa: E501
     Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
+    Operation("POST", "/v1/responses", "OpenAI Responses API: create (background, stream, or wait)", {200: (ResponseObject, SSE)}, SUBMIT, body=ResponsesBody, params=(IDEMPOTENCY,), tag="openai", openai=True),  # noqa: E501
+    Operation("GET", "/v1/responses/{response_id}", "A Response; with stream=true its events, resumable", {200: (ResponseObject, SSE)}, READ, params=RESUME, tag="openai", openai=True),  # noqa: E501
+    Operation("DELETE", "/v1/responses/{response_id}", "Delete a Response (cancels it if unfinished)", {200: ResponseDeleted}, (*READ, Conflict), tag="openai", openai=True),  # noqa: E501
+    Operation("POST", "/v1/responses/{response_id}/cancel", "Cancel a Response (again: no-op)", {200: ResponseObject}, (*READ, Conflict), tag="openai", openai=True),  # noqa: E501
     Operation("GET", "/v1/agents", "The formation's agents and their expected durations", {200: AgentList}, tag="agents"),  # noqa: E501
     Operation("GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"),  # noqa: E501
+    Operation("GET", "/v1/schedules", "Every schedule, by name", {200: ScheduleList}, auth="admin", tag="schedules"),  # noqa: E501
+    Operation("POST", "/v1/schedules", "Create a schedule (cron or every; a trigger or a message)", {201: ScheduleDocument}, WRITE, auth="admin", body=ScheduleSpec, tag="schedules"),  # noqa: E501
+    Operation("GET", "/v1/schedules/{schedule_id}", "One schedule (by id or name), next fire time included", {200: ScheduleDocument}, (ResourceNotFound,), auth="admin", tag="schedules"),  # noqa: E501
+    Operation("PATCH", "/v1/schedules/{schedule_id}", "Change, pause or resume a schedule", {200: ScheduleDocument}, (ResourceNotFound, *WRITE), auth="admin", body=SchedulePatch, tag="schedules"),  # noqa: E501
+    Operation("POST", "/v1/schedules/{schedule_id}/run", "Fire a schedule now (a request of kind schedule)", {202: Accepted}, (ResourceNotFound, InvalidRequest, Conflict), auth="admin", tag="schedules"),  # noqa: E501
+    Operation("DELETE", "/v1/schedules/{schedule_id}", "Delete a schedule (its firings stay)", {200: ScheduleDeleted}, (ResourceNotFound, Conflict), auth="admin", tag="schedules"),  # noqa: E501
+    Operation("POST", "/ui/session", "Console sign-in with an admin or viewer key (sets the session cookie)", {200: SessionDocument}, (*SESSION, Forbidden, RateLimited, InvalidRequest, MalformedBody, PayloadTooLarge), auth="none", body=SignInBody, root_only=True, tag="console"),  # noqa: E501
+    Operation("GET", "/ui/session", "The console session of the cookie", {200: SessionDocument}, SESSION, auth="none", root_only=True, tag="console"),  # noqa: E501
+    Operation("DELETE", "/ui/session", "Console sign-out (needs X-CSRF-Token)", {204: NO_CONTENT}, (*SESSION, CsrfFailed), auth="none", params=(CSRF,), root_only=True, tag="console"),  # noqa: E501
     Operation("GET", "/v1/health", "Liveness and version", {200: Health}, auth="none", tag="operations"),
     Operation("GET", "/health", "Liveness and version", {200: Health}, auth="none", root_only=True, tag="operations"),  # noqa: E501
     Operation("GET", "/ready", "Readiness: the database takes a write", {200: Ready, 503: Ready}, auth="none", root_only=True, tag="operations"),  # noqa: E501
     Operation("GET", "/metrics", "Prometheus metrics", {200: "text/plain"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
     Operation("GET", "/openapi.json", "This document", {200: "application/json"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
     Operation("GET", "/docs", "The API reference page (works offline)", {200: "text/html"}, auth="none", root_only=True, tag="operations"),  # noqa: E501
+    Operation("GET", "/ui", "The web console (sign in with an admin or viewer key; off with ui.enabled: false)", {200: "text/html"}, auth="none", root_only=True, tag="console"),  # noqa: E501
+    Operation("GET", "/ui/static/{asset}", "The console's scripts, stylesheet and icon", {200: ("text/javascript", "text/css", "image/svg+xml")}, (ResourceNotFound,), auth="none", root_only=True, tag="console"),  # noqa: E501
     Operation("GET", "/docs/{asset}", "The reference page's scripts and styles", {200: ("text/css", "text/javascript")}, (ResourceNotFound,), auth="none", root_only=True, tag="operations"),  # noqa: E501
 )
 # fmt: on
@@ -154,54 +187,18 @@ OPERATIONS: tuple[Operation, ...] = (
 ALWAYS = (MethodNotAllowed, RequestTimeout, HeadersTooLarge, ServiceUnavailable)
 """Errors any route can answer: a method routed elsewhere (an encoded `/` in a path parameter),
 and the connection layer's (api/connections.py)."""
-SECURITY: dict[str, list[dict[str, list[str]]]] = {
-    "client": [{"ClientKey": []}, {"AdminKey": []}, {"Bearer": []}],
-    "admin": [{"AdminKey": []}, {"Bearer": []}],
-    "none": [],
-}
-SECURITY_SCHEMES = {
-    "ClientKey": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Muxi-Client-Key",
-        "description": "A client key.",
-    },
-    "AdminKey": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Muxi-Admin-Key",
-        "description": "An admin key: sees every owner's requests; needed for redeliver and the secret.",
-    },
-    "Bearer": {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "Any client or admin key as a bearer token.",
-    },
-}
-USER = Query(
-    "X-Muxi-User-Id",
-    {"type": "string", "pattern": f"^{USER_ID_RE.pattern}$", "default": "0"},
-    "The end user; a request belongs to (key, user).",
-    "header",
-)
 EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     ChatBody: {"message": "Summarise the open tickets", "mode": "async"},
     TriggerBody: {"data": {"issue": {"title": "Crash on start"}}, "use_async": True},
+    ScheduleSpec: {"name": "nightly", "cron": "0 2 * * *", "timezone": "Europe/Riga", "message": "Summarise"},
+    SchedulePatch: {"enabled": False},
+    SignInBody: {"key": "an-admin-or-viewer-key"},
+    CancelBody: {"filter": {"status": "pending", "agent": "echo"}, "dry_run": True},
+    RedeliverBody: {"filter": {"state": "failed"}, "dry_run": True},
+    ResponsesBody: {"model": "researcher", "input": "Summarise the open tickets", "background": True},
     InputBody: {"input_id": "inp_3Vq8kQ2mXc1aLp0z", "value": {"approved": True}},
 }
-SSE_EVENT = {
-    "type": "object",
-    "description": "One Server-Sent Event: `id` is its gapless sequence number (send it back as "
-    "Last-Event-ID to resume), `event` its type (created, started, progress, content, retry, "
-    "routed, input_required, input_received, completed, failed, cancelled), `data` its JSON; "
-    "the terminal event's data is the status document, and the stream ends after it.",
-    "properties": {
-        "id": {"type": "string", "pattern": "^[0-9]+$"},
-        "event": {"type": "string"},
-        "data": {"type": "string", "contentMediaType": "application/json"},
-    },
-    "required": ["data"],
-}
+BODIES = tuple(EXAMPLES)
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _REF = "#/components/schemas/{model}"
 
@@ -210,7 +207,7 @@ def openapi_document(formation: str, version: str) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for a formation named `formation`."""
     models = _models()
     keyed, top = models_json_schema(
-        [(m, "validation" if m in (ChatBody, TriggerBody, InputBody) else "serialization") for m in models],
+        [(m, "validation" if m in BODIES else "serialization") for m in models],
         ref_template=_REF,
     )
     refs: dict[type[BaseModel], Any] = {
@@ -244,7 +241,7 @@ def openapi_document(formation: str, version: str) -> dict[str, Any]:
 
 
 def _models() -> list[type[BaseModel]]:
-    seen: list[type[BaseModel]] = [ErrorBody]
+    seen: list[type[BaseModel]] = [ErrorBody, OpenAIErrorBody]
     for op in OPERATIONS:
         answers = [a for v in op.ok.values() for a in (v if isinstance(v, tuple) else (v,))]
         for m in (op.body, *answers):
@@ -306,11 +303,13 @@ def _answers(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     for status, answers in op.ok.items():
         content: dict[str, Any] = {}
         for a in answers if isinstance(answers, tuple) else (answers,):
-            content.update(_content(a, refs))
-        description = (
-            (answers[0] if isinstance(answers, tuple) else answers).__doc__ if status < 300 else None
-        )
-        out[str(status)] = {"description": _first_line(description) or op.summary, "content": content}
+            if a != NO_CONTENT:
+                content.update(_content(a, refs))
+        first = answers[0] if isinstance(answers, tuple) else answers
+        description = first.__doc__ if status < 300 and isinstance(first, type) else None
+        out[str(status)] = {"description": _first_line(description) or op.summary}
+        if content:
+            out[str(status)]["content"] = content
     return out
 
 
@@ -319,14 +318,23 @@ def _errors(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     classes: list[type[ErrandError]] = [*op.errors, *ALWAYS]
     if op.auth != "none":
         classes += [Unauthorized, InvalidRequest]  # a key missing or wrong; a bad X-Muxi-User-Id
+        if op.method not in ("GET", "HEAD"):
+            classes += [Forbidden, CsrfFailed]  # a viewer key; a console change without its token
     if "{" in op.path:
         classes.append(ResourceNotFound)  # the router's 404 for a mangled path
     codes: dict[int, set[str]] = {}
     for cls in classes:
-        codes.setdefault(status_of_class(cls), set()).add(cls.code)
+        status = status_of_class(cls)
+        codes.setdefault(STATUS_OVERRIDE.get(status, status) if op.openai else status, set()).add(cls.code)
     out: dict[str, Any] = {}
     for status in sorted(codes):
         named = sorted(codes[status])
+        if op.openai:  # OpenAI's shape: `code` is errand's in lower case or OpenAI's own
+            out[str(status)] = {
+                "description": " or ".join(named),
+                "content": {"application/json": {"schema": {"$ref": refs[OpenAIErrorBody]}}},
+            }
+            continue
         schema = {
             "allOf": [
                 {"$ref": refs[ErrorBody]},

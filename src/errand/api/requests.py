@@ -25,16 +25,15 @@ from starlette.responses import Response
 from errand.api.auth import Owner, get_owned, list_filter, shown_id
 from errand.api.context import ApiContext
 from errand.api.errors import json_response
+from errand.api.request_filters import parse_filters
 from errand.errors import Conflict, InvalidRequest
 from errand.limits_config import claim_limits
 from errand.metrics import REQUESTS, agent_label
+from errand.models import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, Status, to_document
 from errand.models import Request as StoredRequest
-from errand.models import Status, to_document
 from errand.store.base import Store
 
 WAIT_CAP_S = 60.0
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 MAX_CURSOR = 512
 
 log = logging.getLogger("errand.api")
@@ -83,15 +82,30 @@ async def wait_terminal(store: Store, req: StoredRequest, timeout: float) -> Sto
 
 async def list_requests(request: Request, owner: Owner, ctx: ApiContext) -> Response:
     """GET /v1/requests: the caller's requests, newest first, paginated by an opaque cursor
-    (one the store did not make is its InvalidRequest, a 422)."""
+    (one the store did not make is its InvalidRequest, a 422); filtered by status, agent, kind,
+    since/until and, for an admin or viewer, user_id (api/request_filters.py)."""
     query = request.query_params
-    status = parse_status(query.get("status"))
+    filters = parse_filters(query)
     limit = parse_limit(query.get("limit"))
     cursor = query.get("cursor") or None
     if cursor is not None and len(cursor) > MAX_CURSOR:
         raise InvalidRequest("cursor is not valid", details={"field": "cursor"})
     owner_id, user_id = list_filter(owner)
-    page = await ctx.store.list(owner=owner_id, user_id=user_id, status=status, limit=limit, cursor=cursor)
+    if filters.user_id is not None:
+        if not owner.is_admin:
+            raise InvalidRequest(
+                "user_id filters are for admin and viewer keys: a client key lists its own user",
+                details={"field": "user_id"},
+            )
+        user_id = filters.user_id
+    page = await ctx.store.list(
+        owner=owner_id,
+        user_id=user_id,
+        status=filters.status,
+        limit=limit,
+        cursor=cursor,
+        match=filters.match,
+    )
     docs = [to_document(r, stored_id=owner.is_admin) for r in page.requests]
     return json_response({"requests": docs, "count": len(docs), "next_cursor": page.next_cursor})
 
@@ -137,19 +151,11 @@ def parse_wait(value: str | None, max_wait: float) -> float:
     return min(seconds, max_wait, WAIT_CAP_S)
 
 
-def parse_status(value: str | None) -> Status | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Status(value)
-    except ValueError:
-        allowed = ", ".join(s.value for s in Status)
-        raise InvalidRequest(f"status must be one of {allowed}", details={"field": "status"}) from None
-
-
 def parse_limit(value: str | None) -> int:
     if value is None or value == "":
-        return DEFAULT_LIMIT
-    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= MAX_LIMIT):
-        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", details={"field": "limit"})
+        return LIST_LIMIT_DEFAULT
+    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= LIST_LIMIT_MAX):
+        raise InvalidRequest(
+            f"limit must be an integer from 1 to {LIST_LIMIT_MAX}", details={"field": "limit"}
+        )
     return int(value)

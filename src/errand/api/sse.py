@@ -45,7 +45,15 @@ from errand.models import Request as StoredRequest
 from errand.request_ids import public_id
 from errand.store.base import Store
 
-__all__ = ["Feed", "chat_stream", "encode_event", "follow", "parse_last_event_id", "request_events"]
+__all__ = [
+    "Feed",
+    "chat_stream",
+    "encode_event",
+    "follow",
+    "parse_follow",
+    "parse_last_event_id",
+    "request_events",
+]
 
 log = logging.getLogger("errand.api")
 
@@ -56,6 +64,7 @@ KEEPALIVE = b": keepalive\n\n"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 """no-cache: a replay is never served stale; X-Accel-Buffering: nginx passes events at once."""
 MAX_ID_DIGITS = 18
+FOLLOW_VALUES = {"true": True, "1": True, "false": False, "0": False}
 READER_WAIT = 30.0
 """A feed's reader re-checks the log at least this often (followers keep their own heartbeat)."""
 
@@ -63,10 +72,11 @@ READER_WAIT = 30.0
 async def request_events(request: Request, owner: Owner, ctx: ApiContext) -> Response:
     """GET /v1/requests/{id}/events: the owner's (or an admin's) request; others get 404."""
     after = parse_last_event_id(request)
+    live = parse_follow(request)
     req = await get_owned(ctx.store, owner, request.path_params["request_id"])
     if request.method == "HEAD":  # the headers only: a stream would hold the call to the end
         return Response(headers=HEADERS, media_type=EventStreamResponse.media_type)
-    return _stream(ctx, req, after, {})
+    return _stream(ctx, req, after, {}, until=None if live else req.seq)
 
 
 def chat_stream(request: Request, req: StoredRequest, ctx: ApiContext) -> Response:
@@ -77,11 +87,13 @@ def chat_stream(request: Request, req: StoredRequest, ctx: ApiContext) -> Respon
     return _stream(ctx, req, 0, headers)
 
 
-def _stream(ctx: ApiContext, req: StoredRequest, after: int, headers: Mapping[str, str]) -> Response:
+def _stream(
+    ctx: ApiContext, req: StoredRequest, after: int, headers: Mapping[str, str], *, until: int | None = None
+) -> Response:
     # An id beyond the log (not one we sent) resumes from its end rather than waiting forever
     # for a seq that will not come: a 4xx would make EventSource give up for good.
     after = min(after, req.seq)
-    frames = follow(feed_for(ctx, req.id), after, ctx.config.server.sse_heartbeat_seconds)
+    frames = follow(feed_for(ctx, req.id), after, ctx.config.server.sse_heartbeat_seconds, until)
     return EventStreamResponse(frames, headers={**HEADERS, **headers})
 
 
@@ -154,15 +166,19 @@ def _drop(ctx: ApiContext, request_id: str, feed: Feed | None) -> None:
         del ctx.feeds[request_id]
 
 
-async def follow(feed: Feed, after_seq: int, heartbeat: float) -> AsyncIterator[bytes]:
+async def follow(
+    feed: Feed, after_seq: int, heartbeat: float, until: int | None = None
+) -> AsyncIterator[bytes]:
     """The stream's bytes: the feed's frames after `after_seq` in order, keepalives in
-    silences, until the terminal event (or the feed ends)."""
+    silences, until the terminal event (or the feed ends, or event `until` was sent: the
+    `?follow=false` replay of what had happened when it was asked)."""
     feed.join()
     pos = after_seq
     try:
-        while True:
+        while until is None or pos < until:
             if pos < len(feed.frames):
-                chunk = feed.frames[pos : pos + BATCH]
+                end = pos + BATCH if until is None else min(pos + BATCH, until)
+                chunk = feed.frames[pos:end]
                 pos += len(chunk)
                 yield b"".join(frame for frame, _ in chunk)
                 if chunk[-1][1]:
@@ -176,6 +192,14 @@ async def follow(feed: Feed, after_seq: int, heartbeat: float) -> AsyncIterator[
                 yield KEEPALIVE
     finally:
         feed.leave()
+
+
+def parse_follow(request: Request) -> bool:
+    """`?follow=false` (or 0): only the events so far, then the stream closes; else it follows."""
+    value = request.query_params.get("follow", "true").strip().lower()
+    if value not in FOLLOW_VALUES:
+        raise InvalidRequest("follow must be true or false", details={"field": "follow"})
+    return FOLLOW_VALUES[value]
 
 
 def parse_last_event_id(request: Request) -> int:

@@ -112,25 +112,21 @@ async def _history(agent_id: str, ctx: ApiContext) -> list[float]:
 
 def max_attempts(ctx: ApiContext, agent_id: str | None) -> int:
     """Attempts a new request of this agent gets: its own retry policy's, else the workflow's."""
-    agent = ctx.config.agent(agent_id)
-    policy = agent.retry if agent is not None and agent.retry is not None else ctx.config.workflow.retry
-    return policy.max_attempts
+    return ctx.config.retry_for(agent_id).max_attempts
 
 
-async def check_queue(ctx: ApiContext, new: NewRequest) -> None:
-    """QueueFull (429 + Retry-After) when the user already has limits.max_queued_per_user
-    requests pending. Counted before the insert, so concurrent submits of one user may pass
-    the cap by as many as are in flight at once."""
-    limits = ctx.config.limits
-    cap = limits.max_queued_per_user
-    if cap is None or await ctx.store.queued_count(new.owner, new.user_id, cap) < cap:
-        return
-    log.info("submit of %s refused: user %s has %d requests queued", new.id, new.user_id, cap)
-    raise QueueFull(
-        f"too many queued requests (limit {cap}); retry later",
-        retry_after=limits.queue_full_retry_after,
-        details={"max_queued_per_user": cap},
+def queue_full(ctx: ApiContext, new: NewRequest, refused: QueueFull) -> QueueFull:
+    """The store's QueueFull (the user's queue is at limits.max_queued_per_user, counted in the
+    insert's transaction, so exact under concurrent submits), logged, with its Retry-After."""
+    log.info(
+        "submit of %s refused: user %s has %s requests queued",
+        new.id,
+        new.user_id,
+        new.max_queued,
+        extra={"request_id": new.id},
     )
+    retry_after = ctx.config.limits.queue_full_retry_after
+    return QueueFull(refused.message, retry_after=retry_after, details=refused.details)
 
 
 async def submit(
@@ -139,9 +135,9 @@ async def submit(
     """The request as stored (committed before any answer), or the original of an idempotent
     replay; only a new one counts (errand_requests_total{status="accepted"},
     errand_submit_duration_seconds). It is stored with the trace context of `errand.submit`
-    (tracing on) or else the caller's `traceparent` as sent. QueueFull (429) first when the
-    user's queue is at limits.max_queued_per_user."""
-    await check_queue(ctx, new)
+    (tracing on) or else the caller's `traceparent` as sent. QueueFull (429) when the user's
+    queue is at limits.max_queued_per_user (the store checks it: `NewRequest.max_queued`)."""
+    new = replace(new, max_queued=ctx.config.limits.max_queued_per_user)
     REQUEST_ID.set(new.id)  # the access line of this call names it
     started = time.perf_counter()
     caller = tracing.from_headers(headers)
@@ -152,6 +148,8 @@ async def submit(
             new = replace(new, trace_context=context)
         try:
             req, created = await ctx.store.submit(new, idempotency)
+        except QueueFull as exc:
+            raise queue_full(ctx, new, exc) from None
         except StoreUnavailable as exc:  # 503: the caller retries; the operator learns why here
             log.warning(
                 "submit of %s refused, the store is unavailable: %s",

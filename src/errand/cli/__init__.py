@@ -7,6 +7,7 @@ request that ended failed/cancelled (chat, wait); 2 bad usage or a bad formation
 
     cli/server_commands.py   serve, worker, migrate, webhook-secret, init  (cli/runtime.py runs them)
     cli/client_commands.py   chat, status, wait, cancel, requests, trigger
+    cli/schedule_commands.py schedules list|show|create|pause|resume|run|delete
     cli/output.py            what is printed, and errors -> exit codes
     cli/options.py           the shared options;  cli/scaffold.py  the files `init` writes
 """
@@ -17,8 +18,8 @@ from typing import Annotated
 
 import typer
 
-from errand import __version__
-from errand.cli import client_commands, server_commands
+from errand.cli import client_commands, schedule_commands, server_commands
+from errand.version import __version__
 
 __all__ = ["app", "main"]
 
@@ -49,6 +50,7 @@ def _root(
 
 for _name, _command in {**server_commands.COMMANDS, **client_commands.COMMANDS}.items():
     app.command(_name)(_command)
+app.add_typer(schedule_commands.app)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""The client-side commands: `chat`, `status`, `wait`, `respond`, `cancel`, `requests`, `trigger`.
+"""The client-side commands: `chat`, `status`, `wait`, `respond`, `events`, `cancel`, `requests`,
+`trigger`, `deliveries`, `redeliver`, `agents`.
 
 Each talks to a running server through the SDK (errand.client); exit code 1 for an error from
 the server, or a request that ended failed or cancelled; 2 when the request waits for input
@@ -8,12 +9,14 @@ the server, or a request that ended failed or cancelled; 2 when the request wait
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from errand.cli import listings
 from errand.cli import output as show
 from errand.cli.options import (
     DEFAULT_URL,
@@ -26,12 +29,38 @@ from errand.cli.options import (
     UserOpt,
 )
 from errand.client import Client, RequestHandle, RequestStatus
+from errand.errors import Unauthorized
+from errand.models import LIST_LIMIT_MAX
 
 __all__ = ["COMMANDS"]
 
 
-def _client(url: str, key: str | None, admin_key: str | None, user: str | None) -> Client:
-    return Client(url, client_key=key, admin_key=admin_key, user_id=user)
+@contextmanager
+def _session(
+    url: str, key: str | None, admin_key: str | None, user: str | None, *, admin: bool = False
+) -> Iterator[Client]:
+    """The SDK client for a command; errors printed as `error CODE: message` (exit 1), and a
+    refused or missing key explained in the CLI's own terms (the variable and the option)."""
+    client = Client(url, client_key=key, admin_key=admin_key, user_id=user)
+    with show.reporting(), _key_hint(key, admin_key, admin=admin), client:
+        yield client
+
+
+@contextmanager
+def _key_hint(key: str | None, admin_key: str | None, *, admin: bool) -> Iterator[None]:
+    """A 401 says to send a header; the CLI user sets a variable or passes an option instead."""
+    try:
+        yield
+    except Unauthorized as exc:
+        if admin and not admin_key:
+            hint = "this needs the admin key: set ERRAND_ADMIN_KEY or pass --admin-key"
+        elif not key and not admin_key:
+            hint = (
+                "no key given: set ERRAND_CLIENT_KEY or pass --key (admin: ERRAND_ADMIN_KEY or --admin-key)"
+            )
+        else:
+            hint = f"the server refused the key ({exc.message}): check ERRAND_CLIENT_KEY / --key"
+        raise Unauthorized(hint, details=exc.details) from None
 
 
 def _wait(c: Client, request_id: str, timeout: float, quiet: bool) -> RequestStatus:
@@ -70,7 +99,7 @@ def chat(
 ) -> None:
     """Send a chat message: sync by default (waits with a progress bar if the server goes async)."""
     options: dict[str, Any] = {"agent_id": agent, "webhook_url": webhook, "session_id": session}
-    with show.reporting(), _client(url, key, admin_key, user) as c:
+    with _session(url, key, admin_key, user) as c:
         if use_async:
             handle = c.chat_async(message, **options)
             if not wait:
@@ -99,7 +128,7 @@ def status(
     ] = False,
 ) -> None:
     """Show a request's status, progress and result (and, with --attempts, each attempt)."""
-    with show.reporting(), _client(url, key, admin_key, user) as c:
+    with _session(url, key, admin_key, user) as c:
         st = c.get_request(request_id)
         if attempts:
             show.print_attempts(st, c.attempts(request_id), as_json=as_json)
@@ -117,7 +146,7 @@ def wait_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Wait for a request to end (progress bar), then print its result."""
-    with show.reporting(), _client(url, key, admin_key, user) as c:
+    with _session(url, key, admin_key, user) as c:
         st = _wait(c, request_id, timeout, as_json)
     _finish(st, as_json)
 
@@ -131,7 +160,7 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a pending or running request."""
-    with show.reporting(), _client(url, key, admin_key, user) as c:
+    with _session(url, key, admin_key, user) as c:
         show.print_cancel(c.cancel(request_id), as_json=as_json)
 
 
@@ -156,13 +185,15 @@ def respond(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer the question a request waits on (status input_required); it then resumes."""
-    with show.reporting(), _client(url, key, admin_key, user) as c:
+    with _session(url, key, admin_key, user) as c:
         show.print_respond(c.respond(request_id, _parse_value(value), input_id=input_id), as_json=as_json)
 
 
 def requests(
     status: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=LIST_LIMIT_MAX, help="At most this many (one page).")
+    ] = 20,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Next page (from a previous list).")] = None,
     url: UrlOpt = DEFAULT_URL,
     key: KeyOpt = None,
@@ -171,7 +202,7 @@ def requests(
     as_json: JsonOpt = False,
 ) -> None:
     """List your requests, newest first."""
-    with show.reporting(), _client(url, key, admin_key, user) as c:
+    with _session(url, key, admin_key, user) as c:
         show.print_requests(c.list_requests(status=status, limit=limit, cursor=cursor), as_json=as_json)
 
 
@@ -200,7 +231,7 @@ def trigger(
 ) -> None:
     """Fire a trigger with event data."""
     payload = _parse_data(data)
-    with show.reporting(), _client(url, key, admin_key, user) as c:
+    with _session(url, key, admin_key, user) as c:
         fired = c.fire_trigger(name, payload, use_async=None if sync is None else not sync)
         if isinstance(fired, RequestHandle):
             if not wait:
@@ -210,13 +241,77 @@ def trigger(
     _finish(fired, as_json)
 
 
+def events(
+    request_id: RequestIdArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep following until the request ends (resumes on drops).")
+    ] = False,
+    after: Annotated[
+        int | None, typer.Option("--after", min=0, help="Start after this event id (as Last-Event-ID).")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a request's events (progress, content, tool calls, retries, the end); with --follow,
+    live until the request ends. --json: one JSON object per event and line."""
+    with _session(url, key, admin_key, user) as c:
+        try:
+            for event in c.events(request_id, after=after, follow=follow):
+                listings.print_event(event, as_json=as_json)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+def deliveries(
+    request_id: RequestIdArg,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a request's webhook deliveries and every attempt (status code, error, time)."""
+    with _session(url, key, admin_key, user) as c:
+        listings.print_deliveries(request_id, c.deliveries(request_id), as_json=as_json)
+
+
+def redeliver(
+    request_id: RequestIdArg,
+    url: UrlOpt = DEFAULT_URL,
+    admin_key: AdminOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send an ended request's webhook again, as a new delivery (needs the admin key)."""
+    with _session(url, None, admin_key, None, admin=True) as c:
+        listings.print_redelivery(request_id, c.redeliver(request_id), as_json=as_json)
+
+
+def agents(
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    admin_key: AdminOpt = None,
+    user: UserOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the formation's agents: kind, expected duration, tools."""
+    with _session(url, key, admin_key, user) as c:
+        listings.print_agents(c.agents(), as_json=as_json)
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "chat": chat,
     "status": status,
     "wait": wait_command,
     "respond": respond,
+    "events": events,
     "cancel": cancel,
     "requests": requests,
     "trigger": trigger,
+    "deliveries": deliveries,
+    "redeliver": redeliver,
+    "agents": agents,
 }
 """Name -> command, in the order `errand --help` lists them."""

@@ -10,14 +10,31 @@ from typing import Annotated
 
 import typer
 
+from errand.client.base import DEFAULT_URL as CLIENT_DEFAULT_URL
+from errand.models import DEFAULT_USER_ID
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="formation.yaml (default: $ERRAND_CONFIG, else ./formation.yaml)"),
 ]
 UrlOpt = Annotated[str, typer.Option("--url", envvar="ERRAND_URL", help="errand server URL.")]
-KeyOpt = Annotated[str | None, typer.Option("--key", envvar="ERRAND_CLIENT_KEY", help="Client key.")]
-AdminOpt = Annotated[str | None, typer.Option("--admin-key", envvar="ERRAND_ADMIN_KEY", help="Admin key.")]
-UserOpt = Annotated[str | None, typer.Option("--user", envvar="ERRAND_USER_ID", help="End-user id.")]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option("--key", envvar="ERRAND_CLIENT_KEY", help="Client key (keys.client of the formation)."),
+]
+AdminOpt = Annotated[
+    str | None,
+    typer.Option("--admin-key", envvar="ERRAND_ADMIN_KEY", help="Admin key: sees every user's requests."),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        envvar="ERRAND_USER_ID",
+        help=f"The end user the requests belong to (sent as X-Muxi-User-Id; default {DEFAULT_USER_ID!r}, "
+        "as for the SDK's Client without user_id). A client key sees only its own user's requests.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the server's JSON, for programs.")]
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", min=0.0, help="Give up waiting after this many seconds.")
@@ -47,5 +64,6 @@ AccessLogOpt = Annotated[
     ),
 ]
 
-DEFAULT_URL = "http://127.0.0.1:8001"
-"""Where the client commands look for a server unless --url or $ERRAND_URL says otherwise."""
+DEFAULT_URL = CLIENT_DEFAULT_URL
+"""Where the client commands look for a server unless --url or $ERRAND_URL says otherwise: the
+SDK's default, where `errand serve` listens by default."""

@@ -22,9 +22,7 @@ from rich.progress import BarColumn, SpinnerColumn, TaskID, TaskProgressColumn, 
 from rich.progress import Progress as Bar
 from rich.table import Column, Table
 
-from errand import __version__
-from errand.client import AttemptInfo, RequestHandle, RequestList, RequestStatus
-from errand.config import Config
+from errand.client import AttemptInfo, CancelResult, RequestHandle, RequestList, RequestStatus
 from errand.errors import ConfigError, ErrandError
 from errand.models import Progress, Status
 
@@ -89,17 +87,17 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _when(ts: float | None, *, short: bool = False) -> str:
+def when(ts: float | None, *, short: bool = False) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, UTC).astimezone().strftime("%H:%M:%S" if short else "%Y-%m-%d %H:%M:%S")
 
 
-def _styled(status: Status) -> str:
+def styled(status: Status) -> str:
     return f"[{_STATUS_STYLE.get(status, 'white')}]{status.value}[/]"
 
 
-def _progress_text(p: Progress | None) -> str:
+def progress_text(p: Progress | None) -> str:
     if p is None:
         return "-"
     parts = []
@@ -112,46 +110,12 @@ def _progress_text(p: Progress | None) -> str:
     return " · ".join(parts) or "-"
 
 
-def banner(cfg: Config, *, host: str, port: int, workers: bool) -> None:
-    """What `errand serve` is about to run, without revealing real keys."""
-    agents = (
-        ", ".join(f"{a.id}{' (default)' if a.id == cfg.default_agent else ''}" for a in cfg.agents)
-        or "[yellow]none configured[/]"
-    )
-    keys = [f"client: {mask_key(k)}" for k in cfg.keys.client]
-    keys += [f"admin: {mask_key(k)}" for k in cfg.keys.admin]
-    err.print(f"[bold]errand {__version__}[/] · formation [bold cyan]{escape(cfg.name)}[/]")
-    err.print(f"  API      http://{host}:{port}   workers: {'on' if workers else 'off'}")
-    err.print(f"  storage  {escape(mask_url(cfg.storage_url))}")
-    err.print(f"  agents   {agents}")
-    err.print(f"  default  {escape(default_agent_line(cfg))}")
-    for agent_id in cfg.disabled_agents:
-        err.print(f"  [dim]{escape(agent_id)} is off: none of its enabled_if_env variables is set[/]")
-    err.print(f"  keys     {escape(' · '.join(keys))}")
-    if any(k in DEMO_KEYS for k in (*cfg.keys.client, *cfg.keys.admin)):
-        err.print("  [yellow]demo keys are in use: for local trials only[/]")
-
-
-def default_agent_line(cfg: Config) -> str:
-    """What answers requests that name no agent: a model (which, where) or a Python handler."""
-    agent = cfg.agent(None)
-    if agent is None:
-        return "none"
-    if agent.model is not None:
-        where = mask_url(agent.model.base_url) if agent.model.base_url else "the OpenAI API"
-        kind = f"LLM agent, model {agent.model.name} at {where}"
-    else:
-        kind = f"handler {agent.handler}"
-    routed = " (an LLM router picks among the agents first)" if cfg.router is not None else ""
-    return f"{agent.id}: {kind}{routed}"
-
-
 def print_handle(handle: RequestHandle, *, as_json: bool) -> None:
     if as_json:
         print_json(dict(handle.raw))
         return
     est = f", estimated {handle.estimated_seconds:.1f}s" if handle.estimated_seconds is not None else ""
-    out.print(f"{handle.id}  {_styled(handle.status)}  ({handle.delivery or 'polling'}{est})")
+    out.print(f"{handle.id}  {styled(handle.status)}  ({handle.delivery or 'polling'}{est})")
     note(f"follow it with: errand wait {handle.id}")
 
 
@@ -165,13 +129,13 @@ def print_status(st: RequestStatus, *, as_json: bool) -> None:
     table.add_column()
     rows = [
         ("request", escape(st.id)),
-        ("status", _styled(st.status)),
+        ("status", styled(st.status)),
         ("agent", escape(st.agent or "-")),
-        ("progress", escape(_progress_text(st.progress))),
+        ("progress", escape(progress_text(st.progress))),
         ("attempts", str(st.attempts)),
-        ("created", _when(st.created_at)),
-        ("started", _when(st.started_at)),
-        ("completed", _when(st.completed_at)),
+        ("created", when(st.created_at)),
+        ("started", when(st.started_at)),
+        ("completed", when(st.completed_at)),
         ("duration", f"{st.duration_ms} ms" if st.duration_ms is not None else "-"),
     ]
     if st.error is not None:
@@ -221,7 +185,7 @@ def print_attempts(st: RequestStatus, attempts: tuple[AttemptInfo, ...], *, as_j
             str(a.attempt),
             f"[{style}]{escape(a.outcome)}[/]",
             escape(a.worker_id or "-"),
-            _when(a.started_at, short=True),
+            when(a.started_at, short=True),
             f"{a.duration_ms / 1000:.1f}s" if a.duration_ms is not None else "-",
             escape(f"{a.error.type}: {a.error.message}") if a.error is not None else "-",
         )
@@ -244,18 +208,15 @@ def print_outcome(st: RequestStatus, *, as_json: bool) -> None:
         err.print(f"request {escape(st.id)} asks: {escape(st.input_request.prompt)}")
         err.print(f"answer with: errand respond {escape(st.id)} VALUE")
     else:
-        err.print(f"request {escape(st.id)} is {_styled(st.status)}")
+        err.print(f"request {escape(st.id)} is {styled(st.status)}")
 
 
-def print_cancel(answer: Mapping[str, Any], *, as_json: bool) -> None:
+def print_cancel(answer: CancelResult, *, as_json: bool) -> None:
     if as_json:
-        print_json(dict(answer))
+        print_json(dict(answer.raw))
         return
-    how = answer.get("cancellation")
-    out.print(
-        f"{escape(str(answer.get('request_id')))}  {_styled(Status.CANCELLED)}"
-        + (f"  ({how})" if how else "")
-    )
+    how = f"  ({answer.cancellation})" if answer.cancellation else ""
+    out.print(f"{escape(answer.request_id)}  {styled(answer.status)}{how}")
 
 
 def print_respond(answer: Mapping[str, Any], *, as_json: bool) -> None:
@@ -290,10 +251,10 @@ def print_requests(page: RequestList, *, as_json: bool) -> None:
         percent = r.progress.percent if r.progress is not None else None
         table.add_row(
             escape(r.id),
-            _styled(r.status),
+            styled(r.status),
             escape(r.agent or "-"),
             "-" if percent is None else f"{percent:.0f}%",
-            _when(r.created_at, short=True),
+            when(r.created_at, short=True),
             f"{r.duration_ms / 1000:.1f}s" if r.duration_ms is not None else "-",
         )
     out.print(table)

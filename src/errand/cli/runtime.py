@@ -76,14 +76,16 @@ def store_options(cfg: Config, clock: Clock) -> dict[str, Any]:
 
 
 async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
-    """Worker and webhook dispatcher on one store until SIGINT/SIGTERM (TaskGroup: one failing
-    stops both). Any number of these processes may share a database; they all sign webhooks with
-    the one secret of delivery/secret.py."""
+    """Worker, scheduler and webhook dispatcher on one store until SIGINT/SIGTERM (TaskGroup:
+    one failing stops all). Any number of these processes may share a database (each schedule
+    fire time fires once in all); they all sign webhooks with the one secret of delivery/secret.py."""
     from errand import tracing
     from errand.agents.registry import AgentRegistry
     from errand.delivery.dispatcher import run_dispatcher
     from errand.engine.settings import WorkerSettings
     from errand.engine.worker import Worker
+    from errand.schedules.scheduler import Scheduler
+    from errand.triggers import load_triggers
 
     clock = SystemClock()
     agents = AgentRegistry.from_config(cfg)  # ConfigErrors first, before the database is touched
@@ -91,6 +93,7 @@ async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
         tracing.configure(
             service_name=cfg.tracing.service_name or "errand", exporter=cfg.tracing.exporter or "otlp"
         )
+    triggers = load_triggers(cfg.base_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -101,8 +104,11 @@ async def run_workers(cfg: Config, *, migrate: bool = True) -> None:
         if store is None:  # stopped while waiting for the database
             return
         worker = Worker(store, agents, WorkerSettings.from_config(cfg), clock=clock)
+        scheduler = Scheduler(store, cfg, triggers, lambda a: agents.get(a).id, clock)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(worker.run(stop), name="errand-worker")
+            if cfg.schedules.enabled:
+                tasks.create_task(scheduler.run(stop), name="errand-scheduler")
             tasks.create_task(run_dispatcher(store, cfg, stop, clock=clock), name="errand-dispatcher")
             if cfg.metrics.port is not None:
                 from errand.cli.metrics_port import serve_metrics

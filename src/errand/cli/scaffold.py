@@ -30,6 +30,7 @@ name: {name}
 keys:
   client: ["${{ERRAND_CLIENT_KEY:-{client_key}}}"]
   admin: ["${{ERRAND_ADMIN_KEY:-{admin_key}}}"]
+  # viewer: ["${{ERRAND_VIEWER_KEY}}"]     # read-only: the console (/ui) and every GET; changes 403
   # metrics: ["${{ERRAND_METRICS_KEY}}"]   # may read /metrics only (see metrics.require_key)
 
 # Where requests live. SQLite needs no server (a relative path is relative to this folder);
@@ -80,6 +81,12 @@ workers:
   # priority_aging_seconds: 60  # waiting this long is worth one priority level (1 first .. 5)
   # weights: {{}}               # fairness-key weights, e.g. {{"tenant-a": 2}}: two turns per round
 
+# schedules:                  # the scheduler (POST /v1/schedules, `schedule:` in a trigger's front matter)
+  # enabled: true             # run it beside this process's workers (each fire time fires once in all)
+  # tick: 1s                  # look for due schedules this often
+  # max_failures: 5           # disable a schedule after this many consecutive failed firings (0: never)
+  # misfire_grace: 60s        # a fire time later than this is missed (catch_up: skip | one)
+
 server:
   max_body_bytes: 262144      # larger request bodies answer 413
   # max_wait_seconds: 60      # longest ?wait= long-poll
@@ -102,6 +109,10 @@ logging:                      # stderr; `errand serve|worker --log-level/--log-f
 #   enabled: true             # default: follow the OTEL_* variables above
 #   service_name: errand      # default: OTEL_SERVICE_NAME, else errand
 #   exporter: otlp            # default: OTEL_TRACES_EXPORTER, else otlp (OTLP/HTTP); or console
+# ui:                           # the web console at /ui: sign in with an admin or viewer key
+#   enabled: true               # `errand serve --no-ui` turns it off for one run
+#   session_ttl_seconds: 28800  # a sign-in lasts this long (the cookie's Max-Age)
+#   signin_failures_per_minute: 10  # per client address, then 429
 # metrics:                      # GET /metrics (Prometheus); names in the README
 #   require_key: true           # need an admin or keys.metrics key (Authorization: Bearer);
 #                               #   unset: open on a loopback address only, else required

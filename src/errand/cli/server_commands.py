@@ -1,40 +1,35 @@
 """The server-side commands: `serve`, `worker`, `migrate`, `webhook-secret` and `init`.
 
+Only their options live here, so that `import errand.cli` needs no server package: each command
+first checks that the server is installed (cli/extras.py; else one line naming the extra, exit
+2), then imports cli/serving.py, which does the work. `init` writes files and needs nothing more.
 A bad formation.yaml ends them with a red message naming the key and exit code 2 (no traceback).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from errand import __version__
 from errand.cli import output as show
+from errand.cli.extras import missing_server_packages, server_hint
 from errand.cli.options import AccessLogOpt, ConfigOpt, LogFormatOpt, LogLevelOpt, NoMigrateOpt
-from errand.cli.runtime import (
-    migrate_store,
-    read_webhook_secret,
-    run_on_uvloop,
-    run_workers,
-    setup_logging,
-)
 from errand.cli.scaffold import existing, write_formation
-from errand.config import Config, load_config
 
 __all__ = ["COMMANDS"]
 
-log = logging.getLogger("errand.cli")
+SERVER_NOT_INSTALLED = "SERVER_NOT_INSTALLED"
 
 
-def config_or_exit(path: Path | None) -> Config:
-    """The formation, or a red message naming the bad key and exit code 2 (no traceback)."""
-    with show.reporting():
-        return load_config(path)
+def require_server(command: str) -> None:
+    """Exit 2 with one line naming `pip install 'errand[server]'` when the server is missing."""
+    missing = missing_server_packages()
+    if missing:
+        show.print_error(SERVER_NOT_INSTALLED, server_hint(command, missing))
+        raise typer.Exit(2)
 
 
 def serve(
@@ -45,23 +40,33 @@ def serve(
         bool, typer.Option("--no-workers", help="API only; run `errand worker` apart.")
     ] = False,
     no_migrate: NoMigrateOpt = False,
+    no_ui: Annotated[
+        bool, typer.Option("--no-ui", help="Do not serve the web console at /ui (as ui.enabled: false).")
+    ] = False,
     log_level: LogLevelOpt = None,
     log_format: LogFormatOpt = None,
     access_log: AccessLogOpt = None,
 ) -> None:
-    """Serve the HTTP API, with workers unless --no-workers. Pending migrations are applied at
-    start unless --no-migrate (several processes starting at once is safe: they serialize)."""
-    cfg = config_or_exit(config)
-    with show.reporting():
-        cfg = setup_logging(cfg, level=log_level, format=log_format, access_log=access_log)
-    if cfg.logging.format == "json":  # stderr holds only JSON lines: the banner is one of them
-        where = f"http://{host}:{port}, workers {'off' if no_workers else 'on'}"
-        log.info("errand %s serving formation %s at %s", __version__, cfg.name, where)
-    else:
-        show.banner(cfg, host=host, port=port, workers=not no_workers)
-    from errand.api.app import run_server
+    """Serve the HTTP API, with workers unless --no-workers, and the web console at /ui unless
+    --no-ui. Pending migrations are applied at start unless --no-migrate (several processes
+    starting at once is safe: they serialize)."""
+    require_server("serve")
+    from errand.cli import serving
 
-    run_server(cfg, host, port, not no_workers, migrate=not no_migrate)
+    overrides: dict[str, str | bool | None] = {
+        "level": log_level,
+        "format": log_format,
+        "access_log": access_log,
+    }
+    serving.serve(
+        config,
+        host=host,
+        port=port,
+        workers=not no_workers,
+        migrate=not no_migrate,
+        ui=not no_ui,
+        log_overrides=overrides,
+    )
 
 
 def worker(
@@ -72,38 +77,28 @@ def worker(
 ) -> None:
     """Run workers (and webhook delivery) without HTTP, until SIGINT/SIGTERM; then stop cleanly.
     Any number of worker processes may share one PostgreSQL database."""
-    cfg = config_or_exit(config)
-    with show.reporting():
-        setup_logging(cfg, level=log_level, format=log_format)
-    log.info("errand %s worker · formation %s · %s", __version__, cfg.name, show.mask_url(cfg.storage_url))
-    with show.reporting():  # a handler that cannot be imported is a ConfigError: exit 2
-        run_on_uvloop(run_workers(cfg, migrate=not no_migrate))
-    log.info("workers stopped")
+    require_server("worker")
+    from errand.cli import serving
+
+    serving.worker(config, migrate=not no_migrate, log_overrides={"level": log_level, "format": log_format})
 
 
 def migrate(config: ConfigOpt = None) -> None:
     """Apply pending database migrations and print their names."""
-    cfg = config_or_exit(config)
-    with show.reporting():
-        applied = asyncio.run(migrate_store(cfg))
-    for name in applied:
-        show.out.print(name)
-    if not applied:
-        show.note("schema already current")
+    require_server("migrate")
+    from errand.cli import serving
+
+    serving.migrate(config)
 
 
 def webhook_secret(config: ConfigOpt = None) -> None:
     """Print the secret webhooks are signed with (give it to your receivers; keep it secret).
     It is async.webhook_secret when set, else the one generated for this formation's database
     and shared by every process on it (created by this command if the database has none yet)."""
-    cfg = config_or_exit(config)
-    with show.reporting():
-        secret = asyncio.run(read_webhook_secret(cfg))
-    typer.echo(secret)  # plain stdout, so `$(errand webhook-secret)` gets exactly the secret
-    if cfg.async_.webhook_secret:
-        show.note("from async.webhook_secret in the formation")
-    else:
-        show.note("generated for this database; set async.webhook_secret to sign with your own")
+    require_server("webhook-secret")
+    from errand.cli import serving
+
+    serving.webhook_secret(config)
 
 
 def init(

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Self, Unpack
 
 import httpx
+from httpx_sse import EventSource, SSEError
 
 from errand.client.base import DEFAULT_TIMEOUT, DEFAULT_URL, ProgressCallback, _BaseClient, _Call, _WaitPlan
 from errand.client.error_map import _transport_errors
+from errand.client.stream import DEFAULT_RECONNECTS, RECONNECT_BACKOFF, StreamEvent, StreamPlan
 from errand.client.values import (
+    AgentInfo,
     AttemptInfo,
+    CancelResult,
     ChatOptions,
+    DeliveryInfo,
     RequestHandle,
     RequestList,
     RequestStatus,
     TriggerOptions,
 )
+from errand.errors import ErrandError, ServiceUnavailable
+from errand.models import LIST_LIMIT_DEFAULT
 
 __all__ = ["AsyncClient"]
 
@@ -111,11 +119,65 @@ class AsyncClient(_BaseClient):
             input_id = self._outstanding(await self.get_request(request_id))
         return self._dict(await self._send(self._respond_call(request_id, input_id, value)))
 
-    async def cancel(self, request_id: str) -> dict[str, Any]:
-        return self._dict(await self._send(self._cancel_call(request_id)))
+    async def cancel(self, request_id: str) -> CancelResult:
+        return self._cancelled(await self._send(self._cancel_call(request_id)))
+
+    async def events(
+        self,
+        request_id: str,
+        after: int | None = None,
+        *,
+        follow: bool = True,
+        reconnects: int = DEFAULT_RECONNECTS,
+    ) -> AsyncIterator[StreamEvent]:
+        """As Client.events: `async for event in client.events(id)`, resumed after a drop."""
+        plan = StreamPlan(request_id, after, reconnects, RECONNECT_BACKOFF, follow=follow)
+        while True:
+            cause: Exception | None = None
+            try:
+                with _transport_errors(self.base_url):
+                    async for event in self._stream_once(plan):
+                        yield event
+            except ServiceUnavailable as exc:
+                cause = exc
+            if plan.needs_check(cause):
+                try:
+                    if (await self.get_request(request_id)).is_complete:
+                        plan.ended()
+                        continue  # the rest of the log as a replay, at once
+                except ServiceUnavailable as exc:
+                    cause = exc
+            if plan.finished(cause):
+                return
+            await asyncio.sleep(plan.dropped(cause))
+
+    async def _stream_once(self, plan: StreamPlan) -> AsyncIterator[StreamEvent]:
+        call = self._events_call(plan)
+        async with self._http.stream(call.method, call.path, **self._request_kwargs(call)) as response:
+            if not response.is_success:
+                await response.aread()
+                raise self._stream_error(response) or ServiceUnavailable("no event stream")
+            try:
+                async for sse in EventSource(response).aiter_sse():
+                    event = plan.accept(sse)
+                    if event is not None:
+                        yield event
+                        if plan.done:
+                            return
+            except SSEError as exc:
+                raise ErrandError(f"not an event stream: {exc}") from None
+
+    async def deliveries(self, request_id: str) -> tuple[DeliveryInfo, ...]:
+        return self._deliveries(await self._send(self._deliveries_call(request_id)))
+
+    async def redeliver(self, request_id: str) -> DeliveryInfo:
+        return self._redelivered(await self._send(self._redeliver_call(request_id)))
+
+    async def agents(self) -> tuple[AgentInfo, ...]:
+        return self._agents(await self._send(self._agents_call()))
 
     async def list_requests(
-        self, status: str | None = None, limit: int = 50, cursor: str | None = None
+        self, status: str | None = None, limit: int = LIST_LIMIT_DEFAULT, cursor: str | None = None
     ) -> RequestList:
         return self._list(await self._send(self._list_call(status, limit, cursor)))
 
@@ -123,6 +185,30 @@ class AsyncClient(_BaseClient):
         self, name: str, data: Any, *, use_async: bool | None = True, **options: Unpack[TriggerOptions]
     ) -> RequestHandle | RequestStatus:
         return self._handle_or_status(await self._send(self._trigger_call(name, data, use_async, options)))
+
+    # -- schedules (admin key) ----------------------------------------------------------------
+    async def list_schedules(self) -> list[dict[str, Any]]:
+        """Every schedule, by name, each with its `next_fire_at`."""
+        return list(self._dict(await self._send(self._schedule_call("GET")))["schedules"])
+
+    async def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """One schedule, by id or name."""
+        return self._dict(await self._send(self._schedule_call("GET", schedule_id)))
+
+    async def create_schedule(self, **spec: Any) -> dict[str, Any]:
+        """A new schedule: name, cron or every, trigger + data or message (+ agent), overlap..."""
+        return self._dict(await self._send(self._schedule_call("POST", body=spec)))
+
+    async def update_schedule(self, schedule_id: str, **changes: Any) -> dict[str, Any]:
+        """Change the fields given (e.g. `enabled=False` pauses it)."""
+        return self._dict(await self._send(self._schedule_call("PATCH", schedule_id, body=changes)))
+
+    async def delete_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self._dict(await self._send(self._schedule_call("DELETE", schedule_id)))
+
+    async def run_schedule(self, schedule_id: str) -> RequestHandle:
+        """Fire the schedule now: the handle of its request."""
+        return self._handle(await self._send(self._schedule_call("POST", schedule_id, "run")))
 
     async def health(self) -> dict[str, Any]:
         return self._dict(await self._send(self._health_call()))

@@ -15,27 +15,36 @@ from urllib.parse import quote
 import httpx
 
 from errand.client.error_map import _error_from_response
+from errand.client.stream import StreamPlan
 from errand.client.values import (
+    AgentInfo,
     AttemptInfo,
+    CancelResult,
     ChatOptions,
+    DeliveryInfo,
     RequestHandle,
     RequestList,
     RequestStatus,
     TriggerOptions,
 )
-from errand.errors import InputNotOutstanding
+from errand.errors import ErrandError, InputNotOutstanding
 from errand.models import Progress
+from errand.version import __version__
 
-__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "ProgressCallback"]
+__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "STREAM_READ_TIMEOUT", "ProgressCallback"]
 # _BaseClient, _Call and _WaitPlan are the twins' shared internals, not part of the SDK surface.
 
-DEFAULT_URL: Final = "http://localhost:8001"
+DEFAULT_URL: Final = "http://127.0.0.1:8001"
+"""Where `errand serve` listens by default; the CLI's default `--url` too."""
 DEFAULT_TIMEOUT: Final = 30.0
 MAX_LONG_POLL: Final = 30.0
 """Longest single `?wait=` the SDK asks for; the server caps it too (server.max_wait_seconds)."""
 PROGRESS_POLL: Final = 1.0
 """With an on_progress callback, `?wait=` returns early only for terminal states, so the SDK
 re-reads at this pace to see progress move."""
+STREAM_READ_TIMEOUT: Final = 60.0
+"""An event stream silent this long is taken as dropped and resumed: the server sends a
+keepalive every `server.sse_heartbeat_seconds` (15 s by default)."""
 MIN_CYCLE: Final = 0.5
 """Floor on one wait cycle, so a server that ignores `?wait=` still is not hammered."""
 
@@ -52,7 +61,7 @@ class _Call:
     params: dict[str, str] | None = None
     json: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
-    timeout: float | None = None
+    timeout: float | httpx.Timeout | None = None
 
 
 class _BaseClient:
@@ -72,7 +81,7 @@ class _BaseClient:
         self.formation_id = formation_id
         self.timeout = timeout
         self._prefix = f"/api/{quote(formation_id, safe='')}/v1" if formation_id else "/v1"
-        headers = {"Accept": "application/json", "User-Agent": "errand-python"}
+        headers = {"Accept": "application/json", "User-Agent": f"errand-python/{__version__}"}
         if client_key:
             headers["X-Muxi-Client-Key"] = client_key
         if admin_key:
@@ -143,6 +152,25 @@ class _BaseClient:
     def _cancel_call(self, request_id: str) -> _Call:
         return _Call("DELETE", self._path("requests", request_id))
 
+    def _events_call(self, plan: StreamPlan) -> _Call:
+        timeout = httpx.Timeout(self.timeout, read=max(self.timeout, STREAM_READ_TIMEOUT))
+        return _Call(
+            "GET",
+            self._path("requests", plan.request_id, "events"),
+            params=None if plan.follow else {"follow": "false"},
+            headers=plan.headers(),
+            timeout=timeout,
+        )
+
+    def _deliveries_call(self, request_id: str) -> _Call:
+        return _Call("GET", self._path("requests", request_id, "deliveries"))
+
+    def _redeliver_call(self, request_id: str) -> _Call:
+        return _Call("POST", self._path("requests", request_id, "redeliver"))
+
+    def _agents_call(self) -> _Call:
+        return _Call("GET", self._path("agents"))
+
     def _trigger_call(self, name: str, data: Any, use_async: bool | None, options: TriggerOptions) -> _Call:
         body: dict[str, Any] = {"data": data}
         if use_async is not None:  # None: the trigger's front matter decides (else async)
@@ -154,6 +182,10 @@ class _BaseClient:
             json=body,
             headers=self._idem(options.get("idempotency_key")),
         )
+
+    def _schedule_call(self, method: str, *parts: str, body: dict[str, Any] | None = None) -> _Call:
+        """A call on /v1/schedules[/ID[/run]] (admin key needed)."""
+        return _Call(method, self._path("schedules", *parts), json=body)
 
     @staticmethod
     def _health_call() -> _Call:
@@ -196,6 +228,29 @@ class _BaseClient:
     @classmethod
     def _attempts(cls, response: httpx.Response) -> tuple[AttemptInfo, ...]:
         return AttemptInfo.many(cls._decode(response))
+
+    @classmethod
+    def _cancelled(cls, response: httpx.Response) -> CancelResult:
+        return CancelResult.from_document(cls._decode(response))
+
+    @classmethod
+    def _deliveries(cls, response: httpx.Response) -> tuple[DeliveryInfo, ...]:
+        return DeliveryInfo.many(cls._decode(response))
+
+    @classmethod
+    def _redelivered(cls, response: httpx.Response) -> DeliveryInfo:
+        return DeliveryInfo.from_document(cls._decode(response).get("delivery") or {})
+
+    @classmethod
+    def _agents(cls, response: httpx.Response) -> tuple[AgentInfo, ...]:
+        return AgentInfo.many(cls._decode(response))
+
+    @staticmethod
+    def _stream_error(response: httpx.Response) -> ErrandError | None:
+        """The error a stream's answer stands for (its body read by the caller), else None."""
+        if response.is_success:
+            return None
+        return _error_from_response(response.status_code, response.content)
 
     @classmethod
     def _dict(cls, response: httpx.Response) -> dict[str, Any]:

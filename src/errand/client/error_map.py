@@ -18,6 +18,7 @@ from errand.errors import (
     BY_CODE,
     Conflict,
     ErrandError,
+    Forbidden,
     HeadersTooLarge,
     InvalidRequest,
     MethodNotAllowed,
@@ -33,6 +34,7 @@ from errand.errors import (
 _HTTP_FALLBACK: Final[dict[int, type[ErrandError]]] = {
     400: InvalidRequest,
     401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     405: MethodNotAllowed,
     408: RequestTimeout,

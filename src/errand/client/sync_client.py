@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self, Unpack
 
 import httpx
+from httpx_sse import EventSource, SSEError
 
 from errand.client.base import DEFAULT_TIMEOUT, DEFAULT_URL, ProgressCallback, _BaseClient, _Call, _WaitPlan
 from errand.client.error_map import _transport_errors
+from errand.client.stream import DEFAULT_RECONNECTS, RECONNECT_BACKOFF, StreamEvent, StreamPlan
 from errand.client.values import (
+    AgentInfo,
     AttemptInfo,
+    CancelResult,
     ChatOptions,
+    DeliveryInfo,
     RequestHandle,
     RequestList,
     RequestStatus,
     TriggerOptions,
 )
+from errand.errors import ErrandError, ServiceUnavailable
+from errand.models import LIST_LIMIT_DEFAULT
 
 __all__ = ["Client", "Formation"]
 
@@ -25,8 +33,13 @@ __all__ = ["Client", "Formation"]
 class Client(_BaseClient):
     """Synchronous errand client. Use it as a context manager, or call `close()`.
 
-    >>> with Client("http://localhost:8001", client_key="...", user_id="u1") as c:
+    >>> with Client("http://127.0.0.1:8001", client_key="demo-client-key") as c:
     ...     st = c.wait(c.chat_async("Complex task").id, on_progress=print)
+
+    `user_id` is the end user the requests belong to (the X-Muxi-User-Id header). A client key
+    sees only its own user's requests; None leaves it to the server, which uses
+    `errand.models.DEFAULT_USER_ID` ("0"), as the CLI does without `--user` / ERRAND_USER_ID.
+    An admin key sees every user's requests.
     """
 
     def __init__(
@@ -123,14 +136,76 @@ class Client(_BaseClient):
             input_id = self._outstanding(self.get_request(request_id))
         return self._dict(self._send(self._respond_call(request_id, input_id, value)))
 
-    def cancel(self, request_id: str) -> dict[str, Any]:
-        """Cancel: `{"request_id", "status": "cancelled", "cancellation"}`; Conflict if it already ended."""
-        return self._dict(self._send(self._cancel_call(request_id)))
+    def cancel(self, request_id: str) -> CancelResult:
+        """Cancel a pending or running request (cancelling it again answers the same); Conflict
+        if it already completed or failed."""
+        return self._cancelled(self._send(self._cancel_call(request_id)))
+
+    def events(
+        self,
+        request_id: str,
+        after: int | None = None,
+        *,
+        follow: bool = True,
+        reconnects: int = DEFAULT_RECONNECTS,
+    ) -> Iterator[StreamEvent]:
+        """The request's events as they happen (SSE), from the first (or the one after `after`)
+        to the terminal event. A dropped connection is resumed with Last-Event-ID, so no event is
+        lost or repeated; after `reconnects` drops in a row without news, ServiceUnavailable.
+        `follow=False`: only the events that had happened when asked, then the iterator ends."""
+        plan = StreamPlan(request_id, after, reconnects, RECONNECT_BACKOFF, follow=follow)
+        while True:
+            cause: Exception | None = None
+            try:
+                with _transport_errors(self.base_url):
+                    yield from self._stream_once(plan)
+            except ServiceUnavailable as exc:  # refused, reset, cut mid-stream, timed out, 503
+                cause = exc
+            if plan.needs_check(cause):
+                try:
+                    if (self.get_request(request_id)).is_complete:
+                        plan.ended()
+                        continue  # the rest of the log as a replay, at once
+                except ServiceUnavailable as exc:
+                    cause = exc
+            if plan.finished(cause):
+                return
+            time.sleep(plan.dropped(cause))
+
+    def _stream_once(self, plan: StreamPlan) -> Iterator[StreamEvent]:
+        call = self._events_call(plan)
+        with self._http.stream(call.method, call.path, **self._request_kwargs(call)) as response:
+            if not response.is_success:
+                response.read()
+                raise self._stream_error(response) or ServiceUnavailable("no event stream")
+            try:
+                for sse in EventSource(response).iter_sse():
+                    event = plan.accept(sse)
+                    if event is not None:
+                        yield event
+                        if plan.done:
+                            return
+            except SSEError as exc:  # a 200 that is not an event stream (a proxy's page)
+                raise ErrandError(f"not an event stream: {exc}") from None
+
+    def deliveries(self, request_id: str) -> tuple[DeliveryInfo, ...]:
+        """Every webhook delivery of the request (the first, then redeliveries) with every attempt."""
+        return self._deliveries(self._send(self._deliveries_call(request_id)))
+
+    def redeliver(self, request_id: str) -> DeliveryInfo:
+        """Send an ended request's webhook again, as a new delivery with a new webhook-id
+        (admin key; Conflict if it has not ended or has no webhook URL)."""
+        return self._redelivered(self._send(self._redeliver_call(request_id)))
+
+    def agents(self) -> tuple[AgentInfo, ...]:
+        """The formation's agents, in configuration order."""
+        return self._agents(self._send(self._agents_call()))
 
     def list_requests(
-        self, status: str | None = None, limit: int = 50, cursor: str | None = None
+        self, status: str | None = None, limit: int = LIST_LIMIT_DEFAULT, cursor: str | None = None
     ) -> RequestList:
-        """The caller's requests, newest first (admin: everyone's)."""
+        """The caller's requests, newest first (admin: everyone's); `limit` at most
+        `errand.models.LIST_LIMIT_MAX` (200) per page, then follow `next_cursor`."""
         return self._list(self._send(self._list_call(status, limit, cursor)))
 
     def fire_trigger(
@@ -141,6 +216,30 @@ class Client(_BaseClient):
         `use_async=None` leaves the choice to the trigger's front matter (else async).
         """
         return self._handle_or_status(self._send(self._trigger_call(name, data, use_async, options)))
+
+    # -- schedules (admin key) ----------------------------------------------------------------
+    def list_schedules(self) -> list[dict[str, Any]]:
+        """Every schedule, by name, each with its `next_fire_at`."""
+        return list(self._dict(self._send(self._schedule_call("GET")))["schedules"])
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """One schedule, by id or name."""
+        return self._dict(self._send(self._schedule_call("GET", schedule_id)))
+
+    def create_schedule(self, **spec: Any) -> dict[str, Any]:
+        """A new schedule: name, cron or every, trigger + data or message (+ agent), overlap..."""
+        return self._dict(self._send(self._schedule_call("POST", body=spec)))
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> dict[str, Any]:
+        """Change the fields given (e.g. `enabled=False` pauses it)."""
+        return self._dict(self._send(self._schedule_call("PATCH", schedule_id, body=changes)))
+
+    def delete_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self._dict(self._send(self._schedule_call("DELETE", schedule_id)))
+
+    def run_schedule(self, schedule_id: str) -> RequestHandle:
+        """Fire the schedule now: the handle of its request."""
+        return self._handle(self._send(self._schedule_call("POST", schedule_id, "run")))
 
     def health(self) -> dict[str, Any]:
         return self._dict(self._send(self._health_call()))

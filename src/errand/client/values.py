@@ -11,7 +11,18 @@ from urllib.parse import quote
 
 from errand.models import ErrorInfo, InputAsk, Progress, Result, Status
 
-__all__ = ["AttemptInfo", "ChatOptions", "RequestHandle", "RequestList", "RequestStatus", "TriggerOptions"]
+__all__ = [
+    "AgentInfo",
+    "AttemptInfo",
+    "CancelResult",
+    "ChatOptions",
+    "DeliveryAttempt",
+    "DeliveryInfo",
+    "RequestHandle",
+    "RequestList",
+    "RequestStatus",
+    "TriggerOptions",
+]
 
 
 def _opt_float(value: Any) -> float | None:
@@ -178,6 +189,115 @@ class AttemptInfo:
     def many(cls, doc: Mapping[str, Any]) -> tuple[AttemptInfo, ...]:
         """The `attempts` of a GET /v1/requests/{id}/attempts answer, oldest first."""
         return tuple(cls.from_document(d) for d in doc.get("attempts") or ())
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    """What DELETE /v1/requests/{id} answers: the request is cancelled (no result can be recorded
+    after this). `cancellation` says what happened to its work: "immediate" -- nothing was
+    running (pending, waiting for a retry, or already cancelled); "cooperative" -- a worker was
+    running an attempt and stops it at its next await or `ctx.checkpoint()`."""
+
+    request_id: str
+    status: Status
+    cancellation: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> CancelResult:
+        how = doc.get("cancellation")
+        return cls(
+            request_id=str(doc.get("request_id") or ""),
+            status=Status(doc.get("status", "cancelled")),
+            cancellation=None if how is None else str(how),
+            raw=MappingProxyType(dict(doc)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One POST of a webhook: its HTTP status (None if none came back), error and duration."""
+
+    attempt: int
+    at: float | None = None
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int | None = None
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> DeliveryAttempt:
+        error = doc.get("error")
+        return cls(
+            attempt=int(doc.get("attempt") or 0),
+            at=_opt_float(doc.get("at")),
+            status_code=_opt_int(doc.get("status_code")),
+            error=None if error is None else str(error),
+            duration_ms=_opt_int(doc.get("duration_ms")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryInfo:
+    """One webhook delivery of a request (the first, or a redelivery) with every attempt.
+
+    `webhook_id` is the `webhook-id` header each attempt carries (receivers dedupe on it);
+    `state`: pending, retrying, delivered or failed."""
+
+    webhook_id: str
+    url: str
+    state: str
+    created_at: float | None = None
+    next_attempt_at: float | None = None
+    attempts: tuple[DeliveryAttempt, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> DeliveryInfo:
+        return cls(
+            webhook_id=str(doc.get("webhook_id") or ""),
+            url=str(doc.get("url") or ""),
+            state=str(doc.get("state") or ""),
+            created_at=_opt_float(doc.get("created_at")),
+            next_attempt_at=_opt_float(doc.get("next_attempt_at")),
+            attempts=tuple(DeliveryAttempt.from_document(a) for a in doc.get("attempts") or ()),
+            raw=MappingProxyType(dict(doc)),
+        )
+
+    @classmethod
+    def many(cls, doc: Mapping[str, Any]) -> tuple[DeliveryInfo, ...]:
+        """The `deliveries` of a GET /v1/requests/{id}/deliveries answer, oldest first."""
+        return tuple(cls.from_document(d) for d in doc.get("deliveries") or ())
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """One agent of the formation, as GET /v1/agents describes it. `kind`: handler, process or
+    llm; `expected_seconds`: the p90 of its recent runs (None until it has a few)."""
+
+    id: str
+    description: str | None = None
+    default: bool = False
+    kind: str | None = None
+    tools: tuple[str, ...] = ()
+    expected_seconds: float | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> AgentInfo:
+        description = doc.get("description")
+        return cls(
+            id=str(doc.get("id") or ""),
+            description=None if description is None else str(description),
+            default=bool(doc.get("default")),
+            kind=doc.get("kind"),
+            tools=tuple(str(t) for t in doc.get("tools") or ()),
+            expected_seconds=_opt_float(doc.get("expected_seconds")),
+            raw=MappingProxyType(dict(doc)),
+        )
+
+    @classmethod
+    def many(cls, doc: Mapping[str, Any]) -> tuple[AgentInfo, ...]:
+        return tuple(cls.from_document(d) for d in doc.get("agents") or ())
 
 
 class TriggerOptions(TypedDict, total=False):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Container
 
 from errand.engine.settings import WorkerSettings
+from errand.engine.takeover import report_takeover
 from errand.metrics import INPUT_EXPIRED
 from errand.store.base import Store
 
@@ -31,10 +33,15 @@ INPUT_EXPIRY_INTERVAL = 1.0
 log = logging.getLogger("errand.worker")
 
 
-async def requeue_loop(store: Store, settings: WorkerSettings, wake: asyncio.Event) -> None:
+async def requeue_loop(
+    store: Store, settings: WorkerSettings, wake: asyncio.Event, agents: Container[str] | None = None
+) -> None:
+    """Take back expired leases every half lease; what was taken is told by `report_takeover`."""
     while True:
         await asyncio.sleep(settings.lease_seconds / 2)
-        if await store.requeue_expired():
+        touched = await store.requeue_expired()
+        if touched:
+            report_takeover(touched, "whose lease expired", agents)
             wake.set()
 
 
@@ -55,10 +62,12 @@ async def expiry_loop(store: Store, interval: float = INPUT_EXPIRY_INTERVAL) -> 
 
 async def fold_loop(store: Store) -> None:
     """Read the queue counts every QUEUE_FOLD_INTERVAL: a read folds the count rows that
-    status changes append (store/queue.py), so they stay few even when nobody scrapes."""
+    status changes append (store/queue.py, and the console's), so they stay few even when
+    nobody scrapes or looks."""
     while True:
         await asyncio.sleep(QUEUE_FOLD_INTERVAL)
         await store.queue_stats()
+        await store.console_counts()  # the overview's count rows (migration 0013), alike
 
 
 async def purge_loop(store: Store, settings: WorkerSettings) -> None:
@@ -68,4 +77,7 @@ async def purge_loop(store: Store, settings: WorkerSettings) -> None:
         purged = await store.purge_expired(settings.result_ttl, settings.tombstone_ttl)
         if purged:
             log.info("purged %d expired requests", purged)
+        dropped = await store.purge_console()
+        if dropped:
+            log.info("purged %d expired console sessions", dropped)
         await asyncio.sleep(settings.housekeeping_interval)

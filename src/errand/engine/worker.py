@@ -35,6 +35,7 @@ from errand.clock import Clock, new_id
 from errand.engine.attempt import Attempt, Outcome, Phase
 from errand.engine.housekeeping import expiry_loop, fold_loop, purge_loop, requeue_loop
 from errand.engine.settings import WorkerSettings
+from errand.engine.takeover import report_takeover
 from errand.engine.watchdog import LoopWatchdog
 from errand.errors import StoreUnavailable
 from errand.logs import REQUEST_ID, brief
@@ -283,7 +284,9 @@ class Worker:
             "cancel-watch": self._cancel_loop,
         }
         if housekeeping:
-            loops["requeue"] = functools.partial(requeue_loop, self.store, self.settings, self._wake)
+            loops["requeue"] = functools.partial(
+                requeue_loop, self.store, self.settings, self._wake, self.agents
+            )
             loops["purge"] = functools.partial(purge_loop, self.store, self.settings)
             loops["queue-fold"] = functools.partial(fold_loop, self.store)
             loops["input-expiry"] = functools.partial(expiry_loop, self.store)
@@ -379,7 +382,7 @@ class Worker:
             self._registered = True
         taken = await self.store.requeue_dead()
         if taken:
-            log.warning("took over %d requests of dead workers", taken)
+            report_takeover(taken, "of dead workers", self.agents)
             self._wake.set()
 
     async def _liveness_loop(self) -> None:

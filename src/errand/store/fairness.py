@@ -1,12 +1,19 @@
-"""The fair claim, as a pure plan both backends run: whose turn it is, what caps allow. No I/O.
+"""The fair claim, as a pure plan: whose turn it is, what caps allow. No I/O. The one home of the rules.
 
 Each fairness key with unfinished work has a row in `fair_keys` holding its `next_turn`, a
 virtual time. A claim serves the key with the smallest turn, takes the head of that key's queue
 (smallest sort_key: priority with aging, then submit order) and advances the key's turn by
-1/weight; then the next smallest, and so on (weighted round-robin, decided by the database's
-rows, not by any process). A key whose head may not run now (its user, agent or the formation
-is at its cap) loses its turn: it goes behind every key this claim looked at. A key with nothing
-claimable is dropped when it has no unfinished rows left, else sent behind the same way.
+1/weight (its n-th claim in a plan is at next_turn + n/weight, ties by key); then the next
+smallest, and so on (weighted round-robin, decided by the database's rows, not by any process).
+A key whose head may not run now (its user, agent or the formation is at its cap) loses its
+turn: it goes behind every key this claim looked at. A key with nothing claimable is dropped
+when it has no unfinished rows left, else sent behind the same way.
+
+Two executable forms: SQLite runs this module (`store/sqlite/scheduling.py`); PostgreSQL runs
+the same plan inside the database as the function `errand_fair_claim` (migration
+`postgres/0016_fair_claim_function.sql`), so a claim is one statement. The store contract suite
+(`tests/store/contract_scheduling.py`, unchanged on both backends) is what proves they agree;
+a change of rule is made here and in a new PostgreSQL migration together.
 """
 
 from __future__ import annotations
@@ -16,8 +23,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from errand.errors import SessionBusy
-from errand.models import SUPERSEDED, ErrorInfo, Limits, Request, Status, sources_of
+from errand.errors import QueueFull, SessionBusy
+from errand.models import SUPERSEDED, ErrorInfo, Limits, NewRequest, Request, Status, sources_of
 from errand.request_ids import public_id
 from errand.store.rules import claimable, sql_in
 
@@ -81,15 +88,21 @@ def step(key: str, limits: Limits) -> float:
     return 1.0 / max(limits.weights.get(key, 1.0), 1e-6)
 
 
+def slot(turn: float, n: int, key: str, limits: Limits) -> float:
+    """The virtual time of a key's claim number n (from 0) in one plan: turn + n / weight
+    (computed so, not summed step by step, so that SQL's float8 gives the very same value)."""
+    return turn + n * step(key, limits)
+
+
 def quotas(keys: Sequence[tuple[str, float]], limit: int, limits: Limits) -> dict[str, int]:
     """How many heads to read per key, were every key's queue long enough for `limit` claims."""
-    heap = [(turn, key) for key, turn in keys]
+    heap = [(turn, key, 0, turn) for key, turn in keys]
     heapq.heapify(heap)
     counts: Counter[str] = Counter()
     for _ in range(limit if heap else 0):
-        turn, key = heapq.heappop(heap)
+        _, key, n, base = heapq.heappop(heap)
         counts[key] += 1
-        heapq.heappush(heap, (turn + step(key, limits), key))
+        heapq.heappush(heap, (slot(base, n + 1, key, limits), key, n + 1, base))
     return dict(counts)
 
 
@@ -120,12 +133,12 @@ def plan(
 ) -> Plan:
     """Serve keys in turn order, one head per turn, within the caps, up to `limit` rows."""
     out = Plan()
-    heap = [(turn, key) for key, turn in keys]
+    heap = [(turn, key, 0, turn) for key, turn in keys]
     heapq.heapify(heap)
     queues = {key: list(reversed(heads.get(key, []))) for key, _ in keys}
     held = out.held
     while heap and len(out.chosen) < limit:
-        turn, key = heapq.heappop(heap)
+        _, key, n, base = heapq.heappop(heap)
         queue = queues[key]
         if not queue:
             if key not in out.turns:
@@ -138,8 +151,8 @@ def plan(
         queue.pop()
         out.chosen.append(head)
         running.add(head.owner, head.user_id, head.agent)
-        out.turns[key] = turn + step(key, limits)
-        heapq.heappush(heap, (out.turns[key], key))
+        out.turns[key] = slot(base, n + 1, key, limits)
+        heapq.heappush(heap, (out.turns[key], key, n + 1, base))
     back = max([turn for _, turn in keys] + list(out.turns.values()), default=0.0) + 1.0
     for key in held + out.empty:
         out.turns[key] = back
@@ -176,6 +189,19 @@ def session_busy(request_id: str) -> SessionBusy:
     """A submit with on_busy=reject while its session has an unfinished request."""
     shown = public_id(request_id)
     return SessionBusy(f"the session is busy with request {shown!r}", details={"active_request_id": shown})
+
+
+def queue_full(cap: int) -> QueueFull:
+    """A submit past limits.max_queued_per_user (the API adds the Retry-After of its config)."""
+    message = f"too many queued requests (limit {cap}); retry later"
+    return QueueFull(message, details={"max_queued_per_user": cap})
+
+
+def over_queue_cap(new: NewRequest, queued: int) -> None:
+    """QueueFull when the user's pending requests (`queued`, counted up to the cap in the
+    submit's transaction) leave no room for `new`."""
+    if new.max_queued is not None and queued >= new.max_queued:
+        raise queue_full(new.max_queued)
 
 
 POSITION_CAP = 10_000

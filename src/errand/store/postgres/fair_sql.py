@@ -1,8 +1,10 @@
 """The SQL of fair claiming and session turns on PostgreSQL, and the small steps that run it.
 
-Claims serialize on one transaction-scoped advisory lock (CLAIM_LOCK): the fair plan reads turns
-and running counts and then writes them, and two claimers interleaving would each see room under
-a cap and together pass it. Every claimer still reads request rows with SKIP LOCKED (a row being
+A claim is one statement: `errand_fair_claim` (migration 0016_fair_claim_function.sql, the
+executable form of the plan in `store.fairness`). Claims serialize on one transaction-scoped
+advisory lock (CLAIM_LOCK, taken inside the function): the plan reads turns and running counts
+and then writes them, and two claimers interleaving would each see room under a cap and
+together pass it. Every claimer still reads request rows with SKIP LOCKED (a row being
 cancelled is passed over, never waited on). Locks on `fair_keys` rows are taken in key order by
 claims and by submits alike (see sql._ADD_KEYS), so the two never deadlock.
 """
@@ -14,54 +16,20 @@ from typing import Any
 from errand.models import IdempotencyKey, NewRequest, Request, Status
 from errand.store import fairness
 from errand.store.postgres.pool import Conn
-from errand.store.rules import REQUEST_COLUMNS, claimable, qualified
+from errand.store.rules import REQUEST_COLUMNS, qualified
 
 CLAIM_LOCK = 0x6661_6972  # "fair"
 _R = qualified(REQUEST_COLUMNS, "r")
 _UNFINISHED = f"status IN ('{Status.PENDING.value}', '{Status.PROCESSING.value}')"
 
-LOCK_CLAIMS = f"SELECT pg_advisory_xact_lock({CLAIM_LOCK})"
-# $1 how many keys
-KEYS = "SELECT key, next_turn FROM fair_keys ORDER BY next_turn, key LIMIT $1"
-# $1 keys, $2 how many heads of each, $3 now: the heads of each key's queue (index requests_fair)
-HEADS = f"""
-    SELECT q.key, h.id, h.owner, h.user_id, h.agent
-    FROM unnest($1::text[], $2::int[]) AS q(key, n)
-    CROSS JOIN LATERAL (
-        SELECT id, owner, user_id, agent FROM requests
-        WHERE {fairness.fair_head("q.key", "$3")}
-        ORDER BY sort_key, pos LIMIT q.n
-        FOR UPDATE SKIP LOCKED) h"""
+# $1 worker, $2 limit, $3 now, $4 lease expiry, $5 plans (fairness.ROUNDS), $6 max_running,
+# $7 max_running_per_user, $8/$9 agent caps (names, caps), $10/$11 weights (keys, weights): the
+# claimed rows in fair order, each with its `started` event, attempt row and NOTIFY
+CLAIM = f"""
+    SELECT {REQUEST_COLUMNS} FROM errand_fair_claim($1, $2, $3, $4, $5, $6, $7,
+        $8::text[], $9::int[], $10::text[], $11::float8[]) WITH ORDINALITY
+    ORDER BY ordinality"""
 RUNNING = "SELECT owner, user_id, agent FROM requests WHERE lease_owner IS NOT NULL"
-# $1 keys: locked in key order before their turns change or they are dropped
-LOCK_KEYS = "SELECT key FROM fair_keys WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE"
-# $1 keys found with nothing claimable: dropped when nothing of theirs is unfinished
-DROP_EMPTY_KEYS = f"""
-    DELETE FROM fair_keys f WHERE f.key = ANY($1::text[])
-        AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.fairness_key = f.key AND r.{_UNFINISHED})
-    RETURNING f.key"""
-# $1 keys, $2 turns
-SET_TURNS = """
-    UPDATE fair_keys f SET next_turn = x.turn
-    FROM unnest($1::text[], $2::float8[]) AS x(key, turn) WHERE f.key = x.key"""
-# $1 ids, $2 now, $3 worker, $4 lease expiry: the planned rows, still claimable, each with its
-# `started` event and its open attempt row
-CLAIM_IDS = f"""
-    WITH r AS (
-        UPDATE requests r SET status = 'processing', attempt = r.attempt + 1, lease_owner = $3,
-            lease_expires_at = $4, started_at = COALESCE(r.started_at, $2), seq = r.seq + 1, updated_at = $2
-        WHERE r.id = ANY($1::text[]) AND {claimable("$2")}
-        RETURNING {_R}),
-    e AS (
-        INSERT INTO events (request_id, seq, type, data, at)
-        SELECT r.id, r.seq, 'started',
-            jsonb_build_object('status', r.status, 'attempt', r.attempt), $2
-        FROM r RETURNING request_id, seq),
-    a AS (
-        INSERT INTO attempts (request_id, attempt, worker_id, started_at)
-        SELECT r.id, r.attempt, $3, $2 FROM r)
-    SELECT r.*, pg_notify('errand_change', e.request_id || ' ' || e.seq)
-    FROM r JOIN e ON e.request_id = r.id"""
 
 # -- sessions ----------------------------------------------------------------------------------------
 _SESSION = "owner = $1 AND user_id = $2 AND session_id = $3"
@@ -85,6 +53,11 @@ RELEASE_SESSIONS = f"""
         ORDER BY r.owner, r.user_id, r.session_id, r.created_at, r.pos)
     UPDATE requests r SET waiting_on = NULL FROM n WHERE r.id = n.id
     RETURNING r.id, pg_notify('errand_work', '')"""
+
+# -- the queue cap -----------------------------------------------------------------------------------
+QUEUE_LOCK = 0x7175_6575  # "queu": the lock class of per-user queue caps (two-key advisory locks)
+# Capped submits of one user serialize on this lock ($1: owner and user id), held to commit.
+LOCK_QUEUE = f"SELECT pg_advisory_xact_lock({QUEUE_LOCK}, hashtext($1))"
 
 # -- what the status document shows ------------------------------------------------------------------
 QUEUED_COUNT = """

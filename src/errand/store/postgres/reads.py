@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from errand.console_models import Match
 from errand.models import AttemptRecord, Delivery, Event, Page, QueueStats, Request, Status
 from errand.store import attempt_log, listing, rules
 from errand.store.postgres import fair_sql, outbox_ops, sql
@@ -22,8 +23,12 @@ async def list_page(
     limit: int,
     cursor: str | None,
     cutoff: float | None,
+    match: Match | None = None,
 ) -> Page:
-    query = listing.list_query(owner, user_id, status, limit, cursor, mark=sql.mark, alias="r", cutoff=cutoff)
+    """One page of `list` (store/listing.py builds the query)."""
+    query = listing.list_query(
+        owner, user_id, status, limit, cursor, mark=sql.mark, alias="r", cutoff=cutoff, match=match
+    )
     text = sql.LIST.format(where=query.where, order=query.order, limit=query.fetch)
     rows = await db.fetch(text, *query.params, read=True)
     return query.page([rules.to_request(row) for row in rows])

@@ -60,7 +60,7 @@ _REQUEST_FIELDS = (
 )
 # A key with new work joins the current round (the smallest turn) unless it is in one. DO UPDATE
 # (not NOTHING) so the key row stays locked until commit: a claim dropping the key as empty
-# waits for this submit and then sees its row (see fair_sql.LOCK_KEYS).
+# waits for this submit and then sees its row (see errand_fair_claim, migration 0016).
 _ADD_KEYS = """
     f AS (INSERT INTO fair_keys (key, next_turn)
           SELECT DISTINCT r.fairness_key, COALESCE((SELECT min(next_turn) FROM fair_keys), 0)
@@ -342,7 +342,11 @@ DROP_TOMBSTONES = """
         SELECT id FROM requests WHERE expired_at IS NOT NULL AND expired_at <= $1
         LIMIT $2 FOR UPDATE SKIP LOCKED)
     RETURNING id"""
-DROP_OLD_KEYS = "DELETE FROM idempotency WHERE created_at <= $1"
+# $1 key cutoff, $2 chunk
+DROP_OLD_KEYS = """
+    DELETE FROM idempotency WHERE ctid IN (
+        SELECT ctid FROM idempotency WHERE created_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING 1"""
 PROBE_LOCK_TIMEOUT = f"SET LOCAL lock_timeout = {int(PROBE_LOCK_WAIT * 1000)}"
 PROBE_WRITE = """
     INSERT INTO write_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at"""

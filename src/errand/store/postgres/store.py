@@ -20,6 +20,7 @@ import builtins
 from typing import Any
 
 from errand.clock import Clock, SystemClock
+from errand.console_models import Match
 from errand.errors import ConfigError, StoreUnavailable
 from errand.models import (
     AttemptRecord,
@@ -40,14 +41,16 @@ from errand.models import (
     Result,
     Status,
 )
+from errand.schedule_models import FireOutcome, Firing, Schedule
 from errand.store import processes, rules
-from errand.store.postgres import inputs, ops, outbox_ops, reads, turns, upkeep, workers
+from errand.store.postgres import inputs, ops, outbox_ops, reads, schedules, turns, upkeep, workers
+from errand.store.postgres.console import PostgresConsole
 from errand.store.postgres.listen import Hub, Listener
 from errand.store.postgres.pool import CONNECT_TIMEOUT, Database, connect
 from errand.store.processes import WorkerProcess
 
 
-class PostgresStore:
+class PostgresStore(PostgresConsole):
     """Durable requests, events, leases and outbox in a PostgreSQL database shared by processes."""
 
     cross_process_wakeups = True
@@ -58,6 +61,7 @@ class PostgresStore:
         self._db: Database | None = None
         self._hub = Hub(poll_interval)
         self.listener = Listener(lambda: connect(dsn, "errand-listen"), self._hub)  # tests watch it
+        self._schedules = schedules.Schedules(lambda: self._database, self._hub, clock)
         self.worker_locks = workers.SessionLocks(lambda: connect(dsn, "errand-worker-lock"), clock)
         self._batches = ops.Batches(lambda: self._database)  # group commits
 
@@ -126,9 +130,13 @@ class PostgresStore:
         status: Status | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        match: Match | None = None,
     ) -> Page:
-        """Newest first, keyset-paginated on (created_at, id); tombstones and expired excluded."""
-        return await reads.list_page(self._database, owner, user_id, status, limit, cursor, self._cutoff())
+        """Newest first, keyset-paginated on (created_at, id); tombstones and requests past
+        result_ttl excluded."""
+        return await reads.list_page(
+            self._database, owner, user_id, status, limit, cursor, self._cutoff(), match
+        )
 
     async def events_since(
         self, request_id: str, after_seq: int = 0, limit: int = 1000
@@ -158,7 +166,9 @@ class PostgresStore:
     async def claim(
         self, worker_id: str, limit: int, lease_seconds: float, limits: Limits | None = None
     ) -> builtins.list[Claim]:
-        """Lease up to `limit` runnable requests (`turns.claim_rows`); the attempt is the fencing token."""
+        """Lease up to `limit` runnable requests: fair and capped (`turns.claim`, one statement)
+        or, with limits.fair off, oldest first in one statement (SKIP LOCKED); the new attempt
+        number is the fencing token."""
         self.worker_locks.check(worker_id)  # a worker whose session lock is lost must not claim
         if limit <= 0:
             return []
@@ -251,8 +261,8 @@ class PostgresStore:
         """The ids (of these) that are cancelled or otherwise terminal."""
         return await reads.cancelled_among(self._database, request_ids)
 
-    async def requeue_expired(self) -> int:
-        """Take back requests whose worker died (lease expired); returns how many."""
+    async def requeue_expired(self) -> builtins.list[Request]:
+        """Take back requests whose worker died (lease expired); returns them as they are now."""
         now = self._clock.now()
         return self._requeued(await self._database.run(lambda c: ops.requeue_expired(c, now)))
 
@@ -260,7 +270,7 @@ class PostgresStore:
         """Hold the worker's session lock on the lock connection and write its row (`workers`)."""
         await self.worker_locks.register(worker_id, process or processes.this_process())
 
-    async def requeue_dead(self) -> int:
+    async def requeue_dead(self) -> builtins.list[Request]:
         """Take over the requests of workers whose session lock is free (or local process gone)."""
         return self._requeued(await workers.requeue_dead(self._database, self._clock.now()))
 
@@ -308,6 +318,28 @@ class PostgresStore:
         """Return on a terminal write with a webhook in any process (NOTIFY), or after timeout."""
         await self._hub.outbox.wait(self._hub.step(timeout))
 
+    # -- schedules (store/postgres/schedules.py) ----------------------------------------------
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._schedules.create(schedule)
+
+    async def update_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._schedules.update(schedule)
+
+    async def get_schedule(self, key: str) -> Schedule:
+        return await self._schedules.get(key)
+
+    async def list_schedules(self) -> builtins.list[Schedule]:
+        return await self._schedules.list_all()
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._schedules.delete(schedule_id)
+
+    async def due_schedules(self, limit: int) -> builtins.list[Schedule]:
+        return await self._schedules.due(limit)
+
+    async def fire_schedule(self, firing: Firing) -> FireOutcome:
+        return await self._schedules.fire(firing)
+
     # -- housekeeping -------------------------------------------------------------------------
     async def migrate(self) -> builtins.list[str]:
         """Apply pending migrations in one transaction under an advisory lock; the names applied."""
@@ -348,7 +380,7 @@ class PostgresStore:
         """After a commit by this store: wake its own waiters at once (`Hub.committed`)."""
         self._hub.committed(requests, work=work)
 
-    def _requeued(self, touched: builtins.list[Request]) -> int:
+    def _requeued(self, touched: builtins.list[Request]) -> builtins.list[Request]:
         """Requests taken back from lost workers: waiters woken, workers too if some run again."""
         self._after(touched, work=any(not r.is_terminal for r in touched))
-        return len(touched)
+        return touched

@@ -1,12 +1,13 @@
-"""Fair claims and session turns on PostgreSQL: the transactions (SQL in `fair_sql`, plan in
-`store.fairness`). Whose turn it is lives in the database (`fair_keys`), never in a process.
+"""Fair claims and session turns on PostgreSQL: the transactions (SQL in `fair_sql`; the plan is
+`store.fairness`, run for claims by the database function of migration 0016). Whose turn it is
+lives in the database (`fair_keys`), never in a process.
 """
 
 from __future__ import annotations
 
 from errand.models import IdempotencyKey, Limits, NewRequest, QueueInfo, Request, Status
 from errand.store import fairness, rules
-from errand.store.fairness import Candidate, Running
+from errand.store.fairness import Running
 from errand.store.postgres import fair_sql, ops, sql
 from errand.store.postgres.pool import Conn, Database, Row
 
@@ -14,83 +15,71 @@ from errand.store.postgres.pool import Conn, Database, Row
 async def claim_rows(
     db: Database, worker_id: str, limit: int, lease_seconds: float, now: float, limits: Limits
 ) -> list[Row]:
-    """Fair and capped (`claim`, one transaction) or, with limits.fair off, oldest first in one
+    """Fair and capped (`claim`, one statement) or, with limits.fair off, oldest first in one
     statement (SKIP LOCKED)."""
     if limits.fair:
-        return await db.run(lambda c: claim(c, worker_id, limit, lease_seconds, now, limits))
+        return await db.run(lambda c: claim(c, worker_id, limit, lease_seconds, now, limits), tx=False)
     return await db.fetch(sql.CLAIM, now, limit, worker_id, now + lease_seconds)
 
 
 async def claim(
     conn: Conn, worker_id: str, limit: int, lease_seconds: float, now: float, limits: Limits
 ) -> list[Row]:
-    """Up to `limit` rows in fair order within the caps, leased to worker_id, in one
-    transaction serialized with every other claimer of the database (fair_sql.CLAIM_LOCK)."""
-    await conn.execute(fair_sql.LOCK_CLAIMS)
-    rows: list[Row] = []
-    for _ in range(fairness.ROUNDS):
-        more, another = await _round(conn, worker_id, limit - len(rows), lease_seconds, now, limits)
-        rows += more
-        if len(rows) >= limit or not another:
-            break
-    return rows
-
-
-async def _round(
-    conn: Conn, worker_id: str, limit: int, lease_seconds: float, now: float, limits: Limits
-) -> tuple[list[Row], bool]:
-    """One plan of a claim: (rows claimed, whether another plan may find more)."""
-    keys = [(row["key"], row["next_turn"]) for row in await conn.fetch(fair_sql.KEYS, limit)]
-    quota = fairness.quotas(keys, limit, limits)
-    if not quota:
-        return [], False
-    heads: dict[str, list[Candidate]] = {key: [] for key in quota}
-    for h in await conn.fetch(fair_sql.HEADS, list(quota), list(quota.values()), now):
-        heads[h["key"]].append(Candidate(h["id"], h["key"], h["owner"], h["user_id"], h["agent"]))
-    running = Running()
-    if limits.capped:
-        running = Running.of(
-            (r["owner"], r["user_id"], r["agent"]) for r in await conn.fetch(fair_sql.RUNNING)
-        )
-    plan = fairness.plan([kt for kt in keys if kt[0] in quota], heads, running, limits, limit)
-    await conn.execute(fair_sql.LOCK_KEYS, sorted(plan.turns))
-    if plan.empty:
-        for row in await conn.fetch(fair_sql.DROP_EMPTY_KEYS, plan.empty):
-            del plan.turns[row["key"]]
-    await conn.execute(fair_sql.SET_TURNS, list(plan.turns), list(plan.turns.values()))
-    if not plan.chosen:
-        return [], plan.another
-    order = {c.id: n for n, c in enumerate(plan.chosen)}
-    rows = await conn.fetch(fair_sql.CLAIM_IDS, list(order), now, worker_id, now + lease_seconds)
-    return sorted(rows, key=lambda row: order[row["id"]]), plan.another
+    """Up to `limit` rows in fair order within the caps, leased to worker_id: one statement (its
+    own transaction, one round trip) calling `errand_fair_claim`, the plan of `store.fairness`
+    run inside the database and serialized with every other claimer (fair_sql.CLAIM_LOCK)."""
+    caps = limits.agent_caps
+    return await conn.fetch(
+        fair_sql.CLAIM,
+        worker_id,
+        limit,
+        now,
+        now + lease_seconds,
+        fairness.ROUNDS,
+        limits.max_running,
+        limits.max_running_per_user,
+        list(caps),
+        list(caps.values()),
+        list(limits.weights),
+        list(limits.weights.values()),
+    )
 
 
 async def submit(
     db: Database, batches: ops.Batches, new: NewRequest, idem: IdempotencyKey | None, now: float
 ) -> tuple[Row | None, Request | None, list[Request]]:
-    """As submit_session: (row, None, cancelled) or (None, the key's original, []). With a
-    session, one turn per session in its own transaction; with a key, one statement; with
+    """As submit_alone: (row, None, cancelled) or (None, the key's original, []). With a session
+    or a queue cap, its own transaction (`submit_alone`); with a key, one statement; with
     neither, concurrent submits share one statement (group commit)."""
-    if new.session_id is not None:
-        return await db.run(lambda c: submit_session(c, new, idem, now))
+    if new.session_id is not None or new.max_queued is not None:
+        return await db.run(lambda c: submit_alone(c, new, idem, now))
     if idem is None:
         return await batches.submit(ops.Submission(new, now)), None, []
     row, original = await db.run(lambda c: ops.submit_keyed(c, new, idem, now), tx=False)
     return row, original, []
 
 
-async def submit_session(
+async def submit_alone(
     conn: Conn, new: NewRequest, idem: IdempotencyKey | None, now: float
 ) -> tuple[Row | None, Request | None, list[Request]]:
-    """A submit with a session_id, in one transaction: (new row, None, cancelled) or, for an
-    idempotent replay, (None, the original, []). One turn per session (see Store.submit)."""
-    await conn.execute(fair_sql.LOCK_SESSION, f"{new.owner}\n{new.user_id}\n{new.session_id}")
-    if idem is not None:
+    """A submit with a session_id or a queue cap, in its own transaction: (new row, None,
+    cancelled) or, for an idempotent replay, (None, the original, []). One turn per session and
+    the queue cap are exact (see Store.submit): submits of one session, and then of one user,
+    serialize on advisory locks (always in that order, so they never deadlock), and each count
+    is a statement after its lock, so it sees every submit committed before."""
+    if new.session_id is not None:
+        await conn.execute(fair_sql.LOCK_SESSION, f"{new.owner}\n{new.user_id}\n{new.session_id}")
+    if new.max_queued is not None:
+        await conn.execute(fair_sql.LOCK_QUEUE, f"{new.owner}\n{new.user_id}")
+    if idem is not None:  # after the locks: a replay racing its original sees it committed
         found = await conn.fetchrow(sql.FIND_IDEMPOTENT, idem.scope, idem.key)
         if found is not None and found["key_created_at"] > rules.key_cutoff(now):
             row, original = await ops.submit_keyed(conn, new, idem, now)
             return row, original, []
-    held, cancelled = await _take_turn(conn, new, now)
+    if new.max_queued is not None:
+        queued = await conn.fetchval(fair_sql.QUEUED_COUNT, new.owner, new.user_id, new.max_queued)
+        fairness.over_queue_cap(new, int(queued))
+    held, cancelled = await _take_turn(conn, new, now) if new.session_id is not None else (None, [])
     if idem is not None:
         row, original = await ops.submit_keyed(conn, new, idem, now, held)
         return row, original, cancelled

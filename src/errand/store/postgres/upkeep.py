@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 
 from errand.clock import Clock
 from errand.store import rules
@@ -44,23 +46,28 @@ async def probe_write(conn: Conn, now: float) -> None:
 
 
 async def purge(db: Database, clock: Clock, result_ttl: float, tombstone_ttl: float) -> int:
-    """Purge chunk after chunk until one leaves nothing for another; returns the rows touched."""
+    """Purge chunk after chunk until one leaves nothing for another, resting between chunks
+    (rules.purge_rest); returns the rows touched."""
     total = 0
     while True:
-        now = clock.now()
+        now, started = clock.now(), time.monotonic()
         chunk = functools.partial(purge_chunk, now=now, result_ttl=result_ttl, tombstone_ttl=tombstone_ttl)
-        tombstoned, dropped = await db.run(chunk)
+        tombstoned, dropped, keys = await db.run(chunk)
         total += tombstoned + dropped
-        if rules.purge_finished(tombstoned, dropped):
+        if rules.purge_finished(tombstoned, dropped, keys):
             return total
+        await asyncio.sleep(rules.purge_rest(time.monotonic() - started))
 
 
-async def purge_chunk(conn: Conn, *, now: float, result_ttl: float, tombstone_ttl: float) -> tuple[int, int]:
-    """Tombstone and drop up to PURGE_CHUNK requests each (so no transaction is long)."""
+async def purge_chunk(
+    conn: Conn, *, now: float, result_ttl: float, tombstone_ttl: float
+) -> tuple[int, int, int]:
+    """Tombstone and drop up to PURGE_CHUNK requests each, and as many old keys (so no
+    transaction is long)."""
     tombstoned = await conn.fetch(sql.TOMBSTONE, rules.result_cutoff(now, result_ttl), now, rules.PURGE_CHUNK)
     dropped = await conn.fetch(sql.DROP_TOMBSTONES, now - tombstone_ttl, rules.PURGE_CHUNK)
-    await conn.execute(sql.DROP_OLD_KEYS, rules.key_cutoff(now))
-    return len(tombstoned), len(dropped)
+    keys = await conn.fetch(sql.DROP_OLD_KEYS, rules.key_cutoff(now), rules.PURGE_CHUNK)
+    return len(tombstoned), len(dropped), len(keys)
 
 
 async def schema_current(db: Database) -> bool:

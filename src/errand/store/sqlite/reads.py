@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from errand.console_models import Match
 from errand.models import TERMINAL, Delivery, Event, Page, QueueStats, Request, Status
 from errand.store import listing, rules
 from errand.store.processes import WorkerProcess
@@ -44,8 +45,9 @@ def list_requests(
     limit: int,
     cursor: str | None,
     cutoff: float | None = None,
+    match: Match | None = None,
 ) -> Page:
-    query = listing.list_query(owner, user_id, status, limit, cursor, mark=_mark, cutoff=cutoff)
+    query = listing.list_query(owner, user_id, status, limit, cursor, mark=_mark, cutoff=cutoff, match=match)
     found = conn.execute(
         f"SELECT {_SUMMARY} FROM requests WHERE {query.where} ORDER BY {query.order} LIMIT ?",
         (*query.params, query.fetch),

@@ -16,6 +16,7 @@ import builtins
 from typing import Any
 
 from errand.clock import Clock
+from errand.console_models import Match
 from errand.models import (
     AttemptRecord,
     Claim,
@@ -35,17 +36,19 @@ from errand.models import (
     Result,
     Status,
 )
+from errand.schedule_models import FireOutcome, Firing, Schedule
 from errand.store import processes, rules
 from errand.store.processes import WorkerProcess
-from errand.store.sqlite import attempts, inputs, reads, scheduling, schema, upkeep, writes
+from errand.store.sqlite import attempts, inputs, reads, schedules, scheduling, schema, upkeep, writes
 from errand.store.sqlite.connections import Readers, Writer
+from errand.store.sqlite.console import SqliteConsole
 from errand.store.sqlite.wakeups import Wakeups
 
 Connections = tuple[Writer, Readers]
 """The writer thread and the reader pool of one file (`upkeep.connections`)."""
 
 
-class SqliteStore:
+class SqliteStore(SqliteConsole):
     """Durable requests, events, leases and outbox in one SQLite database file."""
 
     cross_process_wakeups = False
@@ -58,6 +61,7 @@ class SqliteStore:
         self._clock, self._result_ttl = clock, ttl
         self._writer, self._readers = conns
         self._wake = wake
+        self._schedules = schedules.Schedules(self._writer, self._readers, self._wake, clock)
 
     @classmethod
     async def open(
@@ -127,11 +131,12 @@ class SqliteStore:
         status: Status | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        match: Match | None = None,
     ) -> Page:
         """Newest first, keyset-paginated on (created_at, id); tombstones and expired excluded."""
         cutoff = self._cutoff()
         return await self._readers.run(
-            lambda c: reads.list_requests(c, owner, user_id, status, limit, cursor, cutoff)
+            lambda c: reads.list_requests(c, owner, user_id, status, limit, cursor, cutoff, match)
         )
 
     async def events_since(
@@ -259,22 +264,21 @@ class SqliteStore:
         ids = builtins.list(dict.fromkeys(request_ids))
         return await self._readers.run(lambda c: reads.cancelled_among(c, ids)) if ids else set()
 
-    async def requeue_expired(self) -> int:
-        """Take back requests whose worker died (lease expired); returns how many."""
+    async def requeue_expired(self) -> builtins.list[Request]:
+        """Take back requests whose worker died (lease expired); returns them as they are now."""
         now = self._clock.now()
         after = self._wake.after_requests
-        touched = await self._writer.submit(lambda c: writes.requeue_expired(c, now), after)
-        return len(touched)
+        return await self._writer.submit(lambda c: writes.requeue_expired(c, now), after)
 
     async def register_worker(self, worker_id: str, process: WorkerProcess | None = None) -> None:
         """Record the worker's process (None: this one), so that its death is seen at once."""
         now, found = self._clock.now(), process or processes.this_process()
         await self._writer.submit(lambda c: writes.register_worker(c, worker_id, found, now))
 
-    async def requeue_dead(self) -> int:
+    async def requeue_dead(self) -> builtins.list[Request]:
         """Take back the leases of workers of this node whose process is gone (`upkeep`)."""
         now = self._clock.now()
-        return len(await upkeep.requeue_dead(self._readers, self._writer, now, self._wake.after_requests))
+        return await upkeep.requeue_dead(self._readers, self._writer, now, self._wake.after_requests)
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return on a submit (here or notified from another process), or within min(timeout, poll)."""
@@ -327,6 +331,28 @@ class SqliteStore:
     async def wait_for_outbox(self, timeout: float) -> None:
         """Return on a terminal write with a webhook (here or notified), or within min(timeout, poll)."""
         await self._wake.wait(self._wake.outbox, timeout)
+
+    # -- schedules (store/sqlite/schedules.py) ------------------------------------------------
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._schedules.create(schedule)
+
+    async def update_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._schedules.update(schedule)
+
+    async def get_schedule(self, key: str) -> Schedule:
+        return await self._schedules.get(key)
+
+    async def list_schedules(self) -> builtins.list[Schedule]:
+        return await self._schedules.list_all()
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._schedules.delete(schedule_id)
+
+    async def due_schedules(self, limit: int) -> builtins.list[Schedule]:
+        return await self._schedules.due(limit)
+
+    async def fire_schedule(self, firing: Firing) -> FireOutcome:
+        return await self._schedules.fire(firing)
 
     # -- housekeeping -------------------------------------------------------------------------
     async def migrate(self) -> builtins.list[str]:

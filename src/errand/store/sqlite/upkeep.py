@@ -3,7 +3,10 @@ the purge run as short writer transactions, the dead-worker sweep and the queue 
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,10 +15,9 @@ from errand.errors import ConfigError, StoreUnavailable
 from errand.models import QueueStats, Request
 from errand.store import processes, rules
 from errand.store.queue import FOLD_AT
-from errand.store.sqlite import reads, writes
+from errand.store.sqlite import attempts, reads, writes
 from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
 from errand.store.sqlite.fileguard import FileGuard
-from errand.store.sqlite.writes import purge_chunk
 
 
 def path_of(url: str) -> str:
@@ -61,10 +63,12 @@ def connections(path: str, synchronous: str, readers: int, busy_timeout: float) 
 
 
 async def purge(writer: Writer, clock: Clock, result_ttl: float, tombstone_ttl: float) -> int:
-    """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""
+    """Tombstone expired results, drop old tombstones and keys, one short transaction per
+    chunk, resting between chunks (rules.purge_rest) so submits are not held behind it."""
     total = 0
     while True:
-        tombstoned, dropped = await writer.submit(
+        started = time.monotonic()
+        tombstoned, dropped, keys = await writer.submit(
             functools.partial(
                 purge_chunk,
                 result_ttl=result_ttl,
@@ -73,8 +77,47 @@ async def purge(writer: Writer, clock: Clock, result_ttl: float, tombstone_ttl: 
             )
         )
         total += tombstoned + dropped
-        if rules.purge_finished(tombstoned, dropped):
+        if rules.purge_finished(tombstoned, dropped, keys):
             return total
+        await asyncio.sleep(rules.purge_rest(time.monotonic() - started))
+
+
+# The three searches of a purge chunk ($1 cutoff, $2 chunk): each must use an index, or every
+# chunk of a long purge reads the whole table while holding the writer (tests/store/test_sqlite.py).
+PURGE_OUTLIVED = f"SELECT id FROM requests WHERE {rules.outlived_sql('?')} AND expired_at IS NULL LIMIT ?"
+PURGE_TOMBSTONES = (
+    "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE expired_at IS NOT NULL "
+    "AND expired_at <= ? LIMIT ?)"
+)
+PURGE_KEYS = (
+    "DELETE FROM idempotency WHERE (scope, key) IN (SELECT scope, key FROM idempotency "
+    "WHERE created_at <= ? LIMIT ?)"
+)
+
+
+def purge_chunk(
+    conn: sqlite3.Connection, result_ttl: float, tombstone_ttl: float, now: float
+) -> tuple[int, int, int]:
+    """Tombstone and drop up to PURGE_CHUNK requests, and as many old keys (so the writer is
+    never held long). Returns (tombstoned, dropped, keys dropped)."""
+    ids = [
+        row[0]
+        for row in conn.execute(PURGE_OUTLIVED, (rules.result_cutoff(now, result_ttl), rules.PURGE_CHUNK))
+    ]
+    marks = ", ".join("?" * len(ids))
+    if ids:
+        conn.execute(f"DELETE FROM events WHERE request_id IN ({marks})", ids)
+        conn.execute(f"DELETE FROM deliveries WHERE request_id IN ({marks})", ids)
+        attempts.forget(conn, ids, marks)
+        conn.execute(
+            "UPDATE requests SET message = '', metadata = '{}', progress = NULL, result = NULL, "
+            "input_request = NULL, inputs = NULL, input_state = NULL, "
+            f"error = NULL, expired_at = ?, updated_at = ? WHERE id IN ({marks})",
+            (now, now, *ids),
+        )
+    dropped = conn.execute(PURGE_TOMBSTONES, (now - tombstone_ttl, rules.PURGE_CHUNK)).rowcount
+    keys = conn.execute(PURGE_KEYS, (rules.key_cutoff(now), rules.PURGE_CHUNK)).rowcount
+    return len(ids), dropped, keys
 
 
 async def requeue_dead(

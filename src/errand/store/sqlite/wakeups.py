@@ -132,6 +132,14 @@ class Wakeups:
         self._tell_others("x")
         self.after_requests([outcome[0]])
 
+    def after_fire(self, outcome: tuple[object, Request | None, Request | None]) -> None:
+        """A schedule fired: its previous firing may be cancelled, a new request submitted."""
+        _, cancelled, created = outcome
+        if cancelled is not None:
+            self.after_cancel((cancelled, "cooperative"))
+        if created is not None:
+            self.after_submit((created, True))
+
     def after_redelivery(self, _: Delivery) -> None:
         self.outbox.set()
         self._tell_others("o")

@@ -84,6 +84,8 @@ def submit(
         original = _find_idempotent(conn, idem, now)
         if original is not None:
             return original, False
+    if new.max_queued is not None:  # in the write transaction: the one writer serializes submits
+        fairness.over_queue_cap(new, scheduling.queued_count(conn, new.owner, new.user_id, new.max_queued))
     held = scheduling.take_turn(conn, new, lambda rid: _cancel(conn, rid, now, fairness.SUPERSEDED_ERROR))
     req = new_request(new, now, held)
     try:
@@ -364,35 +366,3 @@ def probe_write(conn: sqlite3.Connection, now: float) -> None:
         "INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
         (now,),
     )
-
-
-def purge_chunk(
-    conn: sqlite3.Connection, result_ttl: float, tombstone_ttl: float, now: float
-) -> tuple[int, int]:
-    """Tombstone and drop up to PURGE_CHUNK requests each (so the writer is never held long).
-    Returns (tombstoned, dropped)."""
-    ids = [
-        row[0]
-        for row in conn.execute(
-            f"SELECT id FROM requests WHERE {rules.outlived_sql('?')} AND expired_at IS NULL LIMIT ?",
-            (rules.result_cutoff(now, result_ttl), rules.PURGE_CHUNK),
-        )
-    ]
-    marks = ", ".join("?" * len(ids))
-    if ids:
-        conn.execute(f"DELETE FROM events WHERE request_id IN ({marks})", ids)
-        conn.execute(f"DELETE FROM deliveries WHERE request_id IN ({marks})", ids)
-        attempts.forget(conn, ids, marks)
-        conn.execute(
-            "UPDATE requests SET message = '', metadata = '{}', progress = NULL, result = NULL, "
-            "input_request = NULL, inputs = NULL, input_state = NULL, "
-            f"error = NULL, expired_at = ?, updated_at = ? WHERE id IN ({marks})",
-            (now, now, *ids),
-        )
-    dropped = conn.execute(
-        "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE expired_at IS NOT NULL "
-        "AND expired_at <= ? LIMIT ?)",
-        (now - tombstone_ttl, rules.PURGE_CHUNK),
-    ).rowcount
-    conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (rules.key_cutoff(now),))
-    return len(ids), dropped
