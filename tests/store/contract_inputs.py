@@ -57,7 +57,7 @@ class InputContract:
     async def test_a_stale_attempt_cannot_ask(self, store: Store, clock: ManualClock) -> None:
         req, attempt = await running(store)
         clock.advance(LEASE + 1)
-        assert await store.requeue_expired() == 1
+        assert len(await store.requeue_expired()) == 1
         [again] = await store.claim("w2", 1, LEASE)
         with pytest.raises(LeaseLost):
             await store.ask_input(req.id, attempt, question())

@@ -16,10 +16,18 @@ def test_queue_counts_by_status_agent_and_top_users() -> None:
         CountRow("pending", "b", "u1", 1),
         CountRow("processing", "a", "u2", 1),
         CountRow("completed", "a", None, 7),
+        CountRow("input_required", "a", "u3", 2),  # waits on a person: counted, not queued
         *(CountRow("pending", "a", f"x{i:02d}", 1) for i in range(25)),
     )
     got = queue_counts(rows)
-    assert got["by_status"] == {"pending": 28, "processing": 1, "completed": 7, "failed": 0, "cancelled": 0}
+    assert got["by_status"] == {
+        "pending": 28,
+        "processing": 1,
+        "input_required": 2,
+        "completed": 7,
+        "failed": 0,
+        "cancelled": 0,
+    }
     assert got["by_agent"] == [
         {"agent": "a", "pending": 27, "processing": 1},
         {"agent": "b", "pending": 1, "processing": 0},
