@@ -39,6 +39,8 @@ from errand.api.schemas import (
     DeliveryList,
     ErrorBody,
     Health,
+    JsonRpcAnswer,
+    JsonRpcCall,
     Ready,
     Redelivery,
     RequestList,
@@ -148,6 +150,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("PATCH", "/v1/schedules/{schedule_id}", "Change, pause or resume a schedule", {200: ScheduleDocument}, (ResourceNotFound, *WRITE), auth="admin", body=SchedulePatch, tag="schedules"),  # noqa: E501
     Operation("POST", "/v1/schedules/{schedule_id}/run", "Fire a schedule now (a request of kind schedule)", {202: Accepted}, (ResourceNotFound, InvalidRequest, Conflict), auth="admin", tag="schedules"),  # noqa: E501
     Operation("DELETE", "/v1/schedules/{schedule_id}", "Delete a schedule (its firings stay)", {200: ScheduleDeleted}, (ResourceNotFound, Conflict), auth="admin", tag="schedules"),  # noqa: E501
+    Operation("GET", "/.well-known/agent-card.json", "The A2A agent card: skills, capabilities, auth (with the a2a extra)", {200: "application/json"}, auth="none", root_only=True, tag="a2a"),  # noqa: E501
+    Operation("POST", "/a2a", "A2A JSON-RPC 2.0 endpoint (a2a-sdk's protocol version; with the a2a extra)", {200: (JsonRpcAnswer, SSE)}, (MalformedBody, PayloadTooLarge), body=JsonRpcCall, root_only=True, tag="a2a"),  # noqa: E501
     Operation("GET", "/v1/health", "Liveness and version", {200: Health}, auth="none", tag="operations"),
     Operation("GET", "/health", "Liveness and version", {200: Health}, auth="none", root_only=True, tag="operations"),  # noqa: E501
     Operation("GET", "/ready", "Readiness: the database takes a write", {200: Ready, 503: Ready}, auth="none", root_only=True, tag="operations"),  # noqa: E501
@@ -202,8 +206,14 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "message": "Summarise yesterday",
     },
     SchedulePatch: {"enabled": False},
+    JsonRpcCall: {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendMessage",
+        "params": {"message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "Hello"}]}},
+    },
 }
-BODIES = (ChatBody, TriggerBody, ScheduleSpec, SchedulePatch)
+BODIES = (ChatBody, TriggerBody, ScheduleSpec, SchedulePatch, JsonRpcCall)
 """Request bodies: documented as they validate (their validation-mode schema)."""
 SSE_EVENT = {
     "type": "object",
