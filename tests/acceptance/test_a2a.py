@@ -22,6 +22,8 @@ from a2a.client import A2ACardResolver, ClientCallContext, ClientConfig, ClientF
 from a2a.client.client import Client
 from a2a.types.a2a_pb2 import (
     CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    GetTaskPushNotificationConfigRequest,
     GetTaskRequest,
     ListTaskPushNotificationConfigsRequest,
     Message,
@@ -64,6 +66,11 @@ async def forever(message, ctx):
         await ctx.checkpoint()
 
 
+async def hold(message, ctx):
+    await asyncio.sleep(3)
+    return f"held: {message}"
+
+
 async def pause(message, ctx):
     await asyncio.sleep(0.6)
     return f"paused: {message}"
@@ -95,6 +102,7 @@ def _formation(tmp: Path, storage_url: str) -> Path:
                 {"id": "chunks", "handler": "slow_agents:chunks", "description": "streams 30 chunks"},
                 {"id": "forever", "handler": "slow_agents:forever"},
                 {"id": "pause", "handler": "slow_agents:pause"},
+                {"id": "hold", "handler": "slow_agents:hold"},
             ],
         },
         AGENTS,
@@ -153,7 +161,7 @@ def test_agent_card_lists_agents_triggers_and_bearer(errand_server: tuple[str, P
     r = httpx.get(f"{base}/.well-known/agent-card.json", timeout=5)
     assert r.status_code == 200, r.text
     card = r.json()
-    assert {s["id"] for s in card["skills"]} == {"echo", "chunks", "forever", "pause", "trigger:bug"}
+    assert {s["id"] for s in card["skills"]} == {"echo", "chunks", "forever", "pause", "hold", "trigger:bug"}
     assert card["capabilities"] == {"streaming": True, "pushNotifications": True}
     assert card["securitySchemes"]["errand_key"]["httpAuthSecurityScheme"]["scheme"] == "bearer"
     assert card["supportedInterfaces"][0]["url"] == f"{base}/a2a"
@@ -322,3 +330,42 @@ async def _push(base: str, receiver: Receiver) -> str:
         )
         assert [c.url for c in listed.configs] == [receiver.url]
         return str(answer.task.id)
+
+
+def test_push_configs_set_get_list_delete_on_a_running_task(errand_server: tuple[str, Path]) -> None:
+    base, cfg = errand_server
+    secret = cli_secret(cfg)
+    with receiving() as receiver:
+        kept, dropped = _run(_configs(base, receiver))
+        [hit] = receiver.wait_for(1, timeout=20)
+        assert receiver.quiet_for(1.0) == [hit]  # the deleted config's task sent nothing
+    headers = {k: v for k, v in hit.headers.items() if k.startswith("webhook-")}
+    payload = Webhook(secret).verify(hit.body, headers)
+    assert (payload["request_id"], payload["status"]) == (kept, "completed")
+    assert dropped != kept
+
+
+async def _configs(base: str, receiver: Receiver) -> tuple[str, str]:
+    async with _client(base, streaming=False) as (client, _):
+        ids = []
+        for text in ("kept", "dropped"):
+            [answer] = [e async for e in client.send_message(_send(text, "hold", immediately=True))]
+            ids.append(answer.task.id)
+        kept, dropped = ids
+        for task_id in ids:
+            made = await client.create_task_push_notification_config(
+                TaskPushNotificationConfig(task_id=task_id, url=receiver.url)
+            )
+            assert (made.task_id, made.url) == (task_id, receiver.url)
+        got = await client.get_task_push_notification_config(
+            GetTaskPushNotificationConfigRequest(task_id=kept, id=made.id)
+        )
+        assert got.url == receiver.url
+        await client.delete_task_push_notification_config(
+            DeleteTaskPushNotificationConfigRequest(task_id=dropped, id=made.id)
+        )
+        listed = await client.list_task_push_notification_configs(
+            ListTaskPushNotificationConfigsRequest(task_id=dropped)
+        )
+        assert list(listed.configs) == []
+        return kept, dropped

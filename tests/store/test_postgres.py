@@ -25,6 +25,7 @@ from errand.store.postgres.sql import CH_CHANGE, CH_WORK
 from tests.store.contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, running
 from tests.store.contract_attempts import AttemptLogContract
 from tests.store.contract_schedules import ScheduleContract
+from tests.store.contract_webhooks import WebhookContract
 from tests.support.pg_fixtures import StoreFactory, admin
 
 pytestmark = pytest.mark.postgres
@@ -52,7 +53,7 @@ class TestPostgresSchedules(ScheduleContract):
     """The schedule contract, unchanged."""
 
 
-class TestPostgresStore(StoreContract, AttemptLogContract):
+class TestPostgresStore(StoreContract, AttemptLogContract, WebhookContract):
     """The contract, unchanged."""
 
 

@@ -25,6 +25,7 @@ from errand.store.sqlite.notify import MAX_DATAGRAM, decode, encode, notify_dir
 from tests.store.contract import LEASE, RESULT_TTL, StoreContract, new
 from tests.store.contract_attempts import AttemptLogContract
 from tests.store.contract_schedules import ScheduleContract
+from tests.store.contract_webhooks import WebhookContract
 
 POLL = 2.0  # long, so the contract's wake-up tests cannot pass by polling
 
@@ -55,7 +56,7 @@ class TestSqliteSchedules(ScheduleContract):
     """The schedule contract, unchanged."""
 
 
-class TestSqliteStore(StoreContract, AttemptLogContract):
+class TestSqliteStore(StoreContract, AttemptLogContract, WebhookContract):
     """The contract suite on a SQLite file in tmp_path."""
 
     async def test_cross_process_wakeups_on_posix(self, store: SqliteStore) -> None:

@@ -6,8 +6,9 @@ webhook URL checks and metrics are the same as POST /v1/chat), a task is a reque
 (`a2a_mapping.to_task`), cancel is `store.request_cancel`, a stream or a resubscription is the
 request's event log (`a2a_stream`). The caller is errand's `Owner` (its key), put in the call
 context by api/a2a_routes.py; a task of another key or user is "not found".
-A push-notification config given with a send is the request's webhook: errand signs and
-delivers it (Standard Webhooks, with its webhook secret) when the task ends.
+A push-notification config (given with a send, or set later) is the request's one webhook URL
+(`store.set_webhook`; its id is `webhook`): errand signs the delivery (Standard Webhooks, with
+its webhook secret; a config's `token` is not used) and sends it when the task ends.
 """
 
 from __future__ import annotations
@@ -127,20 +128,20 @@ class ErrandRequestHandler(RequestHandler):
     async def on_create_task_push_notification_config(
         self, params: TaskPushNotificationConfig, context: ServerCallContext
     ) -> TaskPushNotificationConfig:
-        raise UnsupportedOperationError(
-            "a task's push-notification config is its webhook, set when it is sent: "
-            "pass configuration.taskPushNotificationConfig with SendMessage"
-        )
+        """The task's webhook (errand has one per request: a new config replaces it)."""
+        with _errors():
+            req = await self._owned(context, params.task_id)
+            await check_webhook_url(params.url, self._ctx)
+            req = await self._ctx.store.set_webhook(req.id, params.url)
+            log.info("webhook of %s set over A2A", req.id, extra={"request_id": req.id})
+            return _push_config(params.task_id, params.url)
 
     async def on_get_task_push_notification_config(
         self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> TaskPushNotificationConfig:
         with _errors():
             req = await self._owned(context, params.task_id)
-            if req.webhook_url is None or params.id not in ("", WEBHOOK_CONFIG_ID):
-                missing = f"task {params.task_id} has no push-notification config {params.id!r}"
-                raise TaskNotFoundError(missing)
-            return _push_config(params.task_id, req.webhook_url)
+            return _push_config(params.task_id, _configured(req, params.task_id, params.id))
 
     async def on_list_task_push_notification_configs(
         self, params: ListTaskPushNotificationConfigsRequest, context: ServerCallContext
@@ -153,7 +154,13 @@ class ErrandRequestHandler(RequestHandler):
     async def on_delete_task_push_notification_config(
         self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> None:
-        raise UnsupportedOperationError("a task's webhook cannot be removed once the task is sent")
+        with _errors():
+            req = await self._owned(context, params.task_id)
+            if req.webhook_url is None or params.id not in ("", WEBHOOK_CONFIG_ID):
+                raise TaskNotFoundError(
+                    f"task {params.task_id} has no push-notification config {params.id!r}"
+                )
+            await self._ctx.store.set_webhook(req.id, None)
 
     async def on_get_extended_agent_card(
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext
@@ -216,6 +223,13 @@ def _metadata_str(params: SendMessageRequest, key: str) -> str | None:
     return None
 
 
+def _configured(req: StoredRequest, task_id: str, config_id: str) -> str:
+    """The webhook URL of the task's one config, named by `config_id` ("" or `webhook`)."""
+    if req.webhook_url is None or config_id not in ("", WEBHOOK_CONFIG_ID):
+        raise TaskNotFoundError(f"task {task_id} has no push-notification config {config_id!r}")
+    return req.webhook_url
+
+
 def _push_config(task_id: str, url: str) -> TaskPushNotificationConfig:
     return TaskPushNotificationConfig(id=WEBHOOK_CONFIG_ID, task_id=task_id, url=url)
 
@@ -240,7 +254,7 @@ def _errors() -> Iterator[None]:
         yield
     except (NotFound, RequestExpired) as exc:
         raise TaskNotFoundError(exc.message) from None
-    except InvalidRequest as exc:
+    except (InvalidRequest, Conflict) as exc:
         raise InvalidParamsError(exc.message) from None
     except ErrandError as exc:
         raise InternalError(f"{exc.code}: {exc.message}") from None
