@@ -36,6 +36,7 @@ from a2a.types.a2a_pb2 import (
     TaskPushNotificationConfig,
     TaskState,
 )
+from google.protobuf.struct_pb2 import Value
 from standardwebhooks import Webhook
 
 from errand.api.a2a_mapping import SEQ_KEY
@@ -369,3 +370,19 @@ async def _configs(base: str, receiver: Receiver) -> tuple[str, str]:
         )
         assert list(listed.configs) == []
         return kept, dropped
+
+
+def test_a_trigger_skill_renders_its_template_with_the_data_part(errand_server: tuple[str, Path]) -> None:
+    base, _ = errand_server
+
+    async def flow() -> None:
+        async with _client(base, streaming=False) as (client, _):
+            data = Value()
+            data.struct_value.update({"title": "Crash"})
+            message = Message(message_id="t1", role=Role.ROLE_USER, parts=[Part(data=data)])
+            message.metadata.update({"trigger": "trigger:bug"})
+            [answer] = [e async for e in client.send_message(SendMessageRequest(message=message))]
+            assert answer.task.status.state == TaskState.TASK_STATE_COMPLETED
+            assert "Bug: Crash" in answer.task.artifacts[0].parts[0].text
+
+    _run(flow())

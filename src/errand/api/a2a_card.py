@@ -1,7 +1,8 @@
 """The A2A agent card of a formation: who it is, where to call it, what it can do.
 
 Pure: built from the config and the loaded triggers. Skills are the formation's agents (send
-with `metadata.agent_id` to pick one) and its triggers; the capabilities are streaming and push
+with `metadata.agent_id` to pick one) and its triggers (send with `metadata.trigger` and the
+template's data as the message's data part); the capabilities are streaming and push
 notifications (errand's signed webhooks); the security scheme is errand's client keys sent as
 `Authorization: Bearer <key>`.
 """
@@ -75,6 +76,6 @@ def _trigger_skill(trigger: Trigger) -> AgentSkill:
     return AgentSkill(
         id=f"trigger:{trigger.name}",
         name=trigger.name,
-        description=trigger.description or f"errand trigger {trigger.name} (POST /v1/triggers/NAME)",
+        description=trigger.description or f"errand trigger {trigger.name} (send with metadata.trigger)",
         tags=["trigger"],
     )

@@ -45,6 +45,7 @@ from a2a.utils.errors import (
     TaskNotFoundError,
     UnsupportedOperationError,
 )
+from google.protobuf.json_format import MessageToDict
 
 from errand.api.a2a_mapping import message_text, to_task
 from errand.api.a2a_stream import resume_position, task_stream
@@ -54,8 +55,9 @@ from errand.api.requests import wait_terminal
 from errand.api.submit import check_webhook_url, estimate_for, max_attempts, submit
 from errand.clock import new_request_id
 from errand.errors import Conflict, ErrandError, InvalidRequest, NotFound, RequestExpired
-from errand.models import PRIORITY_BY_ORIGIN, Mode, NewRequest
+from errand.models import PRIORITY_BY_ORIGIN, PRIORITY_TRIGGER, Mode, NewRequest
 from errand.models import Request as StoredRequest
+from errand.triggers import find_trigger
 
 OWNER_STATE = "errand_owner"
 """ServerCallContext.state key of the caller's Owner (set by api/a2a_routes.py)."""
@@ -181,18 +183,14 @@ class ErrandRequestHandler(RequestHandler):
 
     async def _new_request(self, params: SendMessageRequest, owner: Owner) -> NewRequest:
         message = params.message
-        text = message_text(message)
-        if not text.strip():
-            raise InvalidRequest("the message needs a text part", details={"field": "message.parts"})
-        if message.task_id:
+        if message.task_id:  # §1 (input_required, branch `input`): an answer to a paused task goes here
             raise InvalidRequest(
                 "a finished task is not continued: send the next turn with its contextId",
                 details={"field": "message.taskId"},
             )
-        requested = _metadata_str(params, "agent_id")
+        text, requested, trigger = self._input(params)
         agent_id = self._ctx.agents.get(requested).id
-        push = params.configuration.task_push_notification_config
-        webhook = push.url or None
+        webhook = params.configuration.task_push_notification_config.url or None
         if webhook is not None:
             await check_webhook_url(webhook, self._ctx)
         return NewRequest(
@@ -200,17 +198,34 @@ class ErrandRequestHandler(RequestHandler):
             owner=owner.key_id,
             user_id=owner.user_id,
             message=text,
-            kind="chat",
+            kind="chat" if trigger is None else "trigger",
             agent=None if requested is None and self._ctx.config.router is not None else agent_id,
             session_id=message.context_id or f"ctx_{uuid.uuid4().hex}",
             metadata={"a2a_message_id": message.message_id},
+            trigger=trigger,
             webhook_url=webhook,
             mode=Mode.ASYNC,
             max_attempts=max_attempts(self._ctx, agent_id),
             estimated_seconds=await estimate_for(self._ctx, agent_id, text),
-            priority=PRIORITY_BY_ORIGIN["auto"],
+            priority=PRIORITY_BY_ORIGIN["auto"] if trigger is None else PRIORITY_TRIGGER,
             aging_seconds=self._ctx.config.limits.priority_aging_seconds,
         )
+
+    def _input(self, params: SendMessageRequest) -> tuple[str, str | None, str | None]:
+        """(message text, agent asked for, trigger): the text parts, or with `metadata.trigger`
+        that trigger's template rendered with the message's first data part (a trigger skill)."""
+        name = _metadata_str(params, "trigger")
+        if name is None:
+            text = message_text(params.message)
+            if not text.strip():
+                raise InvalidRequest("the message needs a text part", details={"field": "message.parts"})
+            return text, _metadata_str(params, "agent_id"), None
+        trigger = find_trigger(self._ctx.triggers, name.removeprefix("trigger:"))
+        data = next((MessageToDict(p.data) for p in params.message.parts if p.HasField("data")), {})
+        text = trigger.render(data)
+        if not text.strip():
+            raise InvalidRequest(f"trigger {trigger.name!r} rendered an empty message with this data")
+        return text, trigger.agent, trigger.name
 
 
 def _metadata_str(params: SendMessageRequest, key: str) -> str | None:
