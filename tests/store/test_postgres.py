@@ -26,6 +26,7 @@ from tests.store.contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, ru
 from tests.store.contract_attempts import AttemptLogContract
 from tests.store.contract_console import ConsoleReadsContract, ConsoleSessionContract
 from tests.store.contract_schedules import ScheduleContract
+from tests.store.contract_webhooks import WebhookContract
 from tests.support.pg_fixtures import StoreFactory, admin
 
 pytestmark = pytest.mark.postgres
@@ -53,7 +54,9 @@ class TestPostgresSchedules(ScheduleContract):
     """The schedule contract, unchanged."""
 
 
-class TestPostgresStore(StoreContract, AttemptLogContract, ConsoleSessionContract, ConsoleReadsContract):
+class TestPostgresStore(
+    StoreContract, AttemptLogContract, ConsoleSessionContract, ConsoleReadsContract, WebhookContract
+):
     """The contract, unchanged."""
 
 

@@ -26,6 +26,7 @@ from tests.store.contract import LEASE, RESULT_TTL, StoreContract, new
 from tests.store.contract_attempts import AttemptLogContract
 from tests.store.contract_console import ConsoleReadsContract, ConsoleSessionContract
 from tests.store.contract_schedules import ScheduleContract
+from tests.store.contract_webhooks import WebhookContract
 
 POLL = 2.0  # long, so the contract's wake-up tests cannot pass by polling
 
@@ -56,7 +57,9 @@ class TestSqliteSchedules(ScheduleContract):
     """The schedule contract, unchanged."""
 
 
-class TestSqliteStore(StoreContract, AttemptLogContract, ConsoleSessionContract, ConsoleReadsContract):
+class TestSqliteStore(
+    StoreContract, AttemptLogContract, ConsoleSessionContract, ConsoleReadsContract, WebhookContract
+):
     """The contract suite on a SQLite file in tmp_path."""
 
     async def test_cross_process_wakeups_on_posix(self, store: SqliteStore) -> None:

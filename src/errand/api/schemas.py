@@ -24,6 +24,8 @@ __all__ = [
     "DeliveryList",
     "ErrorBody",
     "Health",
+    "JsonRpcAnswer",
+    "JsonRpcCall",
     "OpenAIErrorBody",
     "Ready",
     "Redelivery",
@@ -373,6 +375,33 @@ class ScheduleDeleted(_Doc):
     id: str
     name: str
     deleted: Literal[True]
+
+
+class JsonRpcCall(BaseModel):
+    """POST /a2a: one A2A JSON-RPC 2.0 call (`SendMessage`, `SendStreamingMessage`, `GetTask`,
+    `CancelTask`, `SubscribeToTask`, `ListTasks`, the push-notification config methods); the
+    params of each method are the A2A specification's (a2a-sdk parses them)."""
+
+    jsonrpc: Literal["2.0"]
+    id: str | int | None = None
+    method: str
+    params: dict[str, Any] | None = None
+
+
+class JsonRpcError(BaseModel):
+    code: int
+    message: str
+    data: Any = None
+
+
+class JsonRpcAnswer(BaseModel):
+    """A JSON-RPC 2.0 answer (HTTP 200 for protocol errors too, as JSON-RPC has it); a streaming
+    method answers Server-Sent Events whose data are such answers."""
+
+    jsonrpc: Literal["2.0"]
+    id: str | int | None = None
+    result: Any = None
+    error: JsonRpcError | None = None
 
 
 class Health(_Doc):

@@ -193,6 +193,12 @@ class Store(Protocol):
         NotFound/RequestExpired as get()."""
         ...
 
+    async def set_webhook(self, request_id: str, url: str | None) -> Request:
+        """Set (None: remove) the webhook URL of an unfinished request, in one transaction with
+        the check: the terminal write that ends it enqueues the delivery to the URL set last.
+        Already terminal -> Conflict (its delivery was decided); NotFound/RequestExpired as get()."""
+        ...
+
     async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
         """Which of these ids are now cancelled (or otherwise terminal): running attempts of
         them must stop."""
