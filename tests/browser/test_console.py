@@ -108,6 +108,31 @@ def test_a_failed_request_shows_its_traceback(pages: Pages, console: Console) ->
     shot(page, "detail-failed")
 
 
+def test_a_request_page_shows_its_input_message_and_metadata(pages: Pages, console: Console) -> None:
+    message = "Summarise <b>these</b> notes\nline two — ünïcode"
+    rid = console.submit("echo", message, ticket="T-42", source="browser-test")
+    console.wait(rid, lambda d: d["status"] == "completed")
+    page = pages.signed_in(hash=f"#/requests/{rid}")
+    expect(page.locator(".page-head .badge")).to_have_text("completed")
+    shown = page.locator("#input-message")
+    expect(shown).to_have_text(message)  # as text: the markup is not interpreted
+    assert page.locator("#input-message b").count() == 0
+    expect(page.locator("#input-metadata")).to_contain_text('"ticket": "T-42"')
+    expect(page.locator("#input-metadata")).to_contain_text('"source": "browser-test"')
+    expect(page.locator("#input-settings")).to_contain_text("priority 3")
+    shot(page, "detail-input")
+
+
+def test_the_overview_shows_when_each_worker_registered(pages: Pages, console: Console) -> None:
+    workers = console.api.get("/v1/admin/overview").json()["workers"]
+    assert workers and all(w["last_seen"] is None for w in workers)
+    page = pages.signed_in()
+    expect(page.locator("th", has_text="Registered at")).to_be_visible()
+    cells = page.locator(".registered-at")
+    expect(cells).to_have_count(len(workers))
+    expect(cells.first).not_to_have_text("—")
+
+
 def test_redeliver_a_failed_webhook_and_see_the_new_attempt(pages: Pages, console: Console) -> None:
     rid = console.submit("echo", "hook me", webhook=True)
     deadline = time.monotonic() + 20

@@ -89,7 +89,11 @@ class WorkerItem(_Doc):
     host: str
     pid: int
     started_at: float = Field(description="When the worker registered.")
-    last_seen: float | None = Field(description="Not tracked yet: always null (its leases show it alive).")
+    last_seen: float | None = Field(
+        description="Always null: errand keeps no per-worker heartbeat time (a dead worker is seen from "
+        "its pid and start time, or its PostgreSQL session lock; a busy one renews its leases every "
+        "workers.lease_seconds/3). `started_at` is its registration time, what the console shows."
+    )
     running: int
 
 
