@@ -18,7 +18,7 @@ from tests.support.webhook_receiver import receiving
 
 VIEWER_KEY = "viewer-key-dddddddd"
 KEYS = {"client": [CLIENT_KEY, OTHER_KEY], "admin": [ADMIN_KEY], "viewer": [VIEWER_KEY]}
-MESSAGE = "Compare the two offers\nline two — ünïcode \"quoted\""
+MESSAGE = 'Compare the two offers\nline two — ünïcode "quoted"'
 METADATA = {"ticket": "T-42", "nested": {"tags": ["a", "b"], "n": 3}}
 
 
@@ -84,7 +84,8 @@ def test_defaults_show_as_defaults_and_the_fairness_fingerprint_is_not_shown(
 ) -> None:
     srv = start(with_workers=False)
     c = srv.client(CLIENT_KEY, "u1")
-    rid = c.post("/v1/chat", json={"message": "plain", "agent_id": "echo", "mode": "async"}).json()["request_id"]
+    r = c.post("/v1/chat", json={"message": "plain", "agent_id": "echo", "mode": "async"})
+    rid = r.json()["request_id"]
     shown = c.get(f"/v1/requests/{rid}").json()["input"]
     assert shown["metadata"] == {} and shown["session_id"] is None
     assert shown["fairness_key"] is None  # the stored default names the key's fingerprint
@@ -94,7 +95,8 @@ def test_defaults_show_as_defaults_and_the_fairness_fingerprint_is_not_shown(
 def test_a_trigger_request_shows_its_rendered_message(start: Callable[..., Server], tmp_path: Path) -> None:
     folder = tmp_path / "formation"
     (folder / "triggers").mkdir(parents=True)
-    (folder / "triggers" / "ticket.md").write_text("Ticket ${{ data.id }}: ${{ data.title }}\n", encoding="utf-8")
+    template = "Ticket ${{ data.id }}: ${{ data.title }}\n"
+    (folder / "triggers" / "ticket.md").write_text(template, encoding="utf-8")
     srv = start(base_dir=str(folder))
     c = srv.client(CLIENT_KEY, "u1")
     r = c.post("/v1/triggers/ticket", json={"id": 7, "title": "Printer on fire"})
@@ -128,7 +130,8 @@ def test_sync_answers_webhook_bodies_and_events_carry_no_input(start: Callable[.
 def test_a_purged_request_has_no_input(start: Callable[..., Server]) -> None:
     srv = start()
     c = srv.client(CLIENT_KEY, "u1")
-    rid = c.post("/v1/chat", json={"message": MESSAGE, "agent_id": "echo", "mode": "sync"}).json()["request_id"]
+    r = c.post("/v1/chat", json={"message": MESSAGE, "agent_id": "echo", "mode": "sync"})
+    rid = r.json()["request_id"]
     time.sleep(0.01)
     assert srv.run(srv.store.purge_expired(result_ttl=0.0, tombstone_ttl=3600.0)) >= 1
     for client in (c, srv.client(ADMIN_KEY, admin=True)):

@@ -6,8 +6,9 @@ GET of one request shows its webhook delivery state (`delivery: {"mode", "state"
 more read, for webhook requests only); the list shows only the mode string (`"polling"` or
 `"webhook"`), as the 202 acknowledgement does, so a page costs one query whatever it holds.
 List items are summaries: the status document without `result` (the store does not even read
-it; ten 20 MB results made a 200 MB page). GET /v1/requests/{id} has the result, and only it has `input` (what was submitted:
-`input_document`): lists, webhook bodies, events and sync answers stay small.
+it; ten 20 MB results made a 200 MB page). GET /v1/requests/{id} has the result, and only it
+has `input` (what was submitted, `input_document`): lists, webhook bodies, events and sync
+answers stay small.
 
 `status_document()` and `wait_terminal()` are also what a sync answer of the submit path
 (api/submit.py) is made of: one status document, one long-poll wait.

@@ -108,12 +108,12 @@ class RequestInput(_Doc):
     larger one answered 413), so this is never larger than what the caller sent. A purged
     request (past `async.result_ttl`) has no input: it answers 410."""
 
-    message: str = Field(description="The message the agent runs on (a trigger's: rendered from its template).")
-    metadata: dict[str, Any] = Field(description="The submitted metadata ({} when none; a schedule's holds schedule_id).")
+    message: str = Field(description="What the agent runs on (a trigger's: rendered from its template).")
+    metadata: dict[str, Any] = Field(description="As submitted ({} when none; a schedule's: schedule_id).")
     session_id: str | None
     trigger: str | None = Field(description="The trigger it was fired through, if any.")
     priority: int = Field(description="1 (first) .. 5: the one given, else its origin's default.")
-    fairness_key: str | None = Field(description="The fairness key given; null: the default, its owner and user.")
+    fairness_key: str | None = Field(description="The one given; null: the default, its owner and user.")
     mode: Literal["sync", "async"] = Field(description="The mode decided at submit.")
     max_attempts: int
     estimated_seconds: float | None = Field(description="The estimate the mode was decided on.")
@@ -167,7 +167,7 @@ class StatusDocument(_Doc):
     result: ResultDocument | None = Field(default=None, description="Only when completed.")
     error: ErrorInfoDocument | None = Field(default=None, description="Only when failed.")
     cancel_reason: Literal["superseded"] | None = Field(
-        default=None, description="Only when cancelled by a newer request of its session (on_busy: interrupt)."
+        default=None, description="Only when cancelled by a newer request of its session (on_busy interrupt)."
     )
     waiting_on: str | None = Field(
         default=None,
