@@ -90,9 +90,13 @@ class WorkerItem(_Doc):
     pid: int
     started_at: float = Field(description="When the worker registered.")
     last_seen: float | None = Field(
-        description="Always null: errand keeps no per-worker heartbeat time (a dead worker is seen from "
-        "its pid and start time, or its PostgreSQL session lock; a busy one renews its leases every "
-        "workers.lease_seconds/3). `started_at` is its registration time, what the console shows."
+        description="Its latest claim or lease renewal (a running worker renews every "
+        "workers.lease_seconds/3): its newest lease expiry less this server's workers.lease_seconds. "
+        "Null while it holds no lease: no heartbeat time is kept for an idle worker (its death is "
+        "seen from its pid and start time, or its PostgreSQL session lock); see started_at."
+    )
+    leases_until: float | None = Field(
+        description="The latest expiry among its leases (null: none). In the past: it stopped renewing."
     )
     running: int
 
