@@ -265,6 +265,12 @@ class RouterConfig(_Section):
     """Replaces the built-in routing instructions (the agent list is still appended)."""
 
 
+class A2AConfig(_Section):
+    """`a2a:` the A2A server (api/a2a_routes.py), served when the `a2a` extra is installed."""
+
+    enabled: bool = True
+
+
 class Config(_Section):
     name: str = Field(default="errand", pattern=r"^[A-Za-z0-9_.-]+$")
     """The formation id: also the `{formation_id}` of the `/api/{formation_id}/v1/...` paths."""
@@ -296,6 +302,8 @@ class Config(_Section):
     """Fair claiming, caps and the queue cap, across all processes on the database."""
     ui: UiConfig = Field(default_factory=UiConfig)
     """The web console at /ui."""
+    a2a: A2AConfig = Field(default_factory=A2AConfig)
+    """`a2a: {enabled}`: /.well-known/agent-card.json and POST /a2a (needs `errand[a2a]`)."""
     overlord: dict[str, Any] = Field(default_factory=dict)
     """Accepted for MUXI compatibility; only overlord.workflow.timeouts.task_timeout is read."""
     base_dir: str = "."

@@ -86,12 +86,14 @@ def test_the_server_conforms_to_its_own_document(live: Server) -> None:
     seed = c.post("/v1/chat", json={"message": "seed", "mode": "sync"}).json()
     nightly = {"name": "nightly", "cron": "0 3 * * *", "trigger": "issue", "data": {"title": "t"}}
     schedule = live.admin().post("/v1/schedules", json=nightly).json()
+    response = c.post("/v1/responses", json={"model": "echo", "input": "seed", "background": True}).json()
     known = {
         "request_id": seed["request_id"],
         "name": "issue",
         "agent_id": "echo",
         "asset": "swagger-ui.css",
         "schedule_id": schedule["id"],
+        "response_id": response["id"],
     }
     started = time.monotonic()
     calls: list[tuple[str, int]] = []

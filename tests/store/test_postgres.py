@@ -27,6 +27,7 @@ from tests.store.contract_attempts import AttemptLogContract
 from tests.store.contract_console import ConsoleReadsContract, ConsoleSessionContract
 from tests.store.contract_inputs import InputContract
 from tests.store.contract_schedules import ScheduleContract
+from tests.store.contract_webhooks import WebhookContract
 from tests.support.pg_fixtures import StoreFactory, admin
 
 pytestmark = pytest.mark.postgres
@@ -55,7 +56,12 @@ class TestPostgresSchedules(ScheduleContract):
 
 
 class TestPostgresStore(
-    StoreContract, AttemptLogContract, InputContract, ConsoleSessionContract, ConsoleReadsContract
+    StoreContract,
+    AttemptLogContract,
+    InputContract,
+    ConsoleSessionContract,
+    ConsoleReadsContract,
+    WebhookContract,
 ):
     """The contract, unchanged."""
 

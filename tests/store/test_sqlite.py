@@ -27,6 +27,7 @@ from tests.store.contract_attempts import AttemptLogContract
 from tests.store.contract_console import ConsoleReadsContract, ConsoleSessionContract
 from tests.store.contract_inputs import InputContract
 from tests.store.contract_schedules import ScheduleContract
+from tests.store.contract_webhooks import WebhookContract
 
 POLL = 2.0  # long, so the contract's wake-up tests cannot pass by polling
 
@@ -58,7 +59,12 @@ class TestSqliteSchedules(ScheduleContract):
 
 
 class TestSqliteStore(
-    StoreContract, AttemptLogContract, InputContract, ConsoleSessionContract, ConsoleReadsContract
+    StoreContract,
+    AttemptLogContract,
+    InputContract,
+    ConsoleSessionContract,
+    ConsoleReadsContract,
+    WebhookContract,
 ):
     """The contract suite on a SQLite file in tmp_path."""
 

@@ -333,6 +333,7 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         Route("/docs", public(ctx, docs_page), methods=["GET"]),
         Route("/docs/{asset}", public(ctx, docs_asset), methods=["GET"]),
         Mount("/api/{formation_id}", routes=v1),
+        *_a2a(ctx),
     ]
 
 
@@ -349,6 +350,20 @@ def _responses_routes(ctx: ApiContext) -> list[BaseRoute]:
         Route("/v1/responses/{response_id}", by_verb, methods=["GET", "DELETE"]),
         Route("/v1/responses/{response_id}/cancel", openai_endpoint(ctx, cancel_response), methods=["POST"]),
     ]
+
+
+def _a2a(ctx: ApiContext) -> list[BaseRoute]:
+    """The A2A routes when `a2a.enabled` and the `a2a` extra (a2a-sdk) is installed."""
+    if not ctx.config.a2a.enabled:
+        return []
+    try:
+        from errand.api.a2a_routes import a2a_routes
+    except ImportError as exc:
+        if exc.name is None or not exc.name.startswith(("a2a", "sse_starlette")):
+            raise
+        log.debug("A2A not served: the a2a extra is not installed (%s)", exc)
+        return []
+    return a2a_routes(ctx)
 
 
 async def health(request: Request, ctx: ApiContext) -> Response:

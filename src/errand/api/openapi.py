@@ -67,6 +67,8 @@ from errand.api.schemas import (
     ErrorBody,
     Health,
     InputAnswer,
+    JsonRpcAnswer,
+    JsonRpcCall,
     OpenAIErrorBody,
     Ready,
     Redelivery,
@@ -141,7 +143,7 @@ BULK = (InvalidRequest, MalformedBody, PayloadTooLarge, Conflict)
 OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/chat", "A chat turn: sync, async or auto", {200: (StatusDocument, SSE), 202: Accepted}, SUBMIT, body=ChatBody, params=(IDEMPOTENCY,), tag="chat"),  # noqa: E501
     Operation("GET", "/v1/requests", "The caller's requests, newest first", {200: RequestList}, (InvalidRequest,), params=LIST),  # noqa: E501
-    Operation("GET", "/v1/requests/{request_id}", "Status and result of a request", {200: StatusDocument}, READ, params=(WAIT,)),  # noqa: E501
+    Operation("GET", "/v1/requests/{request_id}", "Status, result and input of a request", {200: StatusDocument}, READ, params=(WAIT,)),  # noqa: E501
     Operation("DELETE", "/v1/requests/{request_id}", "Cancel a request", {200: CancelAnswer}, (*READ, Conflict)),  # noqa: E501
     Operation("GET", "/v1/requests/{request_id}/events", "The request's events as Server-Sent Events", {200: SSE}, READ, params=LAST_EVENT),  # noqa: E501
     Operation("POST", "/v1/requests/{request_id}/input", "Answer the question a request waits on", {202: InputAnswer}, (*READ, InputNotOutstanding, InputAlreadyAnswered, MalformedBody, PayloadTooLarge), body=InputBody),  # noqa: E501
@@ -171,6 +173,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/ui/session", "Console sign-in with an admin or viewer key (sets the session cookie)", {200: SessionDocument}, (*SESSION, Forbidden, RateLimited, InvalidRequest, MalformedBody, PayloadTooLarge), auth="none", body=SignInBody, root_only=True, tag="console"),  # noqa: E501
     Operation("GET", "/ui/session", "The console session of the cookie", {200: SessionDocument}, SESSION, auth="none", root_only=True, tag="console"),  # noqa: E501
     Operation("DELETE", "/ui/session", "Console sign-out (needs X-CSRF-Token)", {204: NO_CONTENT}, (*SESSION, CsrfFailed), auth="none", params=(CSRF,), root_only=True, tag="console"),  # noqa: E501
+    Operation("GET", "/.well-known/agent-card.json", "The A2A agent card: skills, capabilities, auth (with the a2a extra)", {200: "application/json"}, auth="none", root_only=True, tag="a2a"),  # noqa: E501
+    Operation("POST", "/a2a", "A2A JSON-RPC 2.0 endpoint (a2a-sdk's protocol version; with the a2a extra)", {200: (JsonRpcAnswer, SSE)}, (MalformedBody, PayloadTooLarge), body=JsonRpcCall, root_only=True, tag="a2a"),  # noqa: E501
     Operation("GET", "/v1/health", "Liveness and version", {200: Health}, auth="none", tag="operations"),
     Operation("GET", "/health", "Liveness and version", {200: Health}, auth="none", root_only=True, tag="operations"),  # noqa: E501
     Operation("GET", "/ready", "Readiness: the database takes a write", {200: Ready, 503: Ready}, auth="none", root_only=True, tag="operations"),  # noqa: E501
@@ -196,6 +200,12 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     CancelBody: {"filter": {"status": "pending", "agent": "echo"}, "dry_run": True},
     RedeliverBody: {"filter": {"state": "failed"}, "dry_run": True},
     ResponsesBody: {"model": "researcher", "input": "Summarise the open tickets", "background": True},
+    JsonRpcCall: {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendMessage",
+        "params": {"message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "Hello"}]}},
+    },
     InputBody: {"input_id": "inp_3Vq8kQ2mXc1aLp0z", "value": {"approved": True}},
 }
 BODIES = tuple(EXAMPLES)

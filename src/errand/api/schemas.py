@@ -24,9 +24,12 @@ __all__ = [
     "DeliveryList",
     "ErrorBody",
     "Health",
+    "JsonRpcAnswer",
+    "JsonRpcCall",
     "OpenAIErrorBody",
     "Ready",
     "Redelivery",
+    "RequestInput",
     "RequestList",
     "ResponseDeleted",
     "ResponseObject",
@@ -113,6 +116,24 @@ class DeliveryState(_Doc):
     next_attempt_at: float | None = None
 
 
+class RequestInput(_Doc):
+    """What was submitted, as stored (GET /v1/requests/{id} only; api/requests.input_document).
+
+    Bounded: the message came in a body of at most `server.max_body_bytes` (default 256 KiB; a
+    larger one answered 413), so this is never larger than what the caller sent. A purged
+    request (past `async.result_ttl`) has no input: it answers 410."""
+
+    message: str = Field(description="What the agent runs on (a trigger's: rendered from its template).")
+    metadata: dict[str, Any] = Field(description="As submitted ({} when none; a schedule's: schedule_id).")
+    session_id: str | None
+    trigger: str | None = Field(description="The trigger it was fired through, if any.")
+    priority: int = Field(description="1 (first) .. 5: the one given, else its origin's default.")
+    fairness_key: str | None = Field(description="The one given; null: the default, its owner and user.")
+    mode: Literal["sync", "async"] = Field(description="The mode decided at submit.")
+    max_attempts: int
+    estimated_seconds: float | None = Field(description="The estimate the mode was decided on.")
+
+
 class StatusDocument(_Doc):
     """A request's status (GET /v1/requests/{id}, sync answers, webhook bodies, list items)."""
 
@@ -161,6 +182,24 @@ class StatusDocument(_Doc):
     result: ResultDocument | None = Field(default=None, description="Only when completed.")
     error: ErrorInfoDocument | None = Field(default=None, description="Only when failed.")
     input_request: InputRequestDocument | None = Field(default=None, description="Only when input_required.")
+    cancel_reason: Literal["superseded", "input_timeout"] | None = Field(
+        default=None,
+        description="Only when cancelled: by a newer request of its session (superseded, on_busy "
+        "interrupt), or by a question unanswered before it expired (input_timeout).",
+    )
+    waiting_on: str | None = Field(
+        default=None,
+        description="GET of a pending request: why it waits (session, retry, user_limit, agent_limit, "
+        "formation_limit, worker).",
+    )
+    queue_position: int | None = Field(
+        default=None, description="GET of a pending request: about how many run before it."
+    )
+    input: RequestInput | None = Field(
+        default=None,
+        description="GET /v1/requests/{id} only (not lists, webhook bodies, events or sync answers): "
+        "what was submitted.",
+    )
 
 
 class Accepted(_Doc):
@@ -397,6 +436,33 @@ class ScheduleDeleted(_Doc):
     id: str
     name: str
     deleted: Literal[True]
+
+
+class JsonRpcCall(BaseModel):
+    """POST /a2a: one A2A JSON-RPC 2.0 call (`SendMessage`, `SendStreamingMessage`, `GetTask`,
+    `CancelTask`, `SubscribeToTask`, `ListTasks`, the push-notification config methods); the
+    params of each method are the A2A specification's (a2a-sdk parses them)."""
+
+    jsonrpc: Literal["2.0"]
+    id: str | int | None = None
+    method: str
+    params: dict[str, Any] | None = None
+
+
+class JsonRpcError(BaseModel):
+    code: int
+    message: str
+    data: Any = None
+
+
+class JsonRpcAnswer(BaseModel):
+    """A JSON-RPC 2.0 answer (HTTP 200 for protocol errors too, as JSON-RPC has it); a streaming
+    method answers Server-Sent Events whose data are such answers."""
+
+    jsonrpc: Literal["2.0"]
+    id: str | int | None = None
+    result: Any = None
+    error: JsonRpcError | None = None
 
 
 class Health(_Doc):

@@ -120,6 +120,8 @@ logging:                      # stderr; `errand serve|worker --log-level/--log-f
 #   timeout_seconds: 1          # a slower read answers the last values, errand_metrics_stale 1
 #   port: 9464                  # `errand worker` serves /metrics here (unset: none)
 #   host: 127.0.0.1
+# a2a:                          # A2A (Agent2Agent) server: /.well-known/agent-card.json, POST /a2a
+#   enabled: true               # served when pip install 'errand[a2a]'; false: not served
 
 agents:
   # An offline demo that simulates multi-step research with progress; no model, no API key.

@@ -224,6 +224,12 @@ class Store(Protocol):
         process ended, answered or cancelled meanwhile is skipped). Returns those ended."""
         ...
 
+    async def set_webhook(self, request_id: str, url: str | None) -> Request:
+        """Set (None: remove) the webhook URL of an unfinished request, in one transaction with
+        the check: the terminal write that ends it enqueues the delivery to the URL set last.
+        Already terminal -> Conflict (its delivery was decided); NotFound/RequestExpired as get()."""
+        ...
+
     async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
         """Which of these ids are now cancelled (or otherwise terminal): running attempts of
         them must stop."""
@@ -405,7 +411,8 @@ class Store(Protocol):
         lease) with their worker; the per-minute rollup of finishes (completed, failed: count
         and duration bucket, written by the finish's own transaction) of the minutes in the
         last `window` seconds; deliveries unsent and failed now, and the delivery attempts of
-        the window that succeeded or failed; registered workers with their lease counts."""
+        the window that succeeded or failed; registered workers with their lease counts and
+        the latest expiry among their leases (moved by claim and heartbeat)."""
         ...
 
     async def list_all_deliveries(self, state: str | None, limit: int, cursor: str | None) -> DeliveryPage:

@@ -284,6 +284,15 @@ def check_finish_status(status: Status) -> None:
         raise InvalidRequest(f"finish needs a terminal status, not {status.value!r}")
 
 
+def webhook_settable(req: Request) -> None:
+    """Conflict once the request has ended: its webhook delivery (or none) is already decided."""
+    if req.is_terminal:
+        raise Conflict(
+            f"request {public_id(req.id)!r} is already {req.status.value}: its webhook cannot change",
+            details={"request_id": public_id(req.id), "status": req.status.value},
+        )
+
+
 def needs_cancel(req: Request) -> bool:
     """False when the request is already cancelled (returned unchanged); Conflict when it ended
     otherwise; True when it is to be cancelled now."""

@@ -259,6 +259,15 @@ async def request_cancel(conn: Conn, rid: str, now: float, reason: Any = None) -
     return cancelled, rules.cancel_mode(held), True
 
 
+async def set_webhook(conn: Conn, rid: str, url: str | None, now: float) -> Request:
+    """The row is locked first, so a concurrent finish either sees the new URL or ended before."""
+    rules.webhook_settable(live(rid, await conn.fetchrow(sql.LOCK_REQUEST, rid)))
+    updated = await conn.fetchrow(sql.SET_WEBHOOK, rid, url, now)
+    if updated is None:  # not reachable with the row locked
+        raise rules.not_found(rid)
+    return rules.to_request(updated)
+
+
 async def end_requests(conn: Conn, requests: list[Request]) -> None:
     """What every terminal write adds in the same transaction: the terminal event carrying the
     status document, and the webhook outbox row when the request has a webhook URL (both at

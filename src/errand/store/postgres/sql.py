@@ -228,6 +228,8 @@ CANCEL = f"""
         UPDATE attempts t SET ended_at = $2, outcome = 'cancelled'
         FROM r WHERE t.request_id = r.id AND t.outcome = '{RUNNING}')
     SELECT r.* FROM r"""
+# $1 id, $2 the URL (NULL: none), $3 now; the row is locked (LOCK_REQUEST) and checked first.
+SET_WEBHOOK = f"UPDATE requests r SET webhook_url = $2, updated_at = $3 WHERE r.id = $1 RETURNING {_R}"
 NOTIFY_CANCEL = f"SELECT pg_notify('{CH_CANCEL}', $1)"
 EXPIRED_LEASES = f"""
     SELECT id, attempt, failures, max_attempts FROM requests

@@ -257,6 +257,11 @@ class PostgresStore(PostgresConsole):
         self._after(ended, work=any(r.session_id is not None for r in ended))
         return ended
 
+    async def set_webhook(self, request_id: str, url: str | None) -> Request:
+        """The URL set on an unfinished request, its row locked for the check and the write."""
+        now = self._clock.now()
+        return await self._database.run(lambda c: ops.set_webhook(c, request_id, url, now))
+
     async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
         """The ids (of these) that are cancelled or otherwise terminal."""
         return await reads.cancelled_among(self._database, request_ids)

@@ -259,6 +259,11 @@ class SqliteStore(SqliteConsole):
         now = self._clock.now()
         return await self._writer.submit(lambda c: inputs.expire(c, limit, now), self._wake.after_requests)
 
+    async def set_webhook(self, request_id: str, url: str | None) -> Request:
+        """The URL set on an unfinished request (one writer: the check and the write agree)."""
+        now = self._clock.now()
+        return await self._writer.submit(lambda c: writes.set_webhook(c, request_id, url, now))
+
     async def cancelled_among(self, request_ids: builtins.list[str]) -> set[str]:
         """The ids (of these) that are cancelled or otherwise terminal."""
         ids = builtins.list(dict.fromkeys(request_ids))

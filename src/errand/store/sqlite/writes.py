@@ -210,6 +210,16 @@ def finish(
     return end_request(conn, req, now)
 
 
+def set_webhook(conn: sqlite3.Connection, request_id: str, url: str | None, now: float) -> Request:
+    rules.webhook_settable(reads.get(conn, request_id))
+    updated = update_one(
+        conn, "UPDATE requests SET webhook_url = ?, updated_at = ? WHERE id = ?", (url, now, request_id)
+    )
+    if updated is None:  # not reachable under one writer
+        raise rules.not_found(request_id)
+    return updated
+
+
 def request_cancel(conn: sqlite3.Connection, request_id: str, now: float) -> tuple[Request, str]:
     return _cancel(conn, request_id, now, None)
 
