@@ -38,7 +38,7 @@ from errand.api.schemas import (
     StatusDocument,
 )
 from tests.support.fuzz_server import BACKENDS, fuzzed_server
-from tests.support.server import ADMIN_KEY, CLIENT_KEY, Server, wait_for
+from tests.support.server import ADMIN_KEY, CLIENT_KEY, Server, until, wait_for
 
 EXAMPLES = 25
 DEADLINE_S = 5.0
@@ -71,9 +71,12 @@ def _prepared(case: Case, n: int, known: dict[str, str]) -> None:
     if isinstance(case.body, dict) and isinstance(case.body.get("webhook_url"), str):
         case.body["webhook_url"] = LOOPBACK_HOOK
     if n % 2 == 0:
+        answering = case.operation.path.endswith("/input")
         for name in case.path_parameters or {}:
             if name in known:
-                case.path_parameters[name] = known[name]
+                case.path_parameters[name] = known["asking" if answering and name == "request_id" else name]
+        if answering and isinstance(case.body, dict):  # the outstanding question, answered to its schema
+            case.body.update(input_id=known["input_id"], value={"name": "fuzz"})
 
 
 def test_the_server_conforms_to_its_own_document(live: Server) -> None:
@@ -87,8 +90,13 @@ def test_the_server_conforms_to_its_own_document(live: Server) -> None:
     nightly = {"name": "nightly", "cron": "0 3 * * *", "trigger": "issue", "data": {"title": "t"}}
     schedule = live.admin().post("/v1/schedules", json=nightly).json()
     response = c.post("/v1/responses", json={"model": "echo", "input": "seed", "background": True}).json()
+    asking = c.post("/v1/chat", json={"message": "seed", "agent_id": "asker", "mode": "async"}).json()
+    asked = f"/v1/requests/{asking['request_id']}"
+    question = until(lambda: c.get(asked).json().get("input_request"), timeout=10.0)
     known = {
         "request_id": seed["request_id"],
+        "asking": asking["request_id"],
+        "input_id": question["id"],
         "name": "issue",
         "agent_id": "echo",
         "asset": "swagger-ui.css",

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.server import Server
+from tests.support.server import Server, formation
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 """The fixture params: every fuzzer runs against both backends."""
+AGENTS: list[dict[str, Any]] = formation(Path("."))["agents"]
+"""The test server's agents; the fuzzed one adds `asker` (a request that waits on input)."""
 
 
 def fuzzed_server(
@@ -24,6 +26,7 @@ def fuzzed_server(
     (folder / "triggers" / "issue.md").write_text("---\nagent: echo\n---\nIssue: ${{ data.title }}\n")
     sections: dict[str, Any] = {
         "base_dir": str(folder),
+        "agents": [*AGENTS, {"id": "asker", "handler": "tests.support.agents:asker"}],
         "server": {"max_wait_seconds": 0.2},
         "async": {"sync_wait_seconds": 0.5, "webhook_retries": 0},
     }
