@@ -183,7 +183,7 @@ class ErrandRequestHandler(RequestHandler):
 
     async def _new_request(self, params: SendMessageRequest, owner: Owner) -> NewRequest:
         message = params.message
-        if message.task_id:  # §1 (input_required, branch `input`): an answer to a paused task goes here
+        if message.task_id:  # answering a paused (input-required) task over A2A is not wired yet
             raise InvalidRequest(
                 "a finished task is not continued: send the next turn with its contextId",
                 details={"field": "message.taskId"},

@@ -39,8 +39,7 @@ STATES: Mapping[str, TaskState] = {
     "completed": TaskState.TASK_STATE_COMPLETED,
     "failed": TaskState.TASK_STATE_FAILED,
     "cancelled": TaskState.TASK_STATE_CANCELED,
-    # §1 (input_required, branch `input`) is not merged here yet: this is the one place where
-    # errand's `input_required` status (by its value) meets A2A's, so nothing else changes then.
+    # the one place where errand's `input_required` status (ctx.ask) meets A2A's
     "input_required": TaskState.TASK_STATE_INPUT_REQUIRED,
 }
 """errand status value -> A2A task state. `rejected` has no errand status: a turn refused by
