@@ -114,8 +114,7 @@ class Writer:
         checkpointer: Checkpointer | None = None,
     ) -> None:
         self._connect = connect_fn
-        self._checkpointer = checkpointer
-        """Runs the WAL checkpoints instead of this thread's commits (None: SQLite's default)."""
+        self._checkpointer = checkpointer  # runs the WAL checkpoints (None: SQLite's own, in COMMIT)
         self._guard = guard
         self._busy_timeout = busy_timeout
         self._busy_ms = -1
@@ -266,8 +265,15 @@ class Writer:
         else:
             self.commits += 1
             if self._checkpointer is not None:
-                self._checkpointer.nudge()
+                self._checkpoint(conn, self._checkpointer)
         self._call(_deliver, batch)
+
+    def _checkpoint(self, conn: sqlite3.Connection, checkpointer: Checkpointer) -> None:
+        """Nudge the checkpoint thread; when it asks, catch up here so the WAL can start over."""
+        if checkpointer.catch_up_wanted():
+            with contextlib.suppress(sqlite3.Error):  # committed all the same; retried next time
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        checkpointer.nudge()
 
     def _begin(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         """BEGIN IMMEDIATE, waiting for the lock in slices of LOCK_SLICE s. After each slice the
