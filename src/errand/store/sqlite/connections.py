@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from errand.errors import Conflict, ErrandError, StoreUnavailable
-from errand.store.sqlite.checkpoints import Checkpointer
 from errand.store.sqlite.fileguard import FileGuard
 
 log = logging.getLogger(__name__)
@@ -111,10 +110,8 @@ class Writer:
         busy_timeout: float,
         max_batch: int = MAX_BATCH,
         synchronous: str = "full",
-        checkpointer: Checkpointer | None = None,
     ) -> None:
         self._connect = connect_fn
-        self._checkpointer = checkpointer  # runs the WAL checkpoints (None: SQLite's own, in COMMIT)
         self._guard = guard
         self._busy_timeout = busy_timeout
         self._busy_ms = -1
@@ -145,8 +142,6 @@ class Writer:
         except BaseException:
             self._closed = True
             raise
-        if self._checkpointer is not None:
-            self._checkpointer.start()
 
     def submit(
         self,
@@ -174,16 +169,12 @@ class Writer:
         self._closed = True
         self._queue.put(None)
         await asyncio.shield(self._done)
-        if self._checkpointer is not None:
-            await asyncio.to_thread(self._checkpointer.stop)
 
     # -- the thread -------------------------------------------------------------------------------
     def _run(self, ready: asyncio.Future[None]) -> None:
         try:
             conn = self._connect()
             self._guard.check()  # the file just opened: what the path must keep naming
-            if self._checkpointer is not None:
-                conn.execute("PRAGMA wal_autocheckpoint = 0")
         except sqlite3.Error as exc:
             self._call(_settle, ready, None, translate(exc))
             return
@@ -264,16 +255,7 @@ class Writer:
                 op.error = translate(exc) if isinstance(exc, sqlite3.Error) else exc
         else:
             self.commits += 1
-            if self._checkpointer is not None:
-                self._checkpoint(conn, self._checkpointer)
         self._call(_deliver, batch)
-
-    def _checkpoint(self, conn: sqlite3.Connection, checkpointer: Checkpointer) -> None:
-        """Nudge the checkpoint thread; when it asks, catch up here so the WAL can start over."""
-        if checkpointer.catch_up_wanted():
-            with contextlib.suppress(sqlite3.Error):  # committed all the same; retried next time
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        checkpointer.nudge()
 
     def _begin(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         """BEGIN IMMEDIATE, waiting for the lock in slices of LOCK_SLICE s. After each slice the

@@ -15,8 +15,7 @@ from errand.errors import ConfigError, StoreUnavailable
 from errand.models import QueueStats, Request
 from errand.store import processes, rules
 from errand.store.queue import FOLD_AT
-from errand.store.sqlite import attempts, checkpoints, reads, writes
-from errand.store.sqlite.checkpoints import Checkpointer
+from errand.store.sqlite import attempts, reads, writes
 from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
 from errand.store.sqlite.fileguard import FileGuard
 
@@ -54,7 +53,6 @@ def connections(path: str, synchronous: str, readers: int, busy_timeout: float) 
         guard=guard,
         busy_timeout=busy_timeout,
         synchronous=synchronous,
-        checkpointer=Checkpointer(functools.partial(checkpoints.connect, path)),
     )
     pool = Readers(
         lambda: connect(path, synchronous=synchronous, writer=False, busy_timeout=busy_timeout),
