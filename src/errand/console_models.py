@@ -68,11 +68,16 @@ class RunningRow:
 
 @dataclass(frozen=True, slots=True)
 class WorkerRow:
+    """A registered worker, its leases now, and the latest expiry among them: a worker sets
+    each lease to now + lease_seconds when it claims and every lease_seconds/3 while it runs,
+    so an expiry that stops moving (or lies in the past) is a worker that stopped renewing."""
+
     worker_id: str
     host: str
     pid: int
     registered_at: float
     running: int
+    leases_until: float | None = None  # None: it holds no lease
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,50 @@ def test_a_failed_request_shows_its_traceback(pages: Pages, console: Console) ->
     shot(page, "detail-failed")
 
 
+def test_a_request_page_shows_its_input_message_and_metadata(pages: Pages, console: Console) -> None:
+    message = "Summarise <b>these</b> notes\nline two — ünïcode"
+    rid = console.submit("echo", message, ticket="T-42", source="browser-test")
+    console.wait(rid, lambda d: d["status"] == "completed")
+    page = pages.signed_in(hash=f"#/requests/{rid}")
+    expect(page.locator(".page-head .badge")).to_have_text("completed")
+    shown = page.locator("#input-message")
+    expect(shown).to_have_text(message)  # as text: the markup is not interpreted
+    assert page.locator("#input-message b").count() == 0
+    expect(page.locator("#input-metadata")).to_contain_text('"ticket": "T-42"')
+    expect(page.locator("#input-metadata")).to_contain_text('"source": "browser-test"')
+    expect(page.locator("#input-settings")).to_contain_text("priority 3")
+    shot(page, "detail-input")
+
+
+def test_the_overview_shows_each_workers_last_lease_renewal(pages: Pages, console: Console) -> None:
+    rid = console.submit("steady", "keep me busy", seconds=30)
+    console.wait(rid, lambda d: d["status"] == "processing")
+    before = time.time()
+    busy = until_busy(console)
+    assert busy["last_seen"] is not None and busy["leases_until"] is not None
+    assert busy["started_at"] <= busy["last_seen"] <= before + 1  # a claim or renewal, not the future
+    page = pages.signed_in()
+    expect(page.locator("th", has_text="Last seen")).to_be_visible()
+    cells = page.locator(".last-seen")
+    expect(cells.first).to_be_visible()
+    shown = [c.inner_text() for c in cells.all()]
+    assert any(text[:4].isdigit() for text in shown), shown  # a time, not a dash
+    assert all(text != "—" for text in shown), shown  # an idle worker says when it registered
+    assert console.api.delete(f"/v1/requests/{rid}").status_code == 200
+
+
+def until_busy(console: Console) -> dict[str, Any]:
+    """The overview's first worker holding a lease (the one running the steady request)."""
+    deadline = time.monotonic() + 10
+    while True:
+        workers = console.api.get("/v1/admin/overview").json()["workers"]
+        busy = [w for w in workers if w["running"] > 0]
+        if busy:
+            return dict(busy[0])
+        assert time.monotonic() < deadline, workers
+        time.sleep(0.1)
+
+
 def test_redeliver_a_failed_webhook_and_see_the_new_attempt(pages: Pages, console: Console) -> None:
     rid = console.submit("echo", "hook me", webhook=True)
     deadline = time.monotonic() + 20
@@ -192,7 +236,15 @@ def test_a_cross_site_post_with_the_cookie_but_no_csrf_token_is_refused(
     with serving_page(ATTACK.format(base=console.base)) as evil:
         assert evil.startswith("http://127.0.0.1:") and evil != console.base  # another origin
         refused: list[Any] = []
-        page.on("response", lambda r: refused.append(r) if r.url.startswith(console.base + "/v1/") else None)
+        # POSTs only: the signed-in page's own live refresh (a GET) may still answer meanwhile
+        page.on(
+            "response",
+            lambda r: (
+                refused.append(r)
+                if r.url.startswith(console.base + "/v1/") and r.request.method == "POST"
+                else None
+            ),
+        )
         page.goto(evil)
         page.wait_for_function("() => window.fetchStatus")
         with page.expect_navigation():

@@ -60,7 +60,9 @@ def test_sync_answers_200_with_the_status_document(server: Server) -> None:
     assert doc["user_id"] == "alice"
     assert doc["attempts"] == 1 and isinstance(doc["duration_ms"], int)
     assert "error" not in doc
-    assert c.get(f"/v1/requests/{doc['request_id']}").json() == doc
+    got = c.get(f"/v1/requests/{doc['request_id']}").json()
+    assert got.pop("input")["message"] == "hi"  # GET alone shows what was submitted
+    assert got == doc
 
 
 def test_sync_failure_answers_200_with_the_error(server: Server) -> None:

@@ -64,8 +64,7 @@ def _headers(case: Case) -> dict[str, str]:
 def _prepared(case: Case, n: int, known: dict[str, str]) -> None:
     """The case as sent: keys are ours (the generated ones are dropped), no generated webhook URL
     makes the server resolve a name (loopback, allow-listed), and every other case names a
-    request, response, trigger, agent or schedule that exists, so answers for real resources are
-    checked too."""
+    request, trigger or agent that exists, so answers for real resources are checked too."""
     for name in list(case.headers or {}):
         if name.lower() in SECURITY_HEADERS:
             del case.headers[name]
@@ -87,7 +86,7 @@ def test_the_server_conforms_to_its_own_document(live: Server) -> None:
     seed = c.post("/v1/chat", json={"message": "seed", "mode": "sync"}).json()
     nightly = {"name": "nightly", "cron": "0 3 * * *", "trigger": "issue", "data": {"title": "t"}}
     schedule = live.admin().post("/v1/schedules", json=nightly).json()
-    response = c.post("/v1/responses", json={"model": "echo", "input": "seed"}).json()
+    response = c.post("/v1/responses", json={"model": "echo", "input": "seed", "background": True}).json()
     known = {
         "request_id": seed["request_id"],
         "name": "issue",

@@ -142,11 +142,17 @@ class ConsoleReadsContract:
         assert (first.request.id, second.request.id) == (other.id, run.id)  # newest first
         assert second.worker_id == "w1" and second.request.progress == Progress(40.0, "working")
         assert [(w.worker_id, w.running) for w in seen.workers] == [("w1", 2)]
-        clock.advance(2.0)
+        assert seen.workers[0].leases_until == clock.now() + LEASE  # the newer claim's
+        clock.advance(0.5)
+        assert await store.heartbeat("w1", {run.id: attempt}, LEASE) == set()
+        [renewed] = (await store.overview()).workers
+        assert renewed.leases_until == clock.now() + LEASE  # the heartbeat moved it
+        clock.advance(1.5)
         await store.finish(run.id, attempt, Status.COMPLETED, result=Result("ok"))
         await store.finish(other.id, other_attempt, Status.FAILED, error=ErrorInfo("E", "e"))
         seen = await store.overview()
         assert seen.running == () and seen.deliveries.pending == 1
+        assert [(w.running, w.leases_until) for w in seen.workers] == [(0, None)]
         by_status = {m.status: m for m in seen.minutes}
         assert set(by_status) == {"completed", "failed"} and all(
             m.agent == "a" and m.n == 1 for m in seen.minutes

@@ -7,6 +7,7 @@ covered by the document's second server.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,21 @@ from errand.api.chat import ChatBody
 from errand.api.errors import STATUS, status_of_class
 from errand.api.openai_errors import STATUS_OVERRIDE
 from errand.api.openapi import OPERATIONS, openapi_document
+from errand.api.requests import input_document
 from errand.api.schemas import ErrorBody, StatusDocument
 from errand.config import build_config
 from errand.errors import ErrandError
-from errand.models import Delivery, DeliveryAttempt, ErrorInfo, Progress, Result, Status, to_document
+from errand.models import (
+    Delivery,
+    DeliveryAttempt,
+    ErrorInfo,
+    Mode,
+    Progress,
+    Result,
+    Status,
+    default_fairness_key,
+    to_document,
+)
 from tests.support.models import stored_request
 from tests.support.server import FORMATION, REPO, formation
 
@@ -162,6 +174,20 @@ def test_every_status_document_validates_against_the_model(status: Status) -> No
         )
         doc = to_document(req, with_delivery=with_delivery, delivery=delivery, stored_id=stored)
         StatusDocument.model_validate(doc)
+
+
+@pytest.mark.parametrize("mode", [Mode.SYNC, Mode.ASYNC])
+def test_the_input_of_one_request_validates_and_hides_the_default_fairness_key(mode: Mode) -> None:
+    named = stored_request(mode=mode, metadata={"k": [1, {"x": None}]}, session_id="s", fairness_key="team")
+    default = stored_request(mode=mode)
+    default = dataclasses.replace(default, fairness_key=default_fairness_key(default.owner, default.user_id))
+    for req, key in ((named, "team"), (default, None)):
+        doc = {**to_document(req, with_delivery=True), "input": input_document(req)}
+        StatusDocument.model_validate(doc)
+        assert doc["input"]["fairness_key"] == key and doc["input"]["message"] == req.message
+        assert doc["input"]["mode"] == mode.value
+    with pytest.raises(ValidationError):
+        StatusDocument.model_validate({**doc, "input": {**doc["input"], "webhook_url": "https://h.example"}})
 
 
 def test_a_field_the_model_does_not_know_fails_validation() -> None:

@@ -37,9 +37,9 @@ def test_agent_stats_fill_sixty_minutes_and_read_percentiles() -> None:
         running=(),
         minutes=(MinuteRow(minute, "a", "completed", 5, 9), MinuteRow(minute, "a", "failed", 30, 1)),
         deliveries=DeliveryHealth(1, 2, 3, 4),
-        workers=(WorkerRow("w1", "host", 42, NOW - 100, 2),),
+        workers=(WorkerRow("w1", "host", 42, NOW - 100, 2, NOW + 25), WorkerRow("w2", "h2", 7, NOW - 5, 0)),
     )
-    doc = overview_document(seen, ["a", "idle"])
+    doc = overview_document(seen, ["a", "idle"], 30.0)
     OverviewDocument.model_validate(doc)
     assert doc["queue"]["oldest_pending_age_seconds"] == 12.5
     a, idle = doc["agents"]
@@ -54,7 +54,17 @@ def test_agent_stats_fill_sixty_minutes_and_read_percentiles() -> None:
             "host": "host",
             "pid": 42,
             "started_at": NOW - 100,
-            "last_seen": None,
+            "last_seen": NOW - 5,  # the lease it renewed then runs until NOW + 25
+            "leases_until": NOW + 25,
             "running": 2,
-        }
+        },
+        {
+            "worker_id": "w2",
+            "host": "h2",
+            "pid": 7,
+            "started_at": NOW - 5,
+            "last_seen": None,  # idle: nothing renewed, so nothing seen but its registration
+            "leases_until": None,
+            "running": 0,
+        },
     ]

@@ -27,6 +27,7 @@ from errand.api.a2a_handler import OWNER_STATE, ErrandRequestHandler
 from errand.api.body import read_body
 from errand.api.context import ApiContext, base_path, check_formation
 from errand.api.errors import to_response
+from errand.api.session_auth import authenticate
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -66,7 +67,7 @@ def _rpc(ctx: ApiContext, handle: Endpoint) -> Endpoint:
     async def a2a_jsonrpc(request: Request) -> Response:
         try:
             check_formation(request, ctx)
-            owner = ctx.auth.authenticate(request.headers)
+            owner = await authenticate(request, ctx.auth, lambda: ctx.store)  # a viewer: 403
             raw = await read_body(request, ctx.config.server.max_body_bytes)
         except Exception as exc:
             return to_response(exc)

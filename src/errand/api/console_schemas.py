@@ -89,7 +89,15 @@ class WorkerItem(_Doc):
     host: str
     pid: int
     started_at: float = Field(description="When the worker registered.")
-    last_seen: float | None = Field(description="Not tracked yet: always null (its leases show it alive).")
+    last_seen: float | None = Field(
+        description="Its latest claim or lease renewal (a running worker renews every "
+        "workers.lease_seconds/3): its newest lease expiry less this server's workers.lease_seconds. "
+        "Null while it holds no lease: no heartbeat time is kept for an idle worker (its death is "
+        "seen from its pid and start time, or its PostgreSQL session lock); see started_at."
+    )
+    leases_until: float | None = Field(
+        description="The latest expiry among its leases (null: none). In the past: it stopped renewing."
+    )
     running: int
 
 

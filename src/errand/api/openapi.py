@@ -139,7 +139,7 @@ BULK = (InvalidRequest, MalformedBody, PayloadTooLarge, Conflict)
 OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/chat", "A chat turn: sync, async or auto", {200: (StatusDocument, SSE), 202: Accepted}, SUBMIT, body=ChatBody, params=(IDEMPOTENCY,), tag="chat"),  # noqa: E501
     Operation("GET", "/v1/requests", "The caller's requests, newest first", {200: RequestList}, (InvalidRequest,), params=LIST),  # noqa: E501
-    Operation("GET", "/v1/requests/{request_id}", "Status and result of a request", {200: StatusDocument}, READ, params=(WAIT,)),  # noqa: E501
+    Operation("GET", "/v1/requests/{request_id}", "Status, result and input of a request", {200: StatusDocument}, READ, params=(WAIT,)),  # noqa: E501
     Operation("DELETE", "/v1/requests/{request_id}", "Cancel a request", {200: CancelAnswer}, (*READ, Conflict)),  # noqa: E501
     Operation("GET", "/v1/requests/{request_id}/events", "The request's events as Server-Sent Events", {200: SSE}, READ, params=LAST_EVENT),  # noqa: E501
     Operation("GET", "/v1/requests/{request_id}/attempts", "Every attempt: worker, outcome, error (admins: traceback)", {200: AttemptList}, READ),  # noqa: E501

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from errand.api.auth import Owner, require_admin
 from errand.api.context import ApiContext
 from errand.api.errors import json_response
-from errand.console_models import CountRow, MinuteRow, Overview, RunningRow
+from errand.console_models import CountRow, MinuteRow, Overview, RunningRow, WorkerRow
 from errand.models import Status
 from errand.store.rollup import percentile, window_start
 
@@ -32,11 +32,13 @@ async def overview(request: Request, owner: Owner, ctx: ApiContext) -> Response:
     """GET /v1/admin/overview."""
     require_admin(owner)
     seen = await ctx.store.overview(WINDOW_S)
-    return json_response(overview_document(seen, [a.id for a in ctx.config.agents]))
+    agents = [a.id for a in ctx.config.agents]
+    return json_response(overview_document(seen, agents, ctx.config.workers.lease_seconds))
 
 
-def overview_document(seen: Overview, agents: list[str]) -> dict[str, Any]:
-    """The overview document (its schema: console_schemas.OverviewDocument)."""
+def overview_document(seen: Overview, agents: list[str], lease_seconds: float) -> dict[str, Any]:
+    """The overview document (its schema: console_schemas.OverviewDocument). `lease_seconds`:
+    the configured lease (`workers.lease_seconds`), what a claim or heartbeat adds to now."""
     oldest = seen.oldest_pending_at
     return {
         "generated_at": seen.generated_at,
@@ -52,17 +54,22 @@ def overview_document(seen: Overview, agents: list[str]) -> dict[str, Any]:
             "delivered_last_hour": seen.deliveries.delivered_in_window,
             "failed_last_hour": seen.deliveries.failed_in_window,
         },
-        "workers": [
-            {
-                "worker_id": w.worker_id,
-                "host": w.host,
-                "pid": w.pid,
-                "started_at": w.registered_at,
-                "last_seen": None,
-                "running": w.running,
-            }
-            for w in seen.workers
-        ],
+        "workers": [worker_item(w, lease_seconds) for w in seen.workers],
+    }
+
+
+def worker_item(row: WorkerRow, lease_seconds: float) -> dict[str, Any]:
+    """A worker; `last_seen` is its latest claim or lease renewal (its newest lease expiry less
+    the lease), None while it holds no lease: an idle worker writes nothing to be seen by."""
+    until = row.leases_until
+    return {
+        "worker_id": row.worker_id,
+        "host": row.host,
+        "pid": row.pid,
+        "started_at": row.registered_at,
+        "last_seen": None if until is None else until - lease_seconds,
+        "leases_until": until,
+        "running": row.running,
     }
 
 

@@ -6,7 +6,9 @@ GET of one request shows its webhook delivery state (`delivery: {"mode", "state"
 more read, for webhook requests only); the list shows only the mode string (`"polling"` or
 `"webhook"`), as the 202 acknowledgement does, so a page costs one query whatever it holds.
 List items are summaries: the status document without `result` (the store does not even read
-it; ten 20 MB results made a 200 MB page). GET /v1/requests/{id} has the result.
+it; ten 20 MB results made a 200 MB page). GET /v1/requests/{id} has the result, and only it
+has `input` (what was submitted, `input_document`): lists, webhook bodies, events and sync
+answers stay small.
 
 `status_document()` and `wait_terminal()` are also what a sync answer of the submit path
 (api/submit.py) is made of: one status document, one long-poll wait.
@@ -29,7 +31,7 @@ from errand.api.request_filters import parse_filters
 from errand.errors import Conflict, InvalidRequest
 from errand.limits_config import claim_limits
 from errand.metrics import REQUESTS, agent_label
-from errand.models import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, Status, to_document
+from errand.models import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, Status, default_fairness_key, to_document
 from errand.models import Request as StoredRequest
 from errand.store.base import Store
 
@@ -46,7 +48,29 @@ async def get_request(request: Request, owner: Owner, ctx: ApiContext) -> Respon
     req = await get_owned(ctx.store, owner, request.path_params["request_id"])
     if wait > 0:
         req = await wait_terminal(store, req, wait)
-    return json_response(await status_document(ctx, req, stored_id=owner.is_admin))
+    doc = await status_document(ctx, req, stored_id=owner.is_admin)
+    if not req.expired:  # a tombstone's input is purged (it answers 410 before this anyway)
+        doc["input"] = input_document(req)
+    return json_response(doc)
+
+
+def input_document(req: StoredRequest) -> dict[str, Any]:
+    """What was submitted (schemas.RequestInput). The message is bounded by the submit body cap
+    (`server.max_body_bytes`). `fairness_key` is null when the request named none (its turn is
+    its owner's and user's: the stored default holds a key fingerprint, shown to nobody); the
+    webhook URL is left out (it may be the server's configured one, not the caller's)."""
+    chosen = req.fairness_key != default_fairness_key(req.owner, req.user_id)
+    return {
+        "message": req.message,
+        "metadata": req.metadata,
+        "session_id": req.session_id,
+        "trigger": req.trigger,
+        "priority": req.priority,
+        "fairness_key": req.fairness_key if chosen and req.fairness_key else None,
+        "mode": req.mode.value,
+        "max_attempts": req.max_attempts,
+        "estimated_seconds": req.estimated_seconds,
+    }
 
 
 async def status_document(ctx: ApiContext, req: StoredRequest, *, stored_id: bool = False) -> dict[str, Any]:

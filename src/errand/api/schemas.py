@@ -37,6 +37,7 @@ __all__ = [
     "OpenAIErrorBody",
     "Ready",
     "Redelivery",
+    "RequestInput",
     "RequestList",
     "ResponseDeleted",
     "ResponseObject",
@@ -110,6 +111,24 @@ class DeliveryState(_Doc):
     next_attempt_at: float | None = None
 
 
+class RequestInput(_Doc):
+    """What was submitted, as stored (GET /v1/requests/{id} only; api/requests.input_document).
+
+    Bounded: the message came in a body of at most `server.max_body_bytes` (default 256 KiB; a
+    larger one answered 413), so this is never larger than what the caller sent. A purged
+    request (past `async.result_ttl`) has no input: it answers 410."""
+
+    message: str = Field(description="What the agent runs on (a trigger's: rendered from its template).")
+    metadata: dict[str, Any] = Field(description="As submitted ({} when none; a schedule's: schedule_id).")
+    session_id: str | None
+    trigger: str | None = Field(description="The trigger it was fired through, if any.")
+    priority: int = Field(description="1 (first) .. 5: the one given, else its origin's default.")
+    fairness_key: str | None = Field(description="The one given; null: the default, its owner and user.")
+    mode: Literal["sync", "async"] = Field(description="The mode decided at submit.")
+    max_attempts: int
+    estimated_seconds: float | None = Field(description="The estimate the mode was decided on.")
+
+
 class StatusDocument(_Doc):
     """A request's status (GET /v1/requests/{id}, sync answers, webhook bodies, list items)."""
 
@@ -157,6 +176,22 @@ class StatusDocument(_Doc):
     trigger: str | None = None
     result: ResultDocument | None = Field(default=None, description="Only when completed.")
     error: ErrorInfoDocument | None = Field(default=None, description="Only when failed.")
+    cancel_reason: Literal["superseded"] | None = Field(
+        default=None, description="Only when cancelled by a newer request of its session (on_busy interrupt)."
+    )
+    waiting_on: str | None = Field(
+        default=None,
+        description="GET of a pending request: why it waits (session, retry, user_limit, agent_limit, "
+        "formation_limit, worker).",
+    )
+    queue_position: int | None = Field(
+        default=None, description="GET of a pending request: about how many run before it."
+    )
+    input: RequestInput | None = Field(
+        default=None,
+        description="GET /v1/requests/{id} only (not lists, webhook bodies, events or sync answers): "
+        "what was submitted.",
+    )
 
 
 class Accepted(_Doc):

@@ -87,8 +87,12 @@ RUNNING = (
     f"AND lease_owner IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT {RUNNING_LIMIT}"
 )
 """The newest running requests: a walk of requests_queue from its end, LIMIT rows."""
-BY_WORKER = "SELECT lease_owner, COUNT(*) FROM requests WHERE lease_owner IS NOT NULL GROUP BY lease_owner"
-"""Leases per worker: the partial index requests_by_lease_owner holds only the leased rows."""
+BY_WORKER = (
+    "SELECT lease_owner, COUNT(*), MAX(lease_expires_at) FROM requests "
+    "WHERE lease_owner IS NOT NULL GROUP BY lease_owner"
+)
+"""Leases per worker and their latest expiry: the partial index requests_by_lease_owner holds
+only the leased rows (as many as run now)."""
 WORKERS = "SELECT id, host, pid, registered_at FROM workers ORDER BY id"
 SQLITE_MINUTES = "SELECT minute, agent, status, bucket, n FROM agent_minutes WHERE minute >= ?"
 PG_MINUTES = "SELECT minute, agent, status, bucket, n FROM agent_minutes WHERE minute >= $1::bigint"
@@ -128,10 +132,12 @@ def to_minutes(rows: Iterable[Values]) -> tuple[MinuteRow, ...]:
 
 
 def to_workers(rows: Iterable[Values], leases: Iterable[Values]) -> tuple[WorkerRow, ...]:
-    running = {str(r[0]): int(r[1]) for r in leases}
-    return tuple(
-        WorkerRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), running.get(str(r[0]), 0)) for r in rows
-    )
+    held = {str(r[0]): (int(r[1]), None if r[2] is None else float(r[2])) for r in leases}
+    out = []
+    for r in rows:
+        running, until = held.get(str(r[0]), (0, None))
+        out.append(WorkerRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), running, until))
+    return tuple(out)
 
 
 def to_health(row: Values) -> DeliveryHealth:

@@ -49,7 +49,8 @@ class ConsoleStore(Protocol):
         lease) with their worker; the per-minute rollup of finishes (completed, failed: count
         and duration bucket, written by the finish's own transaction) of the minutes in the
         last `window` seconds; deliveries unsent and failed now, and the delivery attempts of
-        the window that succeeded or failed; registered workers with their lease counts."""
+        the window that succeeded or failed; registered workers with their lease counts and
+        the latest expiry among their leases (moved by claim and heartbeat)."""
         ...
 
     async def list_all_deliveries(self, state: str | None, limit: int, cursor: str | None) -> DeliveryPage:

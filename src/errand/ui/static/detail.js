@@ -79,20 +79,34 @@ function drawSummary(card, doc) {
     ["Attempts", String(doc.attempts)],
     ["Delivery", deliveryText(doc.delivery)],
   ];
-  const input = doc.input || (doc.message !== undefined ? { message: doc.message, metadata: doc.metadata } : null);
+  const input = doc.input || null; // GET /v1/requests/{id}: what was submitted (none once purged)
   clear(
     card,
     h("h2", { text: "Summary" }),
     h("dl", { class: "facts wide" }, facts.map(([k, v]) => h("div", {}, h("dt", { text: k }), h("dd", {}, v)))),
     h("h3", { text: "Input" }),
     input
-      ? [h("pre", { class: "input", id: "input-message", text: String(input.message ?? "") }), input.metadata ? h("pre", { class: "input", text: JSON.stringify(input.metadata, null, 2) }) : null]
-      : notice("This server's status document does not include the input message."),
+      ? [
+          h("pre", { class: "input", id: "input-message", text: String(input.message ?? "") }),
+          h("h3", { text: "Metadata" }),
+          Object.keys(input.metadata || {}).length
+            ? h("pre", { class: "input", id: "input-metadata", text: JSON.stringify(input.metadata, null, 2) })
+            : h("p", { class: "muted", id: "input-metadata", text: "none" }),
+          h("p", { class: "muted", id: "input-settings", text: inputSettings(input) }),
+        ]
+      : notice("No input: it was purged with the result."),
     doc.result ? [h("h3", { text: "Result" }), h("pre", { class: "result", id: "result", text: resultText(doc.result) })] : null,
     doc.error
       ? [h("h3", { text: "Error" }), h("p", { class: "error-line", id: "error" }, h("strong", { text: doc.error.type }), `: ${doc.error.message}`, doc.error.retryable ? " (retryable)" : "")]
       : null,
   );
+}
+
+function inputSettings(input) {
+  const parts = [`priority ${input.priority}`, `mode ${input.mode}`, `max attempts ${input.max_attempts}`];
+  if (input.fairness_key) parts.push(`fairness key ${input.fairness_key}`);
+  if (input.estimated_seconds !== null && input.estimated_seconds !== undefined) parts.push(`estimated ${input.estimated_seconds.toFixed(1)} s`);
+  return parts.join(" · ");
 }
 
 const deliveryText = (d) => (typeof d === "string" ? d : d.mode === "webhook" ? `webhook · ${d.state} · ${d.attempts} attempt(s)` : d.mode);

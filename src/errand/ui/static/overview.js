@@ -88,8 +88,18 @@ function draw(body, o) {
   const workers = section(
     "Workers",
     table(
-      ["Worker", "Host", "PID", "Started", "Last seen", "Running"],
-      o.workers.map((w) => row([h("span", { class: "mono", text: w.worker_id }), w.host || "—", String(w.pid ?? "—"), fmtTime(w.started_at), fmtTime(w.last_seen), String(w.running)])),
+      // last_seen is a lease renewal: an idle worker has none, so its registration time is shown.
+      ["Worker", "Host", "PID", "Registered", "Last seen", "Running"],
+      o.workers.map((w) =>
+        row([
+          h("span", { class: "mono", text: w.worker_id }),
+          w.host || "—",
+          String(w.pid ?? "—"),
+          fmtTime(w.started_at),
+          h("span", { class: "last-seen", text: w.last_seen === null ? `idle · registered at ${fmtTime(w.started_at)}` : fmtTime(w.last_seen) }),
+          String(w.running),
+        ]),
+      ),
       "No worker has reported in.",
     ),
   );
