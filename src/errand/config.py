@@ -164,7 +164,6 @@ class A2AConfig(_Section):
     """`a2a:` the A2A server (api/a2a_routes.py), served when the `a2a` extra is installed."""
 
     enabled: bool = True
-    """Serve the agent card and POST /a2a; false: not served even with the extra installed."""
 
 
 class Config(_Section):
