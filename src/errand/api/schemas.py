@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from errand.api.agent_schemas import AgentDocument as AgentDocument
+from errand.api.agent_schemas import AgentList as AgentList
 from errand.api.openai_schemas import OpenAIErrorBody as OpenAIErrorBody
 from errand.api.openai_schemas import OutputMessage as OutputMessage
 from errand.api.openai_schemas import OutputText as OutputText
@@ -308,45 +310,6 @@ class TriggerDocument(_Doc):
 class TriggerList(_Doc):
     formation_id: str
     triggers: list[TriggerDocument]
-    count: int
-
-
-class AgentDocument(_Doc):
-    """One configured agent, and how long it usually takes."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "researcher",
-                    "description": "Finds and compares information",
-                    "default": True,
-                    "kind": "llm",
-                    "tools": ["http_get"],
-                    "expected_seconds": 41.5,
-                    "history_samples": 50,
-                }
-            ]
-        }
-    )
-
-    id: str
-    description: str
-    default: bool = Field(description="Answers requests that name no agent_id.")
-    kind: Literal["handler", "process", "llm"] = Field(
-        description="handler: a Python function in the worker; process: one in a child process "
-        "per attempt; llm: a model agent."
-    )
-    tools: list[str]
-    expected_seconds: float | None = Field(
-        description="p90 of the agent's recent run durations; null until it has enough history "
-        "(then submit estimates from the message)."
-    )
-    history_samples: int = Field(description="Recent completed runs the estimate rests on.")
-
-
-class AgentList(_Doc):
-    agents: list[AgentDocument]
     count: int
 
 
