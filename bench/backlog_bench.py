@@ -217,7 +217,7 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] * 1000
 
 
-async def bench_purge(storage: str, rows: int, seconds: float, rate: float) -> None:
+async def bench_purge(storage: str, rows: int, seconds: float, rate: float, refill: int) -> None:
     db = Database(storage)
     await db.create()
     store = await db.open()  # migrates
@@ -240,7 +240,8 @@ async def bench_purge(storage: str, rows: int, seconds: float, rate: float) -> N
         stop.set()
         during = await during_task
         after_purge = await db.size_mb()
-        await submit_slices(store, rows, rows, 64)  # as many rows again: is the space reused?
+        if refill:  # new rows after the purge: is the freed space reused?
+            await submit_slices(store, refill, refill, 64)
         refilled = await db.size_mb()
     finally:
         await store.close()
@@ -252,7 +253,7 @@ async def bench_purge(storage: str, rows: int, seconds: float, rate: float) -> N
         f"purged {purged:,} rows ({purged / purge_s:,.0f}/s); p99 during / before: {p99(during) / p99(before):.2f}x"
     )
     print(
-        f"database: {filled:.0f} MB filled, {after_purge:.0f} MB after the purge, {refilled:.0f} MB after {rows:,} new rows"
+        f"database: {filled:.0f} MB filled, {after_purge:.0f} MB after the purge, {refilled:.0f} MB after {refill:,} new rows"
     )
     await db.drop()
 
@@ -268,11 +269,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0, help="purge: the baseline's length")
     parser.add_argument("--rate", type=float, default=500.0, help="purge: submits per second")
+    parser.add_argument("--refill", type=int, help="purge: rows submitted after it (default --rows)")
     args = parser.parse_args()
     if args.what == "submit":
         asyncio.run(bench_submit(args.storage, args.rows, args.slice, args.concurrency))
     else:
-        asyncio.run(bench_purge(args.storage, args.rows, args.seconds, args.rate))
+        refill = args.rows if args.refill is None else args.refill
+        asyncio.run(bench_purge(args.storage, args.rows, args.seconds, args.rate, refill))
 
 
 if __name__ == "__main__":

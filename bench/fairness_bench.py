@@ -229,6 +229,19 @@ async def alternated(measure: Callable[[Limits], Awaitable[float]]) -> tuple[flo
     return statistics.median(runs[True]), statistics.median(runs[False])
 
 
+async def drain_at_sizes(backend: Backend, sizes: list[int]) -> None:
+    """(b) alone: fair drain at each backlog size in the order given (repeat the first at the
+    end to see the load's drift), one run each, against the first."""
+    first = 0.0
+    for size in sizes:
+        rate = await throughput(backend, size, FAIR)
+        first = first or rate
+        print(
+            f"(b) fair drain at {size:,}: {rate:.0f}/s ({100 * rate / first:.0f} % of the first run)",
+            flush=True,
+        )
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -240,11 +253,16 @@ async def main() -> None:
     ap.add_argument("--noisy", type=int, default=100_000)
     ap.add_argument("--sizes", default="5000,100000,500000")
     ap.add_argument("--backends", default="sqlite,postgres")
+    ap.add_argument("--drain-only", action="store_true", help="only (b): fair drain at each size")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     for name in args.backends.split(","):
         backend = Backend(None if name == "sqlite" else args.pg)
         print(f"== {name}")
+        if args.drain_only:
+            await drain_at_sizes(backend, sizes)
+            await backend.drop()
+            continue
         for label, limits in (("fair", FAIR), ("fifo", FIFO)):
             waits = await pickup(backend, args.noisy, limits)
             print(

@@ -11,20 +11,19 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
+from errand.async_config import AsyncConfig as AsyncConfig
 from errand.durations import Duration, parse_duration
 from errand.errors import ConfigError
 from errand.limits_config import LimitsConfig
@@ -33,7 +32,9 @@ from errand.observability_config import MetricsConfig, TracingConfig
 from errand.schedules_config import SchedulesConfig
 from errand.server_config import ServerConfig
 from errand.ui_config import UiConfig
-from errand.webhooks import sign
+from errand.workflow_config import RetryPolicy as RetryPolicy
+from errand.workflow_config import WorkersConfig as WorkersConfig
+from errand.workflow_config import WorkflowConfig as WorkflowConfig
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -72,107 +73,6 @@ class StorageConfig(_Section):
     sqlite_busy_timeout_seconds: float = Field(default=5.0, ge=0, le=600)
     """How long a SQLite write waits for a lock another process holds (e.g. a `sqlite3` shell in
     BEGIN EXCLUSIVE) before it answers 503 SERVICE_UNAVAILABLE; counted from the request."""
-
-
-class AsyncConfig(_Section):
-    mode: Literal["auto", "sync", "async"] = "auto"
-    """auto: sync or async from the estimate (threshold_seconds); sync: wait for the result (202 after
-    sync_wait_seconds); async: always 202. A request's own mode wins."""
-    threshold_seconds: float = Field(default=30.0, ge=0)
-    """In auto mode, requests estimated to take this long or more go async."""
-    sync_wait_seconds: float | None = Field(default=None, ge=0)
-    """How long a sync call waits for the result before answering 202 and going on (unset:
-    threshold_seconds)."""
-    webhook_url: str | None = None
-    """The webhook every async request is delivered to when the request names none."""
-    webhook_secret: str | None = None
-    """What webhooks are signed with. Unset: a `whsec_` secret generated once per database and
-    shared by every process on it (`errand webhook-secret` prints it); never the admin key. MUXI
-    receivers that verify with the admin key keep working with `webhook_secret: "${ERRAND_ADMIN_KEY}"`."""
-    webhook_retries: int = Field(default=3, ge=0, le=50)
-    """Delivery retries after the first POST fails (non-2xx, timeout, connection error)."""
-    webhook_timeout: Duration = 10.0
-    """Seconds one webhook POST may take."""
-    webhook_allow_hosts: list[str] = Field(default_factory=list)
-    """Hosts (or host:port, IPv6 bracketed) webhooks may reach although they are loopback, private,
-    link-local or otherwise non-public; everything else must resolve to public addresses only (SSRF guard,
-    delivery/urlguard.py)."""
-    webhook_initial_delay: Duration = 1.0
-    webhook_max_delay: Duration = 3600.0
-    """A failed delivery is retried after min(max_delay, initial_delay * 2**(n-1)) s, +-25% jitter."""
-    webhook_concurrency: int = Field(default=32, ge=1, le=1000)
-    """Webhook POSTs in flight at once per dispatcher (each `errand serve` / `errand worker`)."""
-    result_ttl: Duration = 86400.0
-    """A finished request answers 410 REQUEST_EXPIRED (and leaves lists) this long after it
-    ended, at once on every read; the purge then drops its result, events and deliveries."""
-    tombstone_ttl: Duration = 30 * 86400.0
-    """How long an expired request's id still answers 410 REQUEST_EXPIRED (not 404) after its result was
-    purged."""
-    purge_interval: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 300.0
-    """How often each worker purges expired results (and drops old tombstones and keys)."""
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _signable(cls, secret: str | None) -> str | None:
-        """Empty means unset (`${ERRAND_WEBHOOK_SECRET:-}`); a malformed whsec_ secret fails at
-        load, naming the key, rather than at the first delivery (webhooks.sign's rule)."""
-        if not secret:
-            return None
-        try:
-            sign(b"", secret, msg_id="check", timestamp=0)
-        except ValueError:
-            raise ValueError("a whsec_ secret must be base64 after the prefix") from None
-        return secret
-
-    max_result_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    """An agent result larger than this as JSON fails its request (ResultNotStorable): it would
-    be stored three times (row, terminal event, webhook body) and sent whole to every reader."""
-
-    @property
-    def sync_wait(self) -> float:
-        """How long a sync call waits before answering 202 (default: the threshold)."""
-        return self.sync_wait_seconds if self.sync_wait_seconds is not None else self.threshold_seconds
-
-
-class RetryPolicy(_Section):
-    max_attempts: int = Field(default=3, ge=1, le=100)
-    """Attempts in all (the first one included) before a transient failure fails the request."""
-    initial_delay: float = Field(default=1.0, ge=0)
-    """Seconds before the first retry."""
-    max_delay: float = Field(default=60.0, ge=0)
-    """The longest wait between attempts (a longer Retry-After from a provider is honoured)."""
-    backoff_factor: float = Field(default=2.0, ge=1)
-    """Retry n waits min(max_delay, initial_delay * backoff_factor**(n-1))."""
-    jitter: float = Field(default=0.25, ge=0, le=1)
-    """Each delay is multiplied by a random factor in [1 - jitter, 1 + jitter]."""
-
-
-class WorkflowConfig(_Section):
-    task_timeout: Duration = 300.0
-    """Seconds one attempt may run; past it the attempt is stopped (`Task exceeded timeout (Ns)`,
-    transient: retried)."""
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    """The retry policy of every agent without its own `retry`."""
-
-
-class WorkersConfig(_Section):
-    concurrency: int = Field(default=64, ge=1, le=100_000)
-    """Attempts running at once in each worker process (`errand serve` with workers, or `errand worker`)."""
-    lease_seconds: float = Field(default=30.0, gt=0)
-    """A claim's lease, renewed every lease_seconds / 3; a worker silent this long loses its requests to
-    another worker."""
-    poll_interval: float = Field(default=0.5, gt=0)
-    """Safety-net poll when no wake-up arrives (and for writes by other SQLite processes)."""
-    block_warning_seconds: Duration = 1.0
-    """An event loop blocked this long (an inline agent calling time.sleep in `async def`) is
-    logged as a WARNING with the blocking stack and the running request ids; 0 turns it off."""
-    kill_grace_seconds: Duration = 5.0
-    """An `isolation: process` agent stopped (cancel, task_timeout, shutdown) gets SIGTERM, then
-    SIGKILL if its process is still alive this many seconds later."""
-    liveness_interval: float = Field(default=1.0, ge=0, le=3600)
-    """Seconds between looks for dead workers, whose requests are then taken over at once: a
-    worker process of this host that is gone (pid + start time), or on PostgreSQL a worker
-    whose database session ended. 0: off, a dead worker's requests wait for lease_seconds."""
 
 
 class ModelConfig(_Section):

@@ -17,9 +17,15 @@ from errand.input_models import ON_TIMEOUT as ON_TIMEOUT
 from errand.input_models import InputAsk as InputAsk
 from errand.input_models import inputs_from as inputs_from
 from errand.request_ids import public_id
+from errand.result_models import ErrorInfo as ErrorInfo
+from errand.result_models import Progress as Progress
+from errand.result_models import Result as Result
 from errand.scheduling_models import Limits as Limits
 from errand.scheduling_models import QueueInfo as QueueInfo
 from errand.scheduling_models import QueueStats as QueueStats
+from errand.webhook_models import Delivery as Delivery
+from errand.webhook_models import DeliveryAttempt as DeliveryAttempt
+from errand.webhook_models import OutboxItem as OutboxItem
 
 DEFAULT_USER_ID = "0"
 """The end user of a call without X-Muxi-User-Id; the SDK (user_id=None) and the CLI (no --user)
@@ -82,68 +88,6 @@ class Mode(enum.StrEnum):
     AUTO = "auto"
     SYNC = "sync"
     ASYNC = "async"
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    percent: float | None = None
-    message: str | None = None
-    step: int | None = None
-    total_steps: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "percent": self.percent,
-            "message": self.message,
-            "step": self.step,
-            "total_steps": self.total_steps,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> Progress | None:
-        if not d:
-            return None
-        return cls(d.get("percent"), d.get("message"), d.get("step"), d.get("total_steps"))
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What an agent produced. `extra` holds anything else the agent returned (usage, data)."""
-
-    text: str
-    agent: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.extra, "text": self.text, "agent": self.agent}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> Result | None:
-        if d is None:
-            return None
-        extra = {k: v for k, v in d.items() if k not in ("text", "agent")}
-        return cls(str(d.get("text", "")), d.get("agent"), extra)
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
-    """A failed attempt's error. `traceback` (where an exception was raised) goes only to the
-    attempt log (`AttemptRecord`): never into `to_dict`, so never into the status document, an
-    event or a webhook body, which an owner reads."""
-
-    type: str
-    message: str
-    retryable: bool = False
-    traceback: str | None = field(default=None, compare=False, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, "retryable": self.retryable}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> ErrorInfo | None:
-        if d is None:
-            return None
-        return cls(str(d.get("type", "Error")), str(d.get("message", "")), bool(d.get("retryable")))
 
 
 # -- scheduling: priorities by origin, session policies, the limits a claim obeys ----------------
@@ -314,40 +258,6 @@ class Event:
 class Page:
     requests: list[Request]
     next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """A webhook delivery due to be sent: the body is fixed when the request ends."""
-
-    id: str  # stable per delivery: the `webhook-id` receivers dedupe on
-    request_id: str
-    url: str
-    body: dict[str, Any]
-    attempt: int  # attempts made so far (0 before the first); the dispatcher owns the limit
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryAttempt:
-    delivery_id: str
-    attempt: int
-    at: float
-    status_code: int | None
-    error: str | None
-    duration_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """State of a request's webhook delivery: pending | retrying | delivered | failed."""
-
-    id: str
-    request_id: str
-    url: str
-    state: str
-    attempts: list[DeliveryAttempt]
-    next_attempt_at: float | None
-    created_at: float
 
 
 def to_document(

@@ -25,7 +25,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from errand import tracing
 from errand.agents.registry import AgentRegistry
@@ -48,12 +47,11 @@ from errand.api.deliveries import list_deliveries, redeliver, webhook_secret
 from errand.api.docs import docs_asset, docs_page
 from errand.api.errors import EXCEPTION_HANDLERS, json_response
 from errand.api.inputs import answer_input
-from errand.api.openai_errors import openai_endpoint
 from errand.api.openapi import OpenApi
 from errand.api.overview import overview
+from errand.api.protocol_routes import a2a_routes_if_served, responses_routes
 from errand.api.readiness import Readiness
 from errand.api.requests import cancel_request, get_request, list_requests
-from errand.api.responses import cancel_response, create_response, delete_response, get_response
 from errand.api.schedules import (
     create_schedule,
     delete_schedule,
@@ -64,6 +62,7 @@ from errand.api.schedules import (
 )
 from errand.api.scrape import metrics_endpoint
 from errand.api.sse import request_events
+from errand.api.trailing_slash import NoTrailingSlash
 from errand.api.triggers import fire_trigger, get_trigger, list_triggers, load_formation_triggers
 from errand.clock import Clock, SystemClock
 from errand.config import Config
@@ -137,7 +136,7 @@ def create_app(
         routes=_routes(ctx, metrics_endpoint(config, host, lambda: ctx.store)),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
-        middleware=[Middleware(_NoTrailingSlash)],
+        middleware=[Middleware(NoTrailingSlash)],
     )
     app.router.redirect_slashes = False
     app.state.ctx = ctx
@@ -259,22 +258,6 @@ def _report_exit(what: str, task: asyncio.Task[None]) -> None:
         log.error("the %s stopped with an error", what, exc_info=task.exception())
 
 
-class _NoTrailingSlash:
-    """Serves `/path/` as `/path`: one route per resource, whichever way a client writes it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
-            raw = scope.get("raw_path")
-            scope = {**scope, "path": path.rstrip("/") or "/"}
-            if isinstance(raw, bytes):
-                scope["raw_path"] = raw.rstrip(b"/") or b"/"
-        await self.app(scope, receive, send)
-
-
 def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
     v1: list[BaseRoute] = [
         Route("/v1/chat", endpoint(ctx, chat), methods=["POST"]),
@@ -300,7 +283,7 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
             by_method(ctx, {"GET": get_trigger, "POST": fire_trigger}),
             methods=["GET", "POST"],
         ),
-        *_responses_routes(ctx),
+        *responses_routes(ctx),
         Route("/v1/agents", endpoint(ctx, list_agents), methods=["GET"]),
         Route("/v1/agents/{agent_id}", endpoint(ctx, get_agent), methods=["GET"]),
         Route(
@@ -333,37 +316,8 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         Route("/docs", public(ctx, docs_page), methods=["GET"]),
         Route("/docs/{asset}", public(ctx, docs_asset), methods=["GET"]),
         Mount("/api/{formation_id}", routes=v1),
-        *_a2a(ctx),
+        *a2a_routes_if_served(ctx),
     ]
-
-
-def _responses_routes(ctx: ApiContext) -> list[BaseRoute]:
-    """OpenAI's Responses API (api/responses.py): errors in OpenAI's shape."""
-    one = {"GET": openai_endpoint(ctx, get_response), "DELETE": openai_endpoint(ctx, delete_response)}
-    one["HEAD"] = one["GET"]
-
-    async def by_verb(request: Request) -> Response:
-        return await one[request.method](request)
-
-    return [
-        Route("/v1/responses", openai_endpoint(ctx, create_response), methods=["POST"]),
-        Route("/v1/responses/{response_id}", by_verb, methods=["GET", "DELETE"]),
-        Route("/v1/responses/{response_id}/cancel", openai_endpoint(ctx, cancel_response), methods=["POST"]),
-    ]
-
-
-def _a2a(ctx: ApiContext) -> list[BaseRoute]:
-    """The A2A routes when `a2a.enabled` and the `a2a` extra (a2a-sdk) is installed."""
-    if not ctx.config.a2a.enabled:
-        return []
-    try:
-        from errand.api.a2a_routes import a2a_routes
-    except ImportError as exc:
-        if exc.name is None or not exc.name.startswith(("a2a", "sse_starlette")):
-            raise
-        log.debug("A2A not served: the a2a extra is not installed (%s)", exc)
-        return []
-    return a2a_routes(ctx)
 
 
 async def health(request: Request, ctx: ApiContext) -> Response:

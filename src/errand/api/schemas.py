@@ -14,6 +14,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from errand.api.agent_schemas import AgentDocument as AgentDocument
+from errand.api.agent_schemas import AgentList as AgentList
+from errand.api.openai_schemas import OpenAIErrorBody as OpenAIErrorBody
+from errand.api.openai_schemas import OutputMessage as OutputMessage
+from errand.api.openai_schemas import OutputText as OutputText
+from errand.api.openai_schemas import ResponseDeleted as ResponseDeleted
+from errand.api.openai_schemas import ResponseObject as ResponseObject
+from errand.api.schedule_schemas import ScheduleDeleted as ScheduleDeleted
+from errand.api.schedule_schemas import ScheduleDocument as ScheduleDocument
+from errand.api.schedule_schemas import ScheduleList as ScheduleList
 from errand.models import Status
 
 __all__ = [
@@ -329,115 +339,6 @@ class TriggerList(_Doc):
     count: int
 
 
-class AgentDocument(_Doc):
-    """One configured agent, and how long it usually takes."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "researcher",
-                    "description": "Finds and compares information",
-                    "default": True,
-                    "kind": "llm",
-                    "tools": ["http_get"],
-                    "expected_seconds": 41.5,
-                    "history_samples": 50,
-                }
-            ]
-        }
-    )
-
-    id: str
-    description: str
-    default: bool = Field(description="Answers requests that name no agent_id.")
-    kind: Literal["handler", "process", "llm"] = Field(
-        description="handler: a Python function in the worker; process: one in a child process "
-        "per attempt; llm: a model agent."
-    )
-    tools: list[str]
-    expected_seconds: float | None = Field(
-        description="p90 of the agent's recent run durations; null until it has enough history "
-        "(then submit estimates from the message)."
-    )
-    history_samples: int = Field(description="Recent completed runs the estimate rests on.")
-
-
-class AgentList(_Doc):
-    agents: list[AgentDocument]
-    count: int
-
-
-class ScheduleDocument(_Doc):
-    """A schedule: its timetable (`cron` in `timezone`, or `every` s), its target (a trigger with
-    `data`, or an agent with a `message`), its policies and its next fire time."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "sch_01J9Z3",
-                    "name": "nightly-report",
-                    "cron": "0 2 * * *",
-                    "every": None,
-                    "timezone": "Europe/Riga",
-                    "trigger": None,
-                    "data": {},
-                    "agent": "researcher",
-                    "message": "Summarise yesterday's tickets",
-                    "user_id": "scheduler",
-                    "overlap": "skip",
-                    "catch_up": "one",
-                    "enabled": True,
-                    "max_failures": 5,
-                    "source": "api",
-                    "consecutive_failures": 0,
-                    "next_fire_at": 1785880800.0,
-                    "next_fire_at_iso": "2026-08-04T23:00:00+00:00",
-                    "last_fired_at": None,
-                    "last_request_id": None,
-                    "created_at": 1785843812.44,
-                    "updated_at": 1785843812.44,
-                }
-            ]
-        }
-    )
-
-    id: str
-    name: str
-    cron: str | None
-    every: float | None = Field(description="Seconds between firings (aligned to the epoch).")
-    timezone: str
-    trigger: str | None
-    data: dict[str, Any]
-    agent: str | None
-    message: str | None
-    user_id: str
-    overlap: Literal["skip", "enqueue", "cancel_previous"]
-    catch_up: Literal["skip", "one"]
-    enabled: bool
-    max_failures: int = Field(description="Disabled after this many consecutive failed firings (0: never).")
-    source: Literal["api", "file"] = Field(description="file: a trigger's `schedule:` front matter.")
-    consecutive_failures: int
-    next_fire_at: float | None = Field(description="Unix time, seconds; null while disabled.")
-    next_fire_at_iso: str | None
-    last_fired_at: float | None
-    last_request_id: str | None = Field(description="The request of the last firing (kind `schedule`).")
-    created_at: float
-    updated_at: float
-
-
-class ScheduleList(_Doc):
-    schedules: list[ScheduleDocument]
-    count: int
-
-
-class ScheduleDeleted(_Doc):
-    id: str
-    name: str
-    deleted: Literal[True]
-
-
 class JsonRpcCall(BaseModel):
     """POST /a2a: one A2A JSON-RPC 2.0 call (`SendMessage`, `SendStreamingMessage`, `GetTask`,
     `CancelTask`, `SubscribeToTask`, `ListTasks`, the push-notification config methods); the
@@ -473,57 +374,3 @@ class Health(_Doc):
 class Ready(_Doc):
     status: Literal["ready", "unavailable"]
     reason: str | None = Field(default=None, description="Why not ready (503 only).")
-
-
-# -- OpenAI's Responses API (api/responses.py): OpenAI's shapes, so `extra` is allowed --------
-
-
-class _OpenAI(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class OutputText(_OpenAI):
-    type: Literal["output_text"]
-    text: str
-    annotations: list[Any]
-
-
-class OutputMessage(_OpenAI):
-    type: Literal["message"]
-    id: str
-    role: Literal["assistant"]
-    status: Literal["in_progress", "completed", "incomplete"]
-    content: list[OutputText]
-
-
-class ResponseObject(_OpenAI):
-    """An OpenAI Response: one errand request of kind `response`."""
-
-    id: str = Field(description="`resp_` + the request id without its `req_` prefix.")
-    object: Literal["response"]
-    created_at: int
-    status: Literal["queued", "in_progress", "completed", "failed", "cancelled", "incomplete"]
-    background: bool
-    model: str = Field(description="The agent that runs it.")
-    instructions: str | None
-    previous_response_id: str | None
-    metadata: dict[str, str]
-    output: list[OutputMessage]
-    output_text: str
-    error: dict[str, str] | None
-    usage: dict[str, Any] | None
-    completed_at: int | None
-
-
-class ResponseDeleted(_OpenAI):
-    id: str
-    object: Literal["response"]
-    deleted: Literal[True]
-
-
-class OpenAIErrorBody(BaseModel):
-    """OpenAI's error shape, answered on the /v1/responses routes."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    error: dict[str, str | None] = Field(description="`message`, `type`, `param`, `code`.")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, Protocol, runtime_checkable
 
-from errand.console_models import ConsoleSession, CountRow, DeliveryPage, Match, Overview
+from errand.console_models import Match
 from errand.models import (
     AttemptRecord,
     Claim,
@@ -33,13 +33,15 @@ from errand.models import (
     Result,
     Status,
 )
-from errand.schedule_models import FireOutcome, Firing, Schedule
+from errand.store.console_store import ConsoleStore
 from errand.store.processes import WorkerProcess
+from errand.store.schedule_store import ScheduleStore
 
 
 @runtime_checkable
-class Store(Protocol):
-    """Durable requests, their events, leases and the webhook outbox."""
+class Store(ScheduleStore, ConsoleStore, Protocol):
+    """Durable requests, their events, leases and the webhook outbox; schedules and the console
+    come from its two parts (`schedule_store.ScheduleStore`, `console_store.ConsoleStore`)."""
 
     # -- capability flags (read by the contract suite; a difference is declared, never silent)
     cross_process_wakeups: bool
@@ -305,44 +307,6 @@ class Store(Protocol):
         """Return when a delivery may have become due (a terminal write), or after timeout."""
         ...
 
-    # -- schedules ----------------------------------------------------------------------------
-    async def create_schedule(self, schedule: Schedule) -> Schedule:
-        """Store a new schedule as given. Conflict if its name (or id) is taken."""
-        ...
-
-    async def update_schedule(self, schedule: Schedule) -> Schedule:
-        """Rewrite the schedule's definition, `enabled`, `consecutive_failures` and
-        `next_fire_at` (never its firing history: last_fired_at, last_request_id). Returns the
-        row as stored. NotFound if no schedule has this id; Conflict if the new name is taken."""
-        ...
-
-    async def get_schedule(self, key: str) -> Schedule:
-        """The schedule with this id, else with this name. NotFound."""
-        ...
-
-    async def list_schedules(self) -> builtins.list[Schedule]:
-        """Every schedule, by name."""
-        ...
-
-    async def delete_schedule(self, schedule_id: str) -> None:
-        """Remove the schedule (its firings stay, as ordinary requests). NotFound."""
-        ...
-
-    async def due_schedules(self, limit: int) -> builtins.list[Schedule]:
-        """Enabled schedules whose next_fire_at is <= now, soonest first."""
-        ...
-
-    async def fire_schedule(self, firing: Firing) -> FireOutcome:
-        """One firing, in one transaction: unless the row still waits for `firing.due_at`
-        (enabled, same next_fire_at; any row for "run now", due_at None) -> "lost", nothing
-        written. Else `schedule_rules.decide()` from the previous firing's status: count its
-        outcome, auto-disable at max_failures, apply the overlap policy (cancel the previous
-        firing for cancel_previous) and submit `firing.request` (id unique per schedule and
-        fire time: a second insert of it is refused); then next_fire_at = firing.next_fire_at
-        (unchanged for run now), last_fired_at, last_request_id. However many stores, in however
-        many processes, fire the same due_at at once, exactly one fires it. Wakes workers."""
-        ...
-
     # -- housekeeping -------------------------------------------------------------------------
     async def migrate(self) -> builtins.list[str]:
         """Apply pending migrations (safe to run concurrently from several processes).
@@ -375,62 +339,6 @@ class Store(Protocol):
         result, error, events and deliveries dropped; get() -> RequestExpired); tombstones
         older than tombstone_ttl and idempotency keys older than 24 h are deleted.
         Returns the number of requests purged or dropped."""
-        ...
-
-    # -- the console (sign-in sessions) --------------------------------------------------------
-    async def create_session(self, session: ConsoleSession) -> None:
-        """Store a console sign-in, committed before returning, seen at once by every process on
-        this database."""
-        ...
-
-    async def get_session(self, id_hash: str) -> ConsoleSession | None:
-        """The session with this id hash, or None when unknown, deleted, or expired
-        (expires_at <= now: dead to readers at once, before any purge)."""
-        ...
-
-    async def delete_session(self, id_hash: str) -> bool:
-        """Revoke a session (sign-out) for every process at once; False when there was none."""
-        ...
-
-    async def purge_console(self) -> int:
-        """Housekeeping: delete the expired sessions and the overview's rollup minutes older
-        than a day. Returns how many rows went."""
-        ...
-
-    async def console_counts(self) -> tuple[CountRow, ...]:
-        """Live (not tombstoned) requests counted by (status, agent, user), the user kept only
-        for pending and processing ones; groups at zero left out. Read from the count rows the
-        triggers of migration 0013 append in the transaction of every change, folded when they
-        grew past queue.FOLD_AT: its cost follows the changes since the last read, not the
-        table. (Terminal requests past result_ttl but not yet purged are still counted.)"""
-        ...
-
-    async def overview(self, window: float = 3600.0) -> Overview:
-        """Everything GET /v1/admin/overview shows, each part a bounded read: console_counts;
-        the oldest pending created_at; the newest 50 running requests (processing under a
-        lease) with their worker; the per-minute rollup of finishes (completed, failed: count
-        and duration bucket, written by the finish's own transaction) of the minutes in the
-        last `window` seconds; deliveries unsent and failed now, and the delivery attempts of
-        the window that succeeded or failed; registered workers with their lease counts and
-        the latest expiry among their leases (moved by claim and heartbeat)."""
-        ...
-
-    async def list_all_deliveries(self, state: str | None, limit: int, cursor: str | None) -> DeliveryPage:
-        """Deliveries across requests, newest first (created_at, id), with their attempts, in
-        `state` (console_models.DELIVERY_STATES; `pending` includes retrying; None: any),
-        keyset-paginated by the opaque `next_cursor` (InvalidRequest for one it did not make)."""
-        ...
-
-    async def queued_matching(
-        self, status: Status | None, user_id: str | None, match: Match, limit: int
-    ) -> tuple[int, builtins.list[str]]:
-        """The bulk cancel's match: how many pending or processing requests fit the list's
-        filters (status, user, `match`), and the ids of the oldest `limit` of them."""
-        ...
-
-    async def failed_deliveries_matching(self, limit: int) -> tuple[int, builtins.list[str]]:
-        """The bulk redeliver's match: how many requests have a failed latest delivery, and the
-        ids of the `limit` whose failed delivery is oldest."""
         ...
 
     async def close(self) -> None:
