@@ -286,17 +286,7 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         *responses_routes(ctx),
         Route("/v1/agents", endpoint(ctx, list_agents), methods=["GET"]),
         Route("/v1/agents/{agent_id}", endpoint(ctx, get_agent), methods=["GET"]),
-        Route(
-            "/v1/schedules",
-            by_method(ctx, {"GET": list_schedules, "POST": create_schedule}),
-            methods=["GET", "POST"],
-        ),
-        Route(
-            "/v1/schedules/{schedule_id}",
-            by_method(ctx, {"GET": get_schedule, "PATCH": update_schedule, "DELETE": delete_schedule}),
-            methods=["GET", "PATCH", "DELETE"],
-        ),
-        Route("/v1/schedules/{schedule_id}/run", endpoint(ctx, run_schedule), methods=["POST"]),
+        *_schedule_routes(ctx),
         Route("/v1/health", public(ctx, health), methods=["GET"]),
     ]
     sessions = ConsoleSessions(ctx)
@@ -317,6 +307,23 @@ def _routes(ctx: ApiContext, metrics: Endpoint) -> list[BaseRoute]:
         Route("/docs/{asset}", public(ctx, docs_asset), methods=["GET"]),
         Mount("/api/{formation_id}", routes=v1),
         *a2a_routes_if_served(ctx),
+    ]
+
+
+def _schedule_routes(ctx: ApiContext) -> list[BaseRoute]:
+    """The /v1/schedules routes (admin key: api/schedules.py)."""
+    return [
+        Route(
+            "/v1/schedules",
+            by_method(ctx, {"GET": list_schedules, "POST": create_schedule}),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/v1/schedules/{schedule_id}",
+            by_method(ctx, {"GET": get_schedule, "PATCH": update_schedule, "DELETE": delete_schedule}),
+            methods=["GET", "PATCH", "DELETE"],
+        ),
+        Route("/v1/schedules/{schedule_id}/run", endpoint(ctx, run_schedule), methods=["POST"]),
     ]
 
 
