@@ -34,8 +34,10 @@ Ticket from ${{ data.customer }}: ${{ data.subject }}
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one module: the sync Playwright API runs its own event loop in this thread,
+    so it must stop before any asyncio test of another module runs (module scope, not session)."""
     browser_or_skip()
     from playwright.sync_api import sync_playwright
 
