@@ -296,7 +296,10 @@ def test_the_overview_counts_match_the_api(pages: Pages, console: Console) -> No
         console.submit("echo", f"count {i}", user=f"u{i}")
     console.submit("broken", "x")
     _settled(console)
-    expected = {s: _count(console, s) for s in ("pending", "processing", "completed", "failed", "cancelled")}
+    expected = {
+        s: _count(console, s)
+        for s in ("pending", "processing", "input_required", "completed", "failed", "cancelled")
+    }
     assert expected["completed"] >= 3 and expected["failed"] >= 1
     overview = console.api.get("/v1/admin/overview").json()
     assert overview["queue"]["by_status"] == expected

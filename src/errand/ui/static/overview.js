@@ -7,7 +7,7 @@ import { throughputChart, failureChart, latencyChart } from "./charts.js";
 import { clear, fmtAge, fmtPct, fmtSeconds, fmtTime, h, notice, progressBar, requestLink, row, section, table } from "./dom.js";
 import { every } from "./live.js";
 
-const STATUSES = ["pending", "processing", "completed", "failed", "cancelled"];
+const STATUSES = ["pending", "processing", "input_required", "completed", "failed", "cancelled"];
 
 export function render(main) {
   const body = h("div", { class: "grid" });

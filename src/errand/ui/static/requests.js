@@ -7,7 +7,7 @@ import { badge, clear, fmtMs, fmtTime, h, notice, progressBar, requestLink, row,
 import { every } from "./live.js";
 
 export const FILTERS = ["status", "agent", "user_id", "kind", "since", "until"];
-const STATUSES = ["pending", "processing", "completed", "failed", "cancelled"];
+const STATUSES = ["pending", "processing", "input_required", "completed", "failed", "cancelled"];
 const KINDS = ["chat", "trigger", "schedule"];
 
 export function filterOf(params) {
