@@ -66,9 +66,13 @@ def needs_answer(req: Request, input_id: str, value: Any) -> bool:
     return True
 
 
-def answers_with(req: Request, input_id: str, value: Any) -> list[dict[str, Any]]:
-    """The stored answers list after this one (ask order)."""
-    return [*({"id": k, "value": v} for k, v in req.inputs.items()), {"id": input_id, "value": value}]
+def answers_with(req: Request, input_id: str, value: Any, message_id: str | None) -> list[dict[str, Any]]:
+    """The stored answers list after this one (ask order); an answer sent as a protocol message
+    keeps that message's id (`Request.input_messages`)."""
+    by_input = {k: m for m, k in req.input_messages.items()}
+    answers = [{"id": k, "value": v, "message_id": by_input.get(k)} for k, v in req.inputs.items()]
+    answers.append({"id": input_id, "value": value, "message_id": message_id})
+    return [{k: v for k, v in a.items() if k != "message_id" or v is not None} for a in answers]
 
 
 def expiry_end(ask: InputAsk) -> tuple[Status, ErrorInfo]:

@@ -35,6 +35,7 @@ from errand.models import (
     Result,
     Status,
     can_transition,
+    input_messages_from,
     inputs_from,
     sources_of,
 )
@@ -166,6 +167,7 @@ def to_request(row: Values, json: Json = _decoded) -> Request:
         trace_context=json(row[28]),
         input_request=InputAsk.from_dict(json(row[29])),
         inputs=inputs_from(json(row[30])),
+        input_messages=input_messages_from(json(row[30])),
         input_state=json(row[31]),
     )
 

@@ -242,10 +242,12 @@ class PostgresStore(PostgresConsole):
         self._after([req])
         return req
 
-    async def answer_input(self, request_id: str, input_id: str, value: Any) -> tuple[Request, bool]:
+    async def answer_input(
+        self, request_id: str, input_id: str, value: Any, message_id: str | None = None
+    ) -> tuple[Request, bool]:
         """The answer kept, the request pending again (NOTIFY wakes workers); idempotent per input id."""
         now = self._clock.now()
-        req, changed = await self._database.run(lambda c: inputs.answer(c, request_id, input_id, value, now))
+        req, changed = await self._database.run(lambda c: inputs.answer(c, request_id, input_id, value, message_id, now))
         if changed:
             self._after([req], work=True)
         return req, changed

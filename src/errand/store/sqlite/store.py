@@ -247,11 +247,13 @@ class SqliteStore(SqliteConsole):
             lambda c: inputs.ask(c, request_id, attempt, ask, state, now), self._wake.after_request
         )
 
-    async def answer_input(self, request_id: str, input_id: str, value: Any) -> tuple[Request, bool]:
+    async def answer_input(
+        self, request_id: str, input_id: str, value: Any, message_id: str | None = None
+    ) -> tuple[Request, bool]:
         """The answer kept, the request pending again (workers woken); idempotent per input id."""
         now = self._clock.now()
         return await self._writer.submit(
-            lambda c: inputs.answer(c, request_id, input_id, value, now), self._wake.after_submit
+            lambda c: inputs.answer(c, request_id, input_id, value, message_id, now), self._wake.after_submit
         )
 
     async def expire_inputs(self, limit: int = 100) -> builtins.list[Request]:
