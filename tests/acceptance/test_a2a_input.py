@@ -104,7 +104,9 @@ def _formation(tmp: Path, storage_url: str) -> Path:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def base(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp(f"a2a-input-{request.param}")
-    url = f"sqlite:///{tmp / 'a2a.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_database")
+    url = (
+        f"sqlite:///{tmp / 'a2a.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_database")
+    )
     with serving(_formation(tmp, url), tmp / "serve.log", env={"PYTHONPATH": str(tmp)}) as (served, _):
         yield served
 
@@ -136,12 +138,18 @@ def _message(text: str | None = None, *, data: dict[str, Any] | None = None, **i
 def _ask(text: str, agent: str, *, immediately: bool = False) -> SendMessageRequest:
     message = _message(text)
     message.metadata.update({"agent_id": agent})
-    return SendMessageRequest(message=message, configuration=SendMessageConfiguration(return_immediately=immediately))
+    return SendMessageRequest(
+        message=message, configuration=SendMessageConfiguration(return_immediately=immediately)
+    )
 
 
-def _answer(task: Task, text: str | None = None, *, immediately: bool = False, **kw: Any) -> SendMessageRequest:
+def _answer(
+    task: Task, text: str | None = None, *, immediately: bool = False, **kw: Any
+) -> SendMessageRequest:
     message = _message(text, task_id=task.id, context_id=task.context_id, **kw)
-    return SendMessageRequest(message=message, configuration=SendMessageConfiguration(return_immediately=immediately))
+    return SendMessageRequest(
+        message=message, configuration=SendMessageConfiguration(return_immediately=immediately)
+    )
 
 
 async def _send(client: Client, request: SendMessageRequest) -> Task:
@@ -279,7 +287,9 @@ def test_a_message_for_a_task_that_asks_nothing_is_refused_clearly(base: str) ->
         async with _client(base) as client:
             asked = await _send(client, _ask("x", "paint"))
             done = await _send(client, _answer(asked, "blue"))
-            with pytest.raises(UnsupportedOperationError, match="is completed; send a new message with its contextId"):
+            with pytest.raises(
+                UnsupportedOperationError, match="is completed; send a new message with its contextId"
+            ):
                 await _send(client, _answer(done, "again"))
             running = await _send(client, _ask("x", "hold", immediately=True))
             with pytest.raises(UnsupportedOperationError, match="only an input-required task"):
@@ -295,9 +305,13 @@ def test_unknown_foreign_and_mismatched_tasks(base: str) -> None:
             with pytest.raises(TaskNotFoundError):
                 await _send(other, _answer(asked, "stolen"))
             with pytest.raises(TaskNotFoundError):
-                await _send(client, SendMessageRequest(message=_message("z", task_id="req_nope", context_id="c")))
+                await _send(
+                    client, SendMessageRequest(message=_message("z", task_id="req_nope", context_id="c"))
+                )
             with pytest.raises(InvalidParamsError, match="contextId"):
-                await _send(client, SendMessageRequest(message=_message("z", task_id=asked.id, context_id="ctx_x")))
+                await _send(
+                    client, SendMessageRequest(message=_message("z", task_id=asked.id, context_id="ctx_x"))
+                )
             with pytest.raises(InvalidParamsError, match="text part or a data part"):
                 await _send(client, _answer(asked))
             still = await client.get_task(GetTaskRequest(id=asked.id))

@@ -11,7 +11,6 @@ from a2a.types.a2a_pb2 import (
     TaskState,
     TaskStatusUpdateEvent,
 )
-
 from google.protobuf.json_format import MessageToDict
 
 from errand.api.a2a_card import A2A_PATH, SCHEME, agent_card
@@ -113,7 +112,9 @@ def test_every_event_has_its_resume_position() -> None:
 
 def test_an_input_required_task_shows_the_prompt_and_the_question() -> None:
     ask = InputAsk("inp_7", "Approve?", {"type": "boolean"}, None)
-    task = to_task(stored_request(status=Status.INPUT_REQUIRED, input_request=ask, progress=Progress(message="x")))
+    task = to_task(
+        stored_request(status=Status.INPUT_REQUIRED, input_request=ask, progress=Progress(message="x"))
+    )
     assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
     text, data = task.status.message.parts
     assert text.text == "Approve?"

@@ -2,7 +2,7 @@
 
 A2A continues an input-required task with a message that carries its `taskId` (and
 `contextId`); in errand that message is the answer to the request's outstanding `ctx.ask`, kept
-by the same `Store.answer_input` and checked by the same schema rule (`inputs.check_value`) as
+by the same `Store.answer_input` and checked by the same schema rule (`input_rules.check_value`) as
 POST /v1/requests/{id}/input. The value is the message's data part (any JSON) or, without one,
 its text. A retried send of the same `messageId` answers nothing again: the store keeps the
 message id with the answer (`Request.input_messages`), and the task is returned as it is.
@@ -22,10 +22,10 @@ from google.protobuf.json_format import MessageToDict
 from errand.api.a2a_mapping import context_of, message_text
 from errand.api.auth import Owner, get_owned
 from errand.api.context import ApiContext
-from errand.api.inputs import check_value
 from errand.errors import InvalidRequest
 from errand.models import InputAsk, Status
 from errand.models import Request as StoredRequest
+from errand.store.input_rules import check_value
 
 log = logging.getLogger("errand.api")
 
@@ -63,7 +63,9 @@ def _outstanding(req: StoredRequest, task_id: str) -> InputAsk:
     if req.is_terminal:
         hint = "send a new message with its contextId"
     else:
-        hint = "only an input-required task takes a message; wait for it, or send a new one with its contextId"
+        hint = (
+            "only an input-required task takes a message; wait for it, or send a new one with its contextId"
+        )
     raise UnsupportedOperationError(f"task {task_id} is {req.status.value}; {hint}")
 
 

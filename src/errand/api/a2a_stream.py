@@ -36,8 +36,8 @@ def resume_position(headers: Mapping[str, str]) -> Position | None:
     value = headers.get(RESUME_HEADER)
     if value is None or not value.strip():
         return None
-    seq, _, part = value.strip().partition(".")
-    if not (_digits(seq) and (not part or _digits(part))):
+    seq, dot, part = value.strip().partition(".")
+    if not (_digits(seq) and (not dot or _digits(part))):
         raise InvalidRequest(
             "Last-Event-ID must be the errand_resume (`<seq>` or `<seq>.<n>`) of a received event",
             details={"field": "Last-Event-ID"},

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,8 +21,8 @@ from errand.api.auth import Owner, get_owned, shown_id
 from errand.api.body import invalid_from, parse_object, read_body
 from errand.api.context import ApiContext
 from errand.api.errors import json_response
-from errand.errors import InvalidRequest
 from errand.models import InputAsk, Status
+from errand.store.input_rules import check_value
 
 log = logging.getLogger("errand.api")
 
@@ -38,21 +37,6 @@ class InputBody(BaseModel):
 
 
 _FIELDS = list(InputBody.model_fields)
-
-
-def check_value(schema: dict[str, Any], value: Any) -> None:
-    """InvalidRequest (422) naming the JSON path of the first part of `value` the schema refuses."""
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
-    if error is None:
-        return
-    path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    raise InvalidRequest(
-        f"value{path[1:]}: {error.message}"[:500],
-        details=[
-            {"field": f"value{path[1:]}", "path": path, "message": error.message[:300], "type": "schema"}
-        ],
-    )
 
 
 def _outstanding(status: Status, ask: InputAsk | None, input_id: str) -> InputAsk | None:

@@ -247,7 +247,9 @@ class PostgresStore(PostgresConsole):
     ) -> tuple[Request, bool]:
         """The answer kept, the request pending again (NOTIFY wakes workers); idempotent per input id."""
         now = self._clock.now()
-        req, changed = await self._database.run(lambda c: inputs.answer(c, request_id, input_id, value, message_id, now))
+        req, changed = await self._database.run(
+            lambda c: inputs.answer(c, request_id, input_id, value, message_id, now)
+        )
         if changed:
             self._after([req], work=True)
         return req, changed
