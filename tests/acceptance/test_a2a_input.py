@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from a2a.client import ClientCallContext, ClientConfig, ClientFactory
 from a2a.client.client import Client
 from a2a.types.a2a_pb2 import (
     GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
     Message,
     Part,
     Role,
@@ -29,6 +31,7 @@ from a2a.types.a2a_pb2 import (
     StreamResponse,
     SubscribeToTaskRequest,
     Task,
+    TaskPushNotificationConfig,
     TaskState,
 )
 from a2a.utils.errors import InvalidParamsError, TaskNotFoundError, UnsupportedOperationError
@@ -37,6 +40,7 @@ from google.protobuf.struct_pb2 import Value
 
 from errand.api.a2a_mapping import RESUME_KEY, SEQ_KEY
 from tests.support.procs import serving, write_formation
+from tests.support.webhook_receiver import receiving
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +91,7 @@ def _formation(tmp: Path, storage_url: str) -> Path:
             "name": "a2ainput",
             "keys": {"client": [KEY, OTHER]},
             "storage": {"url": storage_url},
+            "async": {"webhook_allow_hosts": ["127.0.0.1"]},
             "workflow": {"task_timeout": 30, "retry": {"max_attempts": 1}},
             "workers": {"concurrency": 4, "lease_seconds": 5, "poll_interval": 0.2},
             "agents": [
@@ -320,3 +325,24 @@ def test_unknown_foreign_and_mismatched_tasks(base: str) -> None:
             assert done.artifacts[0].parts[0].text == "y: mine"
 
     _run(flow())
+
+
+def test_an_answer_may_bring_a_push_notification_config(base: str) -> None:
+    async def flow(url: str) -> str:
+        async with _client(base) as client:
+            asked = await _send(client, _ask("the fence", "paint"))
+            request = _answer(asked, "white", immediately=True)
+            request.configuration.task_push_notification_config.CopyFrom(TaskPushNotificationConfig(url=url))
+            resumed = await _send(client, request)
+            configs = await client.list_task_push_notification_configs(
+                ListTaskPushNotificationConfigsRequest(task_id=resumed.id)
+            )
+            assert [c.url for c in configs.configs] == [url]
+            return str(resumed.id)
+
+    with receiving() as receiver:
+        task_id = _run(flow(receiver.url))
+        [hit] = receiver.wait_for(1, timeout=20)
+    body = json.loads(hit.body)
+    assert (body["request_id"], body["status"]) == (task_id, "completed")
+    assert body["result"]["text"] == "the fence: white"
