@@ -3,8 +3,9 @@
 Pure (no I/O), so every rule is unit tested: a task id is the request's public id, a context id
 its session, the task state follows the errand status (`STATES`), the result is the artifact
 `result`, and each durable event becomes the A2A event(s) a subscriber sees, stamped with the
-event's `seq` in `metadata.errand_seq`: the position a resubscribing client sends back
-(`Last-Event-ID`) so the server replays exactly what it missed.
+event's `seq` in `metadata.errand_seq` and with its own position in `metadata.errand_resume`:
+what a resubscribing client sends back (`Last-Event-ID`) so the server replays exactly what it
+missed. An input-required status carries the prompt and the question (`input_request`).
 """
 
 from __future__ import annotations
