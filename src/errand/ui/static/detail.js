@@ -4,6 +4,7 @@
 // GET /v1/requests/{id}/events (EventSource: it resumes by Last-Event-ID by itself).
 
 import { del, get, isAdmin, optional, post } from "./api.js";
+import { askCard } from "./ask.js";
 import { actionButton, badge, clear, fmtMs, fmtTime, h, notice, progressBar, row, section, table } from "./dom.js";
 import { every } from "./live.js";
 
@@ -12,8 +13,9 @@ const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 export async function render(main, params) {
   const id = params.get("id");
   const path = `/v1/requests/${encodeURIComponent(id)}`;
-  const state = { doc: await get(path), text: "", stream: null, stopDeliveries: null };
+  const state = { path, doc: await get(path), text: "", stream: null, stopDeliveries: null, asked: undefined, sent: null };
   const head = h("div", { class: "page-head" });
+  const ask = h("div", { id: "ask-slot" });
   const summary = h("div", { class: "card", id: "summary" });
   const output = h("pre", { class: "output", id: "output", "aria-live": "polite" });
   const timeline = h("ol", { class: "timeline", id: "timeline" });
@@ -21,6 +23,7 @@ export async function render(main, params) {
   const deliveries = h("div", { id: "deliveries" });
   main.append(
     head,
+    ask,
     summary,
     section("Output", output),
     section("Timeline", timeline),
@@ -31,6 +34,7 @@ export async function render(main, params) {
     state.doc = await get(path);
     drawHead(head, state.doc, path);
     drawSummary(summary, state.doc);
+    drawAsk(ask, state);
   };
   const refresh = async () => {
     await state.redrawSummary();
@@ -63,6 +67,22 @@ function drawHead(head, doc, path) {
         )
       : null,
   );
+}
+
+// The question card, redrawn only when the outstanding question changes (not on every refresh,
+// which would wipe an answer being typed); once this page's answer is in, a note says so.
+function drawAsk(slot, state) {
+  const ask = state.doc.status === "input_required" ? state.doc.input_request : null;
+  const key = ask ? ask.id : null;
+  if (key === state.asked) return;
+  state.asked = key;
+  const sent = async (inputId) => {
+    state.sent = inputId;
+    await state.redrawSummary();
+  };
+  const note = state.sent && !ask ? notice(`Answer to ${state.sent} sent: the request resumed.`) : null;
+  if (note) note.id = "ask-sent";
+  clear(slot, askCard(state.doc, state.path, sent) || note);
 }
 
 function drawSummary(card, doc) {
@@ -221,8 +241,20 @@ function follow(path, state, { head, output, timeline, refresh }) {
     on(type, (d) => {
       run = {};
       entry(type, summarize(d));
+      if (type === "started") state.redrawSummary().catch(() => {}); // the status badge follows
     });
   }
+  // a question asked (the form appears) or answered (by this page or anyone: it goes)
+  on("input_required", (d) => {
+    run = {};
+    entry("input_required", d.input_request ? `asks: ${d.input_request.prompt}` : summarize(d));
+    state.redrawSummary().catch(() => {});
+  });
+  on("input_received", (d) => {
+    run = {};
+    entry("input_received", `answer to ${d.input_id} · ${d.status}`);
+    state.redrawSummary().catch(() => {});
+  });
   for (const type of TERMINAL) {
     on(type, (d) => {
       run = {};
