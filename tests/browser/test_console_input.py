@@ -3,7 +3,8 @@ against a real `errand serve`: the question, its expiry and schema on the reques
 checked in the page before sending; the server's 422 shown; the answer resuming the request to
 its result; the viewer's disabled (and server-refused) form; the list's distinct badge.
 
-Screenshots land in build/screenshots/ (see tests/support/browser.py).
+Screenshots land in build/screenshots/ (see tests/support/browser.py); docs/images/console-input.png
+is a copy of detail-input-required.png.
 """
 
 from __future__ import annotations
@@ -36,9 +37,7 @@ def posts_to_input(page: Any, console: Console) -> list[int]:
     seen: list[int] = []
     page.on(
         "response",
-        lambda r: (
-            seen.append(r.status) if r.request.method == "POST" and r.url.endswith("/input") else None
-        ),
+        lambda r: seen.append(r.status) if r.request.method == "POST" and r.url.endswith("/input") else None,
     )
     return seen
 
@@ -48,6 +47,7 @@ def test_answer_a_json_question_from_the_request_page(pages: Pages, console: Con
     page = pages.signed_in(hash=f"#/requests/{rid}")
     sent = posts_to_input(page, console)
     expect(page.locator(".page-head .badge")).to_have_text("input_required")
+    expect(page.locator("#live-progress")).to_contain_text("waiting for input")
     expect(page.locator("#ask-prompt")).to_have_text("What is your name?")
     expect(page.locator("#ask-expires")).to_contain_text("Expires")
     expect(page.locator("#ask-expires")).to_contain_text("(in 59 min")
@@ -103,7 +103,7 @@ def test_a_free_text_question_takes_a_line_of_text(pages: Pages, console: Consol
     field.fill('teal "not JSON"')  # text is sent as typed, a JSON string
     field.press("Enter")  # the form is keyboard-driven: Enter sends
     expect(page.locator(".page-head .badge")).to_have_text("completed", timeout=15_000)
-    expect(page.locator("#result")).to_have_text('report: teal "not JSON"')
+    expect(page.locator("#result")).to_contain_text('report: teal "not JSON"')
     assert console.doc(rid)["result"]["text"] == 'report: teal "not JSON"'
 
 
@@ -129,6 +129,7 @@ def test_a_viewer_sees_the_question_but_cannot_answer(pages: Pages, console: Con
         chip = row.locator(".badge")
         expect(chip).to_have_text("input_required")
         expect(chip).to_have_class("badge badge-input_required")
+        expect(row.locator(".progress-label")).to_have_text("waiting for input")
         filled = chip.evaluate("b => getComputedStyle(b).backgroundColor")
         assert filled not in ("rgba(0, 0, 0, 0)", "transparent"), filled
         shot(listing, "requests-input-required")

@@ -1,12 +1,13 @@
 """POST /v1/requests/{id}/input: answer the question a paused request waits on.
 
 The request must be the caller's (the ownership rule of every read and of cancel, `auth.owns`:
-another client's request is a 404; an admin, the operator at the console, answers any request;
-a viewer reads the question but its answer is 403, refused in `session_auth.authenticate`). The value is checked against the question's JSON Schema (422 naming
-the failing path); the store then keeps it and makes the request pending again, to be resumed
-by a worker (`Store.answer_input`). Idempotent per input id: the same value again is a 202 with
-nothing changed; another value is 409 INPUT_ALREADY_ANSWERED; an id that is not the outstanding
-question (never asked, the request resumed, ended or was cancelled) is 409 INPUT_NOT_OUTSTANDING.
+another client's request is a 404; an admin, the operator at the console, answers any request; a
+viewer reads the question but its answer is 403, refused in `session_auth.authenticate`). The
+value is checked against the question's JSON Schema (422 naming the failing path); the store
+then keeps it and makes the request pending again, to be resumed by a worker
+(`Store.answer_input`). Idempotent per input id: the same value again is a 202 with nothing
+changed; another value is 409 INPUT_ALREADY_ANSWERED; an id that is not the outstanding question
+(never asked, the request resumed, ended or was cancelled) is 409 INPUT_NOT_OUTSTANDING.
 """
 
 from __future__ import annotations

@@ -49,23 +49,27 @@ export async function render(main, params) {
   };
 }
 
+// Redrawn as the status moves; Cancel's outcome (e.g. a viewer's 403) stays beside it.
 function drawHead(head, doc, path) {
   const running = !TERMINAL.has(doc.status);
+  const keep = head.querySelector(".action-result");
+  const cancel = running
+    ? actionButton(
+        "Cancel",
+        async () => {
+          const r = await del(path);
+          return `cancelled (${r.cancellation})`;
+        },
+        { readOnly: !isAdmin(), danger: true, testid: "cancel" },
+      )
+    : null;
+  if (keep && cancel) cancel.querySelector(".action-result").replaceWith(keep);
   clear(
     head,
     h("h1", {}, "Request ", h("span", { class: "mono", text: doc.request_id })),
     badge(doc.status),
     h("span", { id: "live-progress" }, progressBar(doc.progress, doc.status)),
-    running
-      ? actionButton(
-          "Cancel",
-          async () => {
-            const r = await del(path);
-            return `cancelled (${r.cancellation})`;
-          },
-          { readOnly: !isAdmin(), danger: true, testid: "cancel" },
-        )
-      : null,
+    cancel,
   );
 }
 
