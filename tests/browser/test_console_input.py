@@ -15,6 +15,7 @@ import pytest
 
 from tests.browser.conftest import VIEWER_KEY, Console, Pages
 from tests.support.browser import PHONE, shot
+from tests.support.server import ADMIN_KEY
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -105,6 +106,30 @@ def test_a_free_text_question_takes_a_line_of_text(pages: Pages, console: Consol
     expect(page.locator(".page-head .badge")).to_have_text("completed", timeout=15_000)
     expect(page.locator("#result")).to_contain_text('report: teal "not JSON"')
     assert console.doc(rid)["result"]["text"] == 'report: teal "not JSON"'
+
+
+def test_an_answer_someone_else_gave_first_is_a_409_shown_in_the_page(pages: Pages, console: Console) -> None:
+    """The page's event stream dropped (every /events request aborted), so it cannot see that
+    another admin answered meanwhile: its own answer is the server's 409, shown as such."""
+    rid, question = waiting(console, "colour", "race")
+    page = pages.blank(dark=True)
+    page.route("**/events", lambda route: route.abort())
+    page.goto(f"{console.base}/ui#/requests/{rid}")
+    page.fill("#key", ADMIN_KEY)
+    page.click("#sign-in")
+    expect(page.locator("#ask-prompt")).to_have_text("Which colour should the report be?")
+    first = console.api.post(f"/v1/requests/{rid}/input", json={"input_id": question["id"], "value": "red"})
+    assert first.status_code == 202, first.text
+    page.locator("#ask-value").fill("blue")
+    page.get_by_test_id("send-input").click()
+    stale = page.locator("#ask-stale")
+    expect(stale).to_contain_text("Not sent. This question is no longer waiting for an answer")
+    expect(stale).to_contain_text("409 INPUT_ALREADY_ANSWERED")
+    # ...and the page re-read the request: no form for the answered question, the status is current
+    expect(page.locator("#ask")).to_have_count(0)
+    expect(page.locator(".page-head .badge")).not_to_have_text("input_required")
+    shot(page, "detail-input-409-dark")
+    assert console.wait(rid, lambda d: d["status"] == "completed")["result"]["text"] == "race: red"
 
 
 def test_a_viewer_sees_the_question_but_cannot_answer(pages: Pages, console: Console) -> None:

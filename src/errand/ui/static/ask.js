@@ -10,9 +10,10 @@ import { fmtAge, fmtTime, h } from "./dom.js";
 // Whether an answer is a plain string (a text field) rather than JSON (a textarea).
 const textual = (schema) => schema === null || schema === undefined || schema.type === "string";
 
-// The card for `doc.input_request`, or null when the request waits on nothing.
-// `onSent` runs after the server accepted the answer (the page then follows the resumption).
-export function askCard(doc, path, onSent) {
+// The card for `doc.input_request`, or null when the request waits on nothing. `onSent(id)`
+// runs after the server accepted the answer (the page then follows the resumption);
+// `onStale(text)` after a 409 (answered or ended meanwhile: the page re-reads the request).
+export function askCard(doc, path, { onSent, onStale }) {
   const ask = doc.status === "input_required" ? doc.input_request : null;
   if (!ask) return null;
   const readOnly = !isAdmin();
@@ -37,7 +38,7 @@ export function askCard(doc, path, onSent) {
     const value = asText ? typed(field.value, status) : parsed(field.value, status);
     if (value === undefined) return;
     send.disabled = true;
-    status.className = "form-status";
+    status.className = "form-status busy";
     status.textContent = "Sending…";
     try {
       const r = await post(`${path}/input`, { input_id: ask.id, value });
@@ -46,8 +47,10 @@ export function askCard(doc, path, onSent) {
       field.disabled = true;
       await onSent(ask.id);
     } catch (err) {
+      status.className = "form-status";
       status.textContent = refusal(err);
       send.disabled = readOnly;
+      if (err.status === 409) await onStale(status.textContent);
     }
   });
   return h(

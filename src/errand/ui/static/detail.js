@@ -13,7 +13,7 @@ const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 export async function render(main, params) {
   const id = params.get("id");
   const path = `/v1/requests/${encodeURIComponent(id)}`;
-  const state = { path, doc: await get(path), text: "", stream: null, stopDeliveries: null, asked: undefined, sent: null };
+  const state = { path, doc: await get(path), text: "", stream: null, stopDeliveries: null, asked: undefined, note: null };
   const head = h("div", { class: "page-head" });
   const ask = h("div", { id: "ask-slot" });
   const summary = h("div", { class: "card", id: "summary" });
@@ -74,19 +74,20 @@ function drawHead(head, doc, path) {
 }
 
 // The question card, redrawn only when the outstanding question changes (not on every refresh,
-// which would wipe an answer being typed); once this page's answer is in, a note says so.
+// which would wipe an answer being typed); above it, what became of this page's last answer.
 function drawAsk(slot, state) {
   const ask = state.doc.status === "input_required" ? state.doc.input_request : null;
   const key = ask ? ask.id : null;
   if (key === state.asked) return;
   state.asked = key;
-  const sent = async (inputId) => {
-    state.sent = inputId;
+  const noted = async (id, text, kind) => {
+    state.note = notice(text, kind);
+    state.note.id = id;
     await state.redrawSummary();
   };
-  const note = state.sent && !ask ? notice(`Answer to ${state.sent} sent: the request resumed.`) : null;
-  if (note) note.id = "ask-sent";
-  clear(slot, askCard(state.doc, state.path, sent) || note);
+  const onSent = (inputId) => noted("ask-sent", `Answer to ${inputId} sent: the request resumed.`, "info");
+  const onStale = (text) => noted("ask-stale", `Not sent. ${text}`, "error");
+  clear(slot, state.note, askCard(state.doc, state.path, { onSent, onStale }));
 }
 
 function drawSummary(card, doc) {
