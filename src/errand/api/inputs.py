@@ -75,7 +75,7 @@ async def answer_input(request: Request, owner: Owner, ctx: ApiContext) -> Respo
     resumed, changed = await ctx.store.answer_input(req.id, body.input_id, body.value)
     if changed:
         log.info(
-            "request %s got input %s from a %s key; it resumes",
+            "request %s got input %s (answered with the %s key); it resumes",
             req.id,
             body.input_id,
             owner.role,
