@@ -217,13 +217,40 @@ def test_each_response_is_an_errand_request_in_the_list(
     assert len(mine) == 1 and mine[0]["kind"] == "response" and mine[0]["agent"] == "counted"
 
 
-def test_delete_cancels_and_answers_the_deletion_shape(client: openai.OpenAI, live: tuple[str, Path]) -> None:
-    resp = client.responses.create(model="sleepy", input="30", background=True)
-    assert client.responses.delete(resp.id) is None
-    assert client.responses.retrieve(resp.id).status == "cancelled"
+def test_delete_forgets_a_finished_response(client: openai.OpenAI, live: tuple[str, Path]) -> None:
+    resp = client.responses.create(model="words", input="a private answer")
+    assert resp.status == "completed"
+    request_id = "req_" + resp.id.removeprefix("resp_")
     with httpx.Client(base_url=live[0], headers={"Authorization": f"Bearer {KEY}"}) as c:
+        assert "a private answer" in c.get(f"/v1/requests/{request_id}").text
         body = c.delete(f"/v1/responses/{resp.id}").json()
-    assert body == {"id": resp.id, "object": "response", "deleted": True}
+        assert body == {"id": resp.id, "object": "response.deleted", "deleted": True}
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(resp.id)
+        with pytest.raises(openai.NotFoundError):  # a second DELETE: nothing left to delete
+            client.responses.delete(resp.id)
+        with pytest.raises(openai.NotFoundError):
+            client.responses.create(model="words", input="x", previous_response_id=resp.id)
+        listed = c.get("/v1/requests", params={"limit": 200}).json()["requests"]
+        assert request_id not in {d["request_id"] for d in listed}
+        gone = c.get(f"/v1/requests/{request_id}")
+        assert gone.status_code == 410 and gone.json()["error"]["code"] == "REQUEST_EXPIRED"
+        assert "a private answer" not in gone.text
+
+
+def test_delete_cancels_an_unfinished_response_first(client: openai.OpenAI, live: tuple[str, Path]) -> None:
+    queued = client.responses.create(model="sleepy", input="30", background=True)
+    running = client.responses.create(model="sleepy", input="30", background=True)
+    deadline = time.monotonic() + 10
+    while client.responses.retrieve(running.id).status != "in_progress" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for resp in (queued, running):
+        assert client.responses.delete(resp.id) is None
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(resp.id)
+    with httpx.Client(base_url=live[0], headers={"Authorization": f"Bearer {KEY}"}) as c:
+        listed = c.get("/v1/requests", params={"limit": 200, "status": "processing"}).json()["requests"]
+    assert "req_" + running.id.removeprefix("resp_") not in {d["request_id"] for d in listed}
 
 
 def test_errors_are_the_sdk_exceptions_openai_would_raise(
