@@ -4,11 +4,13 @@ the official `openai` Python package, on SQLite and on PostgreSQL (issue 14 §2)
 One server per backend serves the module's tests. Its agents (written next to the formation):
 `words` streams the words of its message, `turns` notes when each turn starts and ends (to see
 that `previous_response_id` runs turns of one session in order), `counted` reports token usage,
-`fail` fails, and the built-in `sleepy` sleeps for the seconds its message names.
+`fail` fails, `echo` answers what it was given (its message and ctx.messages), and the built-in
+`sleepy` sleeps for the seconds its message names.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +29,7 @@ KEY = "responses-client-key"
 WORDS = " ".join(f"w{i}" for i in range(30))
 
 AGENTS = r"""
-import asyncio, os, time
+import asyncio, json, os, time
 
 from errand.errors import PermanentError
 
@@ -56,6 +58,10 @@ async def counted(message, ctx):
 
 async def fail(message, ctx):
     raise PermanentError("the agent gave up")
+
+
+def echo(message, ctx):  # sync, in a worker thread: what the handler was given
+    return json.dumps({"message": message, "messages": ctx.messages})
 """
 
 
@@ -71,7 +77,7 @@ def formation_for(folder: Path, backend: str, request: pytest.FixtureRequest, at
         name = request.getfixturevalue("_pg_databases").new_name()
         run_sync(admin(server, f'CREATE DATABASE "{name}"'))
         url = with_database(server, name)
-    agents = [{"id": n, "handler": f"slow_agents:{n}"} for n in ("words", "turns", "counted", "fail")]
+    agents = [{"id": n, "handler": f"slow_agents:{n}"} for n in ("words", "turns", "counted", "fail", "echo")]
     return write_formation(
         folder,
         {
@@ -251,6 +257,32 @@ def test_delete_cancels_an_unfinished_response_first(client: openai.OpenAI, live
     with httpx.Client(base_url=live[0], headers={"Authorization": f"Bearer {KEY}"}) as c:
         listed = c.get("/v1/requests", params={"limit": 200, "status": "processing"}).json()["requests"]
     assert "req_" + running.id.removeprefix("resp_") not in {d["request_id"] for d in listed}
+
+
+def test_a_handler_receives_the_whole_input_list(client: openai.OpenAI) -> None:
+    resp = client.responses.create(
+        model="echo",
+        instructions="Be terse.",
+        input=[
+            {"role": "user", "content": "Name a colour."},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "Blue."}]},
+            {"role": "user", "content": [{"type": "input_text", "text": "Another?"}]},
+        ],
+    )
+    got = json.loads(resp.output_text)
+    assert got["message"] == "Another?"  # what it runs on: the last user message
+    assert got["messages"] == [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "Name a colour."},
+        {"role": "assistant", "content": "Blue."},
+        {"role": "user", "content": "Another?"},
+    ]
+    again = client.responses.create(model="echo", input="And a third?", previous_response_id=resp.id)
+    assert json.loads(again.output_text)["messages"] == [
+        *got["messages"][1:],  # the chain so far, without the first turn's instructions
+        {"role": "assistant", "content": resp.output_text},
+        {"role": "user", "content": "And a third?"},
+    ]
 
 
 def test_errors_are_the_sdk_exceptions_openai_would_raise(

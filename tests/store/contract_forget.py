@@ -16,7 +16,9 @@ from tests.store.contract_console import tally
 class ForgetContract:
     """forget: content, events, deliveries and attempts gone in one write; only finished ones."""
 
-    async def test_a_finished_request_is_forgotten_with_all_it_held(self, store: Store, clock: ManualClock) -> None:
+    async def test_a_finished_request_is_forgotten_with_all_it_held(
+        self, store: Store, clock: ManualClock
+    ) -> None:
         req, attempt = await running(store, webhook_url=HOOK, message="a secret", metadata={"k": "v"})
         await store.append_event(req.id, attempt, "progress", {"percent": 50}, Progress(50.0))
         await store.finish(req.id, attempt, Status.COMPLETED, result=Result("the secret answer"))

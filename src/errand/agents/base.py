@@ -62,6 +62,11 @@ class RunContext:
     """Answers to this request's questions so far, by input id, in ask order (see `ask`)."""
     input_state: Any = None
     """What the agent kept when it asked (`ask(state=...)`), given back on resumption."""
+    messages: list[dict[str, str]] = field(default_factory=list)
+    """The conversation the request carries, `{"role", "content"}` each, oldest first, the
+    message the agent runs on included (errand/conversation.py): for POST /v1/responses the
+    `instructions` (as a system message), the earlier turns of a `previous_response_id` chain and
+    every input message; for a chat request the one user message. Empty outside a worker."""
     now: Callable[[], float] = field(repr=False, default=lambda: 0.0)
     """The engine's clock (an ask's expiry is now + timeout)."""
     _asked: int = field(default=0, repr=False)

@@ -97,6 +97,7 @@ class ProcessAgent:
             "metadata": ctx.metadata,
             "attempt": ctx.attempt,
             "agent_id": ctx.agent_id,
+            "messages": ctx.messages,
         }
         start = {"t": "start", "handler": self.handler, "base_dir": self.base_dir, "sys_path": sys.path}
         return encode({**start, "message": message, "ctx": context})

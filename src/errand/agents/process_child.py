@@ -93,6 +93,7 @@ async def _attempt(start: dict[str, Any], channel: _Channel) -> None:
         attempt=c["attempt"],
         agent_id=c["agent_id"],
         sink=channel.sink,
+        messages=c.get("messages") or [],
     )
     threading.Thread(target=_watch_stdin, daemon=True).start()
     try:

@@ -31,7 +31,15 @@ from errand.api.context import ApiContext
 from errand.api.errors import json_response
 from errand.api.requests import wait_terminal
 from errand.api.response_events import StreamMapper, encode
-from errand.api.response_objects import KIND, Turn, is_response, request_id_of, response_id, response_object
+from errand.api.response_objects import (
+    KIND,
+    Turn,
+    chain_of,
+    is_response,
+    request_id_of,
+    response_id,
+    response_object,
+)
 from errand.api.responses_body import ResponsesBody, validate_responses
 from errand.api.sse import HEADERS, KEEPALIVE, EventStreamResponse
 from errand.api.submit import estimate_for, idempotency_key, max_attempts, submit
@@ -53,8 +61,8 @@ async def create_response(request: Request, owner: Owner, ctx: ApiContext) -> Re
     body = validate_responses(data)
     idempotency = idempotency_key(request, owner, data, RESPONSES_PATH)
     agent_id = _agent_for(ctx, body.model)
-    session = await _session_of(ctx, owner, body.previous_response_id)
-    new = await _new_request(ctx, owner, body, agent_id, session)
+    previous = await _previous(ctx, owner, body.previous_response_id)
+    new = await _new_request(ctx, owner, body, agent_id, previous)
     req = await submit(ctx, new, idempotency, request.headers)
     if body.stream:
         return _stream(ctx, req, -1)
@@ -144,25 +152,30 @@ def _missing(resp_id: str) -> ResourceNotFound:
     return ResourceNotFound(f"No response found with id {resp_id!r}", details={"field": "response_id"})
 
 
-async def _session_of(ctx: ApiContext, owner: Owner, previous: str | None) -> str | None:
-    """The session of the previous response (None: the new one starts its own chain)."""
+async def _previous(ctx: ApiContext, owner: Owner, previous: str | None) -> StoredRequest | None:
+    """The response `previous_response_id` names (None: the new one starts its own chain)."""
     if previous is None:
         return None
     try:
-        prev = await _owned(ctx, owner, previous)
+        return await _owned(ctx, owner, previous)
     except ResourceNotFound:
         raise ResourceNotFound(
             f"Previous response with id {previous!r} not found", details={"field": "previous_response_id"}
         ) from None
-    return prev.session_id or response_id(prev.id)
 
 
 async def _new_request(
-    ctx: ApiContext, owner: Owner, body: ResponsesBody, agent_id: str, session: str | None
+    ctx: ApiContext, owner: Owner, body: ResponsesBody, agent_id: str, previous: StoredRequest | None
 ) -> NewRequest:
+    """A chain's turns share its first response's session (so they run in order), and each
+    carries the chain's conversation so far (`chain_of`) for its agent (ctx.messages)."""
     message = body.message()
     request_id = new_request_id()
-    turn = Turn(body.model, body.background, body.instructions, body.previous_response_id, body.messages())
+    history = [] if previous is None else chain_of(previous)
+    session = None if previous is None else previous.session_id or response_id(previous.id)
+    turn = Turn(
+        body.model, body.background, body.instructions, body.previous_response_id, body.messages(), history
+    )
     waits = not body.background and not body.stream
     return NewRequest(
         id=request_id,

@@ -324,6 +324,7 @@ ATTEMPTS_OF = f"""
     SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts
     WHERE delivery_id = ANY($1::text[]) ORDER BY delivery_id, attempt"""
 
+
 # -- housekeeping ----------------------------------------------------------------------------------
 def _tombstone(chosen: str) -> str:
     """The purge's one rule of what a tombstone loses, for the rows `chosen` selects (ids)."""
