@@ -277,3 +277,15 @@ async def asker(message: str, ctx: RunContext) -> dict[str, Any]:
         n = await ctx.ask("How many?", schema={"type": "integer", "minimum": 1})
         text += f" x{n}"
     return {"text": text, "inputs": list(ctx.inputs)}
+
+
+def sync_asker(message: str, ctx: RunContext) -> dict[str, Any]:
+    """`asker` as a plain `def` (a worker thread, or an `isolation: process` child): a blocking
+    `ctx.ask`, two questions, the second keeping `state`; answers with what it got back."""
+    name = ctx.ask("What is your name?", schema=NAME_SCHEMA)
+    n = ctx.ask("How many?", schema={"type": "integer", "minimum": 1}, state={"asked": "count"})
+    return {
+        "text": f"hello {name['name']} x{n} ({message})",
+        "inputs": list(ctx.inputs),
+        "kept": ctx.input_state,
+    }
