@@ -19,13 +19,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from errand import tracing
+from errand import conversation, tracing
 from errand.agents.base import InputRequested, RunContext, coerce_result
 from errand.agents.registry import AgentRegistry
 from errand.agents.threads import ThreadGroup
 from errand.backoff import Backoff
 from errand.clock import Clock
-from errand.conversation import messages_of
 from errand.engine.events import EventWriter
 from errand.engine.retry import decide, error_info
 from errand.engine.settings import WorkerSettings
@@ -161,7 +160,7 @@ class Attempt:
             threads=self.threads,
             inputs=dict(req.inputs),
             input_state=req.input_state,
-            messages=messages_of(req.metadata, req.message),
+            messages=conversation.messages_of(req.metadata, req.message),
             now=self.clock.now,
         )
 
