@@ -285,6 +285,22 @@ def test_a_handler_receives_the_whole_input_list(client: openai.OpenAI) -> None:
     ]
 
 
+def test_a_turn_submitted_while_the_previous_runs_gets_its_answer(
+    client: openai.OpenAI, live: tuple[str, Path]
+) -> None:
+    one = client.responses.create(model="turns", input="first", background=True)
+    two = client.responses.create(model="echo", input="next", previous_response_id=one.id, background=True)
+    with httpx.Client(base_url=live[0], headers={"Authorization": f"Bearer {KEY}"}) as c:
+        stored = c.get(f"/v1/requests/{two.id.replace('resp_', 'req_', 1)}").json()["input"]["metadata"]
+    pending = stored["errand.responses"]["history"][-1]
+    assert pending == {"role": "assistant", "answer_of": one.id.replace("resp_", "req_", 1)}  # not known yet
+    assert json.loads(until_done(client, two.id).output_text)["messages"] == [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "turn first"},  # read as the turn started: the first had ended
+        {"role": "user", "content": "next"},
+    ]
+
+
 def test_errors_are_the_sdk_exceptions_openai_would_raise(
     client: openai.OpenAI, live: tuple[str, Path]
 ) -> None:

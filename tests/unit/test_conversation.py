@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from errand.api.response_objects import KIND, Turn, chain_of
-from errand.conversation import RESPONSES_KEY, messages_of
+from errand.conversation import ANSWER_OF, RESPONSES_KEY, messages_of, pending_answers
 from errand.models import Request, Result, Status
 from tests.support.models import stored_request
 
@@ -51,4 +51,24 @@ def test_a_chain_carries_the_answer_of_a_completed_turn_only() -> None:
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": "the answer"},
     ]
-    assert chain_of(_response(Status.PENDING, None)) == [{"role": "user", "content": "q"}]
+    running = _response(Status.PROCESSING, None)
+    assert chain_of(running) == [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", ANSWER_OF: running.id},
+    ]
+    assert chain_of(_response(Status.FAILED, None)) == [{"role": "user", "content": "q"}]
+
+
+def test_a_pending_answer_is_filled_from_the_answers_given_or_left_out() -> None:
+    history = [{"role": "user", "content": "q"}, {"role": "assistant", ANSWER_OF: "req_1"}]
+    meta = Turn("m", True, input=[{"role": "user", "content": "next"}], history=history).to_metadata({})
+    assert pending_answers(meta) == ["req_1"]
+    assert messages_of(meta, "next", {"req_1": "A"}) == [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "A"},
+        {"role": "user", "content": "next"},
+    ]
+    assert messages_of(meta, "next") == [
+        {"role": "user", "content": "q"},
+        {"role": "user", "content": "next"},
+    ]

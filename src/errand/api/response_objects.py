@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from errand.conversation import RESPONSES_KEY
+from errand.conversation import ANSWER_OF, RESPONSES_KEY
 from errand.models import ErrorInfo, Request, Status
 
 KIND = "response"
@@ -64,7 +64,7 @@ class Turn:
     previous_response_id: str | None = None
     input: list[dict[str, str]] = field(default_factory=list)
     """The input as messages `{"role", "content"}` (content joined to one text)."""
-    history: list[dict[str, str]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     """The earlier turns of a `previous_response_id` chain, as messages (see `chain_of`)."""
 
     def to_metadata(self, client: dict[str, Any]) -> dict[str, Any]:
@@ -94,13 +94,18 @@ class Turn:
         )
 
 
-def chain_of(previous: Request) -> list[dict[str, str]]:
+def chain_of(previous: Request) -> list[dict[str, Any]]:
     """The conversation a turn continuing `previous` starts from: its own history and input,
-    then its answer as the assistant's message when it has completed (an unfinished one has
-    none to give yet). Its `instructions` are not carried over, as with OpenAI."""
+    then its answer as the assistant's message: the text when it has completed; while it still
+    runs, an `ANSWER_OF` placeholder the worker fills in as this turn starts (errand/
+    conversation.py; the turns of a chain run in order). Its `instructions` are not carried
+    over, as with OpenAI."""
     turn = Turn.of(previous)
-    answer = previous.result.text if previous.status is Status.COMPLETED and previous.result else None
-    return [*turn.history, *turn.input, *([{"role": "assistant", "content": answer}] if answer else [])]
+    if previous.status is Status.COMPLETED and previous.result is not None:
+        answer: list[dict[str, Any]] = [{"role": "assistant", "content": previous.result.text}]
+    else:
+        answer = [] if previous.is_terminal else [{"role": "assistant", ANSWER_OF: previous.id}]
+    return [*turn.history, *turn.input, *answer]
 
 
 def client_metadata(req: Request) -> dict[str, Any]:
