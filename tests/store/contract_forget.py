@@ -44,8 +44,8 @@ class ForgetContract:
             await store.get(req.id)
 
     async def test_only_finished_requests_can_be_forgotten(self, store: Store) -> None:
-        queued, _ = await store.submit(new())
         held, _ = await running(store)
+        queued, _ = await store.submit(new())
         for unfinished in (queued, held):
             with pytest.raises(Conflict):
                 await store.forget(unfinished.id)
