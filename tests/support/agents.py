@@ -283,3 +283,15 @@ async def asks_text(message: str, ctx: RunContext) -> dict[str, Any]:
     """Asks one free-text question (no schema; metadata `ask_timeout` seconds), echoes the answer."""
     answer = await ctx.ask("Which colour should the report be?", timeout=ctx.metadata.get("ask_timeout"))
     return {"text": f"{message}: {answer}"}
+
+
+def sync_asker(message: str, ctx: RunContext) -> dict[str, Any]:
+    """`asker` as a plain `def` (a worker thread, or an `isolation: process` child): a blocking
+    `ctx.ask`, two questions, the second keeping `state`; answers with what it got back."""
+    name = ctx.ask("What is your name?", schema=NAME_SCHEMA)
+    n = ctx.ask("How many?", schema={"type": "integer", "minimum": 1}, state={"asked": "count"})
+    return {
+        "text": f"hello {name['name']} x{n} ({message})",
+        "inputs": list(ctx.inputs),
+        "kept": ctx.input_state,
+    }

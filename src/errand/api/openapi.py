@@ -160,7 +160,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
     Operation("POST", "/v1/responses", "OpenAI Responses API: create (background, stream, or wait)", {200: (ResponseObject, SSE)}, SUBMIT, body=ResponsesBody, params=(IDEMPOTENCY,), tag="openai", openai=True),  # noqa: E501
     Operation("GET", "/v1/responses/{response_id}", "A Response; with stream=true its events, resumable", {200: (ResponseObject, SSE)}, READ, params=RESUME, tag="openai", openai=True),  # noqa: E501
-    Operation("DELETE", "/v1/responses/{response_id}", "Delete a Response (cancels it if unfinished)", {200: ResponseDeleted}, (*READ, Conflict), tag="openai", openai=True),  # noqa: E501
+    Operation("DELETE", "/v1/responses/{response_id}", "Delete a Response: cancelled first if unfinished, then its content forgotten (404 after)", {200: ResponseDeleted}, READ, tag="openai", openai=True),  # noqa: E501
     Operation("POST", "/v1/responses/{response_id}/cancel", "Cancel a Response (again: no-op)", {200: ResponseObject}, (*READ, Conflict), tag="openai", openai=True),  # noqa: E501
     Operation("GET", "/v1/agents", "The formation's agents and their expected durations", {200: AgentList}, tag="agents"),  # noqa: E501
     Operation("GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"),  # noqa: E501

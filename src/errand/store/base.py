@@ -344,6 +344,13 @@ class Store(ScheduleStore, ConsoleStore, Protocol):
         Returns the number of requests purged or dropped."""
         ...
 
+    async def forget(self, request_id: str) -> None:
+        """A finished request made a tombstone now, as the purge would at its result_ttl (input,
+        metadata, result, error, events, deliveries and attempts dropped, in one transaction;
+        get() -> RequestExpired, gone from list; the tombstone itself dropped after
+        tombstone_ttl). Conflict unless terminal (cancel first); NotFound/RequestExpired as get()."""
+        ...
+
     async def close(self) -> None:
         """Finish pending writes and release connections."""
         ...

@@ -295,6 +295,16 @@ def webhook_settable(req: Request) -> None:
         )
 
 
+def forgettable(req: Request) -> Request:
+    """A request `forget` may tombstone: a finished one (an unfinished one is cancelled first)."""
+    if not req.is_terminal:
+        raise Conflict(
+            f"request {public_id(req.id)!r} is {req.status.value}; cancel it before deleting it",
+            details={"status": req.status.value},
+        )
+    return req
+
+
 def needs_cancel(req: Request) -> bool:
     """False when the request is already cancelled (returned unchanged); Conflict when it ended
     otherwise; True when it is to be cancelled now."""

@@ -376,6 +376,11 @@ class PostgresStore(PostgresConsole):
         """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""
         return await upkeep.purge(self._database, self._clock, result_ttl, tombstone_ttl)
 
+    async def forget(self, request_id: str) -> None:
+        """A finished request tombstoned now: its row locked, checked and emptied in one transaction."""
+        now, cutoff = self._clock.now(), self._cutoff()
+        await self._database.run(lambda c: upkeep.forget(c, request_id, now, cutoff))
+
     async def close(self) -> None:
         """Flush the group commits, stop listening, close the pool (bounded wait); wake all. Idempotent."""
         await self._batches.wait_idle()

@@ -388,6 +388,11 @@ class SqliteStore(SqliteConsole):
         """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""
         return await upkeep.purge(self._writer, self._clock, result_ttl, tombstone_ttl)
 
+    async def forget(self, request_id: str) -> None:
+        """A finished request tombstoned now, in one write transaction (upkeep.forget)."""
+        now, cutoff = self._clock.now(), self._cutoff()
+        await self._writer.submit(lambda c: upkeep.forget(c, request_id, now, cutoff))
+
     async def close(self) -> None:
         """Commit what is queued, stop the threads, close connections, release waiters."""
         await self._writer.stop()
