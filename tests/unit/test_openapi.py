@@ -19,12 +19,12 @@ from starlette.routing import Mount, Route
 from errand import __version__
 from errand.api.app import create_app
 from errand.api.chat import ChatBody
-from errand.api.errors import STATUS, status_of_class
 from errand.api.openai_errors import STATUS_OVERRIDE
 from errand.api.openapi import OPERATIONS, openapi_document
 from errand.api.requests import input_document
 from errand.api.schemas import ErrorBody, StatusDocument
 from errand.config import build_config
+from errand.error_status import STATUS, status_of_class
 from errand.errors import ErrandError
 from errand.models import (
     Delivery,
