@@ -13,49 +13,39 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from errand.errors import (
-    Conflict,
-    ErrandError,
-    Forbidden,
-    HeadersTooLarge,
-    InvalidRequest,
-    MalformedBody,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    RateLimited,
-    RequestExpired,
-    RequestTimeout,
-    ResourceNotFound,
-    ServiceUnavailable,
-    Unauthorized,
-)
+from errand import errors
+from errand.errors import ErrandError
 
 __all__ = ["BY_STATUS", "STATUS", "status_of_class"]
 
 STATUS: Final[Mapping[type[ErrandError], int]] = MappingProxyType(
     {
-        MalformedBody: 400,
-        MethodNotAllowed: 405,
-        InvalidRequest: 422,
-        Unauthorized: 401,
-        Forbidden: 403,
-        NotFound: 404,
-        Conflict: 409,
-        RequestExpired: 410,
-        PayloadTooLarge: 413,
-        HeadersTooLarge: 431,
-        RequestTimeout: 408,
-        RateLimited: 429,
-        ServiceUnavailable: 503,
-        ErrandError: 500,
+        errors.MalformedBody: 400,
+        errors.MethodNotAllowed: 405,
+        errors.InvalidRequest: 422,
+        errors.Unauthorized: 401,
+        errors.Forbidden: 403,
+        errors.NotFound: 404,
+        errors.Conflict: 409,
+        errors.RequestExpired: 410,
+        errors.PayloadTooLarge: 413,
+        errors.HeadersTooLarge: 431,
+        errors.RequestTimeout: 408,
+        errors.RateLimited: 429,
+        errors.ServiceUnavailable: 503,
+        errors.ErrandError: 500,
     }
 )
 """The one mapping of error classes to HTTP statuses (most specific class wins)."""
 
 BY_STATUS: Final[Mapping[int, type[ErrandError]]] = MappingProxyType(
     {status: cls for cls, status in STATUS.items() if status not in (400, 404, 500)}
-    | {400: InvalidRequest, 404: ResourceNotFound, 502: ServiceUnavailable, 504: ServiceUnavailable}
+    | {
+        400: errors.InvalidRequest,
+        404: errors.ResourceNotFound,
+        502: errors.ServiceUnavailable,
+        504: errors.ServiceUnavailable,
+    }
 )
 """The class an error answer without errand's envelope stands for, by its status alone: a bare
 400 is any invalid request, a bare 404 an unknown route or resource (never a request's id), a
