@@ -113,6 +113,17 @@ def test_error_responses_come_from_the_error_table() -> None:
     assert all(status_of_class(cls) == status for cls, status in STATUS.items() if cls is not ErrandError)
 
 
+def test_a_status_with_two_answers_documents_both() -> None:
+    """A bulk action answers its dry run's count or its run's outcome, both 200: either may come."""
+    doc = openapi_document(FORMATION, __version__)
+    for path, run in (
+        ("/v1/admin/requests/cancel", "BulkCancelled"),
+        ("/v1/admin/deliveries/redeliver", "BulkRedelivered"),
+    ):
+        schema = doc["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert [ref["$ref"].rsplit("/", 1)[1] for ref in schema["oneOf"]] == [run, "BulkMatch"]
+
+
 def test_security_schemes_and_headers() -> None:
     doc = openapi_document(FORMATION, __version__)
     schemes = doc["components"]["securitySchemes"]

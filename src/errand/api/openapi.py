@@ -315,8 +315,13 @@ def _answers(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     for status, answers in op.ok.items():
         content: dict[str, Any] = {}
         for a in answers if isinstance(answers, tuple) else (answers,):
-            if a != NO_CONTENT:
-                content.update(_content(a, refs))
+            if a == NO_CONTENT:
+                continue
+            for media, body in _content(a, refs).items():
+                if media in content:  # two models under one media type: either may come
+                    before = content[media]["schema"]
+                    body = {"schema": {"oneOf": [*before.get("oneOf", [before]), body["schema"]]}}
+                content[media] = body
         first = answers[0] if isinstance(answers, tuple) else answers
         description = first.__doc__ if status < 300 and isinstance(first, type) else None
         out[str(status)] = {"description": _first_line(description) or op.summary}
