@@ -3,7 +3,7 @@
 Nothing in the document is written by hand twice: request bodies are the very pydantic models
 that validate them (ChatBody, TriggerBody), answers are the models of api/schemas.py that tests
 hold the real answers to, and every error response comes from the one error table
-(api/errors.py `STATUS`, the codes of the errors.py classes). `OPERATIONS` holds one line per
+(error_status.py `STATUS`, the codes of the errors.py classes). `OPERATIONS` holds one line per
 method and path; a test enumerates the app's routes and fails for any route not in it.
 
 The formation-prefixed shape `/api/{formation_id}/v1/...` is the same API under a second base
@@ -38,7 +38,7 @@ from errand.api.console_schemas import (
 )
 from errand.api.console_session import SignInBody
 from errand.api.context import ApiContext
-from errand.api.errors import MalformedBody, json_response, status_of_class
+from errand.api.errors import json_response
 from errand.api.inputs import InputBody
 from errand.api.openai_errors import STATUS_OVERRIDE
 from errand.api.openapi_parts import (
@@ -84,6 +84,7 @@ from errand.api.schemas import (
     WebhookSecret,
 )
 from errand.api.triggers import TriggerBody
+from errand.error_status import status_of_class
 from errand.errors import (
     Conflict,
     CsrfFailed,
@@ -93,6 +94,7 @@ from errand.errors import (
     InputAlreadyAnswered,
     InputNotOutstanding,
     InvalidRequest,
+    MalformedBody,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -313,8 +315,13 @@ def _answers(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     for status, answers in op.ok.items():
         content: dict[str, Any] = {}
         for a in answers if isinstance(answers, tuple) else (answers,):
-            if a != NO_CONTENT:
-                content.update(_content(a, refs))
+            if a == NO_CONTENT:
+                continue
+            for media, body in _content(a, refs).items():
+                if media in content:  # two models under one media type: either may come
+                    before = content[media]["schema"]
+                    body = {"schema": {"oneOf": [*before.get("oneOf", [before]), body["schema"]]}}
+                content[media] = body
         first = answers[0] if isinstance(answers, tuple) else answers
         description = first.__doc__ if status < 300 and isinstance(first, type) else None
         out[str(status)] = {"description": _first_line(description) or op.summary}
