@@ -7,6 +7,7 @@ is shown where the CLI says to answer it; `errand schedules` names the admin key
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -207,3 +208,21 @@ class TestBannerNamesA2A:
             assert done.returncode == 0, done.stderr
             line = next(x for x in done.stderr.splitlines() if x.strip().startswith("a2a"))
             assert said in line, line
+
+
+class TestRequestsTable:
+    """At 80 columns a schedule firing's 40-character id squeezed the status to "comple…" and
+    the time to "16:23…"; the id, the status and the time now stay whole, the agent gives way."""
+
+    def test_a_long_id_leaves_the_status_and_time_whole(self, live: LiveServer) -> None:
+        long_id = "sched-like-" + uuid.uuid4().hex[:29]  # as long as sched:<schedule>:<fire ms>
+        with Client(live.url, client_key=CLIENT_KEY) as c:
+            c.chat("hi", agent_id="echo", request_id=long_id)
+        shown = _cli(
+            "requests", "--url", live.url, "--key", CLIENT_KEY, "--limit", "1", env={"COLUMNS": "80"}
+        )
+        assert shown.exit_code == 0, shown.output
+        row = next(line for line in shown.stdout.splitlines() if long_id in line)
+        assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+        assert row.split()[:2] == [long_id, "completed"]
+        assert re.search(r"\b\d\d:\d\d:\d\d\b", row), row

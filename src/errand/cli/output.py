@@ -246,13 +246,15 @@ def print_requests(page: RequestList, *, as_json: bool) -> None:
     if not page.requests:
         note("no requests")
         return
-    # ids stay whole (never wrapped or cut): people copy them into `errand status`
+    # ids stay whole (never wrapped or cut): people copy them into `errand status`; so do the
+    # status and the times (a schedule's 40-character id cut them to "comple…" at 80 columns);
+    # only the agent's name gives way
     table = Table(
         Column("request", no_wrap=True, min_width=max(len(r.id) for r in page)),
-        Column("status", no_wrap=True),
+        Column("status", no_wrap=True, min_width=max(len(r.status.value) for r in page)),
         Column("agent", overflow="ellipsis", no_wrap=True),
-        Column("done", no_wrap=True, justify="right"),
-        Column("created", no_wrap=True),
+        Column("done", no_wrap=True, justify="right", min_width=4),
+        Column("created", no_wrap=True, min_width=8),
         Column("took", no_wrap=True, justify="right"),
         box=box.SIMPLE_HEAD,
         pad_edge=False,
