@@ -39,8 +39,8 @@ def responses_routes(ctx: ApiContext) -> list[BaseRoute]:
 def a2a_routes_if_served(ctx: ApiContext) -> list[BaseRoute]:
     """The A2A routes when `a2a.enabled` and the `a2a` extra (a2a-sdk) is installed."""
     reason = a2a_off_reason(ctx.config)
-    make = _a2a_routes()
-    if reason is not None or make is None:
+    make = _a2a_routes() if reason is None else None
+    if make is None:
         log.debug("A2A not served: %s", reason)
         return []
     return make(ctx)
