@@ -22,6 +22,7 @@ import typer
 from errand.cli import listings
 from errand.cli import output as show
 from errand.cli.options import (
+    ADMIN_KEY_HINT,
     DEFAULT_URL,
     AdminOpt,
     JsonOpt,
@@ -105,7 +106,7 @@ def _key_hint(key: str | None, admin_key: str | None, *, admin: bool) -> Iterato
         yield
     except Unauthorized as exc:
         if admin and not admin_key:
-            hint = "this needs the admin key: set ERRAND_ADMIN_KEY or pass --admin-key"
+            hint = f"this needs the admin key: {ADMIN_KEY_HINT}"
         elif not key and not admin_key:
             hint = (
                 "no key given: set ERRAND_CLIENT_KEY or pass --key (admin: ERRAND_ADMIN_KEY or --admin-key)"

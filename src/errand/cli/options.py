@@ -65,5 +65,7 @@ AccessLogOpt = Annotated[
 ]
 
 DEFAULT_URL = CLIENT_DEFAULT_URL
+ADMIN_KEY_HINT = "set ERRAND_ADMIN_KEY or pass --admin-key"
+"""What to do when a command needs the admin key (the server's 401 only says to send a header)."""
 """Where the client commands look for a server unless --url or $ERRAND_URL says otherwise: the
 SDK's default, where `errand serve` listens by default."""
