@@ -4,7 +4,8 @@ the official `openai` Python package, on SQLite and on PostgreSQL (issue 14 §2)
 One server per backend serves the module's tests. Its agents (written next to the formation):
 `words` streams the words of its message, `turns` notes when each turn starts and ends (to see
 that `previous_response_id` runs turns of one session in order), `counted` reports token usage,
-`fail` fails, `echo` answers what it was given (its message and ctx.messages), and the built-in
+`fail` fails, `echo` answers what it was given (its message and ctx.messages), `asks` asks a
+person for a name (ctx.ask), and the built-in
 `sleepy` sleeps for the seconds its message names.
 """
 
@@ -60,6 +61,11 @@ async def fail(message, ctx):
     raise PermanentError("the agent gave up")
 
 
+async def asks(message, ctx):
+    name = await ctx.ask("Your name?", schema={"type": "string"})
+    return f"{message}, {name}"
+
+
 def echo(message, ctx):  # sync, in a worker thread: what the handler was given
     return json.dumps({"message": message, "messages": ctx.messages})
 """
@@ -77,7 +83,7 @@ def formation_for(folder: Path, backend: str, request: pytest.FixtureRequest, at
         name = request.getfixturevalue("_pg_databases").new_name()
         run_sync(admin(server, f'CREATE DATABASE "{name}"'))
         url = with_database(server, name)
-    agents = [{"id": n, "handler": f"slow_agents:{n}"} for n in ("words", "turns", "counted", "fail", "echo")]
+    agents = [{"id": n, "handler": f"slow_agents:{n}"} for n in ("words", "turns", "counted", "fail", "echo", "asks")]
     return write_formation(
         folder,
         {
@@ -362,3 +368,25 @@ def test_a_stream_cut_by_sigkill_of_its_server_resumes_after_a_restart_exactly(
     assert doc["attempts"] == 2  # the killed attempt, then the takeover that finished it
     assert first + rest == whole
     assert "".join(e["delta"] for e in whole if e["type"] == "response.output_text.delta") == WORDS
+
+
+def test_a_response_waiting_for_a_person_shows_the_question_and_completes_once_answered(
+    client: openai.OpenAI, live: tuple[str, Path]
+) -> None:
+    resp = client.responses.create(model="asks", input="Hello", background=True)
+    deadline = time.monotonic() + 20
+    while (resp := client.responses.retrieve(resp.id)).status == "queued" or not getattr(resp, "input_request", None):
+        assert resp.status in ("queued", "in_progress") and time.monotonic() < deadline, resp
+        time.sleep(0.05)
+    assert resp.status == "in_progress" and resp.output == []
+    ask: dict[str, Any] = resp.input_request  # type: ignore[attr-defined]  # errand's extension field
+    assert ask["prompt"] == "Your name?" and ask["schema"] == {"type": "string"}
+    assert ask["answer_url"] == f"/v1/requests/req_{resp.id.removeprefix('resp_')}/input"
+    with httpx.Client(base_url=live[0], headers={"Authorization": f"Bearer {KEY}"}, timeout=10) as http:
+        bad = http.post(ask["answer_url"], json={"input_id": ask["id"], "value": 7})
+        assert bad.status_code == 422, bad.text
+        ok = http.post(ask["answer_url"], json={"input_id": ask["id"], "value": "Ada"})
+        assert ok.status_code == 202, ok.text
+    done = until_done(client, resp.id)
+    assert done.status == "completed" and done.output_text == "Hello, Ada"
+    assert getattr(done, "input_request", None) is None

@@ -46,6 +46,12 @@ class ResponseObject(_OpenAI):
     error: dict[str, str] | None
     usage: dict[str, Any] | None
     completed_at: int | None
+    input_request: dict[str, Any] | None = Field(
+        default=None,
+        description="errand's extension: while the agent waits for a person (`status` reads "
+        "`in_progress`), the question (`id`, `prompt`, `schema`, `expires_at`) and `answer_url`, "
+        "where `POST {input_id, value}` answers it; null otherwise.",
+    )
 
 
 class ResponseDeleted(_OpenAI):

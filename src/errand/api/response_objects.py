@@ -211,4 +211,13 @@ def response_object(req: Request, outcome: Outcome | None = None) -> dict[str, A
         "temperature": None,
         "top_p": None,
         "text": {"format": {"type": "text"}},
+        "input_request": _question(req),
     }
+
+
+def _question(req: Request) -> dict[str, Any] | None:
+    """errand's extension: the question a Response waits on (it reads `in_progress`, which
+    OpenAI clients keep polling), and where to answer it; null otherwise."""
+    if req.status is not Status.INPUT_REQUIRED or req.input_request is None:
+        return None
+    return {**req.input_request.public(), "answer_url": f"/v1/requests/{req.id}/input"}
