@@ -83,7 +83,8 @@ def formation_for(folder: Path, backend: str, request: pytest.FixtureRequest, at
         name = request.getfixturevalue("_pg_databases").new_name()
         run_sync(admin(server, f'CREATE DATABASE "{name}"'))
         url = with_database(server, name)
-    agents = [{"id": n, "handler": f"slow_agents:{n}"} for n in ("words", "turns", "counted", "fail", "echo", "asks")]
+    names = ("words", "turns", "counted", "fail", "echo", "asks")
+    agents = [{"id": n, "handler": f"slow_agents:{n}"} for n in names]
     return write_formation(
         folder,
         {
@@ -375,7 +376,7 @@ def test_a_response_waiting_for_a_person_shows_the_question_and_completes_once_a
 ) -> None:
     resp = client.responses.create(model="asks", input="Hello", background=True)
     deadline = time.monotonic() + 20
-    while (resp := client.responses.retrieve(resp.id)).status == "queued" or not getattr(resp, "input_request", None):
+    while not getattr(resp := client.responses.retrieve(resp.id), "input_request", None):
         assert resp.status in ("queued", "in_progress") and time.monotonic() < deadline, resp
         time.sleep(0.05)
     assert resp.status == "in_progress" and resp.output == []
