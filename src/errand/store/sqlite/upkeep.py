@@ -63,23 +63,36 @@ def connections(path: str, synchronous: str, readers: int, busy_timeout: float) 
 
 
 async def purge(writer: Writer, clock: Clock, result_ttl: float, tombstone_ttl: float) -> int:
-    """Tombstone expired results, drop old tombstones and keys, one short transaction per
-    chunk, resting between chunks (rules.purge_rest) so submits are not held behind it."""
-    total = 0
+    """Tombstone expired results, drop old tombstones and keys, chunk after chunk. Each chunk is
+    a background op of the writer (a transaction of its own, run only when no submit or other
+    write is queued) sized to hold the writer ~5-10 ms (rules.next_purge_chunk), with a rest
+    between chunks (rules.purge_rest): a write arriving meanwhile waits for one short chunk."""
+    total, chunk = 0, rules.PURGE_CHUNK
     while True:
-        started = time.monotonic()
-        tombstoned, dropped, keys = await writer.submit(
+        tombstoned, dropped, keys, seconds = await writer.submit(
             functools.partial(
-                purge_chunk,
+                timed_chunk,
+                chunk=chunk,
                 result_ttl=result_ttl,
                 tombstone_ttl=tombstone_ttl,
                 now=clock.now(),
-            )
+            ),
+            background=True,
         )
         total += tombstoned + dropped
-        if rules.purge_finished(tombstoned, dropped, keys):
+        if rules.purge_finished(tombstoned, dropped, keys, chunk):
             return total
-        await asyncio.sleep(rules.purge_rest(time.monotonic() - started))
+        chunk = rules.next_purge_chunk(chunk, seconds)
+        await asyncio.sleep(rules.purge_rest(seconds))
+
+
+def timed_chunk(
+    conn: sqlite3.Connection, chunk: int, result_ttl: float, tombstone_ttl: float, now: float
+) -> tuple[int, int, int, float]:
+    """purge_chunk and the seconds it held the writer thread (the size of the next one)."""
+    started = time.monotonic()
+    tombstoned, dropped, keys = purge_chunk(conn, result_ttl, tombstone_ttl, now, chunk)
+    return tombstoned, dropped, keys, time.monotonic() - started
 
 
 # The three searches of a purge chunk ($1 cutoff, $2 chunk): each must use an index, or every
@@ -96,14 +109,15 @@ PURGE_KEYS = (
 
 
 def purge_chunk(
-    conn: sqlite3.Connection, result_ttl: float, tombstone_ttl: float, now: float
+    conn: sqlite3.Connection,
+    result_ttl: float,
+    tombstone_ttl: float,
+    now: float,
+    chunk: int = rules.PURGE_CHUNK,
 ) -> tuple[int, int, int]:
-    """Tombstone and drop up to PURGE_CHUNK requests, and as many old keys (so the writer is
-    never held long). Returns (tombstoned, dropped, keys dropped)."""
-    ids = [
-        row[0]
-        for row in conn.execute(PURGE_OUTLIVED, (rules.result_cutoff(now, result_ttl), rules.PURGE_CHUNK))
-    ]
+    """Tombstone and drop up to `chunk` requests, and as many old keys (so the writer is never
+    held long). Returns (tombstoned, dropped, keys dropped)."""
+    ids = [row[0] for row in conn.execute(PURGE_OUTLIVED, (rules.result_cutoff(now, result_ttl), chunk))]
     marks = ", ".join("?" * len(ids))
     if ids:
         conn.execute(f"DELETE FROM events WHERE request_id IN ({marks})", ids)
@@ -115,8 +129,8 @@ def purge_chunk(
             f"error = NULL, expired_at = ?, updated_at = ? WHERE id IN ({marks})",
             (now, now, *ids),
         )
-    dropped = conn.execute(PURGE_TOMBSTONES, (now - tombstone_ttl, rules.PURGE_CHUNK)).rowcount
-    keys = conn.execute(PURGE_KEYS, (rules.key_cutoff(now), rules.PURGE_CHUNK)).rowcount
+    dropped = conn.execute(PURGE_TOMBSTONES, (now - tombstone_ttl, chunk)).rowcount
+    keys = conn.execute(PURGE_KEYS, (rules.key_cutoff(now), chunk)).rowcount
     return len(ids), dropped, keys
 
 
