@@ -234,7 +234,7 @@ async def bench_purge(storage: str, rows: int, seconds: float, rate: float, refi
         purge_s = time.perf_counter() - t
         stop.set()
         during = await during_task
-        after_purge = await db.size_mb()
+        after_purge, wal_mb = await db.size_mb(), wal_size_mb(db)  # before close checkpoints it
         if refill:  # new rows after the purge: is the freed space reused?
             await submit_slices(store, refill, refill, 64)
         refilled = await db.size_mb()
@@ -242,7 +242,6 @@ async def bench_purge(storage: str, rows: int, seconds: float, rate: float, refi
         await store.close()
     import errand
 
-    wal_mb = wal_size_mb(db)
     ratio = p99(during) / p99(before)
     print(
         f"| {Path(errand.__file__).parents[2].name} | {storage} | {rows:,} | {p99(before):.1f} / {p99(during):.1f}"
