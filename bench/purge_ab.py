@@ -44,7 +44,7 @@ class Database:
     def __init__(self, storage: str) -> None:
         self.storage = storage
         self.name = f"errand_backlog_{secrets.token_hex(4)}"
-        self.folder = tempfile.mkdtemp(prefix="errand-backlog-")
+        self.folder = tempfile.mkdtemp(prefix="errand-purge-ab-")  # not errand-backlog-*: others clean those
         self.path = Path(self.folder) / "bench.db"
 
     @property
