@@ -205,16 +205,15 @@ class Writer:
     def _fail_leftovers(self) -> None:
         """Should the thread end abnormally, no caller is left waiting forever."""
         leftovers: list[_Op] = list(self._background)
-        for op in leftovers:
-            op.error = StoreUnavailable("the store is closed")
         while True:
             try:
                 op = self._queue.get_nowait()
             except queue.Empty:
                 break
             if op is not None:
-                op.error = StoreUnavailable("the store is closed")
                 leftovers.append(op)
+        for left in leftovers:
+            left.error = StoreUnavailable("the store is closed")
         if leftovers:
             self._call(_deliver, leftovers)
 
