@@ -5,7 +5,7 @@
     │   ├── IdempotencyMismatch     same idempotency key, different body
     │   ├── UnresolvableHost        a webhook host has no address (retried at send time)
     │   ├── UnstorableValue         not storable as JSON (errand/jsonsafe.py: depth, NUL, type)
-    │   ├── MalformedBody           (api/errors.py) the body is not JSON at all (400)
+    │   ├── MalformedBody           the body is not JSON at all (400, where invalid JSON is 422)
     │   └── MethodNotAllowed        METHOD_NOT_ALLOWED    wrong HTTP method for a route (405)
     ├── Unauthorized                UNAUTHORIZED          missing or unknown key
     ├── Forbidden                   FORBIDDEN             a valid key that may not do this (viewer)
@@ -35,8 +35,9 @@
             ├── AgentProcessCrashed an `isolation: process` agent crashed or exited without a result
             └── ResultNotStorable   the agent's result is not JSON or over async.max_result_bytes
 
-HTTP status codes live in `api/errors.py` only; the SDK maps codes back to these classes
-(`BY_CODE`, which holds every code the server sends).
+HTTP status codes live in `error_status.py` only (the server answers by it, the SDK reads a bare
+status back by it); the SDK maps codes back to these classes (`BY_CODE`, which holds every code
+the server sends).
 
 Outside the tree, on purpose: `TimeoutError` from the SDK's `wait()` (the caller's own deadline,
 as `asyncio.wait_for` raises it); `asyncio.CancelledError` (task cancellation is asyncio's, and
@@ -90,6 +91,14 @@ class UnstorableValue(InvalidRequest):
     Raised by errand/jsonsafe.py, the one rule of what is storable on both backends (request
     bodies and agent results alike); the message is `<field>: <why>` and `details` names the
     place (`{"field": "metadata.k[1]"}`; depth adds `"max_depth"`)."""
+
+
+class MalformedBody(InvalidRequest):
+    """The request body is not JSON at all (or its Content-Length is not a number).
+
+    Same code as InvalidRequest (INVALID_REQUEST; a client catching InvalidRequest catches it);
+    it differs only in its HTTP status: 400, where a body that is JSON but invalid is a 422.
+    Only the HTTP layer raises it."""
 
 
 class MethodNotAllowed(InvalidRequest):
@@ -311,4 +320,4 @@ BY_CODE: dict[str, type[ErrandError]] = {
     )
 }
 """Wire code -> class, used by the SDK to raise the same types the server raised: every code
-of `api/errors.py` (its classes and its routing codes), and CANCELLED."""
+the server sends (of the classes in `error_status.py`, both ways), and CANCELLED."""

@@ -53,3 +53,9 @@ class InputAsk:
 def inputs_from(stored: list[dict[str, Any]] | None) -> dict[str, Any]:
     """Answers as stored (a list of {id, value}, in ask order) -> {input id: value}, in order."""
     return {str(item["id"]): item.get("value") for item in stored or []}
+
+
+def input_messages_from(stored: list[dict[str, Any]] | None) -> dict[str, str]:
+    """Answers as stored -> {message id: input id} of those sent as a protocol message (an A2A
+    message with a taskId): what makes a retried send of that message a no-op."""
+    return {str(item["message_id"]): str(item["id"]) for item in stored or [] if item.get("message_id")}

@@ -15,6 +15,7 @@ from typing import Any
 from errand.input_models import INPUT_TIMEOUT as INPUT_TIMEOUT
 from errand.input_models import ON_TIMEOUT as ON_TIMEOUT
 from errand.input_models import InputAsk as InputAsk
+from errand.input_models import input_messages_from as input_messages_from
 from errand.input_models import inputs_from as inputs_from
 from errand.request_ids import public_id
 from errand.result_models import ErrorInfo as ErrorInfo
@@ -192,6 +193,7 @@ class Request:
     trace_context: dict[str, str] | None = None  # W3C carrier stored at submit (tracing.py)
     input_request: InputAsk | None = None  # the outstanding question (status input_required)
     inputs: dict[str, Any] = field(default_factory=dict)  # answers so far, by input id, ask order
+    input_messages: dict[str, str] = field(default_factory=dict)  # message id -> input id it answered
     input_state: Any = None  # what the agent kept for its resumption (an LLM's conversation)
 
     @property

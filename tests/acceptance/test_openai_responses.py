@@ -4,11 +4,13 @@ the official `openai` Python package, on SQLite and on PostgreSQL (issue 14 §2)
 One server per backend serves the module's tests. Its agents (written next to the formation):
 `words` streams the words of its message, `turns` notes when each turn starts and ends (to see
 that `previous_response_id` runs turns of one session in order), `counted` reports token usage,
-`fail` fails, and the built-in `sleepy` sleeps for the seconds its message names.
+`fail` fails, `echo` answers what it was given (its message and ctx.messages), and the built-in
+`sleepy` sleeps for the seconds its message names.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +29,7 @@ KEY = "responses-client-key"
 WORDS = " ".join(f"w{i}" for i in range(30))
 
 AGENTS = r"""
-import asyncio, os, time
+import asyncio, json, os, time
 
 from errand.errors import PermanentError
 
@@ -56,6 +58,10 @@ async def counted(message, ctx):
 
 async def fail(message, ctx):
     raise PermanentError("the agent gave up")
+
+
+def echo(message, ctx):  # sync, in a worker thread: what the handler was given
+    return json.dumps({"message": message, "messages": ctx.messages})
 """
 
 
@@ -71,7 +77,7 @@ def formation_for(folder: Path, backend: str, request: pytest.FixtureRequest, at
         name = request.getfixturevalue("_pg_databases").new_name()
         run_sync(admin(server, f'CREATE DATABASE "{name}"'))
         url = with_database(server, name)
-    agents = [{"id": n, "handler": f"slow_agents:{n}"} for n in ("words", "turns", "counted", "fail")]
+    agents = [{"id": n, "handler": f"slow_agents:{n}"} for n in ("words", "turns", "counted", "fail", "echo")]
     return write_formation(
         folder,
         {
@@ -217,13 +223,82 @@ def test_each_response_is_an_errand_request_in_the_list(
     assert len(mine) == 1 and mine[0]["kind"] == "response" and mine[0]["agent"] == "counted"
 
 
-def test_delete_cancels_and_answers_the_deletion_shape(client: openai.OpenAI, live: tuple[str, Path]) -> None:
-    resp = client.responses.create(model="sleepy", input="30", background=True)
-    assert client.responses.delete(resp.id) is None
-    assert client.responses.retrieve(resp.id).status == "cancelled"
+def test_delete_forgets_a_finished_response(client: openai.OpenAI, live: tuple[str, Path]) -> None:
+    resp = client.responses.create(model="words", input="a private answer")
+    assert resp.status == "completed"
+    request_id = "req_" + resp.id.removeprefix("resp_")
     with httpx.Client(base_url=live[0], headers={"Authorization": f"Bearer {KEY}"}) as c:
+        assert "a private answer" in c.get(f"/v1/requests/{request_id}").text
         body = c.delete(f"/v1/responses/{resp.id}").json()
-    assert body == {"id": resp.id, "object": "response", "deleted": True}
+        assert body == {"id": resp.id, "object": "response.deleted", "deleted": True}
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(resp.id)
+        with pytest.raises(openai.NotFoundError):  # a second DELETE: nothing left to delete
+            client.responses.delete(resp.id)
+        with pytest.raises(openai.NotFoundError):
+            client.responses.create(model="words", input="x", previous_response_id=resp.id)
+        listed = c.get("/v1/requests", params={"limit": 200}).json()["requests"]
+        assert request_id not in {d["request_id"] for d in listed}
+        gone = c.get(f"/v1/requests/{request_id}")
+        assert gone.status_code == 410 and gone.json()["error"]["code"] == "REQUEST_EXPIRED"
+        assert "a private answer" not in gone.text
+
+
+def test_delete_cancels_an_unfinished_response_first(client: openai.OpenAI, live: tuple[str, Path]) -> None:
+    queued = client.responses.create(model="sleepy", input="30", background=True)
+    running = client.responses.create(model="sleepy", input="30", background=True)
+    deadline = time.monotonic() + 10
+    while client.responses.retrieve(running.id).status != "in_progress" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for resp in (queued, running):
+        assert client.responses.delete(resp.id) is None
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(resp.id)
+    with httpx.Client(base_url=live[0], headers={"Authorization": f"Bearer {KEY}"}) as c:
+        listed = c.get("/v1/requests", params={"limit": 200, "status": "processing"}).json()["requests"]
+    assert "req_" + running.id.removeprefix("resp_") not in {d["request_id"] for d in listed}
+
+
+def test_a_handler_receives_the_whole_input_list(client: openai.OpenAI) -> None:
+    resp = client.responses.create(
+        model="echo",
+        instructions="Be terse.",
+        input=[
+            {"role": "user", "content": "Name a colour."},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "Blue."}]},
+            {"role": "user", "content": [{"type": "input_text", "text": "Another?"}]},
+        ],
+    )
+    got = json.loads(resp.output_text)
+    assert got["message"] == "Another?"  # what it runs on: the last user message
+    assert got["messages"] == [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "Name a colour."},
+        {"role": "assistant", "content": "Blue."},
+        {"role": "user", "content": "Another?"},
+    ]
+    again = client.responses.create(model="echo", input="And a third?", previous_response_id=resp.id)
+    assert json.loads(again.output_text)["messages"] == [
+        *got["messages"][1:],  # the chain so far, without the first turn's instructions
+        {"role": "assistant", "content": resp.output_text},
+        {"role": "user", "content": "And a third?"},
+    ]
+
+
+def test_a_turn_submitted_while_the_previous_runs_gets_its_answer(
+    client: openai.OpenAI, live: tuple[str, Path]
+) -> None:
+    one = client.responses.create(model="turns", input="first", background=True)
+    two = client.responses.create(model="echo", input="next", previous_response_id=one.id, background=True)
+    with httpx.Client(base_url=live[0], headers={"Authorization": f"Bearer {KEY}"}) as c:
+        stored = c.get(f"/v1/requests/{two.id.replace('resp_', 'req_', 1)}").json()["input"]["metadata"]
+    pending = stored["errand.responses"]["history"][-1]
+    assert pending == {"role": "assistant", "answer_of": one.id.replace("resp_", "req_", 1)}  # not known yet
+    assert json.loads(until_done(client, two.id).output_text)["messages"] == [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "turn first"},  # read as the turn started: the first had ended
+        {"role": "user", "content": "next"},
+    ]
 
 
 def test_errors_are_the_sdk_exceptions_openai_would_raise(

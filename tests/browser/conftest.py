@@ -1,5 +1,6 @@
 """The console under test: a real `errand serve` subprocess (SQLite) with agents the tests
-control (tests/support/agents.py: `steady` progress, `broken` with a traceback, `echo`), a
+control (tests/support/agents.py: `steady` progress, `broken` with a traceback, `echo`, and
+two that ask a person: `asker` a JSON object, `colour` free text), a
 webhook receiver that fails its first POST, one trigger, and an admin, a viewer and a client
 key; and real headless Chromium (tests/support/browser.py) signed in as one of them.
 
@@ -111,6 +112,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 "description": "Reports steady progress",
             },
             {"id": "broken", "handler": "tests.support.agents:broken", "description": "Always fails"},
+            {"id": "asker", "handler": "tests.support.agents:asker", "description": "Asks for a name"},
+            {"id": "colour", "handler": "tests.support.agents:asks_text", "description": "Asks a colour"},
         ],
     }
     config = write_formation(folder, data)

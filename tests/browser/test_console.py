@@ -356,7 +356,7 @@ def test_fire_a_trigger_from_its_form(pages: Pages, console: Console) -> None:
     doc = console.wait(rid, lambda d: d["status"] == "completed")
     assert doc["kind"] == "trigger" and doc["trigger"] == "ticket"
     assert "ACME" in doc["result"]["text"] and "printer on fire" in doc["result"]["text"]
-    expect(page.locator("section", has_text="Agents").locator("tbody tr")).to_have_count(3)
+    expect(page.locator("section", has_text="Agents").locator("tbody tr")).to_have_count(5)
     shot(page, "agents")
 
 

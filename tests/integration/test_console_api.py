@@ -4,6 +4,7 @@ the bulk cancel and redeliver with their dry run and confirmation."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,24 +20,24 @@ from errand.api.console_schemas import (
     OverviewDocument,
 )
 from errand.api.schemas import RequestList
-from tests.support.server import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, Server, until, wait_for
+from tests.support.server import (
+    CLIENT_KEY,
+    OTHER_KEY,
+    ROLE_KEYS,
+    VIEWER_KEY,
+    Server,
+    until,
+    wait_for,
+)
 from tests.support.webhook_receiver import receiving
 
-VIEWER_KEY = "viewer-key-dddddddd"
-KEYS = {"client": [CLIENT_KEY, OTHER_KEY], "admin": [ADMIN_KEY], "viewer": [VIEWER_KEY]}
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def start(request: pytest.FixtureRequest, make_server: Callable[..., Server]) -> Callable[..., Server]:
-    storage: dict[str, Any] = {}
-    if request.param == "postgres":
-        storage = {"storage": {"url": request.getfixturevalue("pg_fresh_url")}}
-
-    def make(**sections: Any) -> Server:
-        return make_server(keys=KEYS, **storage, **sections)
-
-    return make
+@pytest.fixture
+def start(make_server_each_backend: Callable[..., Server]) -> Callable[..., Server]:
+    """A server with every role's key, on SQLite and on PostgreSQL."""
+    return functools.partial(make_server_each_backend, keys=ROLE_KEYS)
 
 
 def submit(srv: Server, agent: str = "echo", key: str = CLIENT_KEY, user: str = "u1", **body: Any) -> str:

@@ -15,7 +15,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.support import agents
-from tests.support.server import OTHER_KEY, Server, until, wait_for
+from tests.support.server import CLIENT_KEY, OTHER_KEY, Server, until, wait_for
 from tests.support.webhook_receiver import Receiver, receiving
 
 AGENTS = [
@@ -104,6 +104,38 @@ def test_answers_are_checked_against_the_schema_and_idempotent(srv: Server) -> N
     other = answer(c, rid, input_id, {"name": "Bob"})
     assert other.status_code == 409 and other.json()["error"]["code"] == "INPUT_ALREADY_ANSWERED"
     assert wait_for(c, rid)["result"]["text"] == "hello Ada (hi)"
+
+
+def test_an_admin_answers_any_owners_question_and_a_viewer_is_refused(
+    make_server: Callable[..., Server],
+) -> None:
+    """The operator at the console (admin) answers for the person the request belongs to; a
+    viewer reads the question but its answer is 403, by key as by the console session."""
+    viewer_key = "viewer-key-eeeeeeee"
+    srv = make_server(agents=AGENTS, keys={"viewer": [viewer_key]})
+    owner = srv.client(CLIENT_KEY, "u7")
+    rid = ask(owner)
+    input_id = waiting(owner, rid)["input_request"]["id"]
+    viewer = srv.client(viewer_key)
+    assert viewer.get(f"/v1/requests/{rid}").json()["input_request"]["id"] == input_id
+    refused = answer(viewer, rid, input_id, {"name": "Vic"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN", refused.text
+    session = httpx.Client(base_url=srv.base, timeout=30)
+    signed = session.post("/ui/session", json={"key": viewer_key})
+    assert signed.status_code == 200, signed.text
+    by_cookie = session.post(
+        f"/v1/requests/{rid}/input",
+        json={"input_id": input_id, "value": {"name": "Vic"}},
+        headers={"X-CSRF-Token": signed.json()["csrf_token"]},
+    )
+    session.close()
+    assert by_cookie.status_code == 403 and by_cookie.json()["error"]["code"] == "FORBIDDEN"
+    assert owner.get(f"/v1/requests/{rid}").json()["status"] == "input_required"
+    by_admin = answer(srv.admin(), rid, input_id, {"name": "Ada"})
+    assert by_admin.status_code == 202, by_admin.text
+    assert by_admin.json() == {"request_id": rid, "input_id": input_id, "status": "pending", "accepted": True}
+    done = wait_for(owner, rid)
+    assert done["status"] == "completed" and done["result"]["text"] == "hello Ada (hi)"
 
 
 def test_two_questions_are_answered_in_ask_order(srv: Server) -> None:

@@ -4,34 +4,26 @@ bodies, events stay small), never to another client, and not once purged."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from errand.api.schemas import RequestList, StatusDocument
-from tests.support.server import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, Server, wait_for
+from tests.support.server import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, ROLE_KEYS, VIEWER_KEY, Server, wait_for
 from tests.support.webhook_receiver import receiving
 
-VIEWER_KEY = "viewer-key-dddddddd"
-KEYS = {"client": [CLIENT_KEY, OTHER_KEY], "admin": [ADMIN_KEY], "viewer": [VIEWER_KEY]}
 MESSAGE = 'Compare the two offers\nline two — ünïcode "quoted"'
 METADATA = {"ticket": "T-42", "nested": {"tags": ["a", "b"], "n": 3}}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def start(request: pytest.FixtureRequest, make_server: Callable[..., Server]) -> Callable[..., Server]:
-    storage: dict[str, Any] = {}
-    if request.param == "postgres":
-        storage = {"storage": {"url": request.getfixturevalue("pg_fresh_url")}}
-
-    def make(**sections: Any) -> Server:
-        return make_server(keys=KEYS, **storage, **sections)
-
-    return make
+@pytest.fixture
+def start(make_server_each_backend: Callable[..., Server]) -> Callable[..., Server]:
+    """A server with every role's key, on SQLite and on PostgreSQL."""
+    return functools.partial(make_server_each_backend, keys=ROLE_KEYS)
 
 
 def test_get_shows_the_submitted_input_to_owner_admin_and_viewer(start: Callable[..., Server]) -> None:

@@ -85,6 +85,17 @@ class InputContract:
         again, _ = await store.answer_input(asked.id, "inp_2", "second")
         assert list(again.inputs.items()) == [("inp_1", {"ok": True}), ("inp_2", "second")]
 
+    async def test_an_answer_keeps_the_message_that_sent_it(self, store: Store) -> None:
+        asked = await asking(store)
+        resumed, _ = await store.answer_input(asked.id, "inp_1", {"ok": True}, "msg-a")
+        assert resumed.input_messages == {"msg-a": "inp_1"} and resumed.inputs == {"inp_1": {"ok": True}}
+        [claim] = await store.claim("w2", 1, LEASE)
+        await store.ask_input(asked.id, claim.attempt, question(2))
+        again, _ = await store.answer_input(asked.id, "inp_2", "second")  # over HTTP: no message id
+        assert again.input_messages == {"msg-a": "inp_1"}  # the earlier one is kept with its answer
+        assert list(again.inputs) == ["inp_1", "inp_2"]
+        assert (await store.get(asked.id)).input_messages == {"msg-a": "inp_1"}
+
     async def test_answers_are_idempotent_per_input_id(self, store: Store) -> None:
         asked = await asking(store)
         await store.answer_input(asked.id, "inp_1", {"ok": True})

@@ -25,6 +25,7 @@ from errand.store.postgres.sql import CH_CHANGE, CH_WORK
 from tests.store.contract import HOOK, LEASE, RESULT_TTL, StoreContract, new, running
 from tests.store.contract_attempts import AttemptLogContract
 from tests.store.contract_console import ConsoleReadsContract, ConsoleSessionContract
+from tests.store.contract_forget import ForgetContract
 from tests.store.contract_inputs import InputContract
 from tests.store.contract_schedules import ScheduleContract
 from tests.store.contract_webhooks import WebhookContract
@@ -62,6 +63,7 @@ class TestPostgresStore(
     ConsoleSessionContract,
     ConsoleReadsContract,
     WebhookContract,
+    ForgetContract,
 ):
     """The contract, unchanged."""
 

@@ -25,6 +25,7 @@ from errand.store.sqlite.notify import MAX_DATAGRAM, decode, encode, notify_dir
 from tests.store.contract import LEASE, RESULT_TTL, StoreContract, new
 from tests.store.contract_attempts import AttemptLogContract
 from tests.store.contract_console import ConsoleReadsContract, ConsoleSessionContract
+from tests.store.contract_forget import ForgetContract
 from tests.store.contract_inputs import InputContract
 from tests.store.contract_schedules import ScheduleContract
 from tests.store.contract_webhooks import WebhookContract
@@ -65,6 +66,7 @@ class TestSqliteStore(
     ConsoleSessionContract,
     ConsoleReadsContract,
     WebhookContract,
+    ForgetContract,
 ):
     """The contract suite on a SQLite file in tmp_path."""
 

@@ -7,7 +7,7 @@ worker tests, as `ctx.metadata["agent_options"]`), so one formation serves many 
                  sync_cancellable, gated (+ release), sync_handler, raises_cancelled, sync_slow
   API tests      echo, slow_steps, fail
   stream tests   ticker, hold
-  console tests  steady, broken
+  console tests  steady, broken, asks_text (and asker)
   LLM tests      add (a tool: `tools: ["tests.support.agents:add"]`)
 """
 
@@ -277,3 +277,21 @@ async def asker(message: str, ctx: RunContext) -> dict[str, Any]:
         n = await ctx.ask("How many?", schema={"type": "integer", "minimum": 1})
         text += f" x{n}"
     return {"text": text, "inputs": list(ctx.inputs)}
+
+
+async def asks_text(message: str, ctx: RunContext) -> dict[str, Any]:
+    """Asks one free-text question (no schema; metadata `ask_timeout` seconds), echoes the answer."""
+    answer = await ctx.ask("Which colour should the report be?", timeout=ctx.metadata.get("ask_timeout"))
+    return {"text": f"{message}: {answer}"}
+
+
+def sync_asker(message: str, ctx: RunContext) -> dict[str, Any]:
+    """`asker` as a plain `def` (a worker thread, or an `isolation: process` child): a blocking
+    `ctx.ask`, two questions, the second keeping `state`; answers with what it got back."""
+    name = ctx.ask("What is your name?", schema=NAME_SCHEMA)
+    n = ctx.ask("How many?", schema={"type": "integer", "minimum": 1}, state={"asked": "count"})
+    return {
+        "text": f"hello {name['name']} x{n} ({message})",
+        "inputs": list(ctx.inputs),
+        "kept": ctx.input_state,
+    }

@@ -4,13 +4,16 @@
 SDK tests, the fake OpenAI server). Around it, the errand server of the API tests: SQLite in
 tmp_path, the test formation below. `make_server(**sections)` starts a server whose formation is
 that formation with the given top-level sections merged in (e.g.
-`make_server(**{"async": {"threshold_seconds": 0}})`); `server` is the default one. Both
-fixtures are registered for every test by tests/conftest.py. Tests talk to it with httpx.
+`make_server(**{"async": {"threshold_seconds": 0}})`); `server` is the default one;
+`make_server_each_backend` is `make_server` once on SQLite and once on a fresh PostgreSQL
+database. The fixtures are registered for every test by tests/conftest.py. Tests talk to it
+with httpx.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -35,6 +38,9 @@ T = TypeVar("T")
 CLIENT_KEY = "client-key-aaaaaaaa"
 OTHER_KEY = "client-key-bbbbbbbb"
 ADMIN_KEY = "admin-key-cccccccc"
+VIEWER_KEY = "viewer-key-dddddddd"
+ROLE_KEYS = {"client": [CLIENT_KEY, OTHER_KEY], "admin": [ADMIN_KEY], "viewer": [VIEWER_KEY]}
+"""A `keys` section with every role (the console's tests: what a viewer may read and not change)."""
 FORMATION = "testform"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -177,6 +183,18 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 @pytest.fixture
 def server(make_server: Callable[..., Server]) -> Server:
     return make_server()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def make_server_each_backend(
+    request: pytest.FixtureRequest, make_server: Callable[..., Server]
+) -> Callable[..., Server]:
+    """`make_server` on each backend in turn: the SQLite file in tmp_path, then a fresh
+    PostgreSQL database (its own for the test; the tests marked `postgres`)."""
+    if request.param == "sqlite":
+        return make_server
+    url: str = request.getfixturevalue("pg_fresh_url")
+    return functools.partial(make_server, storage={"url": url})
 
 
 def wait_for(client: httpx.Client, request_id: str, timeout: float = 10.0) -> dict[str, Any]:

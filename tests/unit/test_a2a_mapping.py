@@ -11,10 +11,12 @@ from a2a.types.a2a_pb2 import (
     TaskState,
     TaskStatusUpdateEvent,
 )
+from google.protobuf.json_format import MessageToDict
 
 from errand.api.a2a_card import A2A_PATH, SCHEME, agent_card
 from errand.api.a2a_mapping import (
     RESULT_ARTIFACT,
+    RESUME_KEY,
     SEQ_KEY,
     STATES,
     is_final,
@@ -24,7 +26,7 @@ from errand.api.a2a_mapping import (
     to_task,
 )
 from errand.config import AgentConfig
-from errand.models import ErrorInfo, Event, Progress, Result, Status
+from errand.models import ErrorInfo, Event, InputAsk, Progress, Result, Status
 from errand.triggers import Trigger
 from tests.support.models import stored_request
 
@@ -98,7 +100,30 @@ def test_completed_is_the_whole_result_then_the_final_status() -> None:
     assert isinstance(done, TaskStatusUpdateEvent)
     assert done.status.state == TaskState.TASK_STATE_COMPLETED
     assert done.metadata[SEQ_KEY] == last.metadata[SEQ_KEY] == 9
+    assert (last.metadata[RESUME_KEY], done.metadata[RESUME_KEY]) == ("9.1", "9")  # distinct positions
     assert is_final(done)
+
+
+def test_every_event_has_its_resume_position() -> None:
+    [chunk] = stream_events(Event("req_1", 4, "content", {"text": "Hel"}, 1.0), "req_1", "c", None)
+    [started] = stream_events(Event("req_1", 2, "started", {}, 1.0), "req_1", "c", None)
+    assert (chunk.metadata[RESUME_KEY], started.metadata[RESUME_KEY]) == ("4", "2")
+
+
+def test_an_input_required_task_shows_the_prompt_and_the_question() -> None:
+    ask = InputAsk("inp_7", "Approve?", {"type": "boolean"}, None)
+    task = to_task(
+        stored_request(status=Status.INPUT_REQUIRED, input_request=ask, progress=Progress(message="x"))
+    )
+    assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    text, data = task.status.message.parts
+    assert text.text == "Approve?"
+    assert MessageToDict(data.data)["input_request"] == ask.public()
+    [update] = stream_events(
+        Event("req_1", 5, "input_required", {"input_request": ask.public()}, 1.0), "req_1", "c", None
+    )
+    assert isinstance(update, TaskStatusUpdateEvent)
+    assert MessageToDict(update.status.message.parts[1].data)["input_request"]["id"] == "inp_7"
 
 
 @pytest.mark.parametrize(
@@ -115,7 +140,13 @@ def test_completed_is_the_whole_result_then_the_final_status() -> None:
         ),
         ("failed", {"error": {"type": "E", "message": "no"}}, TaskState.TASK_STATE_FAILED, "E: no", True),
         ("cancelled", {}, TaskState.TASK_STATE_CANCELED, None, True),
-        ("input_required", {"prompt": "Which?"}, TaskState.TASK_STATE_INPUT_REQUIRED, "Which?", True),
+        (
+            "input_required",
+            {"status": "input_required", "input_request": {"id": "inp_1", "prompt": "Which?"}},
+            TaskState.TASK_STATE_INPUT_REQUIRED,
+            "Which?",
+            True,
+        ),
     ],
 )
 def test_status_events(

@@ -1,4 +1,5 @@
-"""errand.api.errors: THE error table, the one error body, and routing errors (404, 405) rendered alike.
+"""errand.api.errors: statuses by the one table (error_status.py), the one error body, and routing
+errors (404, 405) rendered alike.
 
 Called directly: `to_response` and the Starlette handlers are fed exceptions and their
 responses read back. Over HTTP: tests/integration/test_api_http.py.
@@ -18,7 +19,6 @@ from starlette.responses import Response
 from errand import errors
 from errand.api.errors import (
     EXCEPTION_HANDLERS,
-    STATUS,
     WWW_AUTHENTICATE,
     MalformedBody,
     error_body,
@@ -26,6 +26,7 @@ from errand.api.errors import (
     status_of,
     to_response,
 )
+from errand.error_status import STATUS
 
 GENERIC_500 = {"code": "INTERNAL_ERROR", "message": "Internal server error", "details": None}
 """What every 500 says: nothing about what went wrong (the log has it)."""
@@ -216,8 +217,11 @@ def test_a_wrong_method_is_405_naming_the_allowed_ones() -> None:
         (413, "PAYLOAD_TOO_LARGE"),
         (429, "RATE_LIMITED"),
         (503, "SERVICE_UNAVAILABLE"),
+        (408, "REQUEST_TIMEOUT"),
+        (431, "HEADERS_TOO_LARGE"),
+        (502, "SERVICE_UNAVAILABLE"),  # a gateway's, as the SDK reads a bare 502
         (418, "INVALID_REQUEST"),  # unlisted 4xx
-        (502, "INTERNAL_ERROR"),  # unlisted 5xx
+        (501, "INTERNAL_ERROR"),  # unlisted 5xx
     ],
 )
 def test_other_http_exceptions_keep_their_status_and_detail(status: int, code: str) -> None:

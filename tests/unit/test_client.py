@@ -172,9 +172,10 @@ class TestErrorMapping:
         assert exc.code == code
 
     def test_every_code_the_server_sends_has_its_class(self) -> None:
-        from errand.api.errors import _HTTP_CODES, STATUS
+        from errand.error_status import BY_STATUS, STATUS
 
-        sent = {cls.code for cls, status in STATUS.items() if status != 500} | set(_HTTP_CODES.values())
+        sent = {cls.code for cls, status in STATUS.items() if status != 500}
+        sent |= {cls.code for cls in BY_STATUS.values()}
         for code in sent | {"INTERNAL_ERROR", "CANCELLED"}:
             assert errors.BY_CODE[code].code == code
         exc = _error_from_response(405, _envelope("METHOD_NOT_ALLOWED"))
@@ -195,7 +196,8 @@ class TestErrorMapping:
         exc = _error_from_response(502, b"<html>Bad Gateway</html>")
         assert isinstance(exc, errors.ServiceUnavailable) and exc.transient
         assert "Bad Gateway" in exc.message
-        assert isinstance(_error_from_response(404, b""), errors.NotFound)
+        assert type(_error_from_response(404, b"")) is errors.ResourceNotFound  # a route, not a request
+        assert type(_error_from_response(400, b"")) is errors.InvalidRequest
         other = _error_from_response(500, b"")
         assert type(other) is errors.ErrandError and other.message == "HTTP 500"
 

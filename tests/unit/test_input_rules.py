@@ -9,10 +9,10 @@ import jsonschema
 import pytest
 
 from errand.agents.base import InputRequested, RunContext
-from errand.api.inputs import check_value
 from errand.errors import InputAlreadyAnswered, InputNotOutstanding, InvalidRequest
 from errand.models import INPUT_TIMEOUT, InputAsk, Mode, Request, Status, can_transition, to_document
 from errand.store import input_rules
+from errand.store.input_rules import check_value
 
 
 def ctx(inputs: dict[str, Any] | None = None) -> RunContext:

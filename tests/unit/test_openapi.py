@@ -19,12 +19,12 @@ from starlette.routing import Mount, Route
 from errand import __version__
 from errand.api.app import create_app
 from errand.api.chat import ChatBody
-from errand.api.errors import STATUS, status_of_class
 from errand.api.openai_errors import STATUS_OVERRIDE
 from errand.api.openapi import OPERATIONS, openapi_document
 from errand.api.requests import input_document
 from errand.api.schemas import ErrorBody, StatusDocument
 from errand.config import build_config
+from errand.error_status import STATUS, status_of_class
 from errand.errors import ErrandError
 from errand.models import (
     Delivery,
@@ -111,6 +111,17 @@ def test_error_responses_come_from_the_error_table() -> None:
                 status = STATUS_OVERRIDE.get(status, status)
             assert str(status) in responses, (op.path, cls)
     assert all(status_of_class(cls) == status for cls, status in STATUS.items() if cls is not ErrandError)
+
+
+def test_a_status_with_two_answers_documents_both() -> None:
+    """A bulk action answers its dry run's count or its run's outcome, both 200: either may come."""
+    doc = openapi_document(FORMATION, __version__)
+    for path, run in (
+        ("/v1/admin/requests/cancel", "BulkCancelled"),
+        ("/v1/admin/deliveries/redeliver", "BulkRedelivered"),
+    ):
+        schema = doc["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert [ref["$ref"].rsplit("/", 1)[1] for ref in schema["oneOf"]] == [run, "BulkMatch"]
 
 
 def test_security_schemes_and_headers() -> None:

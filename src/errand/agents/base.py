@@ -4,14 +4,15 @@ The worker builds a RunContext per attempt and binds its `sink` to the store; ag
 `progress()`, `emit()`, `checkpoint()` and `ask()`. Reports are queued without blocking the agent
 (a sync handler calls them from its thread), and written in order by the worker.
 
-Human input (`await ctx.ask(prompt, schema=None, timeout=None)`) resumes by re-running: an ask
-whose answer is not in `ctx.inputs` raises `InputRequested`, a control-flow signal (a
-BaseException, like asyncio's CancelledError, so `except Exception` in a handler does not swallow
-it; never an error, never retried). The engine stores the question, the request waits in
-`input_required` without a worker, and once answered the handler is called again *from its
-start* with `ctx.inputs` holding every answer so far (by input id, in ask order): each `ask` whose
-answer exists returns it at once, in the order asked. So the code before an `ask` runs again on
-every resumption and must be idempotent (or check `ctx.inputs`).
+Human input (`await ctx.ask(prompt, schema=None, timeout=None)`; plain `ctx.ask(...)` in a sync
+handler's thread) resumes by re-running: an ask whose answer is not in `ctx.inputs` raises
+`InputRequested`, a control-flow signal (a BaseException, like asyncio's CancelledError, so
+`except Exception` in a handler does not swallow it; never an error, never retried). From a
+thread it crosses back to the loop as the thread's exception, like any other. The engine stores
+the question, the request waits in `input_required` without a worker, and once answered the
+handler is called again *from its start* with `ctx.inputs` holding every answer so far (by input
+id, in ask order): each `ask` whose answer exists returns it at once, in the order asked. So the
+code before an `ask` runs again on every resumption and must be idempotent (or check `ctx.inputs`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ class RunContext:
     """Answers to this request's questions so far, by input id, in ask order (see `ask`)."""
     input_state: Any = None
     """What the agent kept when it asked (`ask(state=...)`), given back on resumption."""
+    messages: list[dict[str, str]] = field(default_factory=list)
+    """The conversation the request carries, `{"role", "content"}` each, oldest first, the
+    message the agent runs on included (errand/conversation.py): for POST /v1/responses the
+    `instructions` (as a system message), the earlier turns of a `previous_response_id` chain and
+    every input message; for a chat request the one user message. Empty outside a worker."""
     now: Callable[[], float] = field(repr=False, default=lambda: 0.0)
     """The engine's clock (an ask's expiry is now + timeout)."""
     _asked: int = field(default=0, repr=False)
@@ -87,7 +93,7 @@ class RunContext:
         """Report another event (tool calls, steps)."""
         self.sink(type, data, None)
 
-    async def ask(
+    def ask(
         self,
         prompt: str,
         schema: dict[str, Any] | None = None,
@@ -96,14 +102,22 @@ class RunContext:
         on_timeout: str = "fail",
         state: Any = None,
     ) -> Any:
-        """Ask a person; returns the answer (validated against `schema`, a JSON Schema).
+        """Ask a person; the answer (validated against `schema`, a JSON Schema). An async
+        handler awaits it (`await ctx.ask(...)`); a sync handler, in its thread (where no event
+        loop runs), calls it plainly (`ctx.ask(...)` returns the answer).
 
         The n-th ask of a run returns the n-th answer of `ctx.inputs` at once; past the answers
         it raises InputRequested: the request waits in `input_required` (no worker held) until
         answered, then this handler runs again from its start. `timeout` seconds unanswered end
         the request by `on_timeout`: "fail" (error InputTimeout) or "cancel". `state` is kept
         and handed back as `ctx.input_state` on the resumption (the LLM agent keeps its
-        conversation there)."""
+        conversation there). Nothing here waits: the answer is there, or the attempt ends."""
+        answer = self._answer(prompt, schema, timeout, on_timeout, state)
+        return _ready(answer) if _on_a_loop() else answer
+
+    def _answer(
+        self, prompt: str, schema: dict[str, Any] | None, timeout: float | None, on_timeout: str, state: Any
+    ) -> Any:
         if on_timeout not in ON_TIMEOUT:
             raise ValueError(f"on_timeout must be one of {', '.join(ON_TIMEOUT)}, not {on_timeout!r}")
         if schema is not None:  # a handler's bad schema fails its request now, not every answer
@@ -132,6 +146,19 @@ class RunContext:
         if self.cancel_event.is_set():
             raise Cancelled(f"request {self.request_id} was cancelled")
         await asyncio.sleep(0)
+
+
+def _on_a_loop() -> bool:
+    """True on a thread running an event loop (an async handler), False in a sync handler's."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _ready(value: Any) -> Any:
+    return value
 
 
 @runtime_checkable

@@ -198,7 +198,7 @@ class LlmAgent:
         with the answer as that call's result and the calls after it run."""
         paused = ask_user.Paused.from_state(ctx.input_state) if self.config.ask_user else None
         if paused is None or not ctx.inputs:
-            return self._initial_messages(message), _Usage(), 1
+            return self._initial_messages(message, ctx), _Usage(), 1
         messages, usage = paused.messages, _Usage(**paused.usage)
         answer = ask_user.answer_text(ctx.resumed_answer())
         messages.append({"role": "tool", "tool_call_id": paused.call_id, "content": answer})
@@ -241,11 +241,14 @@ class LlmAgent:
         """Close the HTTP connections (at shutdown)."""
         await self._clients.aclose()
 
-    def _initial_messages(self, message: str) -> list[ChatCompletionMessageParam]:
+    def _initial_messages(self, message: str, ctx: RunContext) -> list[ChatCompletionMessageParam]:
+        """The agent's `system_prompt`, then the request's conversation (`ctx.messages`: a
+        Response's instructions and input list), or the one message outside a worker."""
         messages: list[ChatCompletionMessageParam] = []
         if self.config.system_prompt:
             messages.append({"role": "system", "content": self.config.system_prompt})
-        messages.append({"role": "user", "content": message})
+        for item in ctx.messages or [{"role": "user", "content": message}]:
+            messages.append(_chat_message(item))
         return messages
 
     async def _complete(self, messages: list[ChatCompletionMessageParam], ctx: RunContext) -> _Reply:
@@ -341,3 +344,14 @@ def _tool_attributes(call: _PendingCall) -> dict[str, str]:
 
 def _preview(text: str) -> str:
     return text if len(text) <= _PREVIEW else text[: _PREVIEW - 1] + "…"
+
+
+def _chat_message(item: dict[str, str]) -> ChatCompletionMessageParam:
+    """A conversation message for Chat Completions; `developer` is sent as `system`, which every
+    OpenAI-compatible server accepts (many local ones refuse `developer`)."""
+    role, content = item["role"], item["content"]
+    if role == "assistant":
+        return {"role": "assistant", "content": content}
+    if role == "user":
+        return {"role": "user", "content": content}
+    return {"role": "system", "content": content}

@@ -3,7 +3,9 @@
 Inline, an `async def` handler that blocks (time.sleep, a CPU loop, a C call) stalls the whole
 server, and neither cancel nor task_timeout can stop it. Here the attempt runs in
 `errand.agents.process_child`; its reports cross as lines (agents/process_wire.py) into the
-attempt's RunContext, so progress, content and events stream as inline. Stopping the attempt
+attempt's RunContext, so progress, content and events stream as inline. `ctx.ask` works as inline:
+the child gets the answers so far (`ctx.inputs`, `ctx.input_state`), and an ask past them
+comes back as an `ask` message, raised here as InputRequested (the attempt pauses). Stopping the attempt
 (cancel, task_timeout, shutdown, lease lost) cancels this coroutine, which sends the child
 SIGTERM, then SIGKILL after `workers.kill_grace_seconds`; the attempt ends only once the child
 is gone, so a retry never runs beside it.
@@ -27,10 +29,10 @@ import signal
 import sys
 from typing import Any
 
-from errand.agents.base import RunContext
+from errand.agents.base import InputRequested, RunContext
 from errand.agents.process_wire import MAX_LINE_BYTES, decode, encode, exception_from
 from errand.errors import AgentProcessCrashed, AgentProcessKilled, PermanentError
-from errand.models import Progress, Result
+from errand.models import InputAsk, Progress, Result
 
 __all__ = ["ProcessAgent", "exit_error"]
 
@@ -97,6 +99,10 @@ class ProcessAgent:
             "metadata": ctx.metadata,
             "attempt": ctx.attempt,
             "agent_id": ctx.agent_id,
+            "messages": ctx.messages,
+            "inputs": ctx.inputs,
+            "input_state": ctx.input_state,
+            "now": ctx.now(),
         }
         start = {"t": "start", "handler": self.handler, "base_dir": self.base_dir, "sys_path": sys.path}
         return encode({**start, "message": message, "ctx": context})
@@ -117,11 +123,15 @@ class ProcessAgent:
             msg = decode(line)
             if msg["t"] == "event":
                 ctx.sink(str(msg["type"]), msg["data"], Progress.from_dict(msg.get("progress")))
-            elif msg["t"] in ("result", "error"):
+            elif msg["t"] in ("result", "error", "ask"):
                 final = msg
         returncode = await proc.wait()
         if final is not None and final["t"] == "result":
             return Result.from_dict(final["result"]) or Result("", self.id)
+        if final is not None and final["t"] == "ask":  # the child asked: this attempt pauses
+            ask = InputAsk.from_dict(final["ask"])
+            assert ask is not None
+            raise InputRequested(ask, final.get("state"))
         if final is not None:
             exc = exception_from(final)
             child_traceback = str(final.get("traceback", "")).rstrip()

@@ -2,7 +2,8 @@
 
 Started by agents/process.py as `python -m errand.agents.process_child PARENT_PID`. It reads the
 `start` message from stdin, runs the handler with a RunContext whose sink writes `event`
-messages, and ends with one `result` or `error` message (agents/process_wire.py).
+messages, and ends with one `result` or `error` message (agents/process_wire.py), or an `ask`
+when `ctx.ask` went past the answers the start gave it.
 
 SIGTERM (the parent's cancel or timeout) raises SystemExit wherever an async agent is, even
 inside `time.sleep`, so its `finally` blocks run; a sync handler's thread is not waited for.
@@ -22,10 +23,12 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from typing import Any, NoReturn
 
-from errand.agents.base import RunContext, coerce_result
+from errand.agents.base import InputRequested, RunContext, coerce_result
 from errand.agents.loading import call, is_async, load_function
 from errand.agents.process_wire import decode, encode, error_message
 
@@ -93,6 +96,10 @@ async def _attempt(start: dict[str, Any], channel: _Channel) -> None:
         attempt=c["attempt"],
         agent_id=c["agent_id"],
         sink=channel.sink,
+        messages=c.get("messages") or [],
+        inputs=dict(c.get("inputs") or {}),
+        input_state=c.get("input_state"),
+        now=_clock_from(float(c.get("now") or time.time())),
     )
     threading.Thread(target=_watch_stdin, daemon=True).start()
     try:
@@ -103,10 +110,26 @@ async def _attempt(start: dict[str, Any], channel: _Channel) -> None:
             channel.send({"t": "result", "result": result})
         except TypeError as exc:
             raise TypeError(f"result is not JSON-serializable: {exc}") from None
+    except InputRequested as asked:  # an ask past the answers: the parent pauses the attempt
+        _send_ask(channel, asked)
     except BaseException as exc:  # everything the agent raised, SystemExit included, is reported
         if _stopping.is_set():
             raise
         channel.send(error_message(exc))
+
+
+def _send_ask(channel: _Channel, asked: InputRequested) -> None:
+    try:
+        channel.send({"t": "ask", "ask": asked.ask.to_dict(), "state": asked.state})
+    except TypeError as exc:  # the kept state must cross (and be stored) as JSON
+        channel.send(error_message(TypeError(f"ctx.ask state is not JSON-serializable: {exc}")))
+
+
+def _clock_from(parent_now: float) -> Callable[[], float]:
+    """The parent's clock as of the start, moved on by this process's monotonic time: an ask's
+    expiry counts on the server's clock."""
+    started = time.monotonic()
+    return lambda: parent_now + (time.monotonic() - started)
 
 
 def main() -> NoReturn:

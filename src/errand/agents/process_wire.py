@@ -1,9 +1,10 @@
 """The line protocol between an `isolation: process` agent and its child: one JSON object a line.
 
 Parent -> child (the child's stdin, kept open: its end tells the child the parent is gone):
-`start` (handler, message, context).
+`start` (handler, message, context: with the answers so far, `inputs` and `input_state`).
 Child -> parent (a private copy of the child's stdout; the agent's own prints go to stderr):
-`event` (progress, content and other reports, in order), then one `result` or `error`.
+`event` (progress, content and other reports, in order), then one `result`, `error` or `ask`
+(`ctx.ask` past the answers the start gave it: the question and the state to keep).
 
 An exception crosses as its `__cause__` chain of pickles beside its type, message and traceback,
 so the parent classifies it (transient or permanent) exactly as an inline agent's. The child runs

@@ -4,7 +4,8 @@ a2a-sdk's JSON-RPC dispatcher parses and answers the protocol; this class only m
 what errand already does: a send is `store.submit` (through api/submit.py, so queue caps,
 webhook URL checks and metrics are the same as POST /v1/chat), a task is a request
 (`a2a_mapping.to_task`), cancel is `store.request_cancel`, a stream or a resubscription is the
-request's event log (`a2a_stream`). The caller is errand's `Owner` (its key), put in the call
+request's event log (`a2a_stream`); a send naming an input-required task (`message.taskId`)
+answers its question (`a2a_answer`). The caller is errand's `Owner` (its key), put in the call
 context by api/a2a_routes.py; a task of another key or user is "not found".
 A push-notification config (given with a send, or set later) is the request's one webhook URL
 (`store.set_webhook`; its id is `webhook`): errand signs the delivery (Standard Webhooks, with
@@ -47,8 +48,9 @@ from a2a.utils.errors import (
 )
 from google.protobuf.json_format import MessageToDict
 
+from errand.api.a2a_answer import answer_task
 from errand.api.a2a_mapping import message_text, to_task
-from errand.api.a2a_stream import resume_position, task_stream
+from errand.api.a2a_stream import Position, resume_position, task_stream
 from errand.api.auth import Owner, get_owned, list_filter
 from errand.api.context import ApiContext
 from errand.api.requests import wait_terminal
@@ -76,7 +78,7 @@ class ErrandRequestHandler(RequestHandler):
 
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Task | Message:
         with _errors():
-            req = await self._submit(params, context)
+            req = await self._accept(params, context)
             if not params.configuration.return_immediately:
                 wait = self._ctx.config.server.max_wait_seconds
                 req = await wait_terminal(self._ctx.store, req, wait)
@@ -86,8 +88,8 @@ class ErrandRequestHandler(RequestHandler):
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> AsyncGenerator[Event]:
         with _errors():
-            req = await self._submit(params, context)
-        async for event in self._follow(req, req.seq):
+            req = await self._accept(params, context)
+        async for event in self._follow(req, (req.seq, 0)):
             yield event
 
     async def on_subscribe_to_task(
@@ -96,7 +98,7 @@ class ErrandRequestHandler(RequestHandler):
         with _errors():
             req = await self._owned(context, params.id)
             after = resume_position(_headers(context))
-        async for event in self._follow(req, req.seq if after is None else after):
+        async for event in self._follow(req, (req.seq, 0) if after is None else after):
             yield event
 
     async def on_get_task(self, params: GetTaskRequest, context: ServerCallContext) -> Task | None:
@@ -169,7 +171,7 @@ class ErrandRequestHandler(RequestHandler):
     ) -> AgentCard:
         raise UnsupportedOperationError("this agent has no extended agent card")
 
-    async def _follow(self, req: StoredRequest, after: int) -> AsyncIterator[Event]:
+    async def _follow(self, req: StoredRequest, after: Position) -> AsyncIterator[Event]:
         with _errors():
             async for event in task_stream(self._ctx.store, req, after):
                 yield event
@@ -177,17 +179,21 @@ class ErrandRequestHandler(RequestHandler):
     async def _owned(self, context: ServerCallContext, task_id: str) -> StoredRequest:
         return await get_owned(self._ctx.store, _owner(context), task_id)
 
-    async def _submit(self, params: SendMessageRequest, context: ServerCallContext) -> StoredRequest:
-        new = await self._new_request(params, _owner(context))
-        return await submit(self._ctx, new, None, _headers(context))
+    async def _accept(self, params: SendMessageRequest, context: ServerCallContext) -> StoredRequest:
+        """A message naming a task answers its question (api/a2a_answer.py); any other is a new
+        durable request (through api/submit.py)."""
+        if not params.message.task_id:
+            new = await self._new_request(params, _owner(context))
+            return await submit(self._ctx, new, None, _headers(context))
+        req = await answer_task(self._ctx, _owner(context), params.message)
+        webhook = params.configuration.task_push_notification_config.url
+        if webhook and webhook != req.webhook_url and not req.is_terminal:
+            await check_webhook_url(webhook, self._ctx)
+            req = await self._ctx.store.set_webhook(req.id, webhook)
+        return req
 
     async def _new_request(self, params: SendMessageRequest, owner: Owner) -> NewRequest:
         message = params.message
-        if message.task_id:  # answering a paused (input-required) task over A2A is not wired yet
-            raise InvalidRequest(
-                "a finished task is not continued: send the next turn with its contextId",
-                details={"field": "message.taskId"},
-            )
         text, requested, trigger = self._input(params)
         agent_id = self._ctx.agents.get(requested).id
         webhook = params.configuration.task_push_notification_config.url or None

@@ -3,8 +3,9 @@
 Pure (no I/O), so every rule is unit tested: a task id is the request's public id, a context id
 its session, the task state follows the errand status (`STATES`), the result is the artifact
 `result`, and each durable event becomes the A2A event(s) a subscriber sees, stamped with the
-event's `seq` in `metadata.errand_seq`: the position a resubscribing client sends back
-(`Last-Event-ID`) so the server replays exactly what it missed.
+event's `seq` in `metadata.errand_seq` and with its own position in `metadata.errand_resume`:
+what a resubscribing client sends back (`Last-Event-ID`) so the server replays exactly what it
+missed. An input-required status carries the prompt and the question (`input_request`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from a2a.types.a2a_pb2 import (
     TaskStatus,
     TaskStatusUpdateEvent,
 )
+from google.protobuf.struct_pb2 import Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from errand.models import Event, Request
@@ -30,6 +32,11 @@ from errand.request_ids import public_id
 
 SEQ_KEY = "errand_seq"
 """Metadata key of every streamed A2A event: the errand event it came from."""
+RESUME_KEY = "errand_resume"
+"""Metadata key of every streamed A2A event: the `Last-Event-ID` that resumes right after it.
+The seq for the last A2A event of an errand event; `<seq>.<n>` for the n-th of the ones before
+(a `completed` event is the result's last chunk, then the status), so a subscriber dropped
+between the two still gets the status, and the chunk not twice."""
 RESULT_ARTIFACT = "result"
 """The artifact id of a request's result (streamed content deltas append to it)."""
 
@@ -66,7 +73,8 @@ FINAL_STATES = frozenset(
         TaskState.TASK_STATE_INPUT_REQUIRED,
     }
 )
-"""States after which a stream ends (input-required too: the client answers with a new send)."""
+"""States after which a stream ends (input-required too: the client answers with a new send
+naming the task, `message.taskId`)."""
 
 StreamEvent = Task | TaskStatusUpdateEvent | TaskArtifactUpdateEvent
 
@@ -111,11 +119,16 @@ def _status(req: Request) -> TaskStatus:
     status = TaskStatus(state=task_state(req.status.value), timestamp=_stamp(at))
     note = _status_note(req)
     if note:
-        status.message.CopyFrom(_agent_message(public_id(req.id), context_of(req), f"{req.seq}:status", note))
+        message = _agent_message(public_id(req.id), context_of(req), f"{req.seq}:status", note)
+        if req.status.value == "input_required" and req.input_request is not None:
+            message.parts.append(_question(req.input_request.public()))
+        status.message.CopyFrom(message)
     return status
 
 
 def _status_note(req: Request) -> str | None:
+    if req.status.value == "input_required" and req.input_request is not None:
+        return req.input_request.prompt
     if req.error is not None:
         return f"{req.error.type}: {req.error.message}"
     if req.progress is not None and req.progress.message and not req.is_terminal:
@@ -135,7 +148,7 @@ def stream_events(event: Event, task_id: str, context_id: str, result_text: str 
         chunk = TaskArtifactUpdateEvent(
             task_id=task_id, context_id=context_id, artifact=_artifact(text), append=True
         )
-        chunk.metadata.update(meta)
+        chunk.metadata.update({**meta, RESUME_KEY: str(event.seq)})
         return [chunk]
     out: list[StreamEvent] = []
     if event.type == "completed" and result_text is not None:
@@ -148,10 +161,16 @@ def stream_events(event: Event, task_id: str, context_id: str, result_text: str 
     status = TaskStatus(state=state, timestamp=_stamp(event.at))
     note = _event_note(event.type, event.data)
     if note:
-        status.message.CopyFrom(_agent_message(task_id, context_id, f"{event.seq}:status", note))
+        message = _agent_message(task_id, context_id, f"{event.seq}:status", note)
+        question = event.data.get("input_request")
+        if event.type == "input_required" and isinstance(question, Mapping):
+            message.parts.append(_question(question))
+        status.message.CopyFrom(message)
     update = TaskStatusUpdateEvent(task_id=task_id, context_id=context_id, status=status)
     update.metadata.update({**meta, "errand_event": event.type})
     out.append(update)
+    for n, item in enumerate(out, 1):
+        item.metadata.update({RESUME_KEY: str(event.seq) if n == len(out) else f"{event.seq}.{n}"})
     return out
 
 
@@ -162,13 +181,22 @@ def _event_note(type: str, data: Mapping[str, Any]) -> str | None:
     error = data.get("error")
     if isinstance(error, Mapping):
         return f"{error.get('type')}: {error.get('message')}"
-    prompt = data.get("prompt")
+    question = data.get("input_request")
+    prompt = question.get("prompt") if isinstance(question, Mapping) else None
     return str(prompt) if type == "input_required" and prompt else None
 
 
 def is_final(event: StreamEvent) -> bool:
     """Whether the stream ends after this event."""
     return isinstance(event, TaskStatusUpdateEvent) and event.status.state in FINAL_STATES
+
+
+def _question(input_request: Mapping[str, Any]) -> Part:
+    """The data part of an input-required status message: `{"input_request": {id, prompt, schema,
+    expires_at}}` (the prompt is its text part), so a client sees what shape the answer takes."""
+    data = Value()
+    data.struct_value.update({"input_request": dict(input_request)})
+    return Part(data=data)
 
 
 def _artifact(text: str) -> Artifact:

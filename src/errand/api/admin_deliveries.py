@@ -21,7 +21,7 @@ from errand.api.body import read_model
 from errand.api.context import ApiContext
 from errand.api.deliveries import delivery_document
 from errand.api.errors import json_response
-from errand.api.request_filters import MAX_BULK, confirm
+from errand.api.request_filters import MAX_BULK, BulkRun
 from errand.api.requests import MAX_CURSOR, parse_limit
 from errand.console_models import DELIVERY_STATES
 from errand.errors import Conflict, InvalidRequest, NotFound, RequestExpired
@@ -50,14 +50,11 @@ class DeliveryFilter(BaseModel):
     state: Literal["failed"] = Field(description="Requests whose latest delivery failed.")
 
 
-class RedeliverBody(BaseModel):
+class RedeliverBody(BulkRun):
     """POST /v1/admin/deliveries/redeliver: `request_ids`, or a `filter` (with dry_run / expect)."""
 
-    model_config = ConfigDict(extra="forbid")
     request_ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_BULK)
     filter: DeliveryFilter | None = None
-    dry_run: bool = Field(default=True, description="Only count what the filter matches (default).")
-    expect: int | None = Field(default=None, ge=0, description="The count the dry run answered.")
 
 
 async def bulk_redeliver(request: Request, owner: Owner, ctx: ApiContext) -> Response:
@@ -71,9 +68,8 @@ async def bulk_redeliver(request: Request, owner: Owner, ctx: ApiContext) -> Res
         ids = body.request_ids
     else:
         matched, ids = await ctx.store.failed_deliveries_matching(MAX_BULK)
-        if body.dry_run:
-            return json_response({"matched": matched})
-        confirm(body.expect, matched)
+        if (counted := body.dry_run_answer(matched)) is not None:
+            return counted
     redelivered = 0
     for request_id in ids:
         try:

@@ -21,7 +21,7 @@ from errand.api.auth import Owner, require_admin
 from errand.api.body import read_model
 from errand.api.context import ApiContext
 from errand.api.errors import json_response
-from errand.api.request_filters import MAX_BULK, confirm, parse_filters
+from errand.api.request_filters import MAX_BULK, BulkRun, parse_filters
 from errand.errors import Conflict, NotFound, RequestExpired
 from errand.metrics import REQUESTS, agent_label
 from errand.models import Status
@@ -41,13 +41,10 @@ class RequestFilter(BaseModel):
     until: float | None = None
 
 
-class CancelBody(BaseModel):
+class CancelBody(BulkRun):
     """POST /v1/admin/requests/cancel."""
 
-    model_config = ConfigDict(extra="forbid")
     filter: RequestFilter = Field(default_factory=RequestFilter)
-    dry_run: bool = Field(default=True, description="Only count what the filter matches (default).")
-    expect: int | None = Field(default=None, ge=0, description="The count the dry run answered.")
 
 
 async def bulk_cancel(request: Request, owner: Owner, ctx: ApiContext) -> Response:
@@ -58,9 +55,8 @@ async def bulk_cancel(request: Request, owner: Owner, ctx: ApiContext) -> Respon
     wanted: dict[str, Any] = body.filter.model_dump()
     filters = parse_filters(wanted)
     matched, ids = await ctx.store.queued_matching(filters.status, filters.user_id, filters.match, MAX_BULK)
-    if body.dry_run:
-        return json_response({"matched": matched})
-    confirm(body.expect, matched)
+    if (counted := body.dry_run_answer(matched)) is not None:
+        return counted
     cancelled = 0
     for request_id in ids:
         try:

@@ -1,9 +1,10 @@
-"""THE error table: ErrandError class -> HTTP status, and the handlers that render errors.
+"""The error handlers: every error leaves the server as `{"error": {"code", "message", "details"}}`.
 
-Every error leaves the server as `{"error": {"code", "message", "details"}}`. Codes come from
-the ErrandError classes (errors.py); HTTP statuses live here only, looked up along the
-exception's MRO so a subclass inherits its parent's status unless listed itself.
-Anything unexpected becomes a logged 500 INTERNAL_ERROR whose message reveals nothing.
+Codes come from the ErrandError classes (errors.py); their HTTP statuses from the one table,
+error_status.py (`STATUS`), looked up along the exception's MRO so a subclass inherits its
+parent's status unless listed itself. A routing error (Starlette's HTTPException) gets the code
+of the class its bare status stands for (`BY_STATUS`). Anything unexpected becomes a logged 500
+INTERNAL_ERROR whose message reveals nothing.
 """
 
 from __future__ import annotations
@@ -16,64 +17,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from errand.errors import (
-    Conflict,
-    ErrandError,
-    Forbidden,
-    HeadersTooLarge,
-    InvalidRequest,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    RateLimited,
-    RequestExpired,
-    RequestTimeout,
-    ServiceUnavailable,
-    Unauthorized,
-)
+from errand.error_status import BY_STATUS, status_of_class
+from errand.errors import ErrandError, RateLimited, ServiceUnavailable, Unauthorized
+from errand.errors import MalformedBody as MalformedBody  # re-exported: the HTTP layer raises it
 
 log = logging.getLogger("errand.api")
-
-
-class MalformedBody(InvalidRequest):
-    """The request body is not JSON at all (or its Content-Length is not a number).
-
-    In the ErrandError tree under InvalidRequest (same code, INVALID_REQUEST; a client catching
-    InvalidRequest catches it), it differs only in its HTTP status: 400, where a body that is
-    JSON but invalid is a 422. It lives here because only the HTTP layer raises it."""
-
-
-STATUS: dict[type[ErrandError], int] = {
-    MalformedBody: 400,
-    MethodNotAllowed: 405,
-    InvalidRequest: 422,
-    Unauthorized: 401,
-    Forbidden: 403,
-    NotFound: 404,
-    Conflict: 409,
-    RequestExpired: 410,
-    PayloadTooLarge: 413,
-    HeadersTooLarge: 431,
-    RequestTimeout: 408,
-    RateLimited: 429,
-    ServiceUnavailable: 503,
-    ErrandError: 500,
-}
-"""The one mapping of error classes to HTTP statuses (most specific class wins)."""
-
-_HTTP_CODES = {
-    400: "INVALID_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "RESOURCE_NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
-    410: "REQUEST_EXPIRED",
-    413: "PAYLOAD_TOO_LARGE",
-    422: "INVALID_REQUEST",
-    429: "RATE_LIMITED",
-    503: "SERVICE_UNAVAILABLE",
-}
 
 WWW_AUTHENTICATE = 'Bearer realm="errand", charset="UTF-8"'
 RETRY_AFTER_S = 1
@@ -82,15 +30,6 @@ RETRY_AFTER_S = 1
 def status_of(exc: ErrandError) -> int:
     """HTTP status of an errand error: the first class of its MRO found in STATUS."""
     return status_of_class(type(exc))
-
-
-def status_of_class(cls: type[ErrandError]) -> int:
-    """HTTP status of an errand error class (what the OpenAPI document lists per route)."""
-    for klass in cls.__mro__:
-        status = STATUS.get(klass)
-        if status is not None:
-            return status
-    return 500  # pragma: no cover - ErrandError itself is in the table
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -146,7 +85,8 @@ def _retry_after(exc: ErrandError) -> int:
 
 def _http_exception_response(exc: HTTPException) -> Response:
     status = exc.status_code
-    code = _HTTP_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "INVALID_REQUEST")
+    known = BY_STATUS.get(status)
+    code = known.code if known else "INTERNAL_ERROR" if status >= 500 else "INVALID_REQUEST"
     headers = dict(exc.headers or {})
     if status == 404:
         message = "Resource not found"

@@ -1,11 +1,13 @@
 """POST /v1/requests/{id}/input: answer the question a paused request waits on.
 
-The request must be the caller's (the ownership rule of every read and of cancel: another
-owner's request is a 404). The value is checked against the question's JSON Schema (422 naming
-the failing path); the store then keeps it and makes the request pending again, to be resumed
-by a worker (`Store.answer_input`). Idempotent per input id: the same value again is a 202 with
-nothing changed; another value is 409 INPUT_ALREADY_ANSWERED; an id that is not the outstanding
-question (never asked, the request resumed, ended or was cancelled) is 409 INPUT_NOT_OUTSTANDING.
+The request must be the caller's (the ownership rule of every read and of cancel, `auth.owns`:
+another client's request is a 404; an admin, the operator at the console, answers any request; a
+viewer reads the question but its answer is 403, refused in `session_auth.authenticate`). The
+value is checked against the question's JSON Schema (422 naming the failing path); the store
+then keeps it and makes the request pending again, to be resumed by a worker
+(`Store.answer_input`). Idempotent per input id: the same value again is a 202 with nothing
+changed; another value is 409 INPUT_ALREADY_ANSWERED; an id that is not the outstanding question
+(never asked, the request resumed, ended or was cancelled) is 409 INPUT_NOT_OUTSTANDING.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,8 +23,8 @@ from errand.api.auth import Owner, get_owned, shown_id
 from errand.api.body import invalid_from, parse_object, read_body
 from errand.api.context import ApiContext
 from errand.api.errors import json_response
-from errand.errors import InvalidRequest
 from errand.models import InputAsk, Status
+from errand.store.input_rules import check_value
 
 log = logging.getLogger("errand.api")
 
@@ -38,21 +39,6 @@ class InputBody(BaseModel):
 
 
 _FIELDS = list(InputBody.model_fields)
-
-
-def check_value(schema: dict[str, Any], value: Any) -> None:
-    """InvalidRequest (422) naming the JSON path of the first part of `value` the schema refuses."""
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
-    if error is None:
-        return
-    path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    raise InvalidRequest(
-        f"value{path[1:]}: {error.message}"[:500],
-        details=[
-            {"field": f"value{path[1:]}", "path": path, "message": error.message[:300], "type": "schema"}
-        ],
-    )
 
 
 def _outstanding(status: Status, ask: InputAsk | None, input_id: str) -> InputAsk | None:
@@ -72,7 +58,13 @@ async def answer_input(request: Request, owner: Owner, ctx: ApiContext) -> Respo
         check_value(ask.schema, body.value)
     resumed, changed = await ctx.store.answer_input(req.id, body.input_id, body.value)
     if changed:
-        log.info("request %s got input %s; it resumes", req.id, body.input_id, extra={"request_id": req.id})
+        log.info(
+            "request %s got input %s (answered with the %s key); it resumes",
+            req.id,
+            body.input_id,
+            owner.role,
+            extra={"request_id": req.id},
+        )
     shown = shown_id(owner, req.id)
     return json_response(
         {"request_id": shown, "input_id": body.input_id, "status": resumed.status.value, "accepted": changed},

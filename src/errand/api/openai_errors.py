@@ -1,6 +1,6 @@
 """errand's error answers in OpenAI's shape, for the OpenAI-compatible routes (/v1/responses).
 
-The status still comes from errand's one table (api/errors.py `STATUS`): an error answer of
+The status still comes from errand's one table (error_status.py `STATUS`): an error answer of
 errand's shape `{"error": {"code", "message", "details"}}` is rewritten to OpenAI's
 `{"error": {"message", "type", "param", "code"}}`, so the official SDKs raise the exception
 class they map each status to. Only one status differs: a body that is JSON but invalid (422

@@ -49,8 +49,10 @@ class ResponseObject(_OpenAI):
 
 
 class ResponseDeleted(_OpenAI):
+    """What DELETE answers (OpenAI's shape); the response is then gone (404)."""
+
     id: str
-    object: Literal["response"]
+    object: Literal["response.deleted"]
     deleted: Literal[True]
 
 

@@ -3,7 +3,7 @@
 Nothing in the document is written by hand twice: request bodies are the very pydantic models
 that validate them (ChatBody, TriggerBody), answers are the models of api/schemas.py that tests
 hold the real answers to, and every error response comes from the one error table
-(api/errors.py `STATUS`, the codes of the errors.py classes). `OPERATIONS` holds one line per
+(error_status.py `STATUS`, the codes of the errors.py classes). `OPERATIONS` holds one line per
 method and path; a test enumerates the app's routes and fails for any route not in it.
 
 The formation-prefixed shape `/api/{formation_id}/v1/...` is the same API under a second base
@@ -38,7 +38,7 @@ from errand.api.console_schemas import (
 )
 from errand.api.console_session import SignInBody
 from errand.api.context import ApiContext
-from errand.api.errors import MalformedBody, json_response, status_of_class
+from errand.api.errors import json_response
 from errand.api.inputs import InputBody
 from errand.api.openai_errors import STATUS_OVERRIDE
 from errand.api.openapi_parts import (
@@ -84,6 +84,7 @@ from errand.api.schemas import (
     WebhookSecret,
 )
 from errand.api.triggers import TriggerBody
+from errand.error_status import status_of_class
 from errand.errors import (
     Conflict,
     CsrfFailed,
@@ -93,6 +94,7 @@ from errand.errors import (
     InputAlreadyAnswered,
     InputNotOutstanding,
     InvalidRequest,
+    MalformedBody,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -160,7 +162,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/triggers/{name}", "Fire a trigger (async by default)", {200: StatusDocument, 202: Accepted}, SUBMIT, body=TriggerBody, params=(IDEMPOTENCY,), tag="triggers"),  # noqa: E501
     Operation("POST", "/v1/responses", "OpenAI Responses API: create (background, stream, or wait)", {200: (ResponseObject, SSE)}, SUBMIT, body=ResponsesBody, params=(IDEMPOTENCY,), tag="openai", openai=True),  # noqa: E501
     Operation("GET", "/v1/responses/{response_id}", "A Response; with stream=true its events, resumable", {200: (ResponseObject, SSE)}, READ, params=RESUME, tag="openai", openai=True),  # noqa: E501
-    Operation("DELETE", "/v1/responses/{response_id}", "Delete a Response (cancels it if unfinished)", {200: ResponseDeleted}, (*READ, Conflict), tag="openai", openai=True),  # noqa: E501
+    Operation("DELETE", "/v1/responses/{response_id}", "Delete a Response: cancelled first if unfinished, then its content forgotten (404 after)", {200: ResponseDeleted}, READ, tag="openai", openai=True),  # noqa: E501
     Operation("POST", "/v1/responses/{response_id}/cancel", "Cancel a Response (again: no-op)", {200: ResponseObject}, (*READ, Conflict), tag="openai", openai=True),  # noqa: E501
     Operation("GET", "/v1/agents", "The formation's agents and their expected durations", {200: AgentList}, tag="agents"),  # noqa: E501
     Operation("GET", "/v1/agents/{agent_id}", "One agent", {200: AgentDocument}, (ResourceNotFound,), tag="agents"),  # noqa: E501
@@ -313,8 +315,13 @@ def _answers(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
     for status, answers in op.ok.items():
         content: dict[str, Any] = {}
         for a in answers if isinstance(answers, tuple) else (answers,):
-            if a != NO_CONTENT:
-                content.update(_content(a, refs))
+            if a == NO_CONTENT:
+                continue
+            for media, body in _content(a, refs).items():
+                if media in content:  # two models under one media type: either may come
+                    before = content[media]["schema"]
+                    body = {"schema": {"oneOf": [*before.get("oneOf", [before]), body["schema"]]}}
+                content[media] = body
         first = answers[0] if isinstance(answers, tuple) else answers
         description = first.__doc__ if status < 300 and isinstance(first, type) else None
         out[str(status)] = {"description": _first_line(description) or op.summary}

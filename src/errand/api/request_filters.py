@@ -2,7 +2,8 @@
 (the bulk cancel): status, agent, kind, user_id, since, until -- combined with AND.
 
 One rule for both doors, so what the console's table shows is what a bulk action matches.
-Every bad value is a 422 naming its field.
+Every bad value is a 422 naming its field. Beside it, the dry run and confirmation every bulk
+action (cancel, redeliver) takes: `BulkRun`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
 from errand.api.auth import USER_ID_RE
+from errand.api.errors import json_response
 from errand.console_models import Match
 from errand.errors import Conflict, InvalidRequest
 from errand.models import Status
@@ -91,3 +96,19 @@ def confirm(expect: int | None, matched: int) -> None:
             f"the filter now matches {matched}, not {expect}: look again and confirm",
             details={"matched": matched, "expect": expect},
         )
+
+
+class BulkRun(BaseModel):
+    """The part of a bulk action's body that says whether it runs: a dry run (the default)
+    only counts what it matches; a run needs `expect`, the count the operator saw."""
+
+    model_config = ConfigDict(extra="forbid")
+    dry_run: bool = Field(default=True, description="Only count what the filter matches (default).")
+    expect: int | None = Field(default=None, ge=0, description="The count the dry run answered.")
+
+    def dry_run_answer(self, matched: int) -> Response | None:
+        """A dry run's answer, `{"matched": n}`; None for a run, once `expect` confirms `matched`."""
+        if self.dry_run:
+            return json_response({"matched": matched})
+        confirm(self.expect, matched)
+        return None

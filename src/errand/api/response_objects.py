@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from errand.conversation import ANSWER_OF, RESPONSES_KEY
 from errand.models import ErrorInfo, Request, Status
 
 KIND = "response"
 """The `kind` of a request created by POST /v1/responses (what GET /v1/requests shows)."""
-EXTRAS = "errand.responses"
+EXTRAS = RESPONSES_KEY
 """The metadata key a Response's own fields are kept under (refused in client metadata)."""
 RESPONSE_PREFIX = "resp_"
 REQUEST_PREFIX = "req_"
@@ -63,6 +64,8 @@ class Turn:
     previous_response_id: str | None = None
     input: list[dict[str, str]] = field(default_factory=list)
     """The input as messages `{"role", "content"}` (content joined to one text)."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """The earlier turns of a `previous_response_id` chain, as messages (see `chain_of`)."""
 
     def to_metadata(self, client: dict[str, Any]) -> dict[str, Any]:
         """The request's metadata: the client's, plus this turn under EXTRAS."""
@@ -72,6 +75,7 @@ class Turn:
             "instructions": self.instructions,
             "previous_response_id": self.previous_response_id,
             "input": self.input,
+            "history": self.history,
         }
         return {**client, EXTRAS: mine}
 
@@ -86,7 +90,22 @@ class Turn:
             instructions=mine.get("instructions"),
             previous_response_id=mine.get("previous_response_id"),
             input=list(mine.get("input") or []),
+            history=list(mine.get("history") or []),
         )
+
+
+def chain_of(previous: Request) -> list[dict[str, Any]]:
+    """The conversation a turn continuing `previous` starts from: its own history and input,
+    then its answer as the assistant's message: the text when it has completed; while it still
+    runs, an `ANSWER_OF` placeholder the worker fills in as this turn starts (errand/
+    conversation.py; the turns of a chain run in order). Its `instructions` are not carried
+    over, as with OpenAI."""
+    turn = Turn.of(previous)
+    if previous.status is Status.COMPLETED and previous.result is not None:
+        answer: list[dict[str, Any]] = [{"role": "assistant", "content": previous.result.text}]
+    else:
+        answer = [] if previous.is_terminal else [{"role": "assistant", ANSWER_OF: previous.id}]
+    return [*turn.history, *turn.input, *answer]
 
 
 def client_metadata(req: Request) -> dict[str, Any]:

@@ -10,13 +10,15 @@ with OpenAI's streaming events (api/response_events.py), and GET ?stream=true&st
 resumes them without loss or repetition. The Response object and the status mapping are pure,
 in api/response_objects.py; errors leave in OpenAI's shape (api/openai_errors.py).
 
-DELETE cancels a response that has not ended and answers OpenAI's deletion shape; the request
-itself stays until `async.result_ttl` purges it like any other (errand keeps no second store
-to forget it sooner).
+DELETE forgets the response (`store.forget`: the purge's tombstone, made now): its input, output,
+metadata, events, deliveries and attempts are gone; GET and a second DELETE answer 404, and it
+leaves GET /v1/requests (GET /v1/requests/{req_id} answers 410, as for a purged request). One not
+yet ended is cancelled first (a running attempt is stopped and writes nothing more).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -29,12 +31,20 @@ from errand.api.context import ApiContext
 from errand.api.errors import json_response
 from errand.api.requests import wait_terminal
 from errand.api.response_events import StreamMapper, encode
-from errand.api.response_objects import KIND, Turn, is_response, request_id_of, response_id, response_object
+from errand.api.response_objects import (
+    KIND,
+    Turn,
+    chain_of,
+    is_response,
+    request_id_of,
+    response_id,
+    response_object,
+)
 from errand.api.responses_body import ResponsesBody, validate_responses
 from errand.api.sse import HEADERS, KEEPALIVE, EventStreamResponse
 from errand.api.submit import estimate_for, idempotency_key, max_attempts, submit
 from errand.clock import new_request_id
-from errand.errors import Conflict, ErrandError, InvalidRequest, NotFound, ResourceNotFound
+from errand.errors import Conflict, ErrandError, InvalidRequest, NotFound, RequestExpired, ResourceNotFound
 from errand.models import PRIORITY_ASYNC, PRIORITY_SYNC, Mode, NewRequest, Status
 from errand.models import Request as StoredRequest
 
@@ -51,8 +61,8 @@ async def create_response(request: Request, owner: Owner, ctx: ApiContext) -> Re
     body = validate_responses(data)
     idempotency = idempotency_key(request, owner, data, RESPONSES_PATH)
     agent_id = _agent_for(ctx, body.model)
-    session = await _session_of(ctx, owner, body.previous_response_id)
-    new = await _new_request(ctx, owner, body, agent_id, session)
+    previous = await _previous(ctx, owner, body.previous_response_id)
+    new = await _new_request(ctx, owner, body, agent_id, previous)
     req = await submit(ctx, new, idempotency, request.headers)
     if body.stream:
         return _stream(ctx, req, -1)
@@ -82,11 +92,18 @@ async def cancel_response(request: Request, owner: Owner, ctx: ApiContext) -> Re
 
 
 async def delete_response(request: Request, owner: Owner, ctx: ApiContext) -> Response:
-    """DELETE /v1/responses/{id}: an unfinished response is cancelled first (see the module)."""
-    req = await _owned(ctx, owner, request.path_params["response_id"])
+    """DELETE /v1/responses/{id}: cancelled first if unfinished, then forgotten (see the module)."""
+    resp_id = request.path_params["response_id"]
+    req = await _owned(ctx, owner, resp_id)
     if not req.is_terminal:
-        req = await _cancel(ctx, req)
-    return json_response({"id": response_id(req.id), "object": "response", "deleted": True})
+        with contextlib.suppress(Conflict):  # it ended meanwhile: forgotten as it ended
+            req = await _cancel(ctx, req)
+    try:
+        await ctx.store.forget(req.id)
+    except (NotFound, RequestExpired):  # deleted by a concurrent DELETE
+        raise _missing(resp_id) from None
+    log.info("deleted response %s", req.id, extra={"request_id": req.id})
+    return json_response({"id": response_id(req.id), "object": "response.deleted", "deleted": True})
 
 
 async def _cancel(ctx: ApiContext, req: StoredRequest) -> StoredRequest:
@@ -120,37 +137,45 @@ async def _owned(ctx: ApiContext, owner: Owner, resp_id: str) -> StoredRequest:
     """The caller's Response by its id; anything else (not a response id, another owner's, a
     chat request) answers 404 like an unknown id."""
     request_id = request_id_of(resp_id)
-    missing = ResourceNotFound(f"No response found with id {resp_id!r}", details={"field": "response_id"})
     if request_id is None:
-        raise missing
+        raise _missing(resp_id)
     try:
         req = await get_owned(ctx.store, owner, request_id)
-    except NotFound:
-        raise missing from None
+    except (NotFound, RequestExpired):  # deleted or purged: OpenAI knows no "expired"
+        raise _missing(resp_id) from None
     if not is_response(req):
-        raise missing
+        raise _missing(resp_id)
     return req
 
 
-async def _session_of(ctx: ApiContext, owner: Owner, previous: str | None) -> str | None:
-    """The session of the previous response (None: the new one starts its own chain)."""
+def _missing(resp_id: str) -> ResourceNotFound:
+    return ResourceNotFound(f"No response found with id {resp_id!r}", details={"field": "response_id"})
+
+
+async def _previous(ctx: ApiContext, owner: Owner, previous: str | None) -> StoredRequest | None:
+    """The response `previous_response_id` names (None: the new one starts its own chain)."""
     if previous is None:
         return None
     try:
-        prev = await _owned(ctx, owner, previous)
+        return await _owned(ctx, owner, previous)
     except ResourceNotFound:
         raise ResourceNotFound(
             f"Previous response with id {previous!r} not found", details={"field": "previous_response_id"}
         ) from None
-    return prev.session_id or response_id(prev.id)
 
 
 async def _new_request(
-    ctx: ApiContext, owner: Owner, body: ResponsesBody, agent_id: str, session: str | None
+    ctx: ApiContext, owner: Owner, body: ResponsesBody, agent_id: str, previous: StoredRequest | None
 ) -> NewRequest:
+    """A chain's turns share its first response's session (so they run in order), and each
+    carries the chain's conversation so far (`chain_of`) for its agent (ctx.messages)."""
     message = body.message()
     request_id = new_request_id()
-    turn = Turn(body.model, body.background, body.instructions, body.previous_response_id, body.messages())
+    history = [] if previous is None else chain_of(previous)
+    session = None if previous is None else previous.session_id or response_id(previous.id)
+    turn = Turn(
+        body.model, body.background, body.instructions, body.previous_response_id, body.messages(), history
+    )
     waits = not body.background and not body.stream
     return NewRequest(
         id=request_id,

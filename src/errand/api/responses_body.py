@@ -105,7 +105,7 @@ class ResponsesBody(BaseModel):
         return [{"role": m.role, "content": m.text()} for m in self.input]
 
     def message(self) -> str:
-        """The text the agent runs on: the last user message (the rest is in ctx.metadata)."""
+        """The text the agent runs on: the last user message (the whole list is ctx.messages)."""
         users = [m["content"] for m in self.messages() if m["role"] == "user"]
         if not users or not users[-1].strip():
             raise InvalidRequest("input must end with a non-empty user message", details={"field": "input"})

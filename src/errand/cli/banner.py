@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
+from errand.api.protocol_routes import a2a_off_reason
 from errand.cli.output import DEMO_KEYS, err, mask_key, mask_url
 from errand.config import Config
 from errand.version import __version__
@@ -26,6 +27,8 @@ def banner(cfg: Config, *, host: str, port: int, workers: bool) -> None:
     err.print(f"[bold]errand {__version__}[/] · formation [bold cyan]{escape(cfg.name)}[/]")
     err.print(f"  API      http://{host}:{port}   workers: {'on' if workers else 'off'}")
     err.print(f"  console  {f'http://{host}:{port}/ui' if cfg.ui.enabled else 'off (ui.enabled: false)'}")
+    off = a2a_off_reason(cfg)
+    err.print(f"  a2a      {f'http://{host}:{port}/a2a' if off is None else escape(f'off ({off})')}")
     err.print(f"  storage  {escape(mask_url(cfg.storage_url))}")
     err.print(f"  agents   {agents}")
     err.print(f"  default  {escape(default_agent_line(cfg))}")

@@ -8,9 +8,12 @@ the server, or a request that ended failed or cancelled; 2 when the request wait
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,15 +38,64 @@ from errand.models import LIST_LIMIT_MAX
 __all__ = ["COMMANDS"]
 
 
-@contextmanager
-def _session(
-    url: str, key: str | None, admin_key: str | None, user: str | None, *, admin: bool = False
-) -> Iterator[Client]:
-    """The SDK client for a command; errors printed as `error CODE: message` (exit 1), and a
-    refused or missing key explained in the CLI's own terms (the variable and the option)."""
-    client = Client(url, client_key=key, admin_key=admin_key, user_id=user)
-    with show.reporting(), _key_hint(key, admin_key, admin=admin), client:
-        yield client
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+_SHARED = (
+    _option("url", UrlOpt, DEFAULT_URL),
+    _option("key", KeyOpt, None),
+    _option("admin_key", AdminOpt, None),
+    _option("user", UserOpt, None),
+    _option("as_json", JsonOpt, False),
+)
+"""The options every client command takes, in --help's order."""
+_ADMIN_SHARED = tuple(p for p in _SHARED if p.name in ("url", "admin_key", "as_json"))
+"""An admin command's: no client key, no user."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Conn:
+    """What the shared options say: which server, with which keys, for which user; and --json."""
+
+    url: str
+    admin_key: str | None
+    as_json: bool
+    key: str | None = None
+    user: str | None = None
+    admin: bool = False
+
+    @contextmanager
+    def session(self) -> Iterator[Client]:
+        """The SDK client for a command; errors printed as `error CODE: message` (exit 1), and a
+        refused or missing key explained in the CLI's own terms (the variable and the option)."""
+        client = Client(self.url, client_key=self.key, admin_key=self.admin_key, user_id=self.user)
+        with show.reporting(), _key_hint(self.key, self.admin_key, admin=self.admin), client:
+            yield client
+
+
+def _command(*, admin: bool = False) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A client command: the function's own parameters, with the shared options (`--url`,
+    `--key`, `--admin-key`, `--user`, `--json`; an admin command's: `--url`, `--admin-key`,
+    `--json`) standing where its keyword `conn` stands, and handed to it as one `_Conn`.
+
+    Typer reads the command's parameters from its signature, so the shared ones are written here
+    once rather than in every command."""
+    shared = _ADMIN_SHARED if admin else _SHARED
+
+    def wrap(run: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(run, eval_str=True)
+        params = [q for p in own.parameters.values() for q in (shared if p.name == "conn" else [p])]
+
+        @functools.wraps(run)
+        def command(**options: Any) -> None:
+            conn = _Conn(**{p.name: options.pop(p.name) for p in shared}, admin=admin)
+            run(**options, conn=conn)
+
+        command.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+        return command
+
+    return wrap
 
 
 @contextmanager
@@ -83,6 +135,7 @@ def _finish(st: RequestStatus, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+@_command()
 def chat(
     message: Annotated[str, typer.Argument(help="The message for the agent.")],
     use_async: Annotated[bool, typer.Option("--async", help="Queue it and return the request id.")] = False,
@@ -91,77 +144,59 @@ def chat(
     webhook: Annotated[str | None, typer.Option("--webhook", help="POST the result to this URL.")] = None,
     session: Annotated[str | None, typer.Option("--session", help="Session id.")] = None,
     timeout: TimeoutOpt = 600.0,
-    url: UrlOpt = DEFAULT_URL,
-    key: KeyOpt = None,
-    admin_key: AdminOpt = None,
-    user: UserOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    conn: _Conn,
 ) -> None:
     """Send a chat message: sync by default (waits with a progress bar if the server goes async)."""
     options: dict[str, Any] = {"agent_id": agent, "webhook_url": webhook, "session_id": session}
-    with _session(url, key, admin_key, user) as c:
+    with conn.session() as c:
         if use_async:
             handle = c.chat_async(message, **options)
             if not wait:
-                show.print_handle(handle, as_json=as_json)
+                show.print_handle(handle, as_json=conn.as_json)
                 return
-            st = _wait(c, handle.id, timeout, as_json)
+            st = _wait(c, handle.id, timeout, conn.as_json)
         else:
             st = c.chat(message, **options)
             if not st.is_complete:
-                if not as_json:
+                if not conn.as_json:
                     show.note(f"{st.id} outlived the sync wait and goes on in the background; waiting")
-                st = _wait(c, st.id, timeout, as_json)
-    _finish(st, as_json)
+                st = _wait(c, st.id, timeout, conn.as_json)
+    _finish(st, conn.as_json)
 
 
+@_command()
 def status(
     request_id: RequestIdArg,
-    url: UrlOpt = DEFAULT_URL,
-    key: KeyOpt = None,
-    admin_key: AdminOpt = None,
-    user: UserOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    conn: _Conn,
     attempts: Annotated[
         bool,
         typer.Option("--attempts", help="Also list every attempt (an admin key also gets tracebacks)."),
     ] = False,
 ) -> None:
     """Show a request's status, progress and result (and, with --attempts, each attempt)."""
-    with _session(url, key, admin_key, user) as c:
+    with conn.session() as c:
         st = c.get_request(request_id)
         if attempts:
-            show.print_attempts(st, c.attempts(request_id), as_json=as_json)
+            show.print_attempts(st, c.attempts(request_id), as_json=conn.as_json)
         else:
-            show.print_status(st, as_json=as_json)
+            show.print_status(st, as_json=conn.as_json)
 
 
-def wait_command(
-    request_id: RequestIdArg,
-    timeout: TimeoutOpt = 600.0,
-    url: UrlOpt = DEFAULT_URL,
-    key: KeyOpt = None,
-    admin_key: AdminOpt = None,
-    user: UserOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@_command()
+def wait_command(request_id: RequestIdArg, timeout: TimeoutOpt = 600.0, *, conn: _Conn) -> None:
     """Wait for a request to end (progress bar), then print its result."""
-    with _session(url, key, admin_key, user) as c:
-        st = _wait(c, request_id, timeout, as_json)
-    _finish(st, as_json)
+    with conn.session() as c:
+        st = _wait(c, request_id, timeout, conn.as_json)
+    _finish(st, conn.as_json)
 
 
-def cancel(
-    request_id: RequestIdArg,
-    url: UrlOpt = DEFAULT_URL,
-    key: KeyOpt = None,
-    admin_key: AdminOpt = None,
-    user: UserOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@_command()
+def cancel(request_id: RequestIdArg, *, conn: _Conn) -> None:
     """Cancel a pending or running request."""
-    with _session(url, key, admin_key, user) as c:
-        show.print_cancel(c.cancel(request_id), as_json=as_json)
+    with conn.session() as c:
+        show.print_cancel(c.cancel(request_id), as_json=conn.as_json)
 
 
 def _parse_value(text: str) -> Any:
@@ -172,38 +207,36 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+@_command()
 def respond(
     request_id: RequestIdArg,
     value: Annotated[str, typer.Argument(help="The answer: JSON if it parses as JSON, else a string.")],
     input_id: Annotated[
         str | None, typer.Option("--input-id", help="The question answered (default: the outstanding one).")
     ] = None,
-    url: UrlOpt = DEFAULT_URL,
-    key: KeyOpt = None,
-    admin_key: AdminOpt = None,
-    user: UserOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    conn: _Conn,
 ) -> None:
     """Answer the question a request waits on (status input_required); it then resumes."""
-    with _session(url, key, admin_key, user) as c:
-        show.print_respond(c.respond(request_id, _parse_value(value), input_id=input_id), as_json=as_json)
+    with conn.session() as c:
+        answer = c.respond(request_id, _parse_value(value), input_id=input_id)
+        show.print_respond(answer, as_json=conn.as_json)
 
 
+@_command()
 def requests(
     status: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=LIST_LIMIT_MAX, help="At most this many (one page).")
     ] = 20,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Next page (from a previous list).")] = None,
-    url: UrlOpt = DEFAULT_URL,
-    key: KeyOpt = None,
-    admin_key: AdminOpt = None,
-    user: UserOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    conn: _Conn,
 ) -> None:
     """List your requests, newest first."""
-    with _session(url, key, admin_key, user) as c:
-        show.print_requests(c.list_requests(status=status, limit=limit, cursor=cursor), as_json=as_json)
+    with conn.session() as c:
+        page = c.list_requests(status=status, limit=limit, cursor=cursor)
+        show.print_requests(page, as_json=conn.as_json)
 
 
 def _parse_data(text: str) -> Any:
@@ -215,6 +248,7 @@ def _parse_data(text: str) -> Any:
         raise typer.BadParameter(f"expected JSON or @file.json ({exc})", param_hint="--data") from None
 
 
+@_command()
 def trigger(
     name: Annotated[str, typer.Argument(help="Trigger name (triggers/NAME.md on the server).")],
     data: Annotated[str, typer.Option("--data", help="Event data: JSON, or @file.json.")] = "{}",
@@ -223,24 +257,22 @@ def trigger(
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="If queued: wait, showing progress.")] = False,
     timeout: TimeoutOpt = 600.0,
-    url: UrlOpt = DEFAULT_URL,
-    key: KeyOpt = None,
-    admin_key: AdminOpt = None,
-    user: UserOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    conn: _Conn,
 ) -> None:
     """Fire a trigger with event data."""
     payload = _parse_data(data)
-    with _session(url, key, admin_key, user) as c:
+    with conn.session() as c:
         fired = c.fire_trigger(name, payload, use_async=None if sync is None else not sync)
         if isinstance(fired, RequestHandle):
             if not wait:
-                show.print_handle(fired, as_json=as_json)
+                show.print_handle(fired, as_json=conn.as_json)
                 return
-            fired = _wait(c, fired.id, timeout, as_json)
-    _finish(fired, as_json)
+            fired = _wait(c, fired.id, timeout, conn.as_json)
+    _finish(fired, conn.as_json)
 
 
+@_command()
 def events(
     request_id: RequestIdArg,
     follow: Annotated[
@@ -249,56 +281,38 @@ def events(
     after: Annotated[
         int | None, typer.Option("--after", min=0, help="Start after this event id (as Last-Event-ID).")
     ] = None,
-    url: UrlOpt = DEFAULT_URL,
-    key: KeyOpt = None,
-    admin_key: AdminOpt = None,
-    user: UserOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    conn: _Conn,
 ) -> None:
     """Print a request's events (progress, content, tool calls, retries, the end); with --follow,
     live until the request ends. --json: one JSON object per event and line."""
-    with _session(url, key, admin_key, user) as c:
+    with conn.session() as c:
         try:
             for event in c.events(request_id, after=after, follow=follow):
-                listings.print_event(event, as_json=as_json)
+                listings.print_event(event, as_json=conn.as_json)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
 
 
-def deliveries(
-    request_id: RequestIdArg,
-    url: UrlOpt = DEFAULT_URL,
-    key: KeyOpt = None,
-    admin_key: AdminOpt = None,
-    user: UserOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@_command()
+def deliveries(request_id: RequestIdArg, *, conn: _Conn) -> None:
     """Show a request's webhook deliveries and every attempt (status code, error, time)."""
-    with _session(url, key, admin_key, user) as c:
-        listings.print_deliveries(request_id, c.deliveries(request_id), as_json=as_json)
+    with conn.session() as c:
+        listings.print_deliveries(request_id, c.deliveries(request_id), as_json=conn.as_json)
 
 
-def redeliver(
-    request_id: RequestIdArg,
-    url: UrlOpt = DEFAULT_URL,
-    admin_key: AdminOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@_command(admin=True)
+def redeliver(request_id: RequestIdArg, *, conn: _Conn) -> None:
     """Send an ended request's webhook again, as a new delivery (needs the admin key)."""
-    with _session(url, None, admin_key, None, admin=True) as c:
-        listings.print_redelivery(request_id, c.redeliver(request_id), as_json=as_json)
+    with conn.session() as c:
+        listings.print_redelivery(request_id, c.redeliver(request_id), as_json=conn.as_json)
 
 
-def agents(
-    url: UrlOpt = DEFAULT_URL,
-    key: KeyOpt = None,
-    admin_key: AdminOpt = None,
-    user: UserOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@_command()
+def agents(*, conn: _Conn) -> None:
     """List the formation's agents: kind, expected duration, tools."""
-    with _session(url, key, admin_key, user) as c:
-        listings.print_agents(c.agents(), as_json=as_json)
+    with conn.session() as c:
+        listings.print_agents(c.agents(), as_json=conn.as_json)
 
 
 COMMANDS: dict[str, Callable[..., None]] = {

@@ -141,12 +141,10 @@ def print_status(st: RequestStatus, *, as_json: bool) -> None:
     if st.error is not None:
         rows.append(("error", f"[red]{escape(st.error.type)}: {escape(st.error.message)}[/red]"))
     if st.needs_input and st.input_request is not None:
-        rows.append(
-            (
-                "question",
-                f"{escape(st.input_request.prompt)}  [dim](input {escape(st.input_request.id)})[/dim]",
-            )
-        )
+        ask = st.input_request
+        rows.append(("question", f"{escape(ask.prompt)}  [dim](input {escape(ask.id)})[/dim]"))
+        rows.append(("answer", escape(answer_shape(ask.schema))))
+        rows.append(("expires", when(ask.expires_at) if ask.expires_at is not None else "never"))
     for row in rows:
         table.add_row(*row)
     out.print(table)
@@ -205,10 +203,22 @@ def print_outcome(st: RequestStatus, *, as_json: bool) -> None:
     elif st.error is not None:
         print_error(st.error.type, st.error.message)
     elif st.needs_input and st.input_request is not None:
-        err.print(f"request {escape(st.id)} asks: {escape(st.input_request.prompt)}")
-        err.print(f"answer with: errand respond {escape(st.id)} VALUE")
+        ask = st.input_request
+        err.print(f"request {escape(st.id)} asks: {escape(ask.prompt)}", soft_wrap=True)
+        err.print(f"the answer: {escape(answer_shape(ask.schema))}", soft_wrap=True)
+        if ask.expires_at is not None:
+            err.print(f"it expires at {when(ask.expires_at)} (the request then ends unanswered)")
+        err.print(f"answer with: errand respond {escape(st.id)} VALUE  (JSON when it parses, else a string)")
     else:
         err.print(f"request {escape(st.id)} is {styled(st.status)}")
+
+
+def answer_shape(schema: Mapping[str, Any] | None) -> str:
+    """What a question's answer must be, for `errand respond`: the schema is what the server
+    checks the value against, so the person sees it before a 422 tells them."""
+    if not schema:
+        return "any JSON value or text (no schema)"
+    return "JSON fitting the schema " + json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
 
 
 def print_cancel(answer: CancelResult, *, as_json: bool) -> None:
@@ -236,13 +246,15 @@ def print_requests(page: RequestList, *, as_json: bool) -> None:
     if not page.requests:
         note("no requests")
         return
-    # ids stay whole (never wrapped or cut): people copy them into `errand status`
+    # ids stay whole (never wrapped or cut): people copy them into `errand status`; so do the
+    # status and the times (a schedule's 40-character id cut them to "comple…" at 80 columns);
+    # only the agent's name gives way
     table = Table(
         Column("request", no_wrap=True, min_width=max(len(r.id) for r in page)),
-        Column("status", no_wrap=True),
+        Column("status", no_wrap=True, min_width=max(len(r.status.value) for r in page)),
         Column("agent", overflow="ellipsis", no_wrap=True),
-        Column("done", no_wrap=True, justify="right"),
-        Column("created", no_wrap=True),
+        Column("done", no_wrap=True, justify="right", min_width=4),
+        Column("created", no_wrap=True, min_width=8),
         Column("took", no_wrap=True, justify="right"),
         box=box.SIMPLE_HEAD,
         pad_edge=False,

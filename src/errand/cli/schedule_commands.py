@@ -14,6 +14,7 @@ import typer
 from errand.cli import output as show
 from errand.cli.options import DEFAULT_URL, AdminOpt, JsonOpt, UrlOpt
 from errand.client import Client
+from errand.errors import Unauthorized
 
 __all__ = ["app"]
 
@@ -22,6 +23,10 @@ IdArg = Annotated[str, typer.Argument(help="Schedule id or name.")]
 
 
 def _client(url: str, admin_key: str | None) -> Client:
+    """The SDK client with the admin key; without one, say so in the CLI's terms before asking
+    the server (whose 401 would only say to send a header, whatever client key is set)."""
+    if not admin_key:
+        raise Unauthorized("errand schedules needs the admin key: set ERRAND_ADMIN_KEY or pass --admin-key")
     return Client(url, admin_key=admin_key)
 
 

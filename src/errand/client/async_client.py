@@ -11,7 +11,7 @@ from typing import Any, Self, Unpack
 import httpx
 from httpx_sse import EventSource, SSEError
 
-from errand.client.base import DEFAULT_TIMEOUT, DEFAULT_URL, ProgressCallback, _BaseClient, _Call, _WaitPlan
+from errand.client.base import ProgressCallback, _BaseClient, _Call, _WaitPlan
 from errand.client.error_map import _transport_errors
 from errand.client.stream import DEFAULT_RECONNECTS, RECONNECT_BACKOFF, StreamEvent, StreamPlan
 from errand.client.values import (
@@ -31,30 +31,14 @@ from errand.models import LIST_LIMIT_DEFAULT
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(_BaseClient):
+class AsyncClient(_BaseClient[httpx.AsyncBaseTransport]):
     """Asynchronous twin of Client: the same methods, awaited. Use `async with`, or `aclose()`."""
 
-    def __init__(
-        self,
-        base_url: str = DEFAULT_URL,
-        *,
-        client_key: str | None = None,
-        admin_key: str | None = None,
-        user_id: str | None = None,
-        formation_id: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            base_url,
-            client_key=client_key,
-            admin_key=admin_key,
-            user_id=user_id,
-            formation_id=formation_id,
-            timeout=timeout,
-        )
+    _http: httpx.AsyncClient
+
+    def _open(self, transport: httpx.AsyncBaseTransport | None) -> None:
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=self.headers, timeout=timeout, transport=transport
+            base_url=self.base_url, headers=self.headers, timeout=self.timeout, transport=transport
         )
 
     async def _send(self, call: _Call) -> httpx.Response:

@@ -1,15 +1,16 @@
 """The SDK's shared base: builds every call and parses every answer; the twins only send.
 
-`_BaseClient` holds URLs (with or without a formation id), headers and bodies, and turns
-answers into frozen values (client/values.py) or errand errors (client/error_map.py).
-`_WaitPlan` is the wait schedule both twins follow.
+`_BaseClient` is the constructor both twins share (each only opens its own httpx client, in
+`_open`); it holds URLs (with or without a formation id), headers and bodies, and turns answers
+into frozen values (client/values.py) or errand errors (client/error_map.py). `_WaitPlan` is the
+wait schedule both twins follow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -51,6 +52,9 @@ MIN_CYCLE: Final = 0.5
 ProgressCallback = Callable[[Progress], object]
 """Called with the new Progress each time it changes; an async client awaits an awaitable result."""
 
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+"""The httpx transport a twin accepts (sync or async)."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Call:
@@ -64,8 +68,9 @@ class _Call:
     timeout: float | httpx.Timeout | None = None
 
 
-class _BaseClient:
-    """Everything but I/O: call building, answer parsing, error mapping, the wait schedule."""
+class _BaseClient(Generic[TransportT]):
+    """Everything but I/O: call building, answer parsing, error mapping, the wait schedule; and
+    the one constructor of both twins, each of which opens its own httpx client (`_open`)."""
 
     def __init__(
         self,
@@ -76,6 +81,7 @@ class _BaseClient:
         user_id: str | None = None,
         formation_id: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        transport: TransportT | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.formation_id = formation_id
@@ -89,6 +95,10 @@ class _BaseClient:
         if user_id is not None:
             headers["X-Muxi-User-Id"] = user_id
         self.headers: dict[str, str] = headers
+        self._open(transport)
+
+    def _open(self, transport: TransportT | None) -> None:
+        """Open the twin's httpx client over these settings; the base alone sends nothing."""
 
     # -- building ---------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Error answers -> the errand.errors class the server raised; transport failures -> one class.
 
 The class comes from the envelope's wire code (`errors.BY_CODE`); an answer without an envelope
-(a proxy's 502) is classed by its HTTP status. httpx transport failures (refused, reset, timed
-out) become ServiceUnavailable, so an SDK caller catches one tree.
+(a proxy's 502) is classed by its HTTP status (`error_status.BY_STATUS`, as the server classes
+its own routing errors). httpx transport failures (refused, reset, timed out) become
+ServiceUnavailable, so an SDK caller catches one tree.
 """
 
 from __future__ import annotations
@@ -10,45 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Final
 
 import httpx
 
-from errand.errors import (
-    BY_CODE,
-    Conflict,
-    ErrandError,
-    Forbidden,
-    HeadersTooLarge,
-    InvalidRequest,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    RateLimited,
-    RequestExpired,
-    RequestTimeout,
-    ServiceUnavailable,
-    Unauthorized,
-)
-
-_HTTP_FALLBACK: Final[dict[int, type[ErrandError]]] = {
-    400: InvalidRequest,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    405: MethodNotAllowed,
-    408: RequestTimeout,
-    409: Conflict,
-    410: RequestExpired,
-    413: PayloadTooLarge,
-    422: InvalidRequest,
-    429: RateLimited,
-    431: HeadersTooLarge,
-    502: ServiceUnavailable,
-    503: ServiceUnavailable,
-    504: ServiceUnavailable,
-}
-"""Used only when an error answer carries no errand envelope (e.g. from a proxy)."""
+from errand.error_status import BY_STATUS
+from errand.errors import BY_CODE, ErrandError, ServiceUnavailable
 
 
 def _error_from_response(status_code: int, body: bytes) -> ErrandError:
@@ -69,7 +36,7 @@ def _error_from_response(status_code: int, body: bytes) -> ErrandError:
             str(envelope.get("message") or ""),
             envelope.get("details"),
         )
-    cls = BY_CODE.get(str(code)) if code else _HTTP_FALLBACK.get(status_code)
+    cls = BY_CODE.get(str(code)) if code else BY_STATUS.get(status_code)
     if not message:
         message = body.decode("utf-8", "replace")[:500].strip() or f"HTTP {status_code}"
     exc = (cls or ErrandError)(message, details=details)

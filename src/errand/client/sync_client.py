@@ -10,7 +10,7 @@ from typing import Any, Self, Unpack
 import httpx
 from httpx_sse import EventSource, SSEError
 
-from errand.client.base import DEFAULT_TIMEOUT, DEFAULT_URL, ProgressCallback, _BaseClient, _Call, _WaitPlan
+from errand.client.base import ProgressCallback, _BaseClient, _Call, _WaitPlan
 from errand.client.error_map import _transport_errors
 from errand.client.stream import DEFAULT_RECONNECTS, RECONNECT_BACKOFF, StreamEvent, StreamPlan
 from errand.client.values import (
@@ -30,7 +30,7 @@ from errand.models import LIST_LIMIT_DEFAULT
 __all__ = ["Client", "Formation"]
 
 
-class Client(_BaseClient):
+class Client(_BaseClient[httpx.BaseTransport]):
     """Synchronous errand client. Use it as a context manager, or call `close()`.
 
     >>> with Client("http://127.0.0.1:8001", client_key="demo-client-key") as c:
@@ -42,27 +42,11 @@ class Client(_BaseClient):
     An admin key sees every user's requests.
     """
 
-    def __init__(
-        self,
-        base_url: str = DEFAULT_URL,
-        *,
-        client_key: str | None = None,
-        admin_key: str | None = None,
-        user_id: str | None = None,
-        formation_id: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            base_url,
-            client_key=client_key,
-            admin_key=admin_key,
-            user_id=user_id,
-            formation_id=formation_id,
-            timeout=timeout,
-        )
+    _http: httpx.Client
+
+    def _open(self, transport: httpx.BaseTransport | None) -> None:
         self._http = httpx.Client(
-            base_url=self.base_url, headers=self.headers, timeout=timeout, transport=transport
+            base_url=self.base_url, headers=self.headers, timeout=self.timeout, transport=transport
         )
 
     def _send(self, call: _Call) -> httpx.Response:

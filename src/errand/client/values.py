@@ -3,10 +3,10 @@ optional keywords of chat/trigger calls. No I/O; `errand.client` re-exports them
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import quote
 
 from errand.models import ErrorInfo, InputAsk, Progress, Result, Status
@@ -25,12 +25,29 @@ __all__ = [
 ]
 
 
+T = TypeVar("T")
+
+
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
 def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _raw(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy of the document as the server sent it (each value's `raw`)."""
+    return MappingProxyType(dict(doc))
+
+
+def _each(parse: Callable[[Any], T], items: Any) -> tuple[T, ...]:
+    """Every item of a JSON array parsed (a missing or null array: none)."""
+    return tuple(parse(item) for item in items or ())
 
 
 def _delivery_mode(value: Any) -> str | None:
@@ -104,7 +121,7 @@ class RequestStatus:
             kind=doc.get("kind"),
             delivery=_delivery_mode(doc.get("delivery")),
             input_request=InputAsk.from_dict(doc.get("input_request")),
-            raw=MappingProxyType(dict(doc)),
+            raw=_raw(doc),
         )
 
 
@@ -129,7 +146,7 @@ class RequestHandle:
             poll_url=str(doc.get("poll_url") or f"/v1/requests/{quote(rid, safe='')}"),
             estimated_seconds=_opt_float(doc.get("estimated_seconds")),
             delivery=doc.get("delivery"),
-            raw=MappingProxyType(dict(doc)),
+            raw=_raw(doc),
         )
 
 
@@ -148,8 +165,7 @@ class RequestList:
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> RequestList:
-        items = tuple(RequestStatus.from_document(d) for d in doc.get("requests") or ())
-        return cls(items, doc.get("next_cursor"))
+        return cls(_each(RequestStatus.from_document, doc.get("requests")), doc.get("next_cursor"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +188,6 @@ class AttemptInfo:
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> AttemptInfo:
-        traceback = doc.get("traceback")
         return cls(
             attempt=int(doc.get("attempt") or 0),
             outcome=str(doc.get("outcome") or ""),
@@ -181,14 +196,14 @@ class AttemptInfo:
             ended_at=_opt_float(doc.get("ended_at")),
             duration_ms=_opt_int(doc.get("duration_ms")),
             error=ErrorInfo.from_dict(doc.get("error")),
-            traceback=None if traceback is None else str(traceback),
-            raw=MappingProxyType(dict(doc)),
+            traceback=_opt_str(doc.get("traceback")),
+            raw=_raw(doc),
         )
 
     @classmethod
     def many(cls, doc: Mapping[str, Any]) -> tuple[AttemptInfo, ...]:
         """The `attempts` of a GET /v1/requests/{id}/attempts answer, oldest first."""
-        return tuple(cls.from_document(d) for d in doc.get("attempts") or ())
+        return _each(cls.from_document, doc.get("attempts"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +220,11 @@ class CancelResult:
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> CancelResult:
-        how = doc.get("cancellation")
         return cls(
             request_id=str(doc.get("request_id") or ""),
             status=Status(doc.get("status", "cancelled")),
-            cancellation=None if how is None else str(how),
-            raw=MappingProxyType(dict(doc)),
+            cancellation=_opt_str(doc.get("cancellation")),
+            raw=_raw(doc),
         )
 
 
@@ -226,12 +240,11 @@ class DeliveryAttempt:
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> DeliveryAttempt:
-        error = doc.get("error")
         return cls(
             attempt=int(doc.get("attempt") or 0),
             at=_opt_float(doc.get("at")),
             status_code=_opt_int(doc.get("status_code")),
-            error=None if error is None else str(error),
+            error=_opt_str(doc.get("error")),
             duration_ms=_opt_int(doc.get("duration_ms")),
         )
 
@@ -259,14 +272,14 @@ class DeliveryInfo:
             state=str(doc.get("state") or ""),
             created_at=_opt_float(doc.get("created_at")),
             next_attempt_at=_opt_float(doc.get("next_attempt_at")),
-            attempts=tuple(DeliveryAttempt.from_document(a) for a in doc.get("attempts") or ()),
-            raw=MappingProxyType(dict(doc)),
+            attempts=_each(DeliveryAttempt.from_document, doc.get("attempts")),
+            raw=_raw(doc),
         )
 
     @classmethod
     def many(cls, doc: Mapping[str, Any]) -> tuple[DeliveryInfo, ...]:
         """The `deliveries` of a GET /v1/requests/{id}/deliveries answer, oldest first."""
-        return tuple(cls.from_document(d) for d in doc.get("deliveries") or ())
+        return _each(cls.from_document, doc.get("deliveries"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,20 +297,20 @@ class AgentInfo:
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> AgentInfo:
-        description = doc.get("description")
         return cls(
             id=str(doc.get("id") or ""),
-            description=None if description is None else str(description),
+            description=_opt_str(doc.get("description")),
             default=bool(doc.get("default")),
             kind=doc.get("kind"),
-            tools=tuple(str(t) for t in doc.get("tools") or ()),
+            tools=_each(str, doc.get("tools")),
             expected_seconds=_opt_float(doc.get("expected_seconds")),
-            raw=MappingProxyType(dict(doc)),
+            raw=_raw(doc),
         )
 
     @classmethod
     def many(cls, doc: Mapping[str, Any]) -> tuple[AgentInfo, ...]:
-        return tuple(cls.from_document(d) for d in doc.get("agents") or ())
+        """The `agents` of a GET /v1/agents answer, in configuration order."""
+        return _each(cls.from_document, doc.get("agents"))
 
 
 class TriggerOptions(TypedDict, total=False):

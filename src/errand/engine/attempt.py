@@ -25,6 +25,7 @@ from errand.agents.registry import AgentRegistry
 from errand.agents.threads import ThreadGroup
 from errand.backoff import Backoff
 from errand.clock import Clock
+from errand.engine.conversation import conversation_of
 from errand.engine.events import EventWriter
 from errand.engine.retry import decide, error_info
 from errand.engine.settings import WorkerSettings
@@ -207,6 +208,7 @@ class Attempt:
         req = self.claim.request
         try:
             agent_id = req.agent or await self._routed_before()
+            self.ctx.messages = await conversation_of(self.store, req)
             outcome = await run_agent(
                 self.agents, agent_id, req.message, self.ctx, self.settings.timeout_for(agent_id)
             )
@@ -250,8 +252,7 @@ class Attempt:
         A thread still running then fails the request for good: it is never run twice at once."""
         req = self.claim.request
         log.warning(
-            "attempt %d of %s ended (%s) but its thread is still running; holding the request "
-            "until it returns",
+            "attempt %d of %s ended (%s) but its thread still runs; holding the request until it returns",
             self.claim.attempt,
             req.id,
             error_info(outcome).message,

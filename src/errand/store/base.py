@@ -207,7 +207,9 @@ class Store(ScheduleStore, ConsoleStore, Protocol):
         unknown on_timeout."""
         ...
 
-    async def answer_input(self, request_id: str, input_id: str, value: Any) -> tuple[Request, bool]:
+    async def answer_input(
+        self, request_id: str, input_id: str, value: Any, message_id: str | None = None
+    ) -> tuple[Request, bool]:
         """Answer the outstanding question: in one transaction the answer is appended to
         `inputs` (ask order), the question cleared, input_required -> pending, runnable now
         with its priority and fairness key unchanged, an `input_received` event; then workers
@@ -215,7 +217,8 @@ class Store(ScheduleStore, ConsoleStore, Protocol):
         value (as JSON) -> (request, False), nothing written. Another value ->
         InputAlreadyAnswered. Not the outstanding question (never asked; the request resumed,
         ended or was cancelled) -> InputNotOutstanding. Concurrent answers: exactly one writes.
-        NotFound/RequestExpired as get()."""
+        `message_id` (an A2A answer's message id) is kept with the answer, so a retried send of
+        that message is recognised (`Request.input_messages`). NotFound/RequestExpired as get()."""
         ...
 
     async def expire_inputs(self, limit: int = 100) -> builtins.list[Request]:
@@ -339,6 +342,13 @@ class Store(ScheduleStore, ConsoleStore, Protocol):
         result, error, events and deliveries dropped; get() -> RequestExpired); tombstones
         older than tombstone_ttl and idempotency keys older than 24 h are deleted.
         Returns the number of requests purged or dropped."""
+        ...
+
+    async def forget(self, request_id: str) -> None:
+        """A finished request made a tombstone now, as the purge would at its result_ttl (input,
+        metadata, result, error, events, deliveries and attempts dropped, in one transaction;
+        get() -> RequestExpired, gone from list; the tombstone itself dropped after
+        tombstone_ttl). Conflict unless terminal (cancel first); NotFound/RequestExpired as get()."""
         ...
 
     async def close(self) -> None:

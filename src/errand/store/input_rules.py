@@ -3,13 +3,15 @@
 A running attempt asks (`Store.ask_input`): the request waits, with no lease, until an answer
 (`answer_input`) makes it pending again, or its deadline (`expire_inputs`) ends it by the ask's
 `on_timeout`. Answers are idempotent per input id: the same value again changes nothing, another
-value is refused, and an answer to anything but the outstanding question is refused.
+value is refused, and an answer to anything but the outstanding question is refused. An answer
+must fit the question's schema (`check_value`: POST /v1/requests/{id}/input and A2A alike).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import orjson
 
 from errand.errors import InputAlreadyAnswered, InputNotOutstanding, InvalidRequest
@@ -34,6 +36,22 @@ def asked_data(ask: InputAsk) -> dict[str, Any]:
 def received_data(input_id: str) -> dict[str, Any]:
     """Data of the `input_received` event (the value is not repeated in the event log)."""
     return {"status": Status.PENDING.value, "input_id": input_id}
+
+
+def check_value(schema: dict[str, Any], value: Any) -> None:
+    """InvalidRequest (422 over HTTP, InvalidParams over A2A) naming the JSON path of the first
+    part of `value` the schema refuses."""
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if error is None:
+        return
+    path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    raise InvalidRequest(
+        f"value{path[1:]}: {error.message}"[:500],
+        details=[
+            {"field": f"value{path[1:]}", "path": path, "message": error.message[:300], "type": "schema"}
+        ],
+    )
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -66,9 +84,13 @@ def needs_answer(req: Request, input_id: str, value: Any) -> bool:
     return True
 
 
-def answers_with(req: Request, input_id: str, value: Any) -> list[dict[str, Any]]:
-    """The stored answers list after this one (ask order)."""
-    return [*({"id": k, "value": v} for k, v in req.inputs.items()), {"id": input_id, "value": value}]
+def answers_with(req: Request, input_id: str, value: Any, message_id: str | None) -> list[dict[str, Any]]:
+    """The stored answers list after this one (ask order); an answer sent as a protocol message
+    keeps that message's id (`Request.input_messages`)."""
+    by_input = {k: m for m, k in req.input_messages.items()}
+    answers = [{"id": k, "value": v, "message_id": by_input.get(k)} for k, v in req.inputs.items()]
+    answers.append({"id": input_id, "value": value, "message_id": message_id})
+    return [{k: v for k, v in a.items() if k != "message_id" or v is not None} for a in answers]
 
 
 def expiry_end(ask: InputAsk) -> tuple[Status, ErrorInfo]:

@@ -35,6 +35,7 @@ from errand.models import (
     Result,
     Status,
     can_transition,
+    input_messages_from,
     inputs_from,
     sources_of,
 )
@@ -167,6 +168,7 @@ def to_request(row: Values, json: Json = _decoded) -> Request:
         trace_context=json(row[28]),
         input_request=InputAsk.from_dict(json(row[29])),
         inputs=inputs_from(json(row[30])),
+        input_messages=input_messages_from(json(row[30])),
         input_state=json(row[31]),
     )
 
@@ -292,6 +294,16 @@ def webhook_settable(req: Request) -> None:
             f"request {public_id(req.id)!r} is already {req.status.value}: its webhook cannot change",
             details={"request_id": public_id(req.id), "status": req.status.value},
         )
+
+
+def forgettable(req: Request) -> Request:
+    """A request `forget` may tombstone: a finished one (an unfinished one is cancelled first)."""
+    if not req.is_terminal:
+        raise Conflict(
+            f"request {public_id(req.id)!r} is {req.status.value}; cancel it before deleting it",
+            details={"status": req.status.value},
+        )
+    return req
 
 
 def needs_cancel(req: Request) -> bool:

@@ -86,12 +86,14 @@ async def ask(
     return req
 
 
-async def answer(conn: Conn, request_id: str, input_id: str, value: Any, now: float) -> tuple[Request, bool]:
+async def answer(
+    conn: Conn, request_id: str, input_id: str, value: Any, message_id: str | None, now: float
+) -> tuple[Request, bool]:
     """The answer kept and the request pending again, or (request, False) for a repeat."""
     req = ops.live(request_id, await conn.fetchrow(sql.LOCK_REQUEST, request_id))
     if not input_rules.needs_answer(req, input_id, value):
         return req, False
-    answers = jsonb(input_rules.answers_with(req, input_id, value))
+    answers = jsonb(input_rules.answers_with(req, input_id, value, message_id))
     row = await conn.fetchrow(ANSWER, request_id, answers, now, jsonb(input_rules.received_data(input_id)))
     assert row is not None  # locked above
     return rules.to_request(row), True

@@ -324,13 +324,12 @@ ATTEMPTS_OF = f"""
     SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts
     WHERE delivery_id = ANY($1::text[]) ORDER BY delivery_id, attempt"""
 
+
 # -- housekeeping ----------------------------------------------------------------------------------
-# $1 cutoff (now - result_ttl), $2 now, $3 chunk
-TOMBSTONE = f"""
-    WITH x AS (
-        SELECT id FROM requests
-        WHERE {outlived_sql("$1::float8")} AND expired_at IS NULL
-        LIMIT $3 FOR UPDATE SKIP LOCKED),
+def _tombstone(chosen: str) -> str:
+    """The purge's one rule of what a tombstone loses, for the rows `chosen` selects (ids)."""
+    return f"""
+    WITH x AS ({chosen}),
     ev AS (DELETE FROM events USING x WHERE events.request_id = x.id),
     at AS (DELETE FROM attempts USING x WHERE attempts.request_id = x.id),
     dl AS (DELETE FROM deliveries USING x WHERE deliveries.request_id = x.id)
@@ -338,6 +337,15 @@ TOMBSTONE = f"""
         input_request = NULL, inputs = NULL, input_state = NULL, error = NULL, expired_at = $2,
         updated_at = $2
     FROM x WHERE r.id = x.id RETURNING r.id"""
+
+
+# $1 cutoff (now - result_ttl), $2 now, $3 chunk
+TOMBSTONE = _tombstone(
+    f"SELECT id FROM requests WHERE {outlived_sql('$1::float8')} AND expired_at IS NULL "
+    "LIMIT $3 FOR UPDATE SKIP LOCKED"
+)
+# $1 request id (locked and checked first: Store.forget), $2 now
+FORGET = _tombstone("SELECT $1::text AS id")
 # $1 cutoff (now - tombstone_ttl), $2 chunk
 DROP_TOMBSTONES = """
     DELETE FROM requests WHERE id IN (

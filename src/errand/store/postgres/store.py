@@ -242,10 +242,14 @@ class PostgresStore(PostgresConsole):
         self._after([req])
         return req
 
-    async def answer_input(self, request_id: str, input_id: str, value: Any) -> tuple[Request, bool]:
+    async def answer_input(
+        self, request_id: str, input_id: str, value: Any, message_id: str | None = None
+    ) -> tuple[Request, bool]:
         """The answer kept, the request pending again (NOTIFY wakes workers); idempotent per input id."""
         now = self._clock.now()
-        req, changed = await self._database.run(lambda c: inputs.answer(c, request_id, input_id, value, now))
+        req, changed = await self._database.run(
+            lambda c: inputs.answer(c, request_id, input_id, value, message_id, now)
+        )
         if changed:
             self._after([req], work=True)
         return req, changed
@@ -371,6 +375,11 @@ class PostgresStore(PostgresConsole):
     async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
         """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""
         return await upkeep.purge(self._database, self._clock, result_ttl, tombstone_ttl)
+
+    async def forget(self, request_id: str) -> None:
+        """A finished request tombstoned now: its row locked, checked and emptied in one transaction."""
+        now, cutoff = self._clock.now(), self._cutoff()
+        await self._database.run(lambda c: upkeep.forget(c, request_id, now, cutoff))
 
     async def close(self) -> None:
         """Flush the group commits, stop listening, close the pool (bounded wait); wake all. Idempotent."""

@@ -70,6 +70,13 @@ async def purge_chunk(
     return len(tombstoned), len(dropped), len(keys)
 
 
+async def forget(conn: Conn, request_id: str, now: float, cutoff: float | None) -> None:
+    """Store.forget: the row locked, checked live and finished, then tombstoned."""
+    row = await conn.fetchrow(sql.LOCK_REQUEST, request_id)
+    rules.forgettable(rules.live(request_id, None if row is None else rules.to_request(row), cutoff))
+    await conn.execute(sql.FORGET, request_id, now)
+
+
 async def schema_current(db: Database) -> bool:
     """True when every packaged migration is recorded as applied."""
     applied = await db.run(applied_migrations, tx=False, read=True)

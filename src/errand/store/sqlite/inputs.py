@@ -50,7 +50,7 @@ def ask(
 
 
 def answer(
-    conn: sqlite3.Connection, request_id: str, input_id: str, value: Any, now: float
+    conn: sqlite3.Connection, request_id: str, input_id: str, value: Any, message_id: str | None, now: float
 ) -> tuple[Request, bool]:
     """input_required -> pending with the answer kept (see `input_rules.needs_answer`)."""
     req = reads.get(conn, request_id)
@@ -63,7 +63,7 @@ def answer(
         f"WHERE id = ? AND status IN {sql_in(sources_of(Status.PENDING))}",
         (
             Status.PENDING.value,
-            dumps(input_rules.answers_with(req, input_id, value)),
+            dumps(input_rules.answers_with(req, input_id, value, message_id)),
             now,
             now,
             request_id,

@@ -247,11 +247,13 @@ class SqliteStore(SqliteConsole):
             lambda c: inputs.ask(c, request_id, attempt, ask, state, now), self._wake.after_request
         )
 
-    async def answer_input(self, request_id: str, input_id: str, value: Any) -> tuple[Request, bool]:
+    async def answer_input(
+        self, request_id: str, input_id: str, value: Any, message_id: str | None = None
+    ) -> tuple[Request, bool]:
         """The answer kept, the request pending again (workers woken); idempotent per input id."""
         now = self._clock.now()
         return await self._writer.submit(
-            lambda c: inputs.answer(c, request_id, input_id, value, now), self._wake.after_submit
+            lambda c: inputs.answer(c, request_id, input_id, value, message_id, now), self._wake.after_submit
         )
 
     async def expire_inputs(self, limit: int = 100) -> builtins.list[Request]:
@@ -385,6 +387,11 @@ class SqliteStore(SqliteConsole):
     async def purge_expired(self, result_ttl: float, tombstone_ttl: float) -> int:
         """Tombstone expired results, drop old tombstones and keys, one short transaction per chunk."""
         return await upkeep.purge(self._writer, self._clock, result_ttl, tombstone_ttl)
+
+    async def forget(self, request_id: str) -> None:
+        """A finished request tombstoned now, in one write transaction (upkeep.forget)."""
+        now, cutoff = self._clock.now(), self._cutoff()
+        await self._writer.submit(lambda c: upkeep.forget(c, request_id, now, cutoff))
 
     async def close(self) -> None:
         """Commit what is queued, stop the threads, close connections, release waiters."""

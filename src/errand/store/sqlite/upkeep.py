@@ -118,20 +118,33 @@ def purge_chunk(
     """Tombstone and drop up to `chunk` requests, and as many old keys (so the writer is never
     held long). Returns (tombstoned, dropped, keys dropped)."""
     ids = [row[0] for row in conn.execute(PURGE_OUTLIVED, (rules.result_cutoff(now, result_ttl), chunk))]
-    marks = ", ".join("?" * len(ids))
-    if ids:
-        conn.execute(f"DELETE FROM events WHERE request_id IN ({marks})", ids)
-        conn.execute(f"DELETE FROM deliveries WHERE request_id IN ({marks})", ids)
-        attempts.forget(conn, ids, marks)
-        conn.execute(
-            "UPDATE requests SET message = '', metadata = '{}', progress = NULL, result = NULL, "
-            "input_request = NULL, inputs = NULL, input_state = NULL, "
-            f"error = NULL, expired_at = ?, updated_at = ? WHERE id IN ({marks})",
-            (now, now, *ids),
-        )
+    tombstone(conn, ids, now)
     dropped = conn.execute(PURGE_TOMBSTONES, (now - tombstone_ttl, chunk)).rowcount
     keys = conn.execute(PURGE_KEYS, (rules.key_cutoff(now), chunk)).rowcount
     return len(ids), dropped, keys
+
+
+def tombstone(conn: sqlite3.Connection, ids: list[str], now: float) -> None:
+    """The content of these requests dropped, their rows kept as tombstones (expired_at): the one
+    rule of what the purge and `forget` remove."""
+    if not ids:
+        return
+    marks = ", ".join("?" * len(ids))
+    conn.execute(f"DELETE FROM events WHERE request_id IN ({marks})", ids)
+    conn.execute(f"DELETE FROM deliveries WHERE request_id IN ({marks})", ids)
+    attempts.forget(conn, ids, marks)
+    conn.execute(
+        "UPDATE requests SET message = '', metadata = '{}', progress = NULL, result = NULL, "
+        "input_request = NULL, inputs = NULL, input_state = NULL, "
+        f"error = NULL, expired_at = ?, updated_at = ? WHERE id IN ({marks})",
+        (now, now, *ids),
+    )
+
+
+def forget(conn: sqlite3.Connection, request_id: str, now: float, cutoff: float | None) -> None:
+    """Store.forget: the live, finished request checked and tombstoned in one write transaction."""
+    rules.forgettable(reads.get(conn, request_id, cutoff))
+    tombstone(conn, [request_id], now)
 
 
 async def requeue_dead(

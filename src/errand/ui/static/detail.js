@@ -4,6 +4,7 @@
 // GET /v1/requests/{id}/events (EventSource: it resumes by Last-Event-ID by itself).
 
 import { del, get, isAdmin, optional, post } from "./api.js";
+import { askCard } from "./ask.js";
 import { actionButton, badge, clear, fmtMs, fmtTime, h, notice, progressBar, row, section, table } from "./dom.js";
 import { every } from "./live.js";
 
@@ -12,8 +13,9 @@ const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 export async function render(main, params) {
   const id = params.get("id");
   const path = `/v1/requests/${encodeURIComponent(id)}`;
-  const state = { doc: await get(path), text: "", stream: null, stopDeliveries: null };
+  const state = { path, doc: await get(path), text: "", stream: null, stopDeliveries: null, asked: undefined, note: null };
   const head = h("div", { class: "page-head" });
+  const ask = h("div", { id: "ask-slot" });
   const summary = h("div", { class: "card", id: "summary" });
   const output = h("pre", { class: "output", id: "output", "aria-live": "polite" });
   const timeline = h("ol", { class: "timeline", id: "timeline" });
@@ -21,6 +23,7 @@ export async function render(main, params) {
   const deliveries = h("div", { id: "deliveries" });
   main.append(
     head,
+    ask,
     summary,
     section("Output", output),
     section("Timeline", timeline),
@@ -31,6 +34,7 @@ export async function render(main, params) {
     state.doc = await get(path);
     drawHead(head, state.doc, path);
     drawSummary(summary, state.doc);
+    drawAsk(ask, state);
   };
   const refresh = async () => {
     await state.redrawSummary();
@@ -45,24 +49,45 @@ export async function render(main, params) {
   };
 }
 
+// Redrawn as the status moves; Cancel's outcome (e.g. a viewer's 403) stays beside it.
 function drawHead(head, doc, path) {
   const running = !TERMINAL.has(doc.status);
+  const keep = head.querySelector(".action-result");
+  const cancel = running
+    ? actionButton(
+        "Cancel",
+        async () => {
+          const r = await del(path);
+          return `cancelled (${r.cancellation})`;
+        },
+        { readOnly: !isAdmin(), danger: true, testid: "cancel" },
+      )
+    : null;
+  if (keep && cancel) cancel.querySelector(".action-result").replaceWith(keep);
   clear(
     head,
     h("h1", {}, "Request ", h("span", { class: "mono", text: doc.request_id })),
     badge(doc.status),
     h("span", { id: "live-progress" }, progressBar(doc.progress, doc.status)),
-    running
-      ? actionButton(
-          "Cancel",
-          async () => {
-            const r = await del(path);
-            return `cancelled (${r.cancellation})`;
-          },
-          { readOnly: !isAdmin(), danger: true, testid: "cancel" },
-        )
-      : null,
+    cancel,
   );
+}
+
+// The question card, redrawn only when the outstanding question changes (not on every refresh,
+// which would wipe an answer being typed); above it, what became of this page's last answer.
+function drawAsk(slot, state) {
+  const ask = state.doc.status === "input_required" ? state.doc.input_request : null;
+  const key = ask ? ask.id : null;
+  if (key === state.asked) return;
+  state.asked = key;
+  const noted = async (id, text, kind) => {
+    state.note = notice(text, kind);
+    state.note.id = id;
+    await state.redrawSummary();
+  };
+  const onSent = (inputId) => noted("ask-sent", `Answer to ${inputId} sent: the request resumed.`, "info");
+  const onStale = (text) => noted("ask-stale", `Not sent. ${text}`, "error");
+  clear(slot, state.note, askCard(state.doc, state.path, { onSent, onStale }));
 }
 
 function drawSummary(card, doc) {
@@ -221,8 +246,20 @@ function follow(path, state, { head, output, timeline, refresh }) {
     on(type, (d) => {
       run = {};
       entry(type, summarize(d));
+      if (type === "started") state.redrawSummary().catch(() => {}); // the status badge follows
     });
   }
+  // a question asked (the form appears) or answered (by this page or anyone: it goes)
+  on("input_required", (d) => {
+    run = {};
+    entry("input_required", d.input_request ? `asks: ${d.input_request.prompt}` : summarize(d));
+    state.redrawSummary().catch(() => {});
+  });
+  on("input_received", (d) => {
+    run = {};
+    entry("input_received", `answer to ${d.input_id} · ${d.status}`);
+    state.redrawSummary().catch(() => {});
+  });
   for (const type of TERMINAL) {
     on(type, (d) => {
       run = {};

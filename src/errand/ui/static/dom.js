@@ -63,7 +63,8 @@ export function progressBar(progress, status) {
   const value = done ? 100 : pct;
   const bar = h("progress", { max: "100", class: "bar", "aria-label": "progress" });
   if (value !== null) bar.value = value;
-  const label = value === null ? (status === "processing" ? "running" : "") : `${Math.round(value)} %`;
+  const idle = { processing: "running", input_required: "waiting for input" }[status] || "";
+  const label = value === null ? idle : `${Math.round(value)} %`;
   const msg = progress && progress.message && !done ? ` · ${progress.message}` : "";
   return h("span", { class: "progress" }, bar, h("span", { class: "progress-label", text: label + msg }));
 }
