@@ -139,7 +139,7 @@ async def test_a_submit_during_a_purge_waits_for_one_chunk_at_most(
 
 
 ROWS = 3000
-"""Enough for several chunks even once they have grown (rules.PURGE_CHUNK_MAX)."""
+"""Enough for several chunks even once they have grown (store.purge_rules.PURGE_CHUNK_MAX)."""
 
 
 def new() -> NewRequest:

@@ -43,9 +43,6 @@ from errand.request_ids import public_id
 
 IDEMPOTENCY_TTL = 24 * 3600.0
 """Seconds an idempotency key is kept (`store.base.Store.submit`)."""
-PURGE_CHUNK = 200
-"""Requests tombstoned (and dropped) per purge transaction, so no transaction is long (PostgreSQL
-always; SQLite's first chunk, then sized by `next_purge_chunk`)."""
 CREATED = {"status": Status.PENDING.value}
 """Data of every `created` event."""
 PROBE_LOCK_WAIT = 2.0
@@ -373,38 +370,3 @@ def next_delivery_state(
     if next_attempt_at is None:
         return "failed", None
     return "retrying", next_attempt_at
-
-
-def purge_finished(tombstoned: int, dropped: int, keys: int = 0, chunk: int = PURGE_CHUNK) -> bool:
-    """A purge chunk of `chunk` rows that did less than that of each left nothing for another."""
-    return max(tombstoned, dropped, keys) < chunk
-
-
-def next_purge_chunk(chunk: int, seconds: float) -> int:
-    """The size of the next purge chunk, from the last one's size and how long it held the
-    writer: halved above PURGE_CHUNK_SECONDS, doubled below it, within PURGE_CHUNK_MIN..MAX.
-    A fixed count costs ever more with the table (each row brings its events, deliveries,
-    attempts and every index of `requests`), so the chunk is bounded by time instead: a submit
-    arriving during a chunk waits for ~5-10 ms at most, whatever the size of the database."""
-    low, high = PURGE_CHUNK_SECONDS
-    if seconds > high:
-        return max(PURGE_CHUNK_MIN, chunk // 2)
-    if seconds < low:
-        return min(PURGE_CHUNK_MAX, chunk * 2)
-    return chunk
-
-
-PURGE_CHUNK_SECONDS = (0.005, 0.010)
-"""The time a purge chunk should hold the SQLite writer (seconds, from..to)."""
-PURGE_CHUNK_MIN = 10
-PURGE_CHUNK_MAX = 2000
-
-
-def purge_rest(chunk_seconds: float) -> float:
-    """Seconds to rest after a purge chunk that took `chunk_seconds`: as long again (at most
-    PURGE_REST_MAX), so a long purge holds the writer (SQLite) or its row locks (PostgreSQL)
-    at most half the time and submits meanwhile wait for one chunk at most."""
-    return min(chunk_seconds, PURGE_REST_MAX)
-
-
-PURGE_REST_MAX = 0.5

@@ -13,7 +13,7 @@ from pathlib import Path
 from errand.clock import Clock
 from errand.errors import ConfigError, StoreUnavailable
 from errand.models import QueueStats, Request
-from errand.store import processes, rules
+from errand.store import processes, purge_rules, rules
 from errand.store.queue import FOLD_AT
 from errand.store.sqlite import attempts, reads, writes
 from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
@@ -65,9 +65,9 @@ def connections(path: str, synchronous: str, readers: int, busy_timeout: float) 
 async def purge(writer: Writer, clock: Clock, result_ttl: float, tombstone_ttl: float) -> int:
     """Tombstone expired results, drop old tombstones and keys, chunk after chunk. Each chunk is
     a background op of the writer (a transaction of its own, run only when no submit or other
-    write is queued) sized to hold the writer ~5-10 ms (rules.next_purge_chunk), with a rest
-    between chunks (rules.purge_rest): a write arriving meanwhile waits for one short chunk."""
-    total, chunk = 0, rules.PURGE_CHUNK
+    write is queued) sized to hold the writer ~5-10 ms (purge_rules.next_purge_chunk), with a rest
+    between chunks (purge_rules.purge_rest): a write arriving meanwhile waits for one short chunk."""
+    total, chunk = 0, purge_rules.PURGE_CHUNK
     while True:
         tombstoned, dropped, keys, seconds = await writer.submit(
             functools.partial(
@@ -80,10 +80,10 @@ async def purge(writer: Writer, clock: Clock, result_ttl: float, tombstone_ttl: 
             background=True,
         )
         total += tombstoned + dropped
-        if rules.purge_finished(tombstoned, dropped, keys, chunk):
+        if purge_rules.purge_finished(tombstoned, dropped, keys, chunk):
             return total
-        chunk = rules.next_purge_chunk(chunk, seconds)
-        await asyncio.sleep(rules.purge_rest(seconds))
+        chunk = purge_rules.next_purge_chunk(chunk, seconds)
+        await asyncio.sleep(purge_rules.purge_rest(seconds))
 
 
 def timed_chunk(
@@ -118,7 +118,7 @@ def purge_chunk(
     result_ttl: float,
     tombstone_ttl: float,
     now: float,
-    chunk: int = rules.PURGE_CHUNK,
+    chunk: int = purge_rules.PURGE_CHUNK,
 ) -> tuple[int, int, int]:
     """Tombstone and drop up to `chunk` requests, and as many old keys (so the writer is never
     held long). Returns (tombstoned, dropped, keys dropped)."""
