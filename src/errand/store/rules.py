@@ -43,8 +43,6 @@ from errand.request_ids import public_id
 
 IDEMPOTENCY_TTL = 24 * 3600.0
 """Seconds an idempotency key is kept (`store.base.Store.submit`)."""
-PURGE_CHUNK = 200
-"""Requests tombstoned (and dropped) per purge transaction, so no transaction is long."""
 CREATED = {"status": Status.PENDING.value}
 """Data of every `created` event."""
 PROBE_LOCK_WAIT = 2.0
@@ -372,18 +370,3 @@ def next_delivery_state(
     if next_attempt_at is None:
         return "failed", None
     return "retrying", next_attempt_at
-
-
-def purge_finished(tombstoned: int, dropped: int, keys: int = 0) -> bool:
-    """A purge chunk that did less than PURGE_CHUNK of each left nothing for another."""
-    return max(tombstoned, dropped, keys) < PURGE_CHUNK
-
-
-def purge_rest(chunk_seconds: float) -> float:
-    """Seconds to rest after a purge chunk that took `chunk_seconds`: as long again (at most
-    PURGE_REST_MAX), so a long purge holds the writer (SQLite) or its row locks (PostgreSQL)
-    at most half the time and submits meanwhile wait for one chunk at most."""
-    return min(chunk_seconds, PURGE_REST_MAX)
-
-
-PURGE_REST_MAX = 0.5

@@ -7,7 +7,7 @@ import functools
 import time
 
 from errand.clock import Clock
-from errand.store import rules
+from errand.store import purge_rules, rules
 from errand.store.postgres import sql
 from errand.store.postgres.pool import Conn, Database
 
@@ -47,16 +47,16 @@ async def probe_write(conn: Conn, now: float) -> None:
 
 async def purge(db: Database, clock: Clock, result_ttl: float, tombstone_ttl: float) -> int:
     """Purge chunk after chunk until one leaves nothing for another, resting between chunks
-    (rules.purge_rest); returns the rows touched."""
+    (purge_rules.purge_rest); returns the rows touched."""
     total = 0
     while True:
         now, started = clock.now(), time.monotonic()
         chunk = functools.partial(purge_chunk, now=now, result_ttl=result_ttl, tombstone_ttl=tombstone_ttl)
         tombstoned, dropped, keys = await db.run(chunk)
         total += tombstoned + dropped
-        if rules.purge_finished(tombstoned, dropped, keys):
+        if purge_rules.purge_finished(tombstoned, dropped, keys):
             return total
-        await asyncio.sleep(rules.purge_rest(time.monotonic() - started))
+        await asyncio.sleep(purge_rules.purge_rest(time.monotonic() - started))
 
 
 async def purge_chunk(
@@ -64,9 +64,10 @@ async def purge_chunk(
 ) -> tuple[int, int, int]:
     """Tombstone and drop up to PURGE_CHUNK requests each, and as many old keys (so no
     transaction is long)."""
-    tombstoned = await conn.fetch(sql.TOMBSTONE, rules.result_cutoff(now, result_ttl), now, rules.PURGE_CHUNK)
-    dropped = await conn.fetch(sql.DROP_TOMBSTONES, now - tombstone_ttl, rules.PURGE_CHUNK)
-    keys = await conn.fetch(sql.DROP_OLD_KEYS, rules.key_cutoff(now), rules.PURGE_CHUNK)
+    chunk = purge_rules.PURGE_CHUNK
+    tombstoned = await conn.fetch(sql.TOMBSTONE, rules.result_cutoff(now, result_ttl), now, chunk)
+    dropped = await conn.fetch(sql.DROP_TOMBSTONES, now - tombstone_ttl, chunk)
+    keys = await conn.fetch(sql.DROP_OLD_KEYS, rules.key_cutoff(now), chunk)
     return len(tombstoned), len(dropped), len(keys)
 
 

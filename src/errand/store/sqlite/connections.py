@@ -14,6 +14,10 @@ fsync. WAL frames are appended in order and the next fsynced commit covers the w
 durable write never survives while an earlier relaxed one is lost. This takes an fsync out of
 every pickup and halves them in a drain.
 
+Background writes (a purge chunk): each runs alone in a transaction of its own, and only when
+no other write is queued; writes queued meanwhile go first. A submit arriving during one waits
+for that one op, never for a batch made longer by it.
+
 Bounded lock waits: each write waits at most `busy_timeout` seconds for the database lock,
 counted from when it was queued (a batch queued behind a batch that is itself waiting does not
 wait twice, and a short-deadline op is not held by a long one). Ops that spent their wait fail
@@ -24,6 +28,7 @@ with StoreUnavailable; the others try again for what they have left. After each 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
@@ -95,6 +100,7 @@ class _Op:
     deadline: float
     """time.monotonic() after which the op no longer waits for the database lock."""
     relaxed: bool = False
+    background: bool = False
     outcome: Any = None
     error: BaseException | None = None
 
@@ -121,6 +127,8 @@ class Writer:
         self._relaxed_now = False
         """True while the connection runs with synchronous=NORMAL for a relaxed batch."""
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._background: collections.deque[_Op] = collections.deque()
+        """Background ops taken off the queue, waiting for a moment no other write is queued."""
         self._stop_seen = False
         self._closed = True
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -150,16 +158,18 @@ class Writer:
         *,
         relaxed: bool = False,
         lock_wait: float | None = None,
+        background: bool = False,
     ) -> asyncio.Future[T]:
         """Queue a write; `on_commit(result)` runs on the event loop once it is committed
-        (durable, unless `relaxed`: see the module docstring). It waits at most `lock_wait`
-        (default: busy_timeout) seconds from now for the database lock."""
+        (durable, unless `relaxed`; alone and after the other writes if `background`: see the
+        module docstring). It waits at most `lock_wait` (default: busy_timeout) seconds from
+        now for the database lock."""
         if self._closed or self._loop is None:
             raise StoreUnavailable("the store is closed")
         self._guard.refuse_if_broken()
         wait = self._busy_timeout if lock_wait is None else min(lock_wait, self._busy_timeout)
         future: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put(_Op(fn, future, on_commit, time.monotonic() + wait, relaxed))
+        self._queue.put(_Op(fn, future, on_commit, time.monotonic() + wait, relaxed, background))
         return future
 
     async def stop(self) -> None:
@@ -194,15 +204,16 @@ class Writer:
 
     def _fail_leftovers(self) -> None:
         """Should the thread end abnormally, no caller is left waiting forever."""
-        leftovers: list[_Op] = []
+        leftovers: list[_Op] = list(self._background)
         while True:
             try:
                 op = self._queue.get_nowait()
             except queue.Empty:
                 break
             if op is not None:
-                op.error = StoreUnavailable("the store is closed")
                 leftovers.append(op)
+        for left in leftovers:
+            left.error = StoreUnavailable("the store is closed")
         if leftovers:
             self._call(_deliver, leftovers)
 
@@ -212,27 +223,31 @@ class Writer:
             self._loop.call_soon_threadsafe(fn, *args)
 
     def _next_batch(self) -> list[_Op] | None:
-        """Block for one operation, then take whatever else is already queued."""
-        if self._stop_seen:
-            return None
-        first = self._queue.get()
-        if first is None:
-            return None
-        batch = [first]
+        """What is queued (blocking for it unless a background op waits), or else one
+        background op alone; None once stopped with nothing left."""
+        batch: list[_Op] = []
+        if not self._stop_seen and not self._background:
+            self._take(self._queue.get(), batch)
         self._take_queued(batch)
-        return batch
+        if batch:
+            return batch
+        return [self._background.popleft()] if self._background else None
 
     def _take_queued(self, batch: list[_Op]) -> None:
         """Add what is already queued to `batch`, up to max_batch, without blocking."""
         while len(batch) < self._max_batch and not self._stop_seen:
             try:
-                op = self._queue.get_nowait()
+                self._take(self._queue.get_nowait(), batch)
             except queue.Empty:
                 break
-            if op is None:
-                self._stop_seen = True
-            else:
-                batch.append(op)
+
+    def _take(self, op: _Op | None, batch: list[_Op]) -> None:
+        if op is None:
+            self._stop_seen = True
+        elif op.background:
+            self._background.append(op)
+        else:
+            batch.append(op)
 
     def _set_relaxed(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         """synchronous=NORMAL for an all-relaxed batch, FULL again as soon as one write is not."""

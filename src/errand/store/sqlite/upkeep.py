@@ -13,7 +13,7 @@ from pathlib import Path
 from errand.clock import Clock
 from errand.errors import ConfigError, StoreUnavailable
 from errand.models import QueueStats, Request
-from errand.store import processes, rules
+from errand.store import processes, purge_rules, rules
 from errand.store.queue import FOLD_AT
 from errand.store.sqlite import attempts, reads, writes
 from errand.store.sqlite.connections import SYNCHRONOUS, Readers, Writer, connect
@@ -63,28 +63,46 @@ def connections(path: str, synchronous: str, readers: int, busy_timeout: float) 
 
 
 async def purge(writer: Writer, clock: Clock, result_ttl: float, tombstone_ttl: float) -> int:
-    """Tombstone expired results, drop old tombstones and keys, one short transaction per
-    chunk, resting between chunks (rules.purge_rest) so submits are not held behind it."""
-    total = 0
+    """Tombstone expired results, drop old tombstones and keys, chunk after chunk. Each chunk is
+    a background op of the writer (a transaction of its own, run only when no submit or other
+    write is queued) sized to hold the writer ~5-10 ms (purge_rules.next_purge_chunk), with a rest
+    between chunks (purge_rules.purge_rest): a write arriving meanwhile waits for one short chunk."""
+    total, chunk = 0, purge_rules.PURGE_CHUNK
     while True:
-        started = time.monotonic()
-        tombstoned, dropped, keys = await writer.submit(
+        tombstoned, dropped, keys, seconds = await writer.submit(
             functools.partial(
-                purge_chunk,
+                timed_chunk,
+                chunk=chunk,
                 result_ttl=result_ttl,
                 tombstone_ttl=tombstone_ttl,
                 now=clock.now(),
-            )
+            ),
+            background=True,
         )
         total += tombstoned + dropped
-        if rules.purge_finished(tombstoned, dropped, keys):
+        if purge_rules.purge_finished(tombstoned, dropped, keys, chunk):
             return total
-        await asyncio.sleep(rules.purge_rest(time.monotonic() - started))
+        chunk = purge_rules.next_purge_chunk(chunk, seconds)
+        await asyncio.sleep(purge_rules.purge_rest(seconds))
+
+
+def timed_chunk(
+    conn: sqlite3.Connection, chunk: int, result_ttl: float, tombstone_ttl: float, now: float
+) -> tuple[int, int, int, float]:
+    """purge_chunk and the seconds it held the writer thread (the size of the next one)."""
+    started = time.monotonic()
+    tombstoned, dropped, keys = purge_chunk(conn, result_ttl, tombstone_ttl, now, chunk)
+    return tombstoned, dropped, keys, time.monotonic() - started
 
 
 # The three searches of a purge chunk ($1 cutoff, $2 chunk): each must use an index, or every
-# chunk of a long purge reads the whole table while holding the writer (tests/store/test_sqlite.py).
-PURGE_OUTLIVED = f"SELECT id FROM requests WHERE {rules.outlived_sql('?')} AND expired_at IS NULL LIMIT ?"
+# chunk of a long purge reads the whole table while holding the writer (tests/store/test_sqlite_purge.py).
+# Left to itself the planner takes requests_by_status for PURGE_OUTLIVED, which walks past every
+# tombstone (they keep their status) in each chunk: quadratic while tombstones are kept.
+PURGE_OUTLIVED = (
+    "SELECT id FROM requests INDEXED BY requests_outlived "  # not requests_by_status: see below
+    f"WHERE {rules.outlived_sql('?')} AND expired_at IS NULL LIMIT ?"
+)
 PURGE_TOMBSTONES = (
     "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE expired_at IS NOT NULL "
     "AND expired_at <= ? LIMIT ?)"
@@ -96,17 +114,18 @@ PURGE_KEYS = (
 
 
 def purge_chunk(
-    conn: sqlite3.Connection, result_ttl: float, tombstone_ttl: float, now: float
+    conn: sqlite3.Connection,
+    result_ttl: float,
+    tombstone_ttl: float,
+    now: float,
+    chunk: int = purge_rules.PURGE_CHUNK,
 ) -> tuple[int, int, int]:
-    """Tombstone and drop up to PURGE_CHUNK requests, and as many old keys (so the writer is
-    never held long). Returns (tombstoned, dropped, keys dropped)."""
-    ids = [
-        row[0]
-        for row in conn.execute(PURGE_OUTLIVED, (rules.result_cutoff(now, result_ttl), rules.PURGE_CHUNK))
-    ]
+    """Tombstone and drop up to `chunk` requests, and as many old keys (so the writer is never
+    held long). Returns (tombstoned, dropped, keys dropped)."""
+    ids = [row[0] for row in conn.execute(PURGE_OUTLIVED, (rules.result_cutoff(now, result_ttl), chunk))]
     tombstone(conn, ids, now)
-    dropped = conn.execute(PURGE_TOMBSTONES, (now - tombstone_ttl, rules.PURGE_CHUNK)).rowcount
-    keys = conn.execute(PURGE_KEYS, (rules.key_cutoff(now), rules.PURGE_CHUNK)).rowcount
+    dropped = conn.execute(PURGE_TOMBSTONES, (now - tombstone_ttl, chunk)).rowcount
+    keys = conn.execute(PURGE_KEYS, (rules.key_cutoff(now), chunk)).rowcount
     return len(ids), dropped, keys
 
 
