@@ -20,74 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import asyncpg
+from backlog_fill import DAY, Database, key, new
 
-from errand.clock import SystemClock, new_request_id
-from errand.models import IdempotencyKey, NewRequest
-from errand.store import open_store
 from errand.store.base import Store
-
-PG_ADMIN = os.environ.get("ERRAND_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-DAY = 86400.0
-
-
-def new(n: int) -> NewRequest:
-    return NewRequest(
-        id=new_request_id(), owner="bench", user_id=f"u{n % 100}", message="x" * 100, agent="echo"
-    )
-
-
-def key(n: int) -> IdempotencyKey | None:
-    return IdempotencyKey(f"k{n}", f"bench:u{n % 100}:/v1/chat", "fp") if n % 2 else None
-
-
-class Database:
-    """A fresh database for one run, and how big it is."""
-
-    def __init__(self, storage: str) -> None:
-        self.storage = storage
-        self.name = f"errand_backlog_{secrets.token_hex(4)}"
-        self.folder = tempfile.mkdtemp(prefix="errand-backlog-")
-        self.path = Path(self.folder) / "bench.db"
-
-    @property
-    def url(self) -> str:
-        if self.storage == "sqlite":
-            return f"sqlite:///{self.path}"
-        return PG_ADMIN.rsplit("/", 1)[0] + f"/{self.name}"
-
-    async def create(self) -> None:
-        if self.storage == "postgres":
-            conn = await asyncpg.connect(PG_ADMIN)
-            await conn.execute(f'CREATE DATABASE "{self.name}"')
-            await conn.close()
-
-    async def drop(self) -> None:
-        if self.storage == "postgres":
-            conn = await asyncpg.connect(PG_ADMIN)
-            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-            await conn.close()
-
-    async def size_mb(self) -> float:
-        if self.storage == "sqlite":
-            files = [self.path, Path(f"{self.path}-wal")]
-            return sum(f.stat().st_size for f in files if f.exists()) / 1e6
-        conn = await asyncpg.connect(self.url)
-        try:
-            return float(await conn.fetchval("SELECT pg_database_size(current_database())")) / 1e6
-        finally:
-            await conn.close()
-
-    async def open(self) -> Store:
-        return await open_store(self.url, clock=SystemClock(), synchronous="normal", pool_size=10)
 
 
 async def submit_slices(store: Store, rows: int, slice_rows: int, concurrency: int) -> list[dict[str, Any]]:
@@ -262,7 +202,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["submit", "purge"])
+    parser.add_argument("what", choices=["submit", "purge", "submit-ab", "drain-ab", "fair-ab"])
     parser.add_argument("--storage", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--slice", type=int, default=100_000)
@@ -270,8 +210,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="purge: the baseline's length")
     parser.add_argument("--rate", type=float, default=500.0, help="purge: submits per second")
     parser.add_argument("--refill", type=int, help="purge: rows submitted after it (default --rows)")
+    parser.add_argument("--rounds", type=int, default=8, help="*-ab: windows of each side")
+    parser.add_argument("--window-seconds", type=float, default=5.0, help="submit-ab: a window's length")
+    parser.add_argument("--pending", type=float, default=0.2, help="submit-ab: share of the rows pending")
+    parser.add_argument("--small", type=int, default=5000, help="drain-ab, fair-ab: the small backlog")
+    parser.add_argument("--window", type=int, default=5000, help="drain-ab, fair-ab: requests per window")
     args = parser.parse_args()
-    if args.what == "submit":
+    if args.what.endswith("-ab"):
+        import backlog_ab
+
+        if args.what == "submit-ab":
+            asyncio.run(backlog_ab.bench_submit_ab(args))
+        else:
+            asyncio.run(backlog_ab.bench_drain_ab(args, fair_vs_fifo=args.what == "fair-ab"))
+    elif args.what == "submit":
         asyncio.run(bench_submit(args.storage, args.rows, args.slice, args.concurrency))
     else:
         refill = args.rows if args.refill is None else args.refill
