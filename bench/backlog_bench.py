@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from typing import Any
@@ -35,6 +36,7 @@ async def submit_slices(store: Store, rows: int, slice_rows: int, concurrency: i
     counter = iter(range(rows))
     latencies: list[float] = [0.0] * rows
     done_at: list[float] = [0.0] * rows
+    load1: dict[int, float] = {}  # slice -> the load average when its last submit returned
 
     async def client() -> None:
         for n in counter:
@@ -42,6 +44,12 @@ async def submit_slices(store: Store, rows: int, slice_rows: int, concurrency: i
             await store.submit(new(n), key(n))
             done_at[n] = time.perf_counter()
             latencies[n] = done_at[n] - started
+            if (n + 1) % slice_rows == 0 or n + 1 == rows:
+                load1[n // slice_rows] = os.getloadavg()[0]
+                print(
+                    f"  {n + 1:,} submitted at {time.strftime('%H:%M:%S', time.gmtime())} UTC, load1 {load1[n // slice_rows]:.2f}",
+                    flush=True,
+                )
 
     t0 = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
@@ -57,6 +65,7 @@ async def submit_slices(store: Store, rows: int, slice_rows: int, concurrency: i
                 "per_s": (part.stop - first) / seconds,
                 "p50_ms": statistics.median(latencies[part]) * 1000,
                 "p99_ms": statistics.quantiles(latencies[part], n=100)[98] * 1000,
+                "load1": load1.get(first // slice_rows, float("nan")),
             }
         )
     return lines
@@ -71,9 +80,11 @@ async def bench_submit(storage: str, rows: int, slice_rows: int, concurrency: in
     finally:
         await store.close()
     print(f"\n## submit, {storage}: {rows:,} rows, {concurrency} concurrent, half keyed")
-    print("| rows | submits/s | p50 ms | p99 ms |\n|---|---|---|---|")
+    print("| rows | submits/s | p50 ms | p99 ms | load1 at its end |\n|---|---|---|---|---|")
     for line in lines:
-        print(f"| {line['rows']} | {line['per_s']:,.0f} | {line['p50_ms']:.2f} | {line['p99_ms']:.2f} |")
+        print(
+            f"| {line['rows']} | {line['per_s']:,.0f} | {line['p50_ms']:.2f} | {line['p99_ms']:.2f} | {line['load1']:.2f} |"
+        )
     ratio = lines[-1]["per_s"] / lines[0]["per_s"]
     print(
         f"last slice / first slice throughput: {ratio:.0%} (target >= 85 %); db {await db.size_mb():.0f} MB"
