@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from ab_windows import Measure, alternate, report
 from backlog_fill import Database, Templates, fill_pg, fill_sqlite, key, make_templates, new, stash_templates
@@ -28,6 +30,21 @@ from errand.store.base import Store
 
 CLAIMERS, CLAIM_BATCH, DRAIN_USERS = 2, 64, 10
 """As fairness_bench's drain."""
+
+
+def sqlite_cache(mb: int) -> None:
+    """An experiment, not a setting of errand: every SQLite connection the store opens gets a page
+    cache of `mb` MB (PRAGMA cache_size; SQLite's default, which the store keeps, is 2 MB)."""
+    from errand.store.sqlite import upkeep
+
+    plain = upkeep.connect
+
+    def connect(path: str, **options: Any) -> sqlite3.Connection:
+        conn = plain(path, **options)
+        conn.execute(f"PRAGMA cache_size = -{mb * 1024}")
+        return conn
+
+    upkeep.connect = connect  # type: ignore[assignment]
 
 
 async def fill(
@@ -74,6 +91,8 @@ async def bench_submit_ab(args: object) -> None:
     rows, pending, seconds, rounds, concurrency, storage = (
         getattr(args, n) for n in ("rows", "pending", "window_seconds", "rounds", "concurrency", "storage")
     )
+    if getattr(args, "sqlite_cache_mb", None):
+        sqlite_cache(args.sqlite_cache_mb)  # type: ignore[attr-defined]
     small, big = Database(storage), Database(storage)
     await prepared(small)
     t = await prepared(big)

@@ -224,6 +224,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8, help="*-ab: windows of each side")
     parser.add_argument("--window-seconds", type=float, default=5.0, help="submit-ab: a window's length")
     parser.add_argument("--pending", type=float, default=0.2, help="submit-ab: share of the rows pending")
+    parser.add_argument(
+        "--sqlite-cache-mb",
+        type=int,
+        help="submit-ab experiment: the store's SQLite page cache (default 2 MB)",
+    )
     parser.add_argument("--small", type=int, default=5000, help="drain-ab, fair-ab: the small backlog")
     parser.add_argument("--window", type=int, default=5000, help="drain-ab, fair-ab: requests per window")
     args = parser.parse_args()
