@@ -15,6 +15,7 @@ during every run so far; here both sides take turns within a minute, so drift we
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import sqlite3
@@ -35,16 +36,16 @@ CLAIMERS, CLAIM_BATCH, DRAIN_USERS = 2, 64, 10
 def sqlite_cache(mb: int) -> None:
     """An experiment, not a setting of errand: every SQLite connection the store opens gets a page
     cache of `mb` MB (PRAGMA cache_size; SQLite's default, which the store keeps, is 2 MB)."""
-    from errand.store.sqlite import upkeep
+    from errand.store.sqlite import connections, upkeep
 
-    plain = upkeep.connect
+    plain = connections.connect
 
     def connect(path: str, **options: Any) -> sqlite3.Connection:
         conn = plain(path, **options)
         conn.execute(f"PRAGMA cache_size = -{mb * 1024}")
         return conn
 
-    upkeep.connect = connect  # type: ignore[assignment]
+    setattr(upkeep, "connect", connect)  # noqa: B010 (the name upkeep calls at every connect)
 
 
 async def fill(
@@ -87,12 +88,12 @@ def submit_window(store: Store, seconds: float, concurrency: int, counter: Itera
     return measure
 
 
-async def bench_submit_ab(args: object) -> None:
+async def bench_submit_ab(args: argparse.Namespace) -> None:
     rows, pending, seconds, rounds, concurrency, storage = (
         getattr(args, n) for n in ("rows", "pending", "window_seconds", "rounds", "concurrency", "storage")
     )
     if getattr(args, "sqlite_cache_mb", None):
-        sqlite_cache(args.sqlite_cache_mb)  # type: ignore[attr-defined]
+        sqlite_cache(args.sqlite_cache_mb)
     small, big = Database(storage), Database(storage)
     await prepared(small)
     t = await prepared(big)
@@ -171,7 +172,7 @@ class Backlog:
             self.made += missing
 
 
-async def bench_drain_ab(args: object, fair_vs_fifo: bool) -> None:
+async def bench_drain_ab(args: argparse.Namespace, fair_vs_fifo: bool) -> None:
     storage, big_rows, small_rows, target, rounds = (
         getattr(args, n) for n in ("storage", "rows", "small", "window", "rounds")
     )
@@ -181,15 +182,15 @@ async def bench_drain_ab(args: object, fair_vs_fifo: bool) -> None:
         db = Database(storage)
         backlogs[name] = Backlog(db, await prepared(db), size)
         t0 = time.perf_counter()
-        store = await backlogs[name].start()
+        await backlogs[name].start()
         print(f"{name}: {size:,} pending in {time.perf_counter() - t0:.0f} s", flush=True)
     try:
         if fair_vs_fifo:
-            store = backlogs["small"].store
-            assert store is not None
+            shared = backlogs["small"].store
+            assert shared is not None
             sides = {
-                "fifo": drain_window(store, Limits(fair=False), target),
-                "fair": drain_window(store, Limits(), target),
+                "fifo": drain_window(shared, Limits(fair=False), target),
+                "fair": drain_window(shared, Limits(), target),
             }
             backlog_of = {"fifo": backlogs["small"], "fair": backlogs["small"]}
         else:
