@@ -9,11 +9,17 @@
           every row tombstoned and dropped) runs. Target: p99 during <= 2x p99 before; the
           database size after the purge, and after as many new rows again, is printed.
 
+  submit-ab, drain-ab, fair-ab: the same questions as interleaved A/B windows against a
+          bulk-loaded backlog (bench/backlog_ab.py), which a change of the machine's load during
+          the run cannot pass off as the row count's doing.
+
 The store is measured without HTTP: the API's own cost per submit does not change with the
 backlog (bench/errand_bench.py measures it), the store's indexes do.
 
     python bench/backlog_bench.py submit --storage sqlite --rows 1000000 --slice 100000
     python bench/backlog_bench.py purge --storage postgres --rows 1000000
+    python bench/backlog_bench.py submit-ab|drain-ab --storage sqlite|postgres --rows 1000000 --rounds 10
+    python bench/backlog_bench.py fair-ab --storage sqlite|postgres --rounds 10
 """
 
 from __future__ import annotations
