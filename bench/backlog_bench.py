@@ -9,11 +9,17 @@
           every row tombstoned and dropped) runs. Target: p99 during <= 2x p99 before; the
           database size after the purge, and after as many new rows again, is printed.
 
+  submit-ab, drain-ab, fair-ab: the same questions as interleaved A/B windows against a
+          bulk-loaded backlog (bench/backlog_ab.py), which a change of the machine's load during
+          the run cannot pass off as the row count's doing.
+
 The store is measured without HTTP: the API's own cost per submit does not change with the
 backlog (bench/errand_bench.py measures it), the store's indexes do.
 
     python bench/backlog_bench.py submit --storage sqlite --rows 1000000 --slice 100000
     python bench/backlog_bench.py purge --storage postgres --rows 1000000
+    python bench/backlog_bench.py submit-ab|drain-ab --storage sqlite|postgres --rows 1000000 --rounds 10
+    python bench/backlog_bench.py fair-ab --storage sqlite|postgres --rounds 10
 """
 
 from __future__ import annotations
@@ -21,73 +27,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import asyncpg
+from backlog_fill import DAY, Database, key, new
 
-from errand.clock import SystemClock, new_request_id
-from errand.models import IdempotencyKey, NewRequest
-from errand.store import open_store
 from errand.store.base import Store
-
-PG_ADMIN = os.environ.get("ERRAND_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-DAY = 86400.0
-
-
-def new(n: int) -> NewRequest:
-    return NewRequest(
-        id=new_request_id(), owner="bench", user_id=f"u{n % 100}", message="x" * 100, agent="echo"
-    )
-
-
-def key(n: int) -> IdempotencyKey | None:
-    return IdempotencyKey(f"k{n}", f"bench:u{n % 100}:/v1/chat", "fp") if n % 2 else None
-
-
-class Database:
-    """A fresh database for one run, and how big it is."""
-
-    def __init__(self, storage: str) -> None:
-        self.storage = storage
-        self.name = f"errand_backlog_{secrets.token_hex(4)}"
-        self.folder = tempfile.mkdtemp(prefix="errand-backlog-")
-        self.path = Path(self.folder) / "bench.db"
-
-    @property
-    def url(self) -> str:
-        if self.storage == "sqlite":
-            return f"sqlite:///{self.path}"
-        return PG_ADMIN.rsplit("/", 1)[0] + f"/{self.name}"
-
-    async def create(self) -> None:
-        if self.storage == "postgres":
-            conn = await asyncpg.connect(PG_ADMIN)
-            await conn.execute(f'CREATE DATABASE "{self.name}"')
-            await conn.close()
-
-    async def drop(self) -> None:
-        if self.storage == "postgres":
-            conn = await asyncpg.connect(PG_ADMIN)
-            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-            await conn.close()
-
-    async def size_mb(self) -> float:
-        if self.storage == "sqlite":
-            files = [self.path, Path(f"{self.path}-wal")]
-            return sum(f.stat().st_size for f in files if f.exists()) / 1e6
-        conn = await asyncpg.connect(self.url)
-        try:
-            return float(await conn.fetchval("SELECT pg_database_size(current_database())")) / 1e6
-        finally:
-            await conn.close()
-
-    async def open(self) -> Store:
-        return await open_store(self.url, clock=SystemClock(), synchronous="normal", pool_size=10)
 
 
 async def submit_slices(store: Store, rows: int, slice_rows: int, concurrency: int) -> list[dict[str, Any]]:
@@ -95,6 +42,7 @@ async def submit_slices(store: Store, rows: int, slice_rows: int, concurrency: i
     counter = iter(range(rows))
     latencies: list[float] = [0.0] * rows
     done_at: list[float] = [0.0] * rows
+    load1: dict[int, float] = {}  # slice -> the load average when its last submit returned
 
     async def client() -> None:
         for n in counter:
@@ -102,6 +50,12 @@ async def submit_slices(store: Store, rows: int, slice_rows: int, concurrency: i
             await store.submit(new(n), key(n))
             done_at[n] = time.perf_counter()
             latencies[n] = done_at[n] - started
+            if (n + 1) % slice_rows == 0 or n + 1 == rows:
+                load1[n // slice_rows] = os.getloadavg()[0]
+                print(
+                    f"  {n + 1:,} submitted at {time.strftime('%H:%M:%S', time.gmtime())} UTC, load1 {load1[n // slice_rows]:.2f}",
+                    flush=True,
+                )
 
     t0 = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
@@ -117,6 +71,7 @@ async def submit_slices(store: Store, rows: int, slice_rows: int, concurrency: i
                 "per_s": (part.stop - first) / seconds,
                 "p50_ms": statistics.median(latencies[part]) * 1000,
                 "p99_ms": statistics.quantiles(latencies[part], n=100)[98] * 1000,
+                "load1": load1.get(first // slice_rows, float("nan")),
             }
         )
     return lines
@@ -131,9 +86,11 @@ async def bench_submit(storage: str, rows: int, slice_rows: int, concurrency: in
     finally:
         await store.close()
     print(f"\n## submit, {storage}: {rows:,} rows, {concurrency} concurrent, half keyed")
-    print("| rows | submits/s | p50 ms | p99 ms |\n|---|---|---|---|")
+    print("| rows | submits/s | p50 ms | p99 ms | load1 at its end |\n|---|---|---|---|---|")
     for line in lines:
-        print(f"| {line['rows']} | {line['per_s']:,.0f} | {line['p50_ms']:.2f} | {line['p99_ms']:.2f} |")
+        print(
+            f"| {line['rows']} | {line['per_s']:,.0f} | {line['p50_ms']:.2f} | {line['p99_ms']:.2f} | {line['load1']:.2f} |"
+        )
     ratio = lines[-1]["per_s"] / lines[0]["per_s"]
     print(
         f"last slice / first slice throughput: {ratio:.0%} (target >= 85 %); db {await db.size_mb():.0f} MB"
@@ -262,7 +219,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["submit", "purge"])
+    parser.add_argument("what", choices=["submit", "purge", "submit-ab", "drain-ab", "fair-ab"])
     parser.add_argument("--storage", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--slice", type=int, default=100_000)
@@ -270,8 +227,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="purge: the baseline's length")
     parser.add_argument("--rate", type=float, default=500.0, help="purge: submits per second")
     parser.add_argument("--refill", type=int, help="purge: rows submitted after it (default --rows)")
+    parser.add_argument("--rounds", type=int, default=8, help="*-ab: windows of each side")
+    parser.add_argument("--window-seconds", type=float, default=5.0, help="submit-ab: a window's length")
+    parser.add_argument("--pending", type=float, default=0.2, help="submit-ab: share of the rows pending")
+    parser.add_argument(
+        "--sqlite-cache-mb",
+        type=int,
+        help="submit-ab experiment: the store's SQLite page cache (default 2 MB)",
+    )
+    parser.add_argument("--small", type=int, default=5000, help="drain-ab, fair-ab: the small backlog")
+    parser.add_argument("--window", type=int, default=5000, help="drain-ab, fair-ab: requests per window")
     args = parser.parse_args()
-    if args.what == "submit":
+    if args.what.endswith("-ab"):
+        import backlog_ab
+
+        if args.what == "submit-ab":
+            asyncio.run(backlog_ab.bench_submit_ab(args))
+        else:
+            asyncio.run(backlog_ab.bench_drain_ab(args, fair_vs_fifo=args.what == "fair-ab"))
+    elif args.what == "submit":
         asyncio.run(bench_submit(args.storage, args.rows, args.slice, args.concurrency))
     else:
         refill = args.rows if args.refill is None else args.refill

@@ -41,11 +41,14 @@ from errand.store.rules import REQUEST_COLUMNS
 
 CLAIMERS, CLAIM_BATCH, QUIET, DRAIN_USERS, DRAINED, CLAIM_ONLY, REPEAT = 2, 64, 20, 10, 5000, 3000, 3
 FAIR, FIFO = Limits(), Limits(fair=False)
+LATER_COLUMNS = len(REQUEST_COLUMNS.split(",")) - 29
+"""REQUEST_COLUMNS after trace_context (the input_* columns since migration 0014): NULL in a
+pending row that never asked for input."""
 
 
 def rows(n: int, users: int, start: float) -> list[tuple[Any, ...]]:
-    """Bulk rows in REQUEST_COLUMNS order (trace_context last), then updated_at and sort_key
-    (priority 3, aging 60)."""
+    """Bulk rows in REQUEST_COLUMNS order (trace_context, then the LATER_COLUMNS), then updated_at
+    and sort_key (priority 3, aging 60)."""
     out = []
     for i in range(n):
         user = f"u{i % users}" if users > 1 else "noisy"
@@ -84,6 +87,7 @@ def rows(n: int, users: int, start: float) -> list[tuple[Any, ...]]:
                 f"bench/{user}",
                 None,
                 None,
+                *[None] * LATER_COLUMNS,
                 t,
                 t + 120.0,
             )
