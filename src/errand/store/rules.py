@@ -57,14 +57,17 @@ def sql_in(statuses: Sequence[Status]) -> str:
 
 # The same text as the predicates of the partial indexes `requests_runnable` and `deliveries_due`
 # in both schemas, so that each planner uses them.
-_RUNNABLE = f"lease_owner IS NULL AND status IN {sql_in(sources_of(Status.PROCESSING))}"
+_RUNNABLE_STATUSES = sql_in(sources_of(Status.PROCESSING))
 _UNSENT = "state IN ('pending', 'retrying')"
 
 
-def claimable(now: str) -> str:
+def claimable(now: str, status: str = "status") -> str:
     """Requests `claim` may take: pending, or processing between attempts, due at `now` (a
-    placeholder), and not held behind an earlier request of their session."""
-    return f"{_RUNNABLE} AND run_at <= {now} AND waiting_on IS NULL"
+    placeholder), and not held behind an earlier request of their session. `status` is how the
+    column is written: SQLite's claim of rows named by id writes `+status`, so that its planner
+    (which has no statistics) looks them up by id instead of walking `requests_by_status`."""
+    runnable = f"lease_owner IS NULL AND {status} IN {_RUNNABLE_STATUSES}"
+    return f"{runnable} AND run_at <= {now} AND waiting_on IS NULL"
 
 
 def lease_expired(now: str) -> str:

@@ -16,6 +16,20 @@ from errand.store import fairness, rules
 from errand.store.fairness import Candidate, Running
 from errand.store.sqlite.rows import dumps, loads
 
+BY_ID_CLAIMABLE = rules.claimable("?", status="+status")
+"""The fair claim's check of the rows it chose by id: `+status` keeps SQLite on the primary key
+(with `status IN` it walked every pending row of `requests_by_status`: 0.4 s a claim at 1,000,000)."""
+
+
+def claim_chosen_sql(n: int) -> str:
+    """The UPDATE that claims the `n` requests a fair plan chose, by id (checked again)."""
+    return (
+        "UPDATE requests SET status = 'processing', attempt = attempt + 1, lease_owner = ?, "
+        "lease_expires_at = ?, started_at = COALESCE(started_at, ?), seq = seq + 1, updated_at = ? "
+        f"WHERE id IN ({', '.join('?' * n)}) AND {BY_ID_CLAIMABLE} RETURNING {rules.REQUEST_COLUMNS}"
+    )
+
+
 _SESSION = "owner = ? AND user_id = ? AND session_id = ?"
 _ACTIVE = f"{_SESSION} AND waiting_on IS NULL AND {fairness.SESSION_UNFINISHED}"
 _RUNNING = "SELECT owner, user_id, agent FROM requests WHERE lease_owner IS NOT NULL"
@@ -93,12 +107,8 @@ def _fair_round(
     order = {c.id: n for n, c in enumerate(plan.chosen)}
     if not order:
         return [], plan.another
-    marks = ", ".join("?" * len(order))
     found = conn.execute(
-        f"UPDATE requests SET status = 'processing', attempt = attempt + 1, lease_owner = ?, "
-        f"lease_expires_at = ?, started_at = COALESCE(started_at, ?), seq = seq + 1, updated_at = ? "
-        f"WHERE id IN ({marks}) AND {rules.claimable('?')} RETURNING {rules.REQUEST_COLUMNS}",
-        (worker_id, now + lease_seconds, now, now, *order, now),
+        claim_chosen_sql(len(order)), (worker_id, now + lease_seconds, now, now, *order, now)
     ).fetchall()
     return sorted((rules.to_request(row, loads) for row in found), key=lambda r: order[r.id]), plan.another
 
