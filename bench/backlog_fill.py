@@ -180,7 +180,7 @@ def plan(first: int, count: int, users: int, template: str, created: list[float]
     """Rows of the `fill` table, (i, id, user, template, created, keyed), for clones
     first..first+count; `created[j]` is the j-th clone's created_at."""
     return [
-        (i, "req_" + secrets.token_urlsafe(17)[:22], f"u{i % users}", template, created[j], i % 2)
+        (i, new_request_id(created[j]), f"u{i % users}", template, created[j], i % 2)
         for j, i in enumerate(range(first, first + count))
     ]
 

@@ -43,9 +43,21 @@ class ManualClock:
         self._mono += seconds
 
 
-def new_request_id() -> str:
-    """`req_` + 22 url-safe characters (132 random bits)."""
-    return "req_" + secrets.token_urlsafe(17)[:22]
+_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+"""63 url-safe characters in byte order: a number written in them (fixed width) sorts as it does."""
+
+
+def new_request_id(at: float | None = None) -> str:
+    """`req_` + 22 url-safe characters: 8 that sort as the creation time in ms (`at`, default
+    now), then 14 random ones (84 bits, unguessable). Ids of new requests thus land side by side
+    at the end of every index keyed by request id (requests, events, attempts) instead of at
+    random places in it, which kept submit and claim costs flat as the backlog grows."""
+    ms = int((time.time() if at is None else at) * 1000)
+    stamp = ""
+    for _ in range(8):  # 63**8 ms: until the year 9800
+        ms, digit = divmod(ms, len(_DIGITS))
+        stamp = _DIGITS[digit] + stamp
+    return "req_" + stamp + secrets.token_urlsafe(11)[:14]
 
 
 def new_id(prefix: str) -> str:
