@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -109,37 +108,6 @@ async def test_background_writes_run_alone_after_the_queued_ones(tmp_path: Path)
         await writer.stop()
     first = ran[0][1]
     assert ran == [("submit 1", first), ("submit 2", first), ("chunk 1", first + 1), ("chunk 2", first + 2)]
-
-
-async def test_a_background_op_is_timed_from_begin_to_after_its_commit(tmp_path: Path) -> None:
-    """The purge sizes its next chunk from the time the last one held the writer; its COMMIT
-    (and the WAL auto-checkpoint run inside it) holds the writer too, so it is counted; the
-    other writes leave the figure alone."""
-    path = str(tmp_path / "t.db")
-    writer = Writer(
-        lambda: connect(path, synchronous="normal", writer=True, busy_timeout=5),
-        guard=FileGuard(path),
-        busy_timeout=5,
-        synchronous="normal",
-    )
-    await writer.start()
-    try:
-        await writer.submit(lambda c: c.execute("CREATE TABLE t (x BLOB)"))
-        big = b"x" * 4096
-
-        def chunk(conn: sqlite3.Connection) -> float:  # many pages to write out at COMMIT
-            started = time.monotonic()
-            conn.executemany("INSERT INTO t VALUES (?)", [(big,) for _ in range(3000)])
-            return time.monotonic() - started
-
-        statements = await writer.submit(chunk, background=True)
-        held = writer.background_seconds
-        await writer.submit(lambda c: time.sleep(0.2))  # not a background op
-    finally:
-        await writer.stop()
-    assert held > statements > 0
-    assert writer.background_seconds == held
-    assert held < 0.2
 
 
 async def test_a_submit_during_a_purge_waits_for_one_chunk_at_most(
