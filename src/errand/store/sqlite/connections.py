@@ -135,9 +135,6 @@ class Writer:
         self._done: asyncio.Future[None] | None = None
         self.commits = 0
         """Transactions committed so far (group commit makes this far less than writes)."""
-        self.background_seconds = 0.0
-        """How long the last background op held the writer, BEGIN to after COMMIT (its WAL
-        auto-checkpoint included): set before its future resolves, read by whoever awaited it."""
 
     async def start(self) -> None:
         """Start the thread and wait until its connection is open (errors surface here)."""
@@ -263,12 +260,9 @@ class Writer:
         try:
             self._guard.refuse_if_broken()
             self._begin(conn, batch)
-            began = time.monotonic()
             for op in batch:
                 _run_op(conn, op)
             conn.execute("COMMIT")
-            if batch[0].background:  # alone in its batch
-                self.background_seconds = time.monotonic() - began
             self._guard.check()  # committed to the file the path names, or nobody is told "done"
         except Exception as exc:
             _rollback(conn)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,9 +69,9 @@ async def purge(writer: Writer, clock: Clock, result_ttl: float, tombstone_ttl: 
     between chunks (purge_rules.purge_rest): a write arriving meanwhile waits for one short chunk."""
     total, chunk = 0, purge_rules.PURGE_CHUNK
     while True:
-        tombstoned, dropped, keys = await writer.submit(
+        tombstoned, dropped, keys, seconds = await writer.submit(
             functools.partial(
-                purge_chunk,
+                timed_chunk,
                 chunk=chunk,
                 result_ttl=result_ttl,
                 tombstone_ttl=tombstone_ttl,
@@ -78,12 +79,20 @@ async def purge(writer: Writer, clock: Clock, result_ttl: float, tombstone_ttl: 
             ),
             background=True,
         )
-        seconds = writer.background_seconds  # this chunk's, its COMMIT and checkpoint included
         total += tombstoned + dropped
         if purge_rules.purge_finished(tombstoned, dropped, keys, chunk):
             return total
         chunk = purge_rules.next_purge_chunk(chunk, seconds)
         await asyncio.sleep(purge_rules.purge_rest(seconds))
+
+
+def timed_chunk(
+    conn: sqlite3.Connection, chunk: int, result_ttl: float, tombstone_ttl: float, now: float
+) -> tuple[int, int, int, float]:
+    """purge_chunk and the seconds it held the writer thread (the size of the next one)."""
+    started = time.monotonic()
+    tombstoned, dropped, keys = purge_chunk(conn, result_ttl, tombstone_ttl, now, chunk)
+    return tombstoned, dropped, keys, time.monotonic() - started
 
 
 # The three searches of a purge chunk ($1 cutoff, $2 chunk): each must use an index, or every
