@@ -270,7 +270,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="purge: the baseline's length")
     parser.add_argument("--rate", type=float, default=500.0, help="purge: submits per second")
     parser.add_argument(
-        "--refill", type=int, help="rows submitted after the purge (default: purge --rows, windows -1: as many as purged)"
+        "--refill",
+        type=int,
+        help="rows submitted after the purge (default: purge --rows, windows -1: as many as purged)",
     )
     parser.add_argument("--window", type=float, default=5.0, help="windows: each window's seconds")
     parser.add_argument("--windows", type=int, default=10**6, help="windows: at most this many (off + on)")

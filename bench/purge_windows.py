@@ -61,7 +61,9 @@ async def left(db: Database) -> tuple[int, int]:
         await conn.close()
 
 
-async def steady_submits(store: Store, stop: asyncio.Event, rate: float, log: list[tuple[float, float]]) -> None:
+async def steady_submits(
+    store: Store, stop: asyncio.Event, rate: float, log: list[tuple[float, float]]
+) -> None:
     """Submits at `rate`/s from 16 clients until stop; (start, latency) of each into log."""
     counter = iter(range(10**9))
 
@@ -123,7 +125,9 @@ def p99_ms(values: list[float]) -> float:
 
 def report(windows: list[Window]) -> tuple[float, float, float]:
     """The per-window table; returns (pooled p99 ratio, median per-pair ratio, purge rows/s)."""
-    print("| window | kind | submits | p50 ms | p99 ms | rows purged | load1 |\n|---|---|---|---|---|---|---|")
+    print(
+        "| window | kind | submits | p50 ms | p99 ms | rows purged | load1 |\n|---|---|---|---|---|---|---|"
+    )
     for n, w in enumerate(windows):
         p50 = statistics.median(w.latencies) * 1000 if w.latencies else float("nan")
         purged = f"{w.purged:,}" if w.kind == "on" else ""
