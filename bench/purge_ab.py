@@ -3,6 +3,11 @@ that also reports the WAL's size after the purge, load1 around the run, and the 
 (the `errand` package imported, so PYTHONPATH can point at another worktree's src), as one line.
 
     PYTHONPATH=/work/wt/purge-base/src python bench/purge_ab.py purge --rows 200000 --refill 0
+
+`windows` (bench/purge_windows.py): the same purge switched on and off in alternating windows
+under steady submits, each "on" window compared with the "off" one before it:
+
+    python bench/purge_ab.py windows --storage sqlite --rows 200000 --window 5 --windows 40
 """
 
 from __future__ import annotations
@@ -257,16 +262,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["submit", "purge"])
+    parser.add_argument("what", choices=["submit", "purge", "windows"])
     parser.add_argument("--storage", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--slice", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0, help="purge: the baseline's length")
     parser.add_argument("--rate", type=float, default=500.0, help="purge: submits per second")
-    parser.add_argument("--refill", type=int, help="purge: rows submitted after it (default --rows)")
+    parser.add_argument(
+        "--refill",
+        type=int,
+        help="rows submitted after the purge (default: purge --rows, windows -1: as many as purged)",
+    )
+    parser.add_argument("--window", type=float, default=5.0, help="windows: each window's seconds")
+    parser.add_argument("--windows", type=int, default=10**6, help="windows: at most this many (off + on)")
     args = parser.parse_args()
-    if args.what == "submit":
+    if args.what == "windows":  # bench/purge_windows.py (this file stays under 400 lines)
+        from purge_windows import bench_windows
+
+        refill = -1 if args.refill is None else args.refill
+        asyncio.run(bench_windows(args.storage, args.rows, args.window, args.windows, args.rate, refill))
+    elif args.what == "submit":
         asyncio.run(bench_submit(args.storage, args.rows, args.slice, args.concurrency))
     else:
         refill = args.rows if args.refill is None else args.refill
