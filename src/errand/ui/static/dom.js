@@ -141,16 +141,19 @@ export function actionButton(label, run, { readOnly = false, danger = false, tes
   });
   btn.disabled = readOnly;
   btn.addEventListener("click", async () => {
+    // A page that redraws keeps the outcome element it had (detail.js): write to the one now
+    // beside this button, else to this button's own (a redrawn page carries that one on).
+    const shown = btn.parentNode?.querySelector(".action-result") ?? out;
     btn.disabled = true;
-    out.className = "action-result";
-    out.textContent = "…";
+    shown.className = "action-result";
+    shown.textContent = "…";
     try {
       const text = await run();
-      out.textContent = text || "done";
-      out.classList.add("ok");
+      shown.textContent = text || "done";
+      shown.classList.add("ok");
     } catch (e) {
-      out.textContent = e.text || String(e);
-      out.classList.add("err");
+      shown.textContent = e.text || String(e);
+      shown.classList.add("err");
     } finally {
       btn.disabled = readOnly;
     }
