@@ -29,6 +29,8 @@ import asyncio
 import os
 import statistics
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -174,8 +176,28 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] * 1000
 
 
-async def bench_purge(storage: str, rows: int, seconds: float, rate: float, refill: int) -> None:
-    db = Database(storage)
+@dataclass
+class PurgeRun:
+    """What one purge under paced submits measured (latencies in s, sizes in MB)."""
+
+    before: list[float]
+    during: list[float]
+    purged: int
+    purge_s: float
+    fill_s: float
+    filled: float
+    after_purge: float
+    wal_after: float
+    refilled: float
+
+
+def wal_size_mb(db: Database) -> float:
+    wal = Path(f"{db.path}-wal")
+    return wal.stat().st_size / 1e6 if db.storage == "sqlite" and wal.exists() else 0.0
+
+
+async def run_purge(db: Database, rows: int, seconds: float, rate: float, refill: int) -> PurgeRun:
+    """Fill `rows` expired rows, submit at `rate` for `seconds`, then again while they are purged."""
     await db.create()
     store = await db.open()  # migrates
     await store.close()
@@ -196,12 +218,20 @@ async def bench_purge(storage: str, rows: int, seconds: float, rate: float, refi
         purge_s = time.perf_counter() - t
         stop.set()
         during = await during_task
-        after_purge = await db.size_mb()
+        after_purge, wal_after = await db.size_mb(), wal_size_mb(db)  # before close checkpoints it
         if refill:  # new rows after the purge: is the freed space reused?
             await submit_slices(store, refill, refill, 64)
         refilled = await db.size_mb()
     finally:
         await store.close()
+    return PurgeRun(before, during, purged, purge_s, fill_s, filled, after_purge, wal_after, refilled)
+
+
+async def bench_purge(storage: str, rows: int, seconds: float, rate: float, refill: int) -> None:
+    db = Database(storage)
+    run = await run_purge(db, rows, seconds, rate, refill)
+    before, during, purged, purge_s = run.before, run.during, run.purged, run.purge_s
+    fill_s, filled, after_purge, refilled = run.fill_s, run.filled, run.after_purge, run.refilled
     print(f"\n## purge, {storage}: {rows:,} expired rows (filled in {fill_s:.0f} s), submits at {rate:g}/s")
     print("| phase | submits | p50 ms | p99 ms |\n|---|---|---|---|")
     for name, values in (("no purge", before), (f"during the purge ({purge_s:.1f} s)", during)):

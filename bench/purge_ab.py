@@ -16,57 +16,28 @@ import argparse
 import asyncio
 import os
 import statistics
-import time
 from pathlib import Path
 
-from backlog_bench import fill_expired, p99, paced_submits, submit_slices
+from backlog_bench import fill_expired, p99, run_purge, submit_slices, wal_size_mb
 from backlog_fill import DAY, Database, new
 
 __all__ = ["DAY", "Database", "fill_expired", "new", "submit_slices", "wal_size_mb"]
 
 
-def wal_size_mb(db: Database) -> float:
-    wal = Path(f"{db.path}-wal")
-    return wal.stat().st_size / 1e6 if db.storage == "sqlite" and wal.exists() else 0.0
-
-
 async def bench_purge(storage: str, rows: int, seconds: float, rate: float, refill: int) -> None:
-    db = Database(storage)
-    await db.create()
-    store = await db.open()  # migrates
-    await store.close()
-    load1 = os.getloadavg()[0]
-    t = time.perf_counter()
-    await fill_expired(db, rows)
-    filled = await db.size_mb()
-    store = await db.open()
-    try:
-        stop = asyncio.Event()
-        quiet = asyncio.create_task(paced_submits(store, stop, rate, 0))
-        await asyncio.sleep(seconds)
-        stop.set()
-        before = await quiet
-        stop = asyncio.Event()
-        during_task = asyncio.create_task(paced_submits(store, stop, rate, 10**8))
-        t = time.perf_counter()
-        purged = await store.purge_expired(DAY, 0.0)
-        purge_s = time.perf_counter() - t
-        stop.set()
-        during = await during_task
-        after_purge, wal_mb = await db.size_mb(), wal_size_mb(db)  # before close checkpoints it
-        if refill:  # new rows after the purge: is the freed space reused?
-            await submit_slices(store, refill, refill, 64)
-        refilled = await db.size_mb()
-    finally:
-        await store.close()
+    """backlog_bench's purge, printed as one table line with the WAL's size, load1 and the code."""
     import errand
 
-    ratio = p99(during) / p99(before)
+    db = Database(storage)
+    load1 = os.getloadavg()[0]
+    run = await run_purge(db, rows, seconds, rate, refill)
+    before, during = run.before, run.during
     print(
         f"| {Path(errand.__file__).parents[2].name} | {storage} | {rows:,} | {p99(before):.1f} / {p99(during):.1f}"
-        f" | {ratio:.2f}x | {statistics.median(before) * 1000:.1f} / {statistics.median(during) * 1000:.1f}"
-        f" | {purged / purge_s:,.0f} rows/s ({purge_s:.1f} s) | {filled:.0f} -> {after_purge:.0f} MB"
-        f" | {wal_mb:.1f} MB | {refilled:.0f} MB | {load1:.2f} -> {os.getloadavg()[0]:.2f} |",
+        f" | {p99(during) / p99(before):.2f}x"
+        f" | {statistics.median(before) * 1000:.1f} / {statistics.median(during) * 1000:.1f}"
+        f" | {run.purged / run.purge_s:,.0f} rows/s ({run.purge_s:.1f} s) | {run.filled:.0f} -> {run.after_purge:.0f} MB"
+        f" | {run.wal_after:.1f} MB | {run.refilled:.0f} MB | {load1:.2f} -> {os.getloadavg()[0]:.2f} |",
         flush=True,
     )
     await db.drop()
